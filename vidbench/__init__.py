@@ -1,0 +1,6 @@
+"""vidbench: a benchmarking suite for video transformers."""
+__version__ = "0.1.0"
+
+from .models import create_model, list_models, model_entry  # noqa: E402
+
+__all__ = ["__version__", "create_model", "list_models", "model_entry"]

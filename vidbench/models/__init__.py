@@ -1,0 +1,19 @@
+"""The vidbench model zoo: every model registered in one registry, on one attention kernel."""
+from ._registry import (
+    ModelMeta,
+    build_config,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+)
+from .timesformer import TimeSformer, TimeSformerConfig
+from .vit import FrameAverageConfig, VideoFrameAverage, VisionTransformer, ViTConfig
+from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
+from .vtn import VTN, VTNConfig
+
+__all__ = [
+    "ModelMeta", "build_config", "create_model", "list_models", "model_entry", "register_model",
+    "TimeSformer", "TimeSformerConfig", "FrameAverageConfig", "VideoFrameAverage", "VisionTransformer",
+    "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig",
+]

@@ -1,0 +1,92 @@
+"""Pieces every model shares: the classifier interface and image-to-video weight transfer."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Tuple
+
+import torch
+from torch import nn
+
+from ..layers import init_weights
+
+
+class Classifier(nn.Module):
+    """Common interface: forward(x) = forward_head(forward_features(x)); reset_classifier.
+
+    Subclasses set `self.config`, `self.num_features` and `self.head`, and implement
+    forward_features and forward_head.
+    """
+
+    config: Any
+    num_features: int
+    head: nn.Module
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features if isinstance(self.head, nn.Linear) else 0
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        if num_classes <= 0:
+            return nn.Identity()
+        head = nn.Linear(self.num_features, num_classes)
+        init_weights(head)
+        return head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classification head (0 removes it: forward returns pooled features)."""
+        device = next(self.parameters()).device
+        self.head = self._make_head(num_classes).to(device)
+        self.config.num_classes = num_classes
+
+    @property
+    def input_size(self) -> Tuple[int, ...]:
+        """(C, T, H, W) for video models, (C, H, W) for images: one view at batch 1."""
+        cfg = self.config
+        size = cfg.img_size if isinstance(cfg.img_size, (tuple, list)) else (cfg.img_size, cfg.img_size)
+        frames = getattr(cfg, "num_frames", None)
+        return (cfg.in_chans, frames, *size) if frames else (cfg.in_chans, *size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def check_compatible(video_cfg: Any, image_cfg: Any, pairs: Iterable[Tuple[str, str]], what: str) -> None:
+    """Raise a clear error when an image backbone's config cannot initialise a video model."""
+    bad = [
+        f"{vf}={getattr(video_cfg, vf)!r} vs image {imf}={getattr(image_cfg, imf)!r}"
+        for vf, imf in pairs
+        if getattr(video_cfg, vf) != getattr(image_cfg, imf)
+    ]
+    if bad:
+        raise ValueError(f"{what}: image backbone does not match the video model: " + "; ".join(bad))
+
+
+@torch.no_grad()
+def copy_module(dst: nn.Module, src: nn.Module) -> None:
+    """Copy parameters and buffers of `src` into `dst` (same structure, strict)."""
+    dst.load_state_dict(src.state_dict(), strict=True)
+
+
+def heads_match(dst: Classifier, src: Classifier) -> bool:
+    return (isinstance(dst.head, nn.Linear) and isinstance(src.head, nn.Linear)
+            and dst.head.weight.shape == src.head.weight.shape)
+
+
+@torch.no_grad()
+def copy_head(dst: Classifier, src: Classifier) -> bool:
+    """Copy the classification head where shapes agree (a 1000-class ImageNet head does not go
+    into a 400-class Kinetics model); returns whether it did."""
+    if heads_match(dst, src):
+        copy_module(dst.head, src.head)
+        return True
+    return False
+
+
+@torch.no_grad()
+def load_backbone(dst: Classifier, src: Classifier) -> None:
+    """Copy every weight of `src` into `dst` of the same architecture, the head only where the
+    class counts agree."""
+    state = {k: v for k, v in src.state_dict().items() if heads_match(dst, src) or not k.startswith("head.")}
+    missing, unexpected = dst.load_state_dict(state, strict=False)
+    leftover = [k for k in missing if not k.startswith("head.")] + list(unexpected)
+    if leftover:
+        raise ValueError(f"backbone weights do not fit: {leftover[:8]}")

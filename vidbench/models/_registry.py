@@ -1,0 +1,109 @@
+"""One registry for every model: `register_model`, `create_model`, `list_models`.
+
+A model is registered by a factory function taking config overrides as keyword arguments.
+Published figures (params, GMACs per view, input size, source) travel with each entry as a
+`ModelMeta` contract that tests and the harness recompute.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
+
+from torch import nn
+
+__all__ = [
+    "ModelMeta",
+    "register_model",
+    "create_model",
+    "list_models",
+    "model_entry",
+    "build_config",
+]
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Published numbers for a registry entry (None where no paper gives one).
+
+    params: parameter count (an exact integer where the reference code gives one).
+    gmacs: multiply-adds per view at batch 1, in billions (the papers' "FLOPs").
+    gmacs_tol: relative tolerance the reproduction is held to.
+    input_size: (C, T, H, W) for video, (C, H, W) for images.
+    source: where the numbers come from.
+    """
+
+    params: Optional[float] = None
+    gmacs: Optional[float] = None
+    gmacs_tol: float = 0.01
+    params_tol: float = 0.01
+    input_size: Optional[Tuple[int, ...]] = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    fn: Callable[..., nn.Module]
+    meta: ModelMeta
+
+
+_REGISTRY: Dict[str, ModelEntry] = {}
+
+
+def register_model(family: str, meta: Optional[ModelMeta] = None) -> Callable:
+    """Decorator: register `fn(**overrides) -> nn.Module` under its function name."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelEntry(name, family, fn, meta or ModelMeta())
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: Optional[str] = None, family: Optional[str] = None) -> List[str]:
+    """Sorted registry names, optionally filtered by a shell-style pattern and family."""
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    if family:
+        names = [n for n in names if _REGISTRY[n].family == family]
+    return names
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; unknown names raise a KeyError listing close matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown model {name!r}{hint} (vidbench list shows all {len(_REGISTRY)})") from None
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model. Overrides set config fields (num_classes, num_frames, img_size,
+    patch_size / tubelet_size, depth, embed_dim, num_heads, drop rates, ...); None values are
+    dropped so command-line defaults never clobber a model's own."""
+    entry = model_entry(name)
+    model = entry.fn(**{k: v for k, v in overrides.items() if v is not None})
+    model.model_name = name
+    return model
+
+
+C = TypeVar("C")
+
+
+def build_config(cls: Type[C], name: str, defaults: Dict[str, Any], overrides: Dict[str, Any]) -> C:
+    """`cls(**defaults, **overrides)` with a clear error for options the config does not have."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
+    return cls(**{**defaults, **overrides})

@@ -1,0 +1,192 @@
+"""TimeSformer (Bertasius et al., ICML 2021): "Is Space-Time Attention All You Need?".
+
+Per-frame patch embedding (a tubelet of 1x16x16), spatial position embedding shared over frames,
+a time embedding added to patch tokens, and one of three attention schemes:
+
+- ``divided``: each block runs temporal attention over patches at the same position (cls token
+  excluded) through a zero-initialised temporal fc, then spatial attention within each frame
+  with the cls token copied into every frame and its outputs averaged, then the MLP;
+- ``space_only``: per-frame ViT blocks; tokens are averaged over frames before the final norm;
+- ``joint``: every token attends to every token (one cls token).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Tuple, Union
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from ..layers import (
+    Attention,
+    Block,
+    LayerNorm,
+    TubeletEmbed,
+    init_weights,
+    make_blocks,
+)
+from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._registry import ModelMeta, build_config, register_model
+from .vit import VisionTransformer
+
+ATTENTION_TYPES = ("divided", "space_only", "joint")
+
+
+@dataclass
+class TimeSformerConfig:
+    img_size: Union[int, tuple] = 224
+    num_frames: int = 8
+    patch_size: int = 16
+    tubelet_size: Any = None  # accepted for a uniform interface: must be (1, p, p)
+    in_chans: int = 3
+    num_classes: int = 400
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    attention_type: str = "divided"
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.1  # the reference configs' default
+
+    def __post_init__(self) -> None:
+        if self.attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
+        if self.tubelet_size is not None:
+            t = tuple(self.tubelet_size) if not isinstance(self.tubelet_size, int) else (1, self.tubelet_size, self.tubelet_size)
+            if t[0] != 1 or t[1] != t[2]:
+                raise ValueError(f"TimeSformer embeds single frames: tubelet_size must be (1, p, p), got {t}")
+            self.patch_size, self.tubelet_size = t[1], None
+
+
+class DividedBlock(nn.Module):
+    """Divided space-time attention block (temporal, then spatial, then MLP)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
+        super().__init__()
+        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias, drop, attn_drop, drop_path)  # spatial + MLP
+        self.temporal_norm1 = LayerNorm(dim)
+        self.temporal_attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.temporal_fc = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        t, s = grid
+        cls_tok, xt = x[:, :1], x[:, 1:]  # (B, 1, C), (B, T*S, C)
+        b = self.block
+        res_t = self.temporal_attn(self.temporal_norm1(xt), axis="time", grid=grid)
+        xt = xt + self.temporal_fc(b.drop_path1(res_t))
+        xs = rearrange(xt, "b (t s) c -> (b t) s c", t=t, s=s)
+        xs = torch.cat([repeat(cls_tok, "b 1 c -> (b t) 1 c", t=t), xs], dim=1)  # cls in every frame
+        res_s = b.drop_path1(b.attn(b.norm1(xs)))  # (B*T, 1 + S, C)
+        res_cls = rearrange(res_s[:, :1], "(b t) 1 c -> b t c", t=t).mean(dim=1, keepdim=True)
+        res_s = rearrange(res_s[:, 1:], "(b t) s c -> b (t s) c", t=t, s=s)
+        x = torch.cat([cls_tok, xt], dim=1) + torch.cat([res_cls, res_s], dim=1)
+        return x + b.drop_path2(b.mlp(b.norm2(x)))
+
+
+class TimeSformer(Classifier):
+    def __init__(self, config: TimeSformerConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.num_features = cfg.embed_dim
+        self.patch_embed = TubeletEmbed(cfg.img_size, cfg.num_frames, (1, cfg.patch_size, cfg.patch_size),
+                                        cfg.in_chans, cfg.embed_dim)
+        s = self.patch_embed.tokens_per_frame
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + s, cfg.embed_dim))  # spatial, shared over frames
+        self.time_embed = nn.Parameter(torch.zeros(1, cfg.num_frames, cfg.embed_dim)) if cfg.attention_type != "space_only" else None
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        args = (cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
+                cfg.attn_drop_rate, cfg.drop_path_rate)
+        self.blocks = make_blocks(*args, block=DividedBlock) if cfg.attention_type == "divided" else make_blocks(*args)
+        self.norm = LayerNorm(cfg.embed_dim)
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = self._make_head(cfg.num_classes)
+        self.apply(init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for blk in self.blocks:  # the reference zero-initialises every temporal fc but the first
+            if isinstance(blk, DividedBlock) and blk is not self.blocks[0]:
+                nn.init.zeros_(blk.temporal_fc.weight)
+                nn.init.zeros_(blk.temporal_fc.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        t, s = self.patch_embed.grid
+        x = rearrange(self.patch_embed(x), "b (t s) c -> (b t) s c", t=t, s=s)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (B*T, 1 + S, C)
+        x = self.pos_drop(x)
+        if cfg.attention_type == "space_only":
+            for blk in self.blocks:
+                x = blk(x)
+            return self.norm(rearrange(x, "(b t) n c -> b t n c", t=t).mean(dim=1))  # (B, 1 + S, C)
+        cls_tok = x[::t, :1]  # (B, 1, C): identical in every frame
+        x = rearrange(x[:, 1:], "(b t) s c -> b t s c", t=t) + self.time_embed[:, :, None]
+        x = torch.cat([cls_tok, self.pos_drop(rearrange(x, "b t s c -> b (t s) c"))], dim=1)  # (B, 1 + T*S, C)
+        for blk in self.blocks:
+            x = blk(x, grid=(t, s)) if cfg.attention_type == "divided" else blk(x)
+        return self.norm(x)  # (B, 1 + T*S, C)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(x[:, 0])
+        return x if pre_logits else self.head(x)
+
+    @torch.no_grad()
+    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> TimeSformer:
+        """The reference's ViT initialisation: patch embedding, cls token, position embedding,
+        blocks copied; temporal attention and its norm copied from the spatial ones, temporal fc
+        zero, time embedding zero. `init` is accepted for a uniform interface (1-frame tubelets
+        need no rule). On a clip of identical frames the result equals the image ViT."""
+        cfg, vc = self.config, vit.config
+        pairs = [(f, f) for f in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")]
+        check_compatible(cfg, vc, pairs, "TimeSformer")
+        if vit.cls_token is None:
+            raise ValueError("TimeSformer needs an image ViT with a cls token")
+        self.patch_embed.init_from_2d(vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, "central_frame")
+        self.cls_token.copy_(vit.cls_token)
+        self.pos_embed.copy_(vit.pos_embed)
+        if self.time_embed is not None:
+            self.time_embed.zero_()
+        for dst, src in zip(self.blocks, vit.blocks):
+            if isinstance(dst, DividedBlock):
+                copy_module(dst.block, src)
+                copy_module(dst.temporal_attn, src.attn)
+                copy_module(dst.temporal_norm1, src.norm1)
+                nn.init.zeros_(dst.temporal_fc.weight)
+                nn.init.zeros_(dst.temporal_fc.bias)
+            else:
+                copy_module(dst, src)
+        copy_module(self.norm, vit.norm)
+        copy_head(self, vit)
+        return self
+
+
+def _timesformer(name: str, defaults: dict, overrides: dict) -> TimeSformer:
+    return TimeSformer(build_config(TimeSformerConfig, name, defaults, overrides))
+
+
+_SRC = "TimeSformer (ICML 2021) Tables 1, 5; mmaction2 196G"
+
+
+@register_model("timesformer", ModelMeta(params=121.4e6, gmacs=196.0, input_size=(3, 8, 224, 224), source=_SRC))
+def timesformer_base(**kw: Any) -> TimeSformer:
+    return _timesformer("timesformer_base", dict(), kw)
+
+
+@register_model("timesformer", ModelMeta(input_size=(3, 16, 448, 448), source="TimeSformer-HR, 16x448"))
+def timesformer_hr(**kw: Any) -> TimeSformer:
+    return _timesformer("timesformer_hr", dict(num_frames=16, img_size=448), kw)
+
+
+@register_model("timesformer", ModelMeta(input_size=(3, 96, 224, 224), source="TimeSformer-L, 96x224"))
+def timesformer_large(**kw: Any) -> TimeSformer:
+    return _timesformer("timesformer_large", dict(num_frames=96), kw)
+
+
+@register_model("timesformer", ModelMeta(input_size=(3, 8, 32, 32), source="vidbench CPU config"))
+def timesformer_tiny(**kw: Any) -> TimeSformer:
+    tiny = dict(img_size=32, num_frames=8, patch_size=8, embed_dim=192, depth=4, num_heads=3, num_classes=10, drop_path_rate=0.0)
+    return _timesformer("timesformer_tiny", tiny, kw)

@@ -1,0 +1,152 @@
+"""Vision Transformer (Dosovitskiy et al. 2021) and the frame-average video baseline.
+
+Parameter names follow timm so `convert.timm_vit_to_vidbench` is a near-identity mapping.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..layers import LayerNorm, PatchEmbed, check_video, init_weights, make_blocks, to_2tuple
+from ._base import Classifier, check_compatible, copy_head, load_backbone
+from ._registry import ModelMeta, build_config, register_model
+
+
+@dataclass
+class ViTConfig:
+    img_size: Union[int, tuple] = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    class_token: bool = True
+    global_pool: str = "token"  # "token" (cls) or "avg" (mean of patch tokens after the final norm)
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {self.global_pool!r}")
+        if self.global_pool == "token" and not self.class_token:
+            raise ValueError("global_pool='token' needs class_token=True")
+
+
+class VisionTransformer(Classifier):
+    """ViT on images (B, C, H, W)."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.num_features = self.embed_dim = cfg.embed_dim
+        self.patch_embed = PatchEmbed(cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        self.num_prefix_tokens = 1 if cfg.class_token else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
+        num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, cfg.embed_dim))
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
+                                  cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
+        self.norm = LayerNorm(cfg.embed_dim)
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = self._make_head(cfg.num_classes)
+        self.apply(init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)  # (B, N, C)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N, C)
+        x = self.pos_drop(x + self.pos_embed)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)  # (B, prefix + N, C)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (..., prefix + N, C) -> pooled (..., C)."""
+        if self.config.global_pool == "token":
+            return x[..., 0, :]
+        return x[..., self.num_prefix_tokens:, :].mean(dim=-2)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.pool(x))
+        return x if pre_logits else self.head(x)
+
+
+@dataclass
+class FrameAverageConfig(ViTConfig):
+    num_frames: int = 8
+
+
+class VideoFrameAverage(Classifier):
+    """The image ViT run on every frame of (B, C, T, H, W), logits averaged over frames: the
+    image-backbone baseline video models are compared with. The head is linear, so averaging
+    pooled features before it is the same as averaging logits."""
+
+    def __init__(self, config: FrameAverageConfig):
+        super().__init__()
+        self.config = config
+        self.vit = VisionTransformer(dataclasses.replace(config, num_classes=0))  # shared over frames
+        self.num_features = self.vit.num_features
+        self.head = self._make_head(config.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        check_video(x, cfg.in_chans, cfg.num_frames, to_2tuple(cfg.img_size))
+        tokens = self.vit.forward_features(rearrange(x, "b c t h w -> (b t) c h w"))
+        return rearrange(tokens, "(b t) n d -> b t n d", t=cfg.num_frames)  # (B, T, N, C)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.vit.head_drop(self.vit.pool(x).mean(dim=1))  # (B, C)
+        return x if pre_logits else self.head(x)
+
+    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> VideoFrameAverage:
+        """Take the image ViT's weights as they are (the init rule does not apply: no tubelets)."""
+        fields = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "class_token", "global_pool", "mlp_ratio")
+        check_compatible(self.config, vit.config, [(f, f) for f in fields], "vit_frameavg")
+        load_backbone(self.vit, vit)
+        copy_head(self, vit)
+        return self
+
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=192, depth=4, num_heads=3, num_classes=10)
+
+
+def _vit(name: str, defaults: dict, overrides: dict) -> VisionTransformer:
+    return VisionTransformer(build_config(ViTConfig, name, defaults, overrides))
+
+
+@register_model("vit", ModelMeta(params=5_717_416, input_size=(3, 224, 224), source="DeiT-Ti (timm vit_tiny_patch16_224)"))
+def vit_tiny(**kw: Any) -> VisionTransformer:
+    return _vit("vit_tiny", dict(embed_dim=192, depth=12, num_heads=3), kw)
+
+
+@register_model("vit", ModelMeta(params=22_050_664, gmacs=4.6, input_size=(3, 224, 224), source="DeiT-S (timm vit_small_patch16_224)"))
+def vit_small(**kw: Any) -> VisionTransformer:
+    return _vit("vit_small", dict(embed_dim=384, depth=12, num_heads=6), kw)
+
+
+@register_model("vit", ModelMeta(params=86_567_656, gmacs=17.6, input_size=(3, 224, 224), source="torchvision vit_b_16 meta; timm 17.58"))
+def vit_base(**kw: Any) -> VisionTransformer:
+    return _vit("vit_base", dict(), kw)
+
+
+@register_model("vit", ModelMeta(input_size=(3, 8, 32, 32), source="vidbench CPU config"))
+def vit_frameavg_tiny(**kw: Any) -> VideoFrameAverage:
+    return VideoFrameAverage(build_config(FrameAverageConfig, "vit_frameavg_tiny", dict(TINY, num_frames=8), kw))
+
+
+@register_model("vit", ModelMeta(input_size=(3, 8, 224, 224), source="ViT-B/16 per frame, logits averaged"))
+def vit_frameavg_base(**kw: Any) -> VideoFrameAverage:
+    return VideoFrameAverage(build_config(FrameAverageConfig, "vit_frameavg_base", dict(num_frames=8, num_classes=400), kw))

@@ -1,0 +1,319 @@
+"""ViViT: A Video Vision Transformer (Arnab et al., ICCV 2021), Models 1-4.
+
+Follows the reference code (scenic/projects/vivit): tubelet embedding, learned 1-D position
+embeddings added to all tokens, pre-norm blocks, final LayerNorm, then cls token or global
+average pooling.
+
+- Model 1 (``joint``): every token attends to every token; cls token.
+- Model 2 (``factorised_encoder``): a spatial encoder shared over time with a cls token per
+  temporal index, then a temporal encoder over those cls outputs with its own cls token.
+- Model 3 (``factorised_self_attention``): each block runs spatial then temporal self-attention
+  (separate LayerNorms), then the MLP; no cls token, global average pooling.
+- Model 4 (``factorised_dot_product``): Model 1's parameters; half of the heads attend over
+  time and half over space, concatenated and projected once; global average pooling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..layers import (
+    Attention,
+    DropPath,
+    LayerNorm,
+    Mlp,
+    TubeletEmbed,
+    drop_path_rates,
+    init_weights,
+    make_blocks,
+    to_3tuple,
+)
+from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._registry import ModelMeta, build_config, register_model
+from .vit import VisionTransformer
+
+ATTENTION_TYPES = ("joint", "factorised_encoder", "factorised_self_attention", "factorised_dot_product")
+
+
+@dataclass
+class ViViTConfig:
+    img_size: Union[int, tuple] = 224
+    num_frames: int = 32
+    tubelet_size: Tuple[int, int, int] = (2, 16, 16)
+    patch_size: Optional[int] = None  # shorthand: sets the tubelet's spatial size, keeps its time
+    in_chans: int = 3
+    num_classes: int = 400
+    embed_dim: int = 768
+    depth: int = 12  # spatial depth for the factorised encoder
+    temporal_depth: int = 4  # factorised encoder only
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    attention_type: str = "joint"
+    attention_order: str = "space_time"  # Model 3: paper order (scenic also offers time_space)
+    classifier: Optional[str] = None  # "token" or "gap"; default per attention type as in scenic
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
+        self.tubelet_size = to_3tuple(self.tubelet_size)
+        if self.patch_size is not None:
+            self.tubelet_size = (self.tubelet_size[0], self.patch_size, self.patch_size)
+            self.patch_size = None
+        factorised = self.attention_type in ("factorised_self_attention", "factorised_dot_product")
+        if self.classifier is None:
+            self.classifier = "gap" if factorised else "token"
+        if self.classifier not in ("token", "gap"):
+            raise ValueError(f"classifier must be 'token' or 'gap', got {self.classifier!r}")
+        if factorised and self.classifier == "token":
+            raise ValueError(f"{self.attention_type} has no cls token (scenic): use classifier='gap'")
+        if self.attention_order not in ("space_time", "time_space"):
+            raise ValueError(f"attention_order must be 'space_time' or 'time_space', got {self.attention_order!r}")
+
+
+class FactorisedSelfAttentionBlock(nn.Module):
+    """Model 3 block: x + attn_space(LN(x)), x + attn_time(LN(x)) (order configurable), x + mlp(LN(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, order: str = "space_time"):
+        super().__init__()
+        self.order = ("space", "time") if order == "space_time" else ("time", "space")
+        self.norm_space, self.norm_time, self.norm_mlp = LayerNorm(dim), LayerNorm(dim), LayerNorm(dim)
+        self.attn_space = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.attn_time = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        for axis in self.order:
+            norm, attn = (self.norm_space, self.attn_space) if axis == "space" else (self.norm_time, self.attn_time)
+            x = x + self.drop_path(attn(norm(x), axis=axis, grid=grid))
+        return x + self.drop_path(self.mlp(self.norm_mlp(x)))
+
+
+class ViViT(Classifier):
+    """ViViT Models 1, 3 and 4 on a shared tubelet embedding and a single token sequence."""
+
+    def __init__(self, config: ViViTConfig):
+        super().__init__()
+        self.config = cfg = config
+        if cfg.attention_type == "factorised_encoder":
+            raise ValueError("use ViViTFactorisedEncoder for attention_type='factorised_encoder'")
+        self.num_features = cfg.embed_dim
+        self.patch_embed = TubeletEmbed(cfg.img_size, cfg.num_frames, cfg.tubelet_size, cfg.in_chans, cfg.embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.classifier == "token" else None
+        num_prefix = 1 if self.cls_token is not None else 0
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_prefix + self.patch_embed.num_patches, cfg.embed_dim))
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        if cfg.attention_type == "factorised_self_attention":
+            self.blocks = nn.ModuleList(
+                FactorisedSelfAttentionBlock(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
+                                             cfg.attn_drop_rate, rate, cfg.attention_order)
+                for rate in drop_path_rates(cfg.drop_path_rate, cfg.depth)
+            )
+        else:
+            self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
+                                      cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
+        self.norm = LayerNorm(cfg.embed_dim)
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = self._make_head(cfg.num_classes)
+        self.apply(init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        cfg, grid = self.config, self.patch_embed.grid
+        x = self.patch_embed(x)  # (B, T'*S, C)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T'*S, C)
+        x = self.pos_drop(x + self.pos_embed)
+        for blk in self.blocks:
+            if cfg.attention_type == "joint":
+                x = blk(x)
+            elif cfg.attention_type == "factorised_dot_product":
+                x = blk(x, axis="split", grid=grid)
+            else:
+                x = blk(x, grid=grid)
+        return self.norm(x)  # (B, [1 +] T'*S, C)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x[:, 0] if self.cls_token is not None else x.mean(dim=1)
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    @torch.no_grad()
+    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> ViViT:
+        """Initialise from an image ViT by the paper's rules: tubelet by `init` (central_frame,
+        inflation or random), position embeddings tiled over time, blocks copied; Model 3's
+        spatial attention from the image attention and its temporal attention zero, so each
+        block starts as the image block."""
+        _check_image_backbone(self.config, vit, "depth")
+        self.patch_embed.init_from_2d(vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, init)
+        _init_pos_embed(self.pos_embed, vit, self.patch_embed.grid_size[0], has_cls=self.cls_token is not None)
+        if self.cls_token is not None and vit.cls_token is not None:
+            self.cls_token.copy_(vit.cls_token)
+        for dst, src in zip(self.blocks, vit.blocks):
+            if isinstance(dst, FactorisedSelfAttentionBlock):
+                copy_module(dst.norm_space, src.norm1)
+                copy_module(dst.attn_space, src.attn)
+                copy_module(dst.norm_mlp, src.norm2)
+                copy_module(dst.mlp, src.mlp)
+                for p in dst.attn_time.parameters():
+                    p.zero_()
+            else:
+                copy_module(dst, src)
+        copy_module(self.norm, vit.norm)
+        copy_head(self, vit)
+        return self
+
+
+class ViViTFactorisedEncoder(Classifier):
+    """ViViT Model 2: spatial encoder per temporal index, then a temporal encoder."""
+
+    def __init__(self, config: ViViTConfig):
+        super().__init__()
+        self.config = cfg = config
+        if cfg.classifier != "token":
+            raise ValueError("the factorised encoder here uses cls tokens (classifier='token')")
+        self.num_features = cfg.embed_dim
+        self.patch_embed = TubeletEmbed(cfg.img_size, cfg.num_frames, cfg.tubelet_size, cfg.in_chans, cfg.embed_dim)
+        t, s = self.patch_embed.grid
+        dim = cfg.embed_dim
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))  # spatial, one per temporal index
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + s, dim))  # shared over time
+        self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.temporal_pos_embed = nn.Parameter(torch.zeros(1, 1 + t, dim))
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        args = (dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
+        self.blocks = make_blocks(cfg.depth, *args)
+        self.norm = LayerNorm(dim)
+        self.temporal_blocks = make_blocks(cfg.temporal_depth, *args)
+        self.temporal_norm = LayerNorm(dim)
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = self._make_head(cfg.num_classes)
+        self.apply(init_weights)
+        for p in (self.pos_embed, self.temporal_pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        t, s = self.patch_embed.grid
+        x = rearrange(self.patch_embed(x), "b (t s) c -> (b t) s c", t=t, s=s)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B*T', 1 + S, C)
+        x = self.pos_drop(x + self.pos_embed)
+        for blk in self.blocks:
+            x = blk(x)
+        x = rearrange(self.norm(x)[:, 0], "(b t) c -> b t c", t=t)  # per-frame cls outputs (B, T', C)
+        x = torch.cat([self.temporal_cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T', C)
+        x = self.pos_drop(x + self.temporal_pos_embed)
+        for blk in self.temporal_blocks:
+            x = blk(x)
+        return self.temporal_norm(x)  # (B, 1 + T', C)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(x[:, 0])
+        return x if pre_logits else self.head(x)
+
+    @torch.no_grad()
+    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> ViViTFactorisedEncoder:
+        """The spatial encoder takes the image ViT's weights (scenic loads 'SpatialTransformer');
+        the tubelet follows `init`; the temporal encoder stays randomly initialised."""
+        _check_image_backbone(self.config, vit, "depth")
+        if vit.cls_token is None:
+            raise ValueError("the factorised encoder's spatial cls token needs an image ViT with a cls token")
+        self.patch_embed.init_from_2d(vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, init)
+        self.cls_token.copy_(vit.cls_token)
+        self.pos_embed.copy_(vit.pos_embed)
+        for dst, src in zip(self.blocks, vit.blocks):
+            copy_module(dst, src)
+        copy_module(self.norm, vit.norm)
+        copy_head(self, vit)
+        return self
+
+
+def _check_image_backbone(cfg: ViViTConfig, vit: VisionTransformer, depth_field: str) -> None:
+    vc = vit.config
+    img = vc.img_size if isinstance(vc.img_size, tuple) else (vc.img_size, vc.img_size)
+    mine = cfg.img_size if isinstance(cfg.img_size, tuple) else (cfg.img_size, cfg.img_size)
+    pairs = [("embed_dim", "embed_dim"), ("num_heads", "num_heads"), (depth_field, "depth"),
+             ("mlp_ratio", "mlp_ratio"), ("qkv_bias", "qkv_bias")]
+    check_compatible(cfg, vc, pairs, "ViViT")
+    if cfg.tubelet_size[1:] != (vc.patch_size, vc.patch_size) or mine != img:
+        raise ValueError(
+            f"ViViT: image backbone patch {vc.patch_size} at {img} does not match tubelet {cfg.tubelet_size} at {mine}"
+        )
+
+
+def _init_pos_embed(pos: torch.Tensor, vit: VisionTransformer, frames: int, has_cls: bool) -> None:
+    """Tile the image grid's position embeddings over time; the cls position where both have one."""
+    src_grid = vit.pos_embed[:, vit.num_prefix_tokens:]
+    tiled = src_grid.repeat(1, frames, 1)  # (1, T'*S, C), time-major
+    if has_cls:
+        pos[:, 1:].copy_(tiled)
+        if vit.num_prefix_tokens:
+            pos[:, :1].copy_(vit.pos_embed[:, :1])
+    else:
+        pos.copy_(tiled)
+
+
+def _vivit(name: str, cls: type, defaults: dict, overrides: dict) -> Classifier:
+    return cls(build_config(ViViTConfig, name, defaults, overrides))
+
+
+TINY = dict(img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=192, depth=4, num_heads=3, num_classes=10)
+_SRC = "ViViT (ICCV 2021) Table 2, K400, 32x224, tubelet 2x16x16"
+_IN = (3, 32, 224, 224)
+
+
+@register_model("vivit", ModelMeta(params=88.9e6, gmacs=455.2, gmacs_tol=0.02, input_size=_IN, source=_SRC))
+def vivit_m1_base(**kw: Any) -> ViViT:
+    return _vivit("vivit_m1_base", ViViT, dict(attention_type="joint"), kw)
+
+
+@register_model("vivit", ModelMeta(params=115.1e6, gmacs=284.4, gmacs_tol=0.02, input_size=_IN, source=_SRC))
+def vivit_m2_base(**kw: Any) -> ViViTFactorisedEncoder:
+    return _vivit("vivit_m2_base", ViViTFactorisedEncoder, dict(attention_type="factorised_encoder"), kw)
+
+
+@register_model("vivit", ModelMeta(params=117.3e6, gmacs=372.3, gmacs_tol=0.02, input_size=_IN, source=_SRC))
+def vivit_m3_base(**kw: Any) -> ViViT:
+    return _vivit("vivit_m3_base", ViViT, dict(attention_type="factorised_self_attention"), kw)
+
+
+@register_model("vivit", ModelMeta(params=88.9e6, gmacs=277.1, gmacs_tol=0.02, input_size=_IN, source=_SRC))
+def vivit_m4_base(**kw: Any) -> ViViT:
+    return _vivit("vivit_m4_base", ViViT, dict(attention_type="factorised_dot_product"), kw)
+
+
+@register_model("vivit", ModelMeta(input_size=_IN, source="ViViT-L/16x2 factorised encoder (scenic config)"))
+def vivit_m2_large(**kw: Any) -> ViViTFactorisedEncoder:
+    large = dict(attention_type="factorised_encoder", embed_dim=1024, depth=24, num_heads=16)
+    return _vivit("vivit_m2_large", ViViTFactorisedEncoder, large, kw)
+
+
+_TINY_META = ModelMeta(input_size=(3, 8, 32, 32), source="vidbench CPU config")
+
+
+@register_model("vivit", _TINY_META)
+def vivit_m1_tiny(**kw: Any) -> ViViT:
+    return _vivit("vivit_m1_tiny", ViViT, dict(TINY, attention_type="joint"), kw)
+
+
+@register_model("vivit", _TINY_META)
+def vivit_m2_tiny(**kw: Any) -> ViViTFactorisedEncoder:
+    return _vivit("vivit_m2_tiny", ViViTFactorisedEncoder, dict(TINY, attention_type="factorised_encoder", temporal_depth=2), kw)
+
+
+@register_model("vivit", _TINY_META)
+def vivit_m3_tiny(**kw: Any) -> ViViT:
+    return _vivit("vivit_m3_tiny", ViViT, dict(TINY, attention_type="factorised_self_attention"), kw)
+
+
+@register_model("vivit", _TINY_META)
+def vivit_m4_tiny(**kw: Any) -> ViViT:
+    return _vivit("vivit_m4_tiny", ViViT, dict(TINY, attention_type="factorised_dot_product", num_heads=4, embed_dim=192), kw)
