@@ -1,0 +1,120 @@
+"""The results store: one directory per run, one CSV per table (bench, accuracy, ssl, ...),
+written row by row with pandas as each measurement finishes, plus environment.json.
+
+A killed run loses at most the row in flight; `done(table, keys)` lets a resumed run skip rows
+already written.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+
+import pandas as pd
+
+from . import __version__
+
+PathLike = Union[str, os.PathLike]
+
+
+class ResultsStore:
+    """Append-only CSV tables under one results directory."""
+
+    def __init__(self, root: PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, table: str) -> Path:
+        return self.root / f"{table}.csv"
+
+    def read(self, table: str) -> pd.DataFrame:
+        path = self.path(table)
+        if not path.exists() or path.stat().st_size == 0:
+            return pd.DataFrame()
+        return pd.read_csv(path)
+
+    def append(self, table: str, row: Mapping[str, Any]) -> None:
+        """Write one row now. New columns widen the table (earlier rows get blanks)."""
+        path = self.path(table)
+        new = pd.DataFrame([dict(row)])
+        if path.exists() and path.stat().st_size > 0:
+            header = pd.read_csv(path, nrows=0).columns.tolist()
+            extra = [c for c in new.columns if c not in header]
+            if extra:  # rewrite once with the wider header
+                old = pd.read_csv(path)
+                pd.concat([old, new], ignore_index=True)[header + extra].to_csv(path, index=False)
+                return
+            new = new.reindex(columns=header)
+            with open(path, "a", newline="") as f:
+                new.to_csv(f, header=False, index=False)
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            with open(path, "w", newline="") as f:
+                new.to_csv(f, index=False)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def done(self, table: str, keys: Iterable[str]) -> Set[Tuple[str, ...]]:
+        """The key tuples (as strings) of rows already written, for --resume."""
+        df = self.read(table)
+        keys = list(keys)
+        if df.empty or not set(keys) <= set(df.columns):
+            return set()
+        return {tuple(str(v) for v in rec) for rec in df[keys].itertuples(index=False, name=None)}
+
+    def write_environment(self, device: str = "cpu", extra: Optional[Dict[str, Any]] = None) -> Path:
+        path = self.root / "environment.json"
+        info = environment(device)
+        info.update(extra or {})
+        path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        return path
+
+
+def _git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str = "cpu") -> Dict[str, Any]:
+    """What a reader needs to interpret a run: versions, commit, device, CPU, threads, date."""
+    import torch
+
+    info: Dict[str, Any] = {
+        "vidbench_version": __version__,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda or "none",
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    else:
+        info["device_name"] = info["cpu"]
+    return info
