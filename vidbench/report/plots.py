@@ -1,0 +1,122 @@
+"""Matplotlib figures for the report. Each function takes runs and returns a Figure or None
+when the runs hold nothing to plot."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from . import tables  # noqa: E402
+from .load import Run  # noqa: E402
+
+_MARKERS = "osD^v<>pPX*"
+
+
+def accuracy_vs_gmacs(runs: List[Run]) -> Optional[Figure]:
+    """Top-1 against GMACs per view, one marker per run, Pareto front per run."""
+    data = [(run, tables.model_table(run)) for run in runs]
+    data = [(r, t.dropna(subset=["gmacs", "top1"])) for r, t in data if {"gmacs", "top1"} <= set(t.columns)]
+    data = [(r, t.drop_duplicates("model")) for r, t in data if not t.empty]
+    if not data:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (run, t) in enumerate(data):
+        label = f"{run.name} ({run.device})" if len(data) > 1 else None
+        ax.scatter(t["gmacs"], 100 * t["top1"], marker=_MARKERS[i % len(_MARKERS)], label=label, zorder=3)
+        for _, row in t.iterrows():
+            ax.annotate(row["model"], (row["gmacs"], 100 * row["top1"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        front = tables.pareto_front(t, "gmacs", "top1")
+        ax.step(front["gmacs"], 100 * front["top1"], where="post", linestyle="--", alpha=0.6)
+        ax.scatter(front["gmacs"], 100 * front["top1"], s=160, facecolors="none", edgecolors="C3", zorder=2,
+                   label="Pareto front" + (f" ({run.name})" if len(data) > 1 else ""))
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per view (1 multiply-add = 1 FLOP)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("Accuracy vs compute")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def scaling(runs: List[Run], metric: str, mode: str) -> Optional[Figure]:
+    """Cost per clip (metric='clips_per_s') or peak memory against frames, log-log, with each
+    model's fitted slope in the legend. All runs passed must share one device."""
+    curves = [(run, tables.scaling(run, metric, mode)) for run in runs]
+    curves = [(r, c) for r, c in curves if not c.empty]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (run, c) in enumerate(curves):
+        for (model, precision), pts in c.groupby(["model", "precision"], sort=False):
+            label = f"{model} {precision} b{pts['batch_size'].iloc[0]}: slope {pts['slope'].iloc[0]:.2f}"
+            if len(curves) > 1:
+                label = f"{run.name} {label}"
+            ax.plot(pts["frames"], pts["value"], marker=_MARKERS[i % len(_MARKERS)], label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("frames")
+    what = "ms per clip (1 / throughput)" if metric == "clips_per_s" else "peak memory (MB)"
+    ax.set_ylabel(what)
+    ax.set_title(f"{mode}: {what} vs frames on {curves[0][0].device}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def ssl_accuracy(runs: List[Run]) -> Optional[Figure]:
+    """kNN and linear-probe top-1 of each pretraining method (random init included where run)."""
+    parts = [(run, tables.ssl_table(run)) for run in runs]
+    parts = [(r, t) for r, t in parts if not t.empty]
+    if not parts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels, knn, lin = [], [], []
+    for run, t in parts:
+        for _, row in t.iterrows():
+            labels.append(row["method"] if len(parts) == 1 else f"{run.name}:{row['method']}")
+            knn.append(100 * row.get("knn_top1", np.nan))
+            lin.append(100 * row.get("linear_top1", np.nan))
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, knn, 0.4, label="weighted kNN")
+    ax.bar(x + 0.2, lin, 0.4, label="linear probe")
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("top-1 on frames (%)")
+    ax.set_title("Self-supervised image backbones")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def init_accuracy(runs: List[Run]) -> Optional[Figure]:
+    """Video top-1 (overall, static, temporal) of each (model, init) pair."""
+    parts = [(run, tables.init_table(run)) for run in runs]
+    parts = [(r, t) for r, t in parts if not t.empty and t["init"].nunique() > 1]
+    if not parts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels, cols = [], {"top1": [], "acc_static": [], "acc_temporal": []}
+    for run, t in parts:
+        for _, row in t.iterrows():
+            prefix = "" if len(parts) == 1 else f"{run.name}:"
+            labels.append(f"{prefix}{row['model']}\n{row['init']}")
+            for c in cols:
+                cols[c].append(100 * row.get(c, np.nan))
+    x = np.arange(len(labels))
+    for i, (c, vals) in enumerate(cols.items()):
+        ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=c)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("video top-1 (%)")
+    ax.set_title("Video accuracy by initialisation")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

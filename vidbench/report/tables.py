@@ -1,0 +1,154 @@
+"""Turn result rows into the report's tables (no formatting or plotting here)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+
+from .load import Run
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df[df["status"].fillna("ok") == "ok"] if "status" in df.columns else df
+
+
+def _published(model: str):
+    from ..models import list_models, model_entry
+
+    if model not in list_models():
+        return None
+    return model_entry(model).meta
+
+
+def _default_frames(model: str, rows: pd.DataFrame) -> Optional[int]:
+    meta = _published(model)
+    if meta is not None and meta.input_size is not None and len(meta.input_size) == 4:
+        if (rows["frames"] == meta.input_size[1]).any():
+            return int(meta.input_size[1])
+    return int(rows["frames"].min()) if "frames" in rows and rows["frames"].notna().any() else None
+
+
+def model_table(run: Run) -> pd.DataFrame:
+    """One row per (model, precision): params, GMACs and published figures with deviation, peak
+    memory (smallest batch), best clips/s for inference and training with MFU, at the model's
+    default frame count; accuracy (random init where several inits exist)."""
+    bench = _ok(run.table("bench"))
+    acc = run.table("accuracy")
+    rows: List[dict] = []
+    models = list(dict.fromkeys(list(bench.get("model", [])) + list(acc.get("model", []))))
+    for model in models:
+        b = bench[bench["model"] == model] if not bench.empty else bench
+        precisions = list(dict.fromkeys(b["precision"])) if not b.empty and "precision" in b else [None]
+        for precision in precisions:
+            row = {"model": model, "precision": precision}
+            meta = _published(model)
+            bp = b[b["precision"] == precision] if precision is not None else b
+            if not bp.empty:
+                frames = _default_frames(model, bp)
+                bf = bp[bp["frames"] == frames]
+                row.update(frames=frames, params_m=bf["params"].iloc[0] / 1e6, gmacs=bf["gmacs"].iloc[0])
+                for mode in ("infer", "train"):
+                    m = bf[bf["mode"] == mode]
+                    if m.empty:
+                        continue
+                    best = m.loc[m["clips_per_s"].idxmax()]
+                    row[f"clips_s_{mode}"] = best["clips_per_s"]
+                    row[f"batch_{mode}"] = int(best["batch_size"])
+                    row[f"mfu_pct_{mode}"] = best.get("mfu_pct", np.nan)
+                    row[f"peak_mem_mb_{mode}"] = m.loc[m["batch_size"].idxmin(), "peak_mem_mb"]
+            if meta is not None and meta.params:
+                row["published_params_m"] = meta.params / 1e6
+                if "params_m" in row:
+                    row["params_dev_pct"] = 100 * (row["params_m"] - row["published_params_m"]) / row["published_params_m"]
+            if meta is not None and meta.gmacs:
+                row["published_gmacs"] = meta.gmacs
+                on_paper_input = meta.input_size is not None and row.get("frames") == meta.input_size[1]
+                if "gmacs" in row and on_paper_input:
+                    row["gmacs_dev_pct"] = 100 * (row["gmacs"] - meta.gmacs) / meta.gmacs
+            a = _accuracy_for(acc, model)
+            if a is not None:
+                row.update(init=a.get("init"), top1=a.get("top1"), top5=a.get("top5"),
+                           acc_static=a.get("acc_static"), acc_temporal=a.get("acc_temporal"))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _accuracy_for(acc: pd.DataFrame, model: str) -> Optional[dict]:
+    if acc.empty or "model" not in acc:
+        return None
+    a = acc[acc["model"] == model]
+    if a.empty:
+        return None
+    if "init" in a and (a["init"] == "random").any():
+        a = a[a["init"] == "random"]
+    return a.iloc[-1].to_dict()
+
+
+def init_table(run: Run) -> pd.DataFrame:
+    """Video accuracy of every (model, init) pair: how each initialisation changes accuracy."""
+    acc = run.table("accuracy")
+    if acc.empty or "init" not in acc:
+        return pd.DataFrame()
+    cols = [c for c in ("model", "init", "top1", "acc_static", "acc_temporal", "epochs", "train_time_s") if c in acc]
+    return acc[cols].drop_duplicates(["model", "init"], keep="last").reset_index(drop=True)
+
+
+def ssl_table(run: Run) -> pd.DataFrame:
+    ssl = run.table("ssl")
+    if ssl.empty:
+        return ssl
+    cols = [c for c in ("method", "epochs", "knn_top1", "linear_top1", "pretrain_time_s", "embed_std", "effective_rank")
+            if c in ssl]
+    return ssl[cols].drop_duplicates(["method"], keep="last").reset_index(drop=True)
+
+
+def failures(run: Run) -> pd.DataFrame:
+    """Rows whose status is not ok, from every table that has a status."""
+    out = []
+    for name, df in run.tables.items():
+        if "status" in df.columns:
+            bad = df[df["status"].fillna("ok") != "ok"]
+            if not bad.empty:
+                keep = [c for c in ("model", "method", "frames", "batch_size", "mode", "status", "error") if c in bad]
+                out.append(bad[keep].assign(table=name))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def scaling(run: Run, metric: str, mode: str = "infer") -> pd.DataFrame:
+    """Per model: `metric` against frames at one batch size and precision, with the log-log slope.
+    For clips/s the cost per clip (1000 / clips_per_s, ms) is used, so joint attention's slope
+    tends to 2 and factorised attention's to 1 once attention dominates."""
+    bench = _ok(run.table("bench"))
+    if bench.empty:
+        return pd.DataFrame()
+    bench = bench[bench["mode"] == mode]
+    rows = []
+    for (model, precision), b in bench.groupby(["model", "precision"], sort=False):
+        batch = b.groupby("batch_size")["frames"].nunique()
+        batch = batch[batch >= 2]
+        if batch.empty:
+            continue
+        pts = b[b["batch_size"] == batch.index.min()].sort_values("frames")
+        y = 1000.0 / pts["clips_per_s"] if metric == "clips_per_s" else pts[metric]
+        ok = np.isfinite(y) & (y > 0)
+        if ok.sum() < 2:
+            continue
+        slope = float(np.polyfit(np.log(pts["frames"][ok]), np.log(y[ok]), 1)[0])
+        for f, v in zip(pts["frames"][ok], y[ok]):
+            rows.append(dict(model=model, precision=precision, batch_size=int(batch.index.min()), frames=int(f),
+                             value=float(v), slope=slope))
+    return pd.DataFrame(rows)
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points not dominated by any other (lower or equal x with higher or equal y, one strictly)."""
+    pts = points.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    front, best = [], -np.inf
+    for _, p in pts.iterrows():
+        if p[y] > best:
+            front.append(p)
+            best = p[y]
+    return pd.DataFrame(front)
