@@ -1,7 +1,8 @@
 """Every registry entry: output shape, every parameter gets a gradient, fused == reference.
 
 Paper-size entries run with their structure intact but shrunk (one block, tiny frames and
-images) so the whole registry stays cheap on a 2-core CPU; tiny entries run as registered.
+images; MViT one block per stage, so every stage boundary still pools and widens) so the whole
+registry stays cheap on a 2-core CPU; tiny entries run as registered.
 """
 import pytest
 import torch
@@ -13,6 +14,9 @@ from vidbench.models import create_model, list_models
 def _shrink(name: str) -> dict:
     if name.endswith("_tiny"):
         return {}
+    if name.startswith("mvit"):
+        stages = 3 if name.startswith("mvit_s") else 4
+        return dict(depths=(1,) * stages, embed_dim=16, img_size=32, num_frames=4, num_classes=5)
     kw = dict(depth=1, num_classes=5)
     if name.startswith("vit_frameavg"):
         kw.update(img_size=32, num_frames=2)
@@ -36,7 +40,7 @@ def _input(model, batch=2):
     return torch.randn(batch, *model.input_size)
 
 
-VIDEO_AND_IMAGE = [n for n in list_models() if not n.startswith("mvit")]  # MViT has its own tests
+VIDEO_AND_IMAGE = list_models()
 
 
 @pytest.mark.parametrize("name", VIDEO_AND_IMAGE)
@@ -65,10 +69,17 @@ def test_every_parameter_gets_a_gradient(name):
 
 def _DEAD_BY_DESIGN(model):
     """VTN (as Longformer): the head reads the cls row, which the last layer computes with its
-    global projections only, so that layer's local qkv cannot reach the output."""
+    global projections only, so that layer's local qkv cannot reach the output.
+    MViT (as torchvision's): the head reads the cls row; in the last block the query-pooling conv
+    and the relative-position tables act only on the other rows (the cls query skips the conv
+    and has no relative position), so they cannot reach the output."""
     if model.__class__.__name__ == "VTN":
         last = len(model.temporal_layers) - 1
         return [f"temporal_layers.{last}.attn.qkv.weight", f"temporal_layers.{last}.attn.qkv.bias"]
+    if model.__class__.__name__ == "MViT":
+        last = f"blocks.{len(model.blocks) - 1}.attn."
+        return [n for n, _ in model.named_parameters()
+                if n.startswith(last) and (".pool_q.conv." in n or ".rel_pos_" in n)]
     return []
 
 

@@ -13,6 +13,9 @@ PAPER_PARAMS = [
     ("vivit_m3_base", 117.3e6, 0.01),
     ("vivit_m4_base", 88.9e6, 0.01),
     ("timesformer_base", 121.4e6, 0.01),
+    ("mvit_b_16x4", 36.6e6, 0.01),
+    ("mvit_b_32x3", 36.61e6, 0.01),
+    ("mvitv2_s_16x4", 34.5e6, 0.01),
 ]
 
 
@@ -30,6 +33,13 @@ def test_params_match_paper(name, published, tol):
 def test_timesformer_matches_code_release_exactly():
     # the official code with a 400-class head: 121,566,352 (REFERENCE.md: 121.57M)
     assert count("timesformer_base") == 121_566_352
+
+
+def test_mvit_matches_torchvision_exactly():
+    # torchvision mvit_v1_b / mvit_v2_s meta (REFERENCE.md); 32x3 adds 8 temporal positions of 96
+    assert count("mvit_b_16x4") == 36_610_672
+    assert count("mvitv2_s_16x4") == 34_537_744
+    assert count("mvit_b_32x3") == 36_610_672 + 8 * 96
 
 
 def test_vivit_m4_has_model_1_parameters():

@@ -64,3 +64,18 @@ def test_indivisible_sizes_name_both_numbers():
         TubeletEmbed(img_size=30, num_frames=8, tubelet_size=(2, 8, 8))
     with pytest.raises(ValueError, match="image width 20 is not divisible by the patch/tubelet size 16"):
         PatchEmbed(img_size=(32, 20), patch_size=16)
+
+
+def test_overlapping_cube_stem():
+    """MViT's cube stem: kernel 3x7x7, stride 2x4x4, padding 1x3x3 keeps T/2 x H/4 x W/4 tokens."""
+    emb = TubeletEmbed(img_size=32, num_frames=8, tubelet_size=(2, 4, 4), embed_dim=6, kernel_size=(3, 7, 7),
+                       padding=(1, 3, 3))
+    assert emb.grid_size == (4, 8, 8) and emb.proj.weight.shape == (6, 3, 3, 7, 7)
+    x = torch.randn(2, 3, 8, 32, 32)
+    direct = F.conv3d(x, emb.proj.weight, emb.proj.bias, stride=(2, 4, 4), padding=(1, 3, 3))
+    torch.testing.assert_close(emb(x), direct.flatten(2).transpose(1, 2))
+    # an int padding pads every axis; the default stays kernel = stride, no padding
+    assert TubeletEmbed(32, 8, (2, 4, 4), kernel_size=(3, 7, 7), padding=3).padding == (3, 3, 3)
+    assert TubeletEmbed(32, 8, (2, 8, 8)).proj.padding == (0, 0, 0)
+    with pytest.raises(ValueError, match="smaller than the stem kernel"):
+        TubeletEmbed(8, 2, (2, 8, 8), kernel_size=(3, 16, 16))

@@ -10,6 +10,7 @@ REQUIRED = [
     "vivit_m1_tiny", "vivit_m2_tiny", "vivit_m3_tiny", "vivit_m4_tiny",
     "timesformer_base", "timesformer_hr", "timesformer_large", "timesformer_tiny",
     "vtn_base", "vtn_tiny",
+    "mvit_b_16x4", "mvit_b_32x3", "mvit_s_16x4", "mvitv2_s_16x4", "mvit_tiny",
 ]
 
 

@@ -5,8 +5,9 @@ softmax(q k^T * scale + bias) v (reference path that materialises the attention 
 switch picks the path (`set_fused_attn`, the `fused_attn` context manager, or the environment
 variable VIDBENCH_FUSED_ATTN=0), in the spirit of timm's `fused_attn`.
 
-`Attention` is multi-head self-attention with a fused qkv projection. Factorised attention is a
-reshape around the kernel with the axis given, never another attention class:
+`Attention` is multi-head self-attention with a fused qkv projection (MViT's `PoolingAttention`
+in pool_attention.py subclasses it and pools q, k, v before the kernel). Factorised attention is
+a reshape around the kernel with the axis given, never another attention class:
 
 - ``axis="joint"``: all tokens attend to all tokens;
 - ``axis="space"``: tokens attend within their frame, ``(B, T*S, C) -> (B*T, S, C)``;
@@ -154,6 +155,8 @@ class Attention(nn.Module):
         proj_drop: dropout after the output projection.
         num_global_tokens: leading tokens with global attention for axis="window"; they get
             their own qkv projection (`qkv_global`), as in Longformer.
+        dim_out: channels of q, k, v and of the output (default `dim`); MViTv2 widens the
+            channels inside attention this way.
     """
 
     def __init__(
@@ -164,18 +167,20 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         num_global_tokens: int = 0,
+        dim_out: Optional[int] = None,
     ) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
+        dim_out = dim if dim_out is None else dim_out
+        if dim_out % num_heads != 0:
+            raise ValueError(f"embed dim {dim_out} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = dim_out // num_heads
         self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
         self.num_global_tokens = num_global_tokens
-        self.qkv_global = nn.Linear(dim, dim * 3, bias=qkv_bias) if num_global_tokens else None
+        self.qkv_global = nn.Linear(dim, dim_out * 3, bias=qkv_bias) if num_global_tokens else None
 
     def forward(
         self,
@@ -185,7 +190,7 @@ class Attention(nn.Module):
         bias: Optional[torch.Tensor] = None,
         window: Optional[int] = None,
     ) -> torch.Tensor:
-        """x: (B, N, C). For axis space/time/split, N = T*S tokens in time-major order and
+        """x: (B, N, dim) -> (B, N, dim_out). For axis space/time/split, N = T*S tokens in time-major order and
         grid = (T, S); for axis window, `window` is the Longformer attention window."""
         if axis not in AXES:
             raise ValueError(f"unknown attention axis {axis!r}; expected one of {AXES}")

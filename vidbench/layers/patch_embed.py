@@ -1,7 +1,7 @@
 """Patch and tubelet embeddings, and their initialisation from a 2-D image patch embedding."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from einops import rearrange
@@ -76,7 +76,12 @@ class PatchEmbed(nn.Module):
 
 class TubeletEmbed(nn.Module):
     """Video (B, C, T, H, W) -> tubelet tokens (B, T'*H'*W', D), time-major, with a Conv3d of
-    kernel = stride = (t, h, w). A per-frame 2-D patch embedding is the t = 1 case."""
+    kernel = stride = (t, h, w). A per-frame 2-D patch embedding is the t = 1 case.
+
+    Args:
+        kernel_size, padding: an overlapping cube stem instead (MViT: kernel 3x7x7, stride
+            2x4x4, padding 1x3x3); the stride is still `tubelet_size` and must divide the clip.
+    """
 
     def __init__(
         self,
@@ -85,18 +90,27 @@ class TubeletEmbed(nn.Module):
         tubelet_size: IntOr3 = (2, 16, 16),
         in_chans: int = 3,
         embed_dim: int = 768,
+        kernel_size: Optional[IntOr3] = None,
+        padding: IntOr3 = 0,
     ):
         super().__init__()
         self.img_size, self.tubelet_size = to_2tuple(img_size), to_3tuple(tubelet_size)
+        self.kernel_size = self.tubelet_size if kernel_size is None else to_3tuple(kernel_size)
+        self.padding = (padding,) * 3 if isinstance(padding, int) else to_3tuple(padding)
         self.num_frames, self.in_chans = int(num_frames), in_chans
         _check_divisible("frame count", self.num_frames, self.tubelet_size[0])
         _check_divisible("image height", self.img_size[0], self.tubelet_size[1])
         _check_divisible("image width", self.img_size[1], self.tubelet_size[2])
-        t, h, w = self.tubelet_size
-        self.grid_size = (self.num_frames // t, self.img_size[0] // h, self.img_size[1] // w)
+        sizes = (self.num_frames, *self.img_size)
+        self.grid_size = tuple(
+            (n + 2 * p - k) // s + 1 for n, k, s, p in zip(sizes, self.kernel_size, self.tubelet_size, self.padding)
+        )
+        if min(self.grid_size) < 1:
+            raise ValueError(f"a {sizes} clip is smaller than the stem kernel {self.kernel_size}")
         self.tokens_per_frame = self.grid_size[1] * self.grid_size[2]
         self.num_patches = self.grid_size[0] * self.tokens_per_frame
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet_size, stride=self.tubelet_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.kernel_size, stride=self.tubelet_size,
+                              padding=self.padding)
 
     @property
     def grid(self) -> Tuple[int, int]:
@@ -109,10 +123,13 @@ class TubeletEmbed(nn.Module):
 
     @torch.no_grad()
     def init_from_2d(self, weight: torch.Tensor, bias: torch.Tensor, method: str = "central_frame") -> None:
-        """Initialise from a 2-D patch embedding (D, C, h, w) by the ViViT rules."""
+        """Initialise from a 2-D patch embedding (D, C, h, w) by the ViViT rules, over the
+        kernel's t frames."""
         if method == "random":
             return
-        self.proj.weight.copy_(inflate_patch_weight(weight, self.tubelet_size[0], method))
+        if tuple(weight.shape[-2:]) != self.kernel_size[1:]:
+            raise ValueError(f"2-D filter of size {tuple(weight.shape[-2:])} does not fit the {self.kernel_size} kernel")
+        self.proj.weight.copy_(inflate_patch_weight(weight, self.kernel_size[0], method))
         self.proj.bias.copy_(bias)
 
 

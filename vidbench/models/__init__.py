@@ -7,6 +7,7 @@ from ._registry import (
     model_entry,
     register_model,
 )
+from .mvit import MViT, MViTBlockConfig, MViTConfig
 from .timesformer import TimeSformer, TimeSformerConfig
 from .vit import FrameAverageConfig, VideoFrameAverage, VisionTransformer, ViTConfig
 from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
@@ -15,5 +16,6 @@ from .vtn import VTN, VTNConfig
 __all__ = [
     "ModelMeta", "build_config", "create_model", "list_models", "model_entry", "register_model",
     "TimeSformer", "TimeSformerConfig", "FrameAverageConfig", "VideoFrameAverage", "VisionTransformer",
-    "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig",
+    "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig", "MViT", "MViTBlockConfig",
+    "MViTConfig",
 ]

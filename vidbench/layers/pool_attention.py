@@ -1,0 +1,156 @@
+"""Pooling attention (MViT): queries, keys and values pooled before the one attention kernel.
+
+`PoolingAttention` is `Attention` (fused qkv, `dim -> dim_out`) with three poolings between the
+projection and `scaled_dot_product`: per head, a depthwise Conv3d over the (T, H, W) token grid
+(one filter shared by all heads) followed by LayerNorm; the leading cls token skips the conv and
+is re-attached before the norm (Fan et al., ICCV 2021). MViTv2 (Li et al., CVPR 2022) adds
+
+- decomposed relative position: a bias q . R_t + q . R_h + q . R_w on the attention logits, passed
+  to the kernel as its additive `bias` (zero on the cls row and column);
+- residual pooling: the pooled query added to the kernel's output (cls row excluded).
+
+Grids are fixed at construction (the model is built for one clip size), so nothing in the
+forward pass depends on the data's shape beyond the batch: it traces with torch.jit.trace.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .attention import Attention, scaled_dot_product
+from .block import LayerNorm
+
+__all__ = ["PoolingAttention", "TokenPool", "pooled_grid", "rel_pos_index"]
+
+Grid = Tuple[int, int, int]
+
+
+def pooled_grid(grid: Grid, kernel: Grid, stride: Grid) -> Grid:
+    """(T, H, W) after a pooling of `kernel` and `stride` with padding kernel // 2."""
+    return tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(grid, kernel, stride))  # type: ignore[return-value]
+
+
+def _prod(v: Tuple[int, ...]) -> int:
+    out = 1
+    for x in v:
+        out *= x
+    return out
+
+
+class TokenPool(nn.Module):
+    """Depthwise Conv3d pooling of per-head tokens, then LayerNorm over the head dim.
+
+    Args:
+        head_dim: channels per head (the conv's channels and groups).
+        grid: (T, H, W) of the incoming tokens (the cls token excluded).
+    """
+
+    def __init__(self, head_dim: int, grid: Grid, kernel: Grid, stride: Grid) -> None:
+        super().__init__()
+        self.grid, self.grid_out = tuple(grid), pooled_grid(grid, kernel, stride)
+        self.conv = nn.Conv3d(head_dim, head_dim, kernel, stride=stride, padding=[k // 2 for k in kernel],
+                              groups=head_dim, bias=False)
+        self.norm = LayerNorm(head_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, heads, 1 + T*H*W, head_dim) -> (B, heads, 1 + T'*H'*W', head_dim)."""
+        t, h, w = self.grid
+        cls, tokens = x[:, :, :1], x[:, :, 1:]
+        tokens = rearrange(tokens, "b heads (t h w) d -> (b heads) d t h w", t=t, h=h, w=w)
+        tokens = rearrange(self.conv(tokens), "(b heads) d t h w -> b heads (t h w) d", b=x.shape[0])
+        return self.norm(torch.cat([cls, tokens], dim=2))
+
+
+def rel_pos_index(q_size: int, k_size: int, device: Optional[torch.device] = None) -> torch.Tensor:
+    """(q_size, k_size) index into a table of 2 * max(q_size, k_size) - 1 relative positions
+    along one axis: query i and key j placed on the finer of the two grids, offset to start at 0
+    (MViTv2's definition, which works for pooled keys)."""
+    q_ratio, k_ratio = max(k_size / q_size, 1.0), max(q_size / k_size, 1.0)
+    q_pos = torch.arange(q_size, device=device)[:, None] * q_ratio
+    k_pos = (torch.arange(k_size, device=device)[None, :] - (k_size - 1)) * k_ratio
+    return (q_pos - k_pos).long()
+
+
+class PoolingAttention(Attention):
+    """Multi-head pooling attention on a cls token plus a (T, H, W) grid of tokens.
+
+    Args:
+        dim, dim_out: channels in and out (MViTv2 widens here at a stage's first block).
+        grid: (T, H, W) of the incoming tokens.
+        kernel_q, stride_q: query pooling (None: no query pooling).
+        kernel_kv, stride_kv: key/value pooling (None: none).
+        rel_pos: MViTv2 decomposed relative position, as the kernel's additive bias.
+        residual_pool: MViTv2 residual pooling (adds the pooled query to the output).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        dim_out: int,
+        num_heads: int,
+        grid: Grid,
+        kernel_q: Optional[Grid] = None,
+        stride_q: Grid = (1, 1, 1),
+        kernel_kv: Optional[Grid] = None,
+        stride_kv: Grid = (1, 1, 1),
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        rel_pos: bool = False,
+        residual_pool: bool = False,
+    ) -> None:
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, dim_out=dim_out)
+        self.grid, self.residual_pool = tuple(grid), residual_pool
+
+        def make_pool(kernel: Optional[Grid], stride: Grid) -> Optional[TokenPool]:
+            if kernel is None or (_prod(kernel) == 1 and _prod(stride) == 1):
+                return None
+            return TokenPool(self.head_dim, self.grid, kernel, stride)
+
+        self.pool_q = make_pool(kernel_q, stride_q)
+        self.pool_k = make_pool(kernel_kv, stride_kv)
+        self.pool_v = make_pool(kernel_kv, stride_kv)
+        self.grid_q = self.pool_q.grid_out if self.pool_q is not None else self.grid
+        self.grid_kv = self.pool_k.grid_out if self.pool_k is not None else self.grid
+        self.rel_pos_h = self.rel_pos_w = self.rel_pos_t = None
+        if rel_pos:
+            t, h, w = (2 * max(q, k) - 1 for q, k in zip(self.grid_q, self.grid_kv))
+            self.rel_pos_h = nn.Parameter(torch.zeros(h, self.head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(w, self.head_dim))
+            self.rel_pos_t = nn.Parameter(torch.zeros(t, self.head_dim))
+            for table in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
+                nn.init.trunc_normal_(table, std=0.02)
+
+    def rel_pos_bias(self, q: torch.Tensor) -> torch.Tensor:
+        """Decomposed relative position bias (B, heads, 1 + Nq, 1 + Nk) from the pooled queries
+        q (B, heads, 1 + Nq, head_dim); zero on the cls row and column."""
+        (qt, qh, qw), (kt, kh, kw) = self.grid_q, self.grid_kv
+        r_t = self.rel_pos_t[rel_pos_index(qt, kt, q.device)]  # (qt, kt, head_dim)
+        r_h = self.rel_pos_h[rel_pos_index(qh, kh, q.device)]  # (qh, kh, head_dim)
+        r_w = self.rel_pos_w[rel_pos_index(qw, kw, q.device)]  # (qw, kw, head_dim)
+        q = rearrange(q[:, :, 1:], "b heads (t h w) d -> b heads t h w d", t=qt, h=qh, w=qw)
+        bias_t = torch.einsum("bnthwd,tkd->bnthwk", q, r_t)  # (B, heads, qt, qh, qw, kt)
+        bias_h = torch.einsum("bnthwd,hkd->bnthwk", q, r_h)  # (B, heads, qt, qh, qw, kh)
+        bias_w = torch.einsum("bnthwd,wkd->bnthwk", q, r_w)  # (B, heads, qt, qh, qw, kw)
+        bias = bias_t[..., :, None, None] + bias_h[..., None, :, None] + bias_w[..., None, None, :]
+        bias = rearrange(bias, "b n t h w i j k -> b n (t h w) (i j k)")  # (B, heads, Nq, Nk)
+        return F.pad(bias, (1, 0, 1, 0))  # cls row and column: no relative position
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """x: (B, 1 + T*H*W, dim), cls token first, tokens time-major on `grid` ->
+        (B, 1 + T'*H'*W', dim_out) on `grid_q`."""
+        q, k, v = self._qkv(x)  # each (B, heads, 1 + N, head_dim)
+        if self.pool_q is not None:
+            q = self.pool_q(q)  # (B, heads, 1 + Nq, head_dim)
+        if self.pool_k is not None:
+            k, v = self.pool_k(k), self.pool_v(v)  # (B, heads, 1 + Nk, head_dim)
+        bias = self.rel_pos_bias(q) if self.rel_pos_h is not None else None
+        dropout_p = self.attn_drop if self.training else 0.0
+        out = scaled_dot_product(q, k, v, bias=bias, dropout_p=dropout_p)  # (B, heads, 1 + Nq, head_dim)
+        if self.residual_pool:
+            out = torch.cat([out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]], dim=2)
+        return self._project(out)  # (B, 1 + Nq, dim_out)
