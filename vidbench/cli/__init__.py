@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .. import __version__
 
-COMMANDS = ["list", "flops"]
+COMMANDS = ["list", "flops", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
