@@ -9,7 +9,7 @@ def test_flops_command(capsys):
     out = capsys.readouterr().out
     assert "input 3x16x32x32" in out and "GMACs:" in out and "1 MAC = 1 FLOP" in out
     assert "| module" in out and "temporal_blocks" in out
-    assert "torch FlopCounterMode (halved)" in out
+    assert "torch FlopCounterMode (halved)" in out and "without norms" in out
     assert "UNCOUNTED ops (no FLOP handle; may hide real arithmetic): none" in out
 
 

@@ -46,17 +46,17 @@ SDPA_OPS = (
     "aten::_scaled_dot_product_attention_math",
 )
 
-# elementwise and reduction ops: real but cheap arithmetic that the papers' FLOP convention
-# (and fvcore's) leaves out; listed in the report, not counted
+# elementwise and reduction ops (real but cheap arithmetic) and data movement that the papers'
+# FLOP convention (and fvcore's) leaves out; listed in the report, not counted
 ELEMENTWISE_OPS = frozenset(
     f"aten::{name}"
     for name in (
         "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt pow reciprocal "
         "softmax log_softmax _softmax gelu silu sigmoid tanh erf hardswish hardsigmoid leaky_relu "
-        "mean sum amax amin le lt ne where fill_ zero_ clone repeat expand_as bernoulli_ "
-        "feature_dropout alpha_dropout embedding max_pool1d max_pool2d max_pool3d "
-        "max_pool2d_with_indices max_pool3d_with_indices avg_pool1d avg_pool2d avg_pool3d "
-        "adaptive_avg_pool1d adaptive_avg_pool3d linalg_vector_norm norm cumsum"
+        "mean sum amax amin le lt ne where bernoulli_ feature_dropout alpha_dropout "
+        "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices max_pool3d_with_indices "
+        "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d linalg_vector_norm norm cumsum "
+        "fill_ zero_ clone repeat repeat_interleave tile expand_as pad flip embedding index_select triu tril"
     ).split()
 )
 
