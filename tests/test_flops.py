@@ -149,3 +149,17 @@ def test_overrides_change_the_count():
     assert sixteen > 1.9 * eight
     with pytest.raises(TypeError, match="num_frames"):
         count_flops("vit_tiny", num_frames=8)
+
+
+def test_meta_trace_failure_names_the_cpu_fallback():
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(x) * x.sum().item()  # needs data: impossible on meta tensors
+
+    with pytest.raises(RuntimeError, match="device='cpu'"):
+        count_flops(DataDependent().to("meta"), (4,))
+    assert count_flops(DataDependent(), (4,)).macs == 16

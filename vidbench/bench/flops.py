@@ -149,6 +149,11 @@ def count_flops(
             macs = int(analysis.total())
             used_fused = use_fused_attn()
             unsupported = Counter(analysis.unsupported_ops())
+    except Exception as exc:
+        if dev.type != "meta":
+            raise
+        raise RuntimeError(f"counting {name} on the meta device failed ({type(exc).__name__}: {exc}); "
+                           "count_flops(..., device='cpu') traces a real forward instead") from exc
     finally:
         model.train(was_training)
     return FlopReport(
