@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .. import __version__
 
-COMMANDS = ["list", "report"]
+COMMANDS = ["list", "flops", "bench", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

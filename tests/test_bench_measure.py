@@ -1,0 +1,106 @@
+"""measure() and its parts: step functions, timing statistics, peak memory (measured, not
+estimated), the matmul peak and the MFU arithmetic."""
+import pytest
+import torch
+
+from vidbench.bench import PeakMemory, Timing, count_flops, make_step, matmul_peak_flops, measure, time_steps
+from vidbench.bench.memory import current_rss_bytes
+from vidbench.models import create_model
+
+MIB = 2**20
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # a shared 2-core runner: one thread keeps these quick (no timing is asserted)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_timing_statistics():
+    t = Timing([0.005, 0.001, 0.004, 0.002, 0.003])
+    assert t.median_s == 0.003
+    assert t.iqr_s == pytest.approx(0.002)  # q75 0.004 - q25 0.002
+    assert Timing([0.1]).iqr_s == 0.0
+
+
+def test_time_steps_runs_warmup_then_timed_steps():
+    calls = []
+    timing = time_steps(lambda: calls.append(1), torch.device("cpu"), warmup=2, iters=5)
+    assert len(calls) == 7 and len(timing.times_s) == 5 and min(timing.times_s) >= 0
+    with pytest.raises(ValueError, match="iters"):
+        time_steps(lambda: None, torch.device("cpu"), iters=0)
+
+
+def test_train_step_updates_weights_and_infer_step_does_not():
+    model = create_model("vivit_m1_tiny")
+    x = torch.randn(2, *model.input_size)
+    before = model.head.weight.detach().clone()
+    make_step(model, x, "infer")()
+    assert torch.equal(model.head.weight, before)
+    make_step(model, x, "train")()
+    assert not torch.equal(model.head.weight, before)
+    assert model.training
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_steps_run(precision):
+    model = create_model("timesformer_tiny")
+    x = torch.randn(1, *model.input_size)
+    make_step(model, x, "infer", precision)()
+    make_step(model, x, "train", precision)()
+
+
+def test_bad_mode_and_precision_are_named():
+    model = create_model("vivit_m1_tiny")
+    x = torch.randn(1, *model.input_size)
+    with pytest.raises(ValueError, match="'eval'"):
+        make_step(model, x, "eval")
+    with pytest.raises(ValueError, match="'fp8'"):
+        measure("vivit_m1_tiny", precision="fp8")
+    with pytest.raises(ValueError, match="batch size"):
+        measure("vivit_m1_tiny", input_shape=(0, 3, 8, 32, 32))
+
+
+def test_cpu_peak_memory_is_measured():
+    """A 256 MiB tensor made and freed inside the context shows up; garbage from before does not."""
+    junk = torch.ones(64 * MIB // 4)  # 64 MiB touched before: must not count
+    del junk
+    with PeakMemory(torch.device("cpu")) as big:
+        t = torch.ones(256 * MIB // 4)
+        del t
+    with PeakMemory(torch.device("cpu")) as small:
+        torch.ones(1024)
+    assert big.result.method.startswith("cpu_peak_rss_minus_baseline")
+    assert 240 <= big.result.peak_mb < 400
+    assert small.result.peak_mb < 32
+    assert current_rss_bytes() > 0
+
+
+def test_matmul_peak_is_positive():
+    assert matmul_peak_flops(torch.device("cpu"), "fp32", size=256, reps=2) > 1e6
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_measure_row(mode):
+    row = measure("vivit_m2_tiny", mode=mode, batch_size=2, warmup=1, iters=3, peak_flops=1e12)
+    assert row["gmacs"] == count_flops("vivit_m2_tiny").gmacs
+    assert row["params"] == sum(p.numel() for p in create_model("vivit_m2_tiny").parameters())
+    assert row["batch_size"] == 2 and row["input_shape"] == "2x3x8x32x32" and row["mode"] == mode
+    assert row["step_ms_median"] > 0 and row["step_ms_iqr"] >= 0
+    assert row["clips_per_s"] == pytest.approx(2 / (row["step_ms_median"] / 1e3))
+    factor = 3 if mode == "train" else 1
+    assert row["flop_factor"] == factor
+    achieved = factor * 2 * row["gmacs"] * 1e9 * row["clips_per_s"]
+    assert row["mfu_pct"] == pytest.approx(100 * achieved / 1e12)
+    assert row["peak_mem_mb"] > 0 and row["mem_method"].startswith("cpu_peak_rss_minus_baseline")
+
+
+def test_measure_a_module_with_overrides_applied_by_the_caller():
+    model = create_model("vivit_m1_tiny", num_frames=16)
+    row = measure(model, (1, 3, 16, 32, 32), warmup=0, iters=1, memory=False)
+    assert row["gmacs"] == pytest.approx(count_flops("vivit_m1_tiny", num_frames=16).gmacs)
+    assert row["mem_method"] == "off" and row["peak_mem_mb"] is None
+    assert row["matmul_peak_tflops"] > 0

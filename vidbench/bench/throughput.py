@@ -1,0 +1,139 @@
+"""Step functions and timing: inference and training steps under fp32 / bf16 / fp16 autocast,
+optional torch.compile, warm-up then repeated timed steps with the device synchronised around
+each, and the matmul peak that model FLOP utilisation divides by."""
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .memory import synchronize
+
+__all__ = ["PRECISIONS", "MODES", "Timing", "make_step", "time_steps", "matmul_peak_flops", "autocast_context"]
+
+PRECISIONS: Dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ("infer", "train")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+
+
+def autocast_context(device: torch.device, precision: str) -> ContextManager:
+    """fp32: no autocast; bf16 / fp16: torch.autocast on the device."""
+    check_precision(precision)
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _loss(out: torch.Tensor) -> torch.Tensor:
+    out = out.float()
+    if out.ndim == 2 and out.shape[1] > 1:  # logits: cross-entropy on fixed labels
+        target = torch.arange(out.shape[0], device=out.device) % out.shape[1]
+        return F.cross_entropy(out, target)
+    return out.pow(2).mean()  # headless model: any scalar that reaches every parameter
+
+
+def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp32",
+              optimizer: Optional[torch.optim.Optimizer] = None) -> Callable[[], None]:
+    """A no-argument callable running one step on `x`.
+
+    infer: eval mode, inference_mode, forward. train: train mode, forward, loss, backward and
+    optimizer step (AdamW unless given; fp16 uses a GradScaler).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    device = x.device
+    if mode == "infer":
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode(), autocast_context(device, precision):
+                model(x)
+
+        return infer
+    model.train()
+    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    def train() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast_context(device, precision):
+            loss = _loss(model(x))
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    return train
+
+
+@dataclass
+class Timing:
+    times_s: List[float]  # one per timed step
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def iqr_s(self) -> float:
+        """Interquartile range (q75 - q25); 0 for fewer than 2 steps."""
+        if len(self.times_s) < 2:
+            return 0.0
+        q = statistics.quantiles(self.times_s, n=4, method="inclusive")
+        return q[2] - q[0]
+
+
+def time_steps(step: Callable[[], None], device: torch.device, warmup: int = 3, iters: int = 10) -> Timing:
+    """Run `warmup` untimed steps, then time `iters` steps one by one, synchronising the device
+    before starting and before stopping each clock."""
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    for _ in range(max(warmup, 0)):
+        step()
+    times = []
+    for _ in range(iters):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return Timing(times)
+
+
+def matmul_peak_flops(device: torch.device, precision: str = "fp32", size: Optional[int] = None,
+                      reps: int = 5) -> float:
+    """Achievable matmul FLOP/s on `device` in the precision's dtype: the best of `reps` timed
+    (n x n) @ (n x n) products (2 n^3 FLOPs each, after one warm-up) over n in `size` or, by
+    default, (256, 512, 1024) on CPU and (4096, 8192) on CUDA. Several sizes because on CPUs
+    without native bf16 / fp16 matmul the largest product is not the fastest."""
+    check_precision(precision)
+    device = torch.device(device)
+    dtype = PRECISIONS[precision] or torch.float32
+    sizes = (size,) if size else ((4096, 8192) if device.type == "cuda" else (256, 512, 1024))
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        torch.matmul(a, b)
+        for _ in range(reps):
+            synchronize(device)
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            synchronize(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+        del a, b
+    return best

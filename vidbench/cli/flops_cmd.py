@@ -1,0 +1,79 @@
+"""vidbench flops MODEL [--frames N] [--img-size S]: params, GMACs, a per-module table and the ops
+fvcore could not count."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Dict, List
+
+UNIT = "GMACs = 1e9 multiply-adds (1 MAC = 1 FLOP, the papers' convention), one view at batch 1"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="params, GMACs and a per-module FLOP table of one model")
+    p.add_argument("model", help="registry name (vidbench list)")
+    p.add_argument("--frames", type=int, default=None, help="num_frames override (video models)")
+    p.add_argument("--img-size", type=int, default=None, help="img_size override")
+    p.add_argument("--max-depth", type=int, default=3, help="module depth of the table (default 3)")
+    p.add_argument("--reference-attn", action="store_true",
+                   help="trace the reference attention path instead of F.scaled_dot_product_attention")
+    p.add_argument("--device", default="meta", help="where to build the model: meta (default, no compute) or cpu")
+    p.add_argument("--crosscheck", action="store_true", help="also count with torch's FlopCounterMode")
+    p.set_defaults(func=run)
+
+
+def _ops(ops: Dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in ops.items()) or "none"
+
+
+def render(report: Any, max_depth: int = 3, published: Any = None, crosscheck: Any = None) -> str:
+    """The text `vidbench flops` prints for a FlopReport (a function so notebooks can call it).
+    `crosscheck`: FlopCounterMode multiply-adds (with fvcore's LayerNorm rule, without it)."""
+    from fvcore.nn import flop_count_table
+
+    size = "x".join(str(s) for s in report.input_size)
+    path = "fused SDPA" if report.fused_attn else "reference matmul"
+    lines: List[str] = [
+        f"{report.model}: input {size} (per view, batch 1), attention path: {path}",
+        f"params: {report.params:,} ({report.params / 1e6:.2f}M)",
+        f"GMACs: {report.gmacs:.3f}   [{UNIT}]",
+    ]
+    if published is not None and published.gmacs:
+        lines.append(f"published: {published.gmacs} GMACs ({published.source}); "
+                     f"vidbench is {100 * (report.gmacs / published.gmacs - 1):+.2f}%")
+    if crosscheck is not None:
+        with_norms, plain = crosscheck
+        lines.append(f"torch FlopCounterMode (halved): {with_norms / 1e9:.3f} GMACs with fvcore's LayerNorm rule "
+                     f"(fvcore is {100 * (report.macs / with_norms - 1):+.2f}%); {plain / 1e9:.3f} GMACs without "
+                     "norms (torchvision's convention)")
+    lines += ["", "per-module table (fvcore; its '#flops' column counts multiply-adds):"]
+    if report.analysis is not None:
+        lines.append(flop_count_table(report.analysis, max_depth=max_depth))
+    lines += [
+        "",
+        f"elementwise, reduction and data-movement ops not counted (papers' convention): {_ops(report.elementwise_ops)}",
+        f"UNCOUNTED ops (no FLOP handle; may hide real arithmetic): {_ops(report.uncounted_ops)}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import count_flops, flop_counter_by_operator
+    from ..bench.crosscheck import NORM_OP
+    from ..models import model_entry
+
+    overrides = {"num_frames": args.frames, "img_size": args.img_size}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        entry = model_entry(args.model)
+        report = count_flops(args.model, device=args.device, fused=False if args.reference_attn else None, **overrides)
+        check = None
+        if args.crosscheck:
+            by_op = flop_counter_by_operator(args.model, device=args.device, **overrides)
+            check = (sum(by_op.values()), sum(n for op, n in by_op.items() if op != NORM_OP))
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"vidbench flops: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    published = entry.meta if not overrides else None  # the paper's number is for the default input
+    print(render(report, args.max_depth, published, check))
+    return 0
