@@ -21,3 +21,29 @@ def test_environment_file(tmp_path):
     for key in ("vidbench_version", "git_commit", "torch_version", "cuda_version", "device", "device_name",
                 "cpu", "torch_threads", "date", "suite"):
         assert key in env
+
+
+def test_resume_keys_are_normalised(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append("t", {"model": "a", "frames": 8})
+    store.append("t", {"model": "b", "frames": None})  # a blank makes pandas read the column as float
+    assert store.done("t", ["model", "frames"]) == {("a", "8"), ("b", "")}
+
+
+def test_partial_last_line_from_a_kill_is_ignored(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append("t", {"model": "a", "clips_per_s": 1.0})
+    with open(store.path("t"), "a") as f:
+        f.write("b,2.")  # a row cut short mid-write
+    df = store.read("t")
+    assert list(df["model"]) == ["a"]
+    store.append("t", {"model": "c", "clips_per_s": 3.0})  # the resumed run's next row
+    assert list(store.read("t")["model"]) == ["a", "c"]
+
+
+def test_widening_rewrite_leaves_no_temp_file(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append("t", {"a": 1})
+    store.append("t", {"a": 2, "b": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+    assert store.read("t")["b"].isna().tolist() == [True, False]

@@ -7,7 +7,9 @@ already written.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
+import math
 import os
 import platform
 import subprocess
@@ -32,40 +34,48 @@ class ResultsStore:
         return self.root / f"{table}.csv"
 
     def read(self, table: str) -> pd.DataFrame:
+        """The table as written so far; a last line cut short by a kill is ignored."""
         path = self.path(table)
         if not path.exists() or path.stat().st_size == 0:
             return pd.DataFrame()
-        return pd.read_csv(path)
+        text = path.read_text()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        if not text.strip():
+            return pd.DataFrame()
+        return pd.read_csv(io.StringIO(text))
 
     def append(self, table: str, row: Mapping[str, Any]) -> None:
-        """Write one row now. New columns widen the table (earlier rows get blanks)."""
+        """Write one row now, as one write() of a whole line, so a kill loses at most that row.
+        New columns widen the table (earlier rows get blanks) by an atomic rewrite."""
         path = self.path(table)
         new = pd.DataFrame([dict(row)])
-        if path.exists() and path.stat().st_size > 0:
-            header = pd.read_csv(path, nrows=0).columns.tolist()
-            extra = [c for c in new.columns if c not in header]
-            if extra:  # rewrite once with the wider header
-                old = pd.read_csv(path)
-                pd.concat([old, new], ignore_index=True)[header + extra].to_csv(path, index=False)
-                return
-            new = new.reindex(columns=header)
-            with open(path, "a", newline="") as f:
-                new.to_csv(f, header=False, index=False)
-                f.flush()
-                os.fsync(f.fileno())
-        else:
-            with open(path, "w", newline="") as f:
-                new.to_csv(f, index=False)
-                f.flush()
-                os.fsync(f.fileno())
+        header = self.read(table).columns.tolist() if path.exists() else []
+        if not header:
+            _atomic_write(path, new.to_csv(index=False))
+            return
+        extra = [c for c in new.columns if c not in header]
+        if extra:
+            old = self.read(table)
+            _atomic_write(path, pd.concat([old, new], ignore_index=True)[header + extra].to_csv(index=False))
+            return
+        line = new.reindex(columns=header).to_csv(header=False, index=False)
+        _drop_partial_tail(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def done(self, table: str, keys: Iterable[str]) -> Set[Tuple[str, ...]]:
-        """The key tuples (as strings) of rows already written, for --resume."""
+        """The key tuples of rows already written, as normalised strings (8, 8.0 and "8" are all
+        "8"; blanks are ""), for --resume."""
         df = self.read(table)
         keys = list(keys)
         if df.empty or not set(keys) <= set(df.columns):
             return set()
-        return {tuple(str(v) for v in rec) for rec in df[keys].itertuples(index=False, name=None)}
+        return {tuple(key_str(v) for v in rec) for rec in df[keys].itertuples(index=False, name=None)}
 
     def write_environment(self, device: str = "cpu", extra: Optional[Dict[str, Any]] = None) -> Path:
         path = self.root / "environment.json"
@@ -73,6 +83,39 @@ class ResultsStore:
         info.update(extra or {})
         path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         return path
+
+
+def key_str(value: Any) -> str:
+    """A value as a resume key: integral floats lose their ".0", missing values become ""."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _drop_partial_tail(path: Path) -> None:
+    """Cut a last line left unfinished by a killed writer, so the next row starts on its own line."""
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        f.truncate(data.rfind(b"\n") + 1)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _git_commit() -> str:
