@@ -1,0 +1,95 @@
+"""Model checkpoints as safetensors: weights plus the model's registry name and config as JSON in
+the file's metadata, so a checkpoint rebuilds its model without unpickling anything.
+
+    save_checkpoint(model, "results/run/byol.safetensors", {"method": "byol", "epochs": 100})
+    model, extra = load_checkpoint("results/run/byol.safetensors")
+
+Any vidbench model works (image ViTs for `vidbench train --init`, trained video models for
+`vidbench eval`). `extra` is any JSON-serialisable dict; the key ``"method"`` names how the
+weights were obtained (an SSL method, "supervised", ...) and becomes the `init` column of results
+of video models initialised from the checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from . import models as _models
+from .models import create_model, model_entry
+
+__all__ = ["FORMAT", "load_checkpoint", "read_metadata", "save_checkpoint"]
+
+FORMAT = "vidbench-checkpoint/1"
+PathLike = Union[str, os.PathLike]
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to tuples (configs use tuples for sizes)."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def save_checkpoint(model: nn.Module, path: PathLike, extra_metadata: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write `model`'s weights and what rebuilds it (registry name, config class, config)."""
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise TypeError(f"{type(model).__name__} has no dataclass `config`: not a vidbench model")
+    spec = {"name": getattr(model, "model_name", None), "class": type(model).__name__,
+            "config_class": type(config).__name__, "config": dataclasses.asdict(config)}
+    metadata = {"format": FORMAT, "model": json.dumps(spec), "extra": json.dumps(dict(extra_metadata or {}))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_model(model, str(tmp), metadata=metadata)
+    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    return path
+
+
+def read_metadata(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(model spec, extra metadata) of a checkpoint, without loading weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for a file that is not one
+        raise ValueError(f"{path}: not a safetensors file ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a vidbench checkpoint (metadata format {meta.get('format')!r}, "
+                         f"expected {FORMAT!r}; write one with vidbench.checkpoint.save_checkpoint)")
+    return json.loads(meta["model"]), json.loads(meta.get("extra", "{}"))
+
+
+def build_from_spec(spec: Mapping[str, Any], **overrides: Any) -> nn.Module:
+    """The model a checkpoint describes (random weights), with config `overrides`."""
+    config = {**_tuples(spec["config"]), **overrides}
+    if spec.get("name"):
+        model_entry(spec["name"])  # a clear error for a name this version does not have
+        return create_model(spec["name"], **config)
+    model_cls, config_cls = getattr(_models, spec["class"], None), getattr(_models, spec["config_class"], None)
+    if not (isinstance(model_cls, type) and issubclass(model_cls, nn.Module) and dataclasses.is_dataclass(config_cls)):
+        raise ValueError(f"checkpoint model class {spec['class']!r} / config {spec['config_class']!r} "
+                         "is not a vidbench model")
+    return model_cls(config_cls(**config))
+
+
+def load_checkpoint(path: PathLike) -> Tuple[nn.Module, Dict[str, Any]]:
+    """Rebuild the model of a checkpoint and load its weights (strictly); returns (model, extra)."""
+    spec, extra = read_metadata(path)
+    model = build_from_spec(spec)
+    missing, unexpected = load_model(model, str(path), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit {spec.get('name') or spec['class']}: "
+                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    return model, extra

@@ -1,0 +1,34 @@
+"""Datasets for a split of a `DataSpec`, with the manifest's clip settings unless overridden."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from .annotations import AnnotationIssue
+from .dataset import VideoClipDataset
+from .sampling import ClipSampler
+from .spec import DataSpec
+from .transforms import ClipTransform
+
+__all__ = ["build_dataset", "clip_settings"]
+
+
+def clip_settings(spec: DataSpec, num_frames: Optional[int] = None, stride: Optional[int] = None,
+                  sampling: Optional[str] = None, size: Optional[int] = None) -> Tuple[ClipSampler, int]:
+    """The sampler and crop size: explicit values, else the dataset manifest's."""
+    clip = spec.clip
+    sampler = ClipSampler(int(num_frames or clip["num_frames"]), int(stride or clip["stride"]),
+                          str(sampling or clip["mode"]))
+    return sampler, int(size or clip["size"])
+
+
+def build_dataset(spec: DataSpec, split: str, train: bool, views: Tuple[int, int] = (1, 1),
+                  sampler: Optional[ClipSampler] = None, size: Optional[int] = None, backend: Optional[str] = None,
+                  bad_items: str = "skip", seed: int = 0) -> Tuple[VideoClipDataset, List[AnnotationIssue]]:
+    """The clip dataset of `split` and the annotation problems met reading it (with
+    ``bad_items="raise"`` those raise instead)."""
+    default_sampler, default_size = clip_settings(spec)
+    records, issues = spec.records(split, on_error=bad_items)
+    dataset = VideoClipDataset(records, sampler or default_sampler, ClipTransform(size=size or default_size),
+                               train=train, views=views, backend=backend, bad_items=bad_items,
+                               no_flip_labels=spec.no_flip_labels(), seed=seed)
+    return dataset, issues

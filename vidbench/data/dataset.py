@@ -1,0 +1,133 @@
+"""`VideoClipDataset`: annotation records -> decoded, sampled, transformed clips.
+
+Each item decodes its video (decord or PyAV), picks frame indices with a `ClipSampler` and
+transforms them. Training items are one random clip (C, T, H, W); test items are every view,
+`num_clips` temporal clips x `num_crops` spatial crops, stacked as (V, C, T, H, W).
+
+A bad video (unreadable, corrupt, truncated, empty, shorter than the clip) never stops an epoch
+silently or loudly by accident: with ``bad_items="raise"`` the item raises `BadVideoError` naming
+the file; with ``"skip"`` it comes back as a `BadItem` that `collate_clips` drops from the batch and
+reports, so the training loop can count and warn.
+
+Randomness (start frame, crop, flip) is seeded per (seed, epoch, index), so a clip does not
+depend on which worker or process loads it: single- and multi-process runs see the same data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Collection, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .annotations import VideoRecord
+from .sampling import ClipSampler, ClipTooShortError
+from .transforms import ClipTransform
+from .videoio import BadVideoError, open_video
+
+__all__ = ["BAD_ITEM_POLICIES", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips"]
+
+BAD_ITEM_POLICIES = ("raise", "skip")
+
+
+@dataclass(frozen=True)
+class BadItem:
+    index: int
+    path: str
+    reason: str
+
+
+@dataclass
+class ClipBatch:
+    clips: torch.Tensor  # (B, C, T, H, W) or (B, V, C, T, H, W)
+    labels: torch.Tensor  # (B,)
+    indices: torch.Tensor  # (B,) dataset indices
+    bad: List[BadItem]
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+def collate_clips(items: Sequence[Union[Tuple[torch.Tensor, int, int], BadItem]]) -> ClipBatch:
+    """Stack the good items; keep the bad ones aside (the batch may come out empty)."""
+    good = [it for it in items if not isinstance(it, BadItem)]
+    bad = [it for it in items if isinstance(it, BadItem)]
+    if not good:
+        return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), bad)
+    clips, labels, indices = zip(*good)
+    return ClipBatch(torch.stack(clips), torch.tensor(labels), torch.tensor(indices), bad)
+
+
+class VideoClipDataset(Dataset):
+    """Args:
+        records: videos and labels (see `read_annotations`).
+        sampler: frame indices per clip.
+        transform: crops, flips, normalisation.
+        train: one random clip per item; otherwise every test view.
+        views: (num_clips, num_crops) at test time, e.g. (4, 3).
+        backend: 'decord', 'pyav' or None (decord where installed).
+        bad_items: 'raise' or 'skip'.
+        no_flip_labels: labels a horizontal flip would change (no flips for them).
+        seed: base of the per-item random seeds.
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], sampler: ClipSampler, transform: ClipTransform,
+                 train: bool = True, views: Tuple[int, int] = (1, 1), backend: Optional[str] = None,
+                 bad_items: str = "skip", no_flip_labels: Collection[int] = (), seed: int = 0):
+        if bad_items not in BAD_ITEM_POLICIES:
+            raise ValueError(f"bad_items must be one of {BAD_ITEM_POLICIES}, got {bad_items!r}")
+        self.records = list(records)
+        self.sampler, self.transform, self.train = sampler, transform, train
+        self.views = (int(views[0]), int(views[1]))
+        self.backend, self.bad_items = backend, bad_items
+        self.no_flip_labels = frozenset(no_flip_labels)
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws new random clips each epoch (call before making the epoch's iterator)."""
+        self.epoch = epoch
+
+    @property
+    def labels(self) -> List[int]:
+        return [r.label for r in self.records]
+
+    def item_seed(self, index: int) -> int:
+        return int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+
+    def __getitem__(self, index: int) -> Union[Tuple[torch.Tensor, int, int], BadItem]:
+        record = self.records[index]
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.item_seed(index))
+                clip = self._load(record)
+        except BadVideoError as err:
+            if self.bad_items == "raise":
+                raise
+            return BadItem(index, err.path, err.reason)
+        return clip, record.label, index
+
+    def _load(self, record: VideoRecord) -> torch.Tensor:
+        video = open_video(record.path, self.backend)
+        first = record.start or 0
+        last = min(record.end, video.num_frames) if record.end is not None else video.num_frames
+        try:
+            if self.train:
+                clips = [self.sampler.train_indices(last - first)]
+            else:
+                clips = self.sampler.test_indices(last - first, self.views[0])
+        except ClipTooShortError as err:
+            where = f" in segment [{first}, {record.end})" if record.start is not None or record.end is not None else ""
+            raise BadVideoError(record.path, f"{err}{where}") from None
+        flat = [first + i for clip in clips for i in clip]
+        frames = video.get(flat)  # (n_clips * T, H, W, C) uint8, one decode for every view
+        t = self.sampler.num_frames
+        if self.train:
+            return self.transform.train(frames, allow_flip=record.label not in self.no_flip_labels)
+        views: List[Any] = []
+        for k in range(len(clips)):
+            views.extend(self.transform.test(frames[k * t:(k + 1) * t], self.views[1]))
+        return torch.stack(views)  # (V, C, T, H, W), clip-major

@@ -1,0 +1,258 @@
+"""A generated action dataset that separates models which use time from models which do not.
+
+Static classes differ only in the appearance of a moving object (shape, colour, texture); each
+moves in a random direction, so motion says nothing about the class. Temporal classes come in
+pairs that differ only in the order of their frames: every video of the second class of a pair
+is a video drawn from the first class's generator, played backwards (left/right, down/up,
+clockwise/counter-clockwise, growing/shrinking, A-then-B/B-then-A). The set of frames of a video
+therefore has the same distribution in both classes of a pair, and a model that averages over
+frames (or any function of the unordered frames) is at chance (50%) within the pair, whatever it
+learns. The pairs look different from each other and from the static classes, so such a model can
+still tell which pair a video belongs to.
+
+The videos are H.264 with every frame a keyframe at a constant quantiser, so each frame's encoding
+depends on that frame alone (reversal does not change the decoded frames), and odd lengths keep the
+centred test clips symmetric under reversal.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from .videoio import PathLike, write_mp4
+
+__all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "make_dataset", "render_video"]
+
+Rng = np.random.Generator
+Colour = Tuple[float, float, float]
+
+
+class Canvas:
+    """Per-frame painting with anti-aliased shapes on float RGB frames (T, S, S, 3)."""
+
+    def __init__(self, frames: int, size: int, rng: Rng):
+        self.size, self.rng = size, rng
+        self.pixels = np.broadcast_to(rng.uniform(0, 60, size=3), (frames, size, size, 3)).copy()
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5  # pixel centres
+        self.xx, self.yy = xx, yy
+
+    def paint(self, t: int, alpha: np.ndarray, colour: Colour) -> None:
+        a = alpha[..., None]
+        self.pixels[t] = self.pixels[t] * (1 - a) + np.asarray(colour) * a
+
+    def shape(self, kind: str, cx: float, cy: float, r: float, angle: float = 0.0) -> np.ndarray:
+        """Coverage in [0, 1] of a disc, square, triangle, stripes (a striped square) or hand (a bar
+        from (cx, cy) at `angle`, length r)."""
+        dx, dy = self.xx - cx, self.yy - cy
+        u = dx * np.cos(angle) + dy * np.sin(angle)
+        v = -dx * np.sin(angle) + dy * np.cos(angle)
+        if kind == "disc":
+            dist = np.hypot(dx, dy) - r
+        elif kind in ("square", "stripes"):
+            dist = np.maximum(np.abs(u), np.abs(v)) - r
+        elif kind == "triangle":
+            normals = [(np.cos(a), np.sin(a)) for a in (np.pi / 2 + angle + k * 2 * np.pi / 3 for k in range(3))]
+            dist = np.max([nx * dx + ny * dy for nx, ny in normals], axis=0) - r / 2
+        elif kind == "hand":
+            dist = np.maximum(np.abs(u - r / 2) - r / 2, np.abs(v) - 1.5)
+        else:
+            raise ValueError(f"unknown shape {kind!r}")
+        alpha = np.clip(0.5 - dist, 0.0, 1.0)
+        if kind == "stripes":
+            alpha = alpha * (np.sin(u * 1.6) > 0)
+        return alpha
+
+    def finish(self, noise: float = 4.0) -> np.ndarray:
+        out = self.pixels + self.rng.normal(0, noise, size=self.pixels.shape)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _jitter(rng: Rng, colour: Colour, amount: float = 20.0) -> Colour:
+    return tuple(float(np.clip(c + rng.uniform(-amount, amount), 0, 255)) for c in colour)
+
+
+def _linear_path(rng: Rng, frames: int, size: int, r: float, velocity: Tuple[float, float]) -> np.ndarray:
+    """Centres (T, 2) moving at `velocity` px/frame, starting where the object stays in view."""
+    travel = np.asarray(velocity) * (frames - 1)
+    lo = r + np.maximum(0, -travel)
+    hi = size - r - np.maximum(0, travel)
+    start = rng.uniform(lo, np.maximum(lo, hi))
+    return start + np.outer(np.arange(frames), velocity)
+
+
+def _static(kind: str, colour: Colour) -> Callable[[Canvas, int, Rng], None]:
+    """An object of one appearance moving in a random direction at a random speed."""
+
+    def draw(canvas: Canvas, frames: int, rng: Rng) -> None:
+        s = canvas.size
+        r = rng.uniform(0.14, 0.2) * s
+        angle = rng.uniform(0, 2 * np.pi)
+        speed = rng.uniform(0.0, 0.6) * s / (frames - 1)
+        path = _linear_path(rng, frames, s, r, (speed * np.cos(angle), speed * np.sin(angle)))
+        col, tilt = _jitter(rng, colour), rng.uniform(0, 2 * np.pi) if kind != "triangle" else 0.0
+        for t, (cx, cy) in enumerate(path):
+            canvas.paint(t, canvas.shape(kind, cx, cy, r, tilt), col)
+
+    return draw
+
+
+def _translate(kind: str, colour: Colour, direction: Tuple[float, float]) -> Callable[[Canvas, int, Rng], None]:
+    def draw(canvas: Canvas, frames: int, rng: Rng) -> None:
+        s = canvas.size
+        r = rng.uniform(0.14, 0.18) * s
+        speed = rng.uniform(0.4, 0.5) * s / (frames - 1)
+        path = _linear_path(rng, frames, s, r, (speed * direction[0], speed * direction[1]))
+        col = _jitter(rng, colour)
+        for t, (cx, cy) in enumerate(path):
+            canvas.paint(t, canvas.shape(kind, cx, cy, r), col)
+
+    return draw
+
+
+def _rotate(canvas: Canvas, frames: int, rng: Rng) -> None:
+    """A clock hand turning clockwise (image y points down) about a point near the centre."""
+    s = canvas.size
+    cx, cy = s / 2 + rng.uniform(-0.06, 0.06, size=2) * s
+    length = rng.uniform(0.3, 0.38) * s
+    start, step = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(200, 260)) / (frames - 1)
+    col = _jitter(rng, (235, 235, 235))
+    for t in range(frames):
+        canvas.paint(t, canvas.shape("hand", cx, cy, length, start + step * t), col)
+        canvas.paint(t, canvas.shape("disc", cx, cy, 2.0), col)
+
+
+def _grow(canvas: Canvas, frames: int, rng: Rng) -> None:
+    s = canvas.size
+    r0, r1 = rng.uniform(0.06, 0.1) * s, rng.uniform(0.3, 0.36) * s
+    cx, cy = rng.uniform(r1, s - r1, size=2)
+    col = _jitter(rng, (230, 60, 230))
+    for t, r in enumerate(np.linspace(r0, r1, frames)):
+        canvas.paint(t, canvas.shape("disc", cx, cy, r), col)
+
+
+def _a_then_b(canvas: Canvas, frames: int, rng: Rng) -> None:
+    """An orange disc for the first part of the video, then a purple square (each at a random
+    place), switching near the middle so every test clip shows both."""
+    s = canvas.size
+    switch = frames // 2 + int(rng.integers(-1, 2))
+    for kind, colour, span in (("disc", (250, 150, 30), range(0, switch)),
+                               ("square", (120, 40, 200), range(switch, frames))):
+        r = rng.uniform(0.14, 0.2) * s
+        cx, cy = rng.uniform(r, s - r, size=2)
+        col = _jitter(rng, colour)
+        for t in span:
+            canvas.paint(t, canvas.shape(kind, cx, cy, r), col)
+
+
+@dataclass(frozen=True)
+class SyntheticClass:
+    name: str
+    group: str  # "static" or "temporal"
+    draw: Callable[[Canvas, int, Rng], None]
+    reverse: bool = False  # frames of a `draw` video in reverse order
+    mirror_sensitive: bool = False  # a horizontal flip changes the label
+
+    @property
+    def seed_key(self) -> int:
+        return zlib.crc32(self.name.encode())
+
+
+_horizontal = _translate("disc", (240, 220, 40), (1, 0))
+_vertical = _translate("square", (40, 220, 220), (0, 1))
+CLASSES: Dict[str, SyntheticClass] = {c.name: c for c in [
+    SyntheticClass("red_disc", "static", _static("disc", (220, 40, 40))),
+    SyntheticClass("green_square", "static", _static("square", (40, 200, 60))),
+    SyntheticClass("blue_triangle", "static", _static("triangle", (50, 80, 230))),
+    SyntheticClass("striped_square", "static", _static("stripes", (240, 240, 240))),
+    SyntheticClass("move_right", "temporal", _horizontal, mirror_sensitive=True),
+    SyntheticClass("move_left", "temporal", _horizontal, reverse=True, mirror_sensitive=True),
+    SyntheticClass("move_down", "temporal", _vertical),
+    SyntheticClass("move_up", "temporal", _vertical, reverse=True),
+    SyntheticClass("rotate_cw", "temporal", _rotate, mirror_sensitive=True),
+    SyntheticClass("rotate_ccw", "temporal", _rotate, reverse=True, mirror_sensitive=True),
+    SyntheticClass("grow", "temporal", _grow),
+    SyntheticClass("shrink", "temporal", _grow, reverse=True),
+    SyntheticClass("a_then_b", "temporal", _a_then_b),
+    SyntheticClass("b_then_a", "temporal", _a_then_b, reverse=True),
+]}
+DEFAULT_CLASSES = tuple(CLASSES)
+
+
+def render_video(cls: SyntheticClass, index: int, frames: int, size: int, seed: int) -> np.ndarray:
+    """uint8 RGB frames (T, S, S, 3) of video `index` of class `cls`; the same for the same
+    arguments whichever other classes are generated."""
+    rng = np.random.default_rng([seed, cls.seed_key, index])
+    canvas = Canvas(frames, size, rng)
+    cls.draw(canvas, frames, rng)
+    video = canvas.finish()
+    return np.ascontiguousarray(video[::-1]) if cls.reverse else video
+
+
+def split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> Dict[str, int]:
+    n_val, n_test = round(videos_per_class * val_fraction), round(videos_per_class * test_fraction)
+    n_train = videos_per_class - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"{videos_per_class} videos per class leave none for training")
+    return {"train": n_train, "val": n_val, "test": n_test}
+
+
+def select_classes(names: Optional[List[str]]) -> List[SyntheticClass]:
+    names = list(names or DEFAULT_CLASSES)
+    unknown = [n for n in names if n not in CLASSES]
+    if unknown:
+        raise ValueError(f"unknown synthetic class(es) {unknown}; available: {', '.join(CLASSES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate classes in {names}")
+    return [CLASSES[n] for n in names]
+
+
+def make_dataset(out: PathLike, classes: Optional[List[str]] = None, videos_per_class: int = 60, frames: int = 17,
+                 size: int = 32, seed: int = 0, fps: int = 8, val_fraction: float = 0.15,
+                 test_fraction: float = 0.15, num_frames: int = 8, progress: bool = False) -> Path:
+    """Write the dataset: ``videos/<class>/<class>_NNNN.mp4``, ``{train,val,test}.csv`` (path,label),
+    ``classes.txt`` and ``dataset.json`` (groups, mirror-sensitive classes, default clip sampling).
+
+    The default clip is `num_frames` frames at stride 2 (less where the videos are too short), a
+    model input of 8 x 32 x 32 by default. The same arguments give byte-identical files.
+    """
+    chosen = select_classes(classes)
+    counts = split_counts(videos_per_class, val_fraction, test_fraction)
+    stride = min(2, (frames - 1) // max(1, num_frames - 1))
+    if stride < 1:
+        raise ValueError(f"{frames} frames per video cannot hold a clip of {num_frames} frames")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "dataset.json").exists():
+        raise FileExistsError(f"{out} is not empty and holds no generated dataset: choose another --out")
+    if (out / "videos").exists():
+        shutil.rmtree(out / "videos")  # a previous generation: replace it whole
+    rows: Dict[str, List[Tuple[str, str]]] = {split: [] for split in counts}
+    jobs = [(c, i) for c in chosen for i in range(videos_per_class)]
+    for cls, index in tqdm(jobs, desc="videos", disable=not progress):
+        rel = f"videos/{cls.name}/{cls.name}_{index:04d}.mp4"
+        write_mp4(out / rel, render_video(cls, index, frames, size, seed), fps=fps)
+        split = "train" if index < counts["train"] else "val" if index < counts["train"] + counts["val"] else "test"
+        rows[split].append((rel, cls.name))
+    for split, items in rows.items():
+        with open(out / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["path", "label"])
+            writer.writerows(items)
+    (out / "classes.txt").write_text("".join(f"{c.name}\n" for c in chosen))
+    meta = {
+        "name": "vidbench-synthetic", "format": 1, "classes": [c.name for c in chosen],
+        "groups": {c.name: c.group for c in chosen}, "no_flip": [c.name for c in chosen if c.mirror_sensitive],
+        "splits": {split: f"{split}.csv" for split in counts}, "label_map": "classes.txt",
+        "clip": {"num_frames": num_frames, "stride": stride, "mode": "dense", "size": size},
+        "generator": {"videos_per_class": videos_per_class, "frames": frames, "size": size, "seed": seed,
+                      "fps": fps, "split_counts": counts, "codec": "h264 (libx264), all-intra, qp 12"},
+    }
+    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out

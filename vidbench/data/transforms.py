@@ -1,0 +1,78 @@
+"""Clip transforms on tensors, built on torchvision.transforms.v2's video ops.
+
+Decoded frames arrive as uint8 (T, H, W, C); the torchvision ops work on (..., T, C, H, W); a
+clip leaves as float (C, T, H, W), the layout every vidbench video model takes.
+
+Training: random resized crop, horizontal flip (switched off for classes whose label a mirror
+image would change, such as "moving left"), normalisation. Testing: short-side resize, then a
+centre crop or three crops along the longer side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from einops import rearrange
+from torchvision.transforms import RandomResizedCrop
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClipTransform", "three_crop"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def three_crop(video: torch.Tensor, size: int) -> List[torch.Tensor]:
+    """Three `size` x `size` crops of (..., H, W) along the longer side: start, centre, end
+    (SlowFast / mmaction2 ThreeCrop). The shorter side must already equal `size`."""
+    h, w = video.shape[-2:]
+    if min(h, w) != size:
+        raise ValueError(f"three_crop expects the short side resized to {size}, got {h}x{w}")
+    if w >= h:
+        return [TF.crop(video, 0, left, size, size) for left in (0, (w - size) // 2, w - size)]
+    return [TF.crop(video, top, 0, size, size) for top in (0, (h - size) // 2, h - size)]
+
+
+@dataclass(frozen=True)
+class ClipTransform:
+    """Args:
+        size: side of the square crop the model takes.
+        short_side: test-time resize of the shorter side before cropping (default: `size`).
+        scale, ratio: random-resized-crop area fraction and aspect ratio range (training).
+        flip: allow random horizontal flips in training (the dataset can still refuse them per class).
+    """
+
+    size: int = 32
+    short_side: int = 0
+    scale: Tuple[float, float] = (0.64, 1.0)
+    ratio: Tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+
+    def _to_float(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+        return TF.to_dtype(rearrange(frames, "t h w c -> t c h w"), torch.float32, scale=True)  # (T, C, H, W)
+
+    def _finish(self, video: torch.Tensor) -> torch.Tensor:
+        video = TF.normalize(video, list(self.mean), list(self.std))
+        return rearrange(video, "t c h w -> c t h w")
+
+    def train(self, frames: torch.Tensor, allow_flip: bool = True) -> torch.Tensor:
+        """uint8 (T, H, W, C) -> float (C, T, size, size), randomly cropped (and maybe flipped)."""
+        video = self._to_float(frames)
+        top, left, h, w = RandomResizedCrop.get_params(video[0], list(self.scale), list(self.ratio))
+        video = TF.resized_crop(video, top, left, h, w, [self.size, self.size], antialias=True)
+        if self.flip and allow_flip and torch.rand(()) < 0.5:
+            video = TF.horizontal_flip(video)
+        return self._finish(video)
+
+    def test(self, frames: torch.Tensor, num_crops: int = 1) -> List[torch.Tensor]:
+        """uint8 (T, H, W, C) -> `num_crops` (1 or 3) float clips (C, T, size, size)."""
+        if num_crops not in (1, 3):
+            raise ValueError(f"spatial crops must be 1 or 3, got {num_crops}")
+        video = TF.resize(self._to_float(frames), [self.short_side or self.size], antialias=True)
+        crops = [TF.center_crop(video, [self.size, self.size])] if num_crops == 1 else three_crop(video, self.size)
+        return [self._finish(c) for c in crops]

@@ -1,0 +1,87 @@
+"""torchrun support: process group from the environment torchrun sets, sharding, reductions.
+
+Run any training or evaluation under ``torchrun --nproc_per_node N -m vidbench train ...``
+(or ``python -m torch.distributed.run``): NCCL on GPUs, gloo on CPU. Without torchrun's
+environment everything runs in one process and the helpers are no-ops.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+__all__ = ["DistEnv", "ShardSampler", "all_gather_lists", "all_reduce_sum", "setup_distributed"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str = "auto") -> DistEnv:
+    """Join torchrun's process group when WORLD_SIZE > 1 (idempotent); pick the device.
+
+    Args:
+        device: "auto" (cuda:<local_rank> where available, else cpu), "cpu" or "cuda".
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    dev = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        if not use_cuda:  # processes share the CPU: no oversubscription
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return DistEnv(rank, world, local_rank, dev)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over processes (in place; returns it). A no-op in a single process."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_lists(items: List[T]) -> List[T]:
+    """Concatenate a picklable list from every process (for small reports such as bad files)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return list(items)
+    gathered: List[List[T]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, list(items))
+    return [x for part in gathered for x in part]
+
+
+class ShardSampler(Sampler[int]):
+    """Indices rank, rank + world, ... : every item exactly once over all processes (evaluation
+    must not repeat items to pad shards, as DistributedSampler does)."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1):
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))

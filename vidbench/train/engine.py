@@ -1,0 +1,191 @@
+"""The training loop: AdamW, linear warm-up then cosine decay per step, label smoothing, gradient
+clipping, optional autocast, a checkpoint per epoch, --resume; DDP under torchrun.
+
+Each process takes `batch_size` clips of a shared random permutation (DistributedSampler); the
+loss is the sum over a process's clips divided by the clips of all processes, times the world
+size, so DDP's gradient average is the gradient of the mean over every clip in the step, as in a
+single process (also when bad items leave processes with different batch sizes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..data import DataSpec, build_dataset, clip_settings
+from ..models import VisionTransformer, create_model
+from ..results import ResultsStore
+from .config import TrainConfig, parse_views
+from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
+from .evaluate import autocast, evaluate, evaluate_checkpoint, make_loader, summarize
+from .state import load_train_state, save_train_state
+
+__all__ = ["build_model", "train", "CHECKPOINT", "TRAIN_STATE"]
+
+CHECKPOINT, TRAIN_STATE = "checkpoint.safetensors", "train_state.safetensors"
+# config fields a video model takes from the image ViT it is initialised from
+FOLLOW_IMAGE = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias",
+                "class_token", "global_pool")
+
+
+def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) -> Tuple[nn.Module, str, Dict[str, Any]]:
+    """The video model, initialised from `cfg.init` if given; returns (model, init label, the
+    config fields taken from the image checkpoint)."""
+    overrides = dict(cfg.model_kwargs, num_classes=num_classes, num_frames=num_frames, img_size=size)
+    if not cfg.init:
+        return create_model(cfg.model, **overrides), "random", {}
+    vit, extra = load_checkpoint(cfg.init)
+    if not isinstance(vit, VisionTransformer):
+        raise ValueError(f"--init {cfg.init}: expected an image ViT checkpoint, got {type(vit).__name__}")
+    probe = create_model(cfg.model, **overrides)
+    fields = {f.name for f in dataclasses.fields(probe.config)}
+    follow = {k: getattr(vit.config, k) for k in FOLLOW_IMAGE if k in fields}
+    model = create_model(cfg.model, **{**overrides, **follow})
+    model.from_image_backbone(vit, init=cfg.init_mode)
+    label = cfg.init_label or extra.get("method") or Path(cfg.init).stem
+    return model, str(label), follow
+
+
+def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total - 1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=cfg.min_lr)
+    if warmup <= 0:
+        return cosine
+    linear = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
+
+
+def _warn_bad(bad: List[Tuple[str, str]], seen: Set[str]) -> None:
+    for path, reason in bad:
+        if path not in seen:
+            seen.add(path)
+            warnings.warn(f"skipping bad video {path}: {reason}", stacklevel=3)
+
+
+def train(cfg: TrainConfig) -> Dict[str, Any]:
+    """Train `cfg.model` on `cfg.data`; returns the last epoch's row (and the test row if
+    `cfg.eval_views`). Writes ``checkpoint.safetensors``, ``train_state.safetensors`` and
+    ``train.csv`` into `cfg.out` (process 0)."""
+    env = setup_distributed(cfg.device)
+    out = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    spec = DataSpec.load(cfg.data)
+    sampler, size = clip_settings(spec, cfg.num_frames, cfg.stride, cfg.sampling, cfg.size)
+    if cfg.init and not cfg.size:  # the crop follows the image backbone's resolution
+        img = read_metadata(cfg.init)[0]["config"]["img_size"]
+        size = img if isinstance(img, int) else img[0]
+    model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size)
+    if followed and env.is_main:
+        print(f"--init: {cfg.model} follows the image checkpoint's config: {followed}")
+    train_set, train_issues = build_dataset(spec, "train", True, sampler=sampler, size=size, backend=cfg.backend,
+                                            bad_items=cfg.bad_items, seed=cfg.seed)
+    val_set, val_issues = build_dataset(spec, "val", False, parse_views(cfg.val_views), sampler, size, cfg.backend,
+                                        cfg.bad_items, cfg.seed)
+    for issue in (train_issues + val_issues) if env.is_main else []:
+        warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
+
+    model.to(env.device)
+    net = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) \
+        if env.distributed else model
+    train_sampler = DistributedSampler(train_set, env.world_size, env.rank, shuffle=True, seed=cfg.seed)
+    pin = env.device.type == "cuda"
+    train_loader = make_loader(train_set, cfg.batch_size, cfg.num_workers, train_sampler, pin)
+    val_loader = make_loader(val_set, cfg.batch_size, cfg.num_workers,
+                             ShardSampler(len(val_set), env.rank, env.world_size), pin)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _schedule(optimizer, cfg, len(train_loader))
+    scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
+    criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)
+
+    store = ResultsStore(out) if env.is_main else None
+    start_epoch, train_time = 0, 0.0
+    bad_seen: Set[str] = set()
+    if cfg.resume and (out / TRAIN_STATE).exists():
+        weights, _ = load_checkpoint(out / CHECKPOINT)
+        model.load_state_dict(weights.state_dict())
+        start_epoch, info = load_train_state(out / TRAIN_STATE, optimizer, scheduler, scaler)
+        train_time, init_label = float(info.get("train_time_s", 0.0)), info.get("init", init_label)
+        bad_seen = set(info.get("bad_files", []))
+        if env.is_main:
+            print(f"resuming {out} after epoch {start_epoch}")
+    elif env.is_main:
+        store.write_environment(str(env.device), {"train_config": json.dumps(dataclasses.asdict(cfg))})
+
+    row: Dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        tic = time.perf_counter()
+        net.train()
+        train_set.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)
+        sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+        bad: List[Tuple[str, str]] = []
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and env.is_main))
+        for batch in bar:
+            bad.extend((b.path, b.reason) for b in batch.bad)
+            n_all = int(all_reduce_sum(torch.tensor([len(batch)], device=env.device)).item())
+            if n_all == 0:
+                continue  # every process's batch was bad
+            if len(batch):
+                clips, labels = batch.clips.to(env.device, non_blocking=True), batch.labels.to(env.device)
+            else:  # join the gradient all-reduce with a zero contribution
+                clips = torch.zeros(1, *model.input_size, device=env.device)
+                labels = torch.zeros(1, dtype=torch.long, device=env.device)
+            with autocast(env.device, cfg.amp):
+                logits = net(clips).float()
+            loss_sum = criterion(logits, labels) * (1.0 if len(batch) else 0.0)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss_sum * env.world_size / n_all).backward()
+            if cfg.clip_grad > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if len(batch):
+                sums += torch.tensor([loss_sum.item(), (logits.argmax(1) == labels).sum().item(), len(batch)],
+                                     dtype=torch.float64)
+            bar.set_postfix(loss=f"{loss_sum.item() / max(1, len(batch)):.3f}")
+        sums = all_reduce_sum(sums.to(env.device)).cpu()
+        bad = all_gather_lists(bad)
+        train_time += time.perf_counter() - tic
+        counts, val_bad = evaluate(model, val_loader, len(spec.classes), env.device, cfg.amp)
+        if env.is_main:
+            _warn_bad(bad + val_bad, bad_seen)
+        val = summarize(counts, spec.label_groups())
+        row = {"epoch": epoch + 1, "train_loss": float(sums[0] / sums[2]) if sums[2] else float("nan"),
+               "train_acc": 100 * float(sums[1] / sums[2]) if sums[2] else float("nan"),
+               **{f"val_{k}": v for k, v in val.items() if k != "num_videos"},
+               "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(time.perf_counter() - tic, 2),
+               "train_time_s": round(train_time, 2), "skipped_items": len(bad_seen) + len(train_issues) + len(val_issues)}
+        if env.is_main:
+            store.append("train", row)
+            extra = {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epoch + 1,
+                     "train_time_s": round(train_time, 2),
+                     "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
+                              "size": size}, "train_config": dataclasses.asdict(cfg)}
+            save_checkpoint(model, out / CHECKPOINT, extra)
+            save_train_state(out / TRAIN_STATE, optimizer, scheduler, epoch + 1, scaler,
+                             {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val top-1 {row['val_top1']:.1f}"
+                  + "".join(f" {k} {v:.1f}" for k, v in row.items() if k.startswith("val_acc_")))
+        if not math.isfinite(row["train_loss"]):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']})")
+    if env.distributed:
+        torch.distributed.barrier()  # the checkpoint is written before anyone reads it
+    if cfg.eval_views:
+        row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, "test", str(out),
+                                          cfg.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp,
+                                          cfg.device, cfg.progress)
+    return row

@@ -1,0 +1,119 @@
+"""Multi-view evaluation: softmax probabilities averaged over N temporal clips x 1 or 3 crops;
+top-1, top-5 and top-1 per class group (acc_static, acc_temporal on the generated dataset).
+
+Counts are summed over processes under torchrun, each item seen exactly once.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint
+from ..data import DataSpec, build_dataset, clip_settings, collate_clips
+from ..results import ResultsStore
+from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
+
+__all__ = ["evaluate", "evaluate_checkpoint", "make_loader", "summarize"]
+
+
+def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False)
+
+
+def autocast(device: torch.device, amp: str) -> torch.autocast:
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp != "none")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: str = "none",
+             progress: bool = False, desc: str = "eval") -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
+    """Per-class counts (3, K): top-1 hits, top-5 hits, items; and the (path, reason) of skipped
+    items. Summed / gathered over processes."""
+    model.eval()
+    counts = torch.zeros(3, num_classes, dtype=torch.float64)
+    bad: List[Tuple[str, str]] = []
+    k = min(5, num_classes)
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        bad.extend((b.path, b.reason) for b in batch.bad)
+        if len(batch) == 0:
+            continue
+        clips = batch.clips.to(device, non_blocking=True)
+        views = clips.shape[1] if clips.ndim == 6 else 1
+        x = rearrange(clips, "b v c t h w -> (b v) c t h w") if clips.ndim == 6 else clips
+        with autocast(device, amp):
+            logits = model(x).float()  # (B*V, K)
+        probs = rearrange(logits.softmax(dim=-1), "(b v) k -> b v k", v=views).mean(dim=1)  # (B, K)
+        labels = batch.labels.to(device)
+        top = probs.topk(k, dim=1).indices  # (B, k)
+        hits = torch.stack([top[:, 0] == labels, (top == labels[:, None]).any(dim=1),
+                            torch.ones_like(labels, dtype=torch.bool)]).double().cpu()  # (3, B)
+        for row in range(3):
+            counts[row].index_add_(0, batch.labels, hits[row])
+    return all_reduce_sum(counts.to(device)).cpu(), all_gather_lists(bad)
+
+
+def summarize(counts: torch.Tensor, groups: Sequence[Optional[str]]) -> Dict[str, float]:
+    """Percentages from per-class counts: top1, top5, acc_<group> for each group, num_videos."""
+    hit1, hit5, total = counts
+    n = float(total.sum())
+    out = {"top1": 100 * float(hit1.sum()) / n if n else float("nan"),
+           "top5": 100 * float(hit5.sum()) / n if n else float("nan"), "num_videos": int(n)}
+    for group in sorted({g for g in groups if g}):
+        mask = torch.tensor([g == group for g in groups])
+        g_total = float(total[mask].sum())
+        out[f"acc_{group}"] = 100 * float(hit1[mask].sum()) / g_total if g_total else float("nan")
+    return out
+
+
+def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str = "4x3", split: str = "test",
+                        out: Optional[str] = None, batch_size: int = 8, num_workers: int = 2,
+                        backend: Optional[str] = None, bad_items: str = "skip", amp: str = "none",
+                        device: str = "auto", progress: bool = True) -> Dict[str, Any]:
+    """Evaluate a trained checkpoint on a split with multi-view testing; rank 0 appends the row
+    to ``<out>/accuracy.csv`` (default: the checkpoint's directory) and returns it."""
+    from .config import parse_views
+
+    env = setup_distributed(device)
+    model, extra = load_checkpoint(checkpoint)
+    model.to(env.device)
+    data = data or extra.get("data")
+    if not data:
+        raise ValueError(f"{checkpoint} does not record its dataset: pass --data")
+    spec = DataSpec.load(data)
+    clip = extra.get("clip", {})
+    sampler, size = clip_settings(spec, clip.get("num_frames"), clip.get("stride"), clip.get("mode"), clip.get("size"))
+    if len(spec.classes) != model.num_classes:
+        raise ValueError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
+    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler, size=size,
+                                    backend=backend, bad_items=bad_items)
+    for issue in issues if env.is_main else []:
+        warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
+    loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
+                         pin_memory=env.device.type == "cuda")
+    start = time.perf_counter()
+    counts, bad = evaluate(model, loader, len(spec.classes), env.device, amp, progress and env.is_main,
+                           desc=f"eval {views}")
+    row = {
+        "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
+        "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
+        "epochs": extra.get("epoch", ""), **summarize(counts, spec.label_groups()),
+        "skipped_items": len(issues) + len({p for p, _ in bad}),
+        "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
+        "train_time_s": extra.get("train_time_s", ""), "eval_time_s": round(time.perf_counter() - start, 2),
+        "world_size": env.world_size, "backend": backend or "auto", "checkpoint": str(checkpoint),
+    }
+    if env.is_main:
+        for path, reason in sorted(set(bad)):
+            warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
+        ResultsStore(out or Path(checkpoint).parent).append("accuracy", row)
+    return row

@@ -1,0 +1,68 @@
+"""Resumable training state (optimizer, LR schedule, RNG, epoch) as safetensors: tensors as
+tensors, everything else as JSON metadata. Nothing is unpickled on --resume."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+__all__ = ["load_train_state", "save_train_state"]
+
+FORMAT = "vidbench-train-state/1"
+
+
+def save_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int,
+                     scaler: Optional[torch.amp.GradScaler] = None, info: Optional[Dict[str, Any]] = None) -> Path:
+    """Everything --resume needs besides the model weights, after `epoch` epochs."""
+    opt = optimizer.state_dict()
+    tensors: Dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+    scalars: Dict[str, Dict[str, Any]] = {}
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    meta = {
+        "format": FORMAT, "epoch": str(epoch), "param_groups": json.dumps(opt["param_groups"]),
+        "optim_scalars": json.dumps(scalars), "scheduler": json.dumps(scheduler.state_dict()),
+        "scaler": json.dumps(scaler.state_dict() if scaler is not None and scaler.is_enabled() else {}),
+        "info": json.dumps(info or {}),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     scaler: Optional[torch.amp.GradScaler] = None) -> Tuple[int, Dict[str, Any]]:
+    """Restore the state into `optimizer`, `scheduler` (and `scaler`); returns (epochs done, info)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: Dict[int, Dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, values in json.loads(meta["optim_scalars"]).items():
+        state.setdefault(int(pid), {}).update(values)
+    groups = json.loads(meta["param_groups"])
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    scheduler.load_state_dict(json.loads(meta["scheduler"]))
+    scaler_state = json.loads(meta["scaler"])
+    if scaler is not None and scaler_state:
+        scaler.load_state_dict(scaler_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(meta["epoch"]), json.loads(meta["info"])
