@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .. import __version__
 
-COMMANDS = ["list"]
+COMMANDS = ["list", "pretrain", "ssl-eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
