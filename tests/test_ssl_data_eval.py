@@ -45,13 +45,21 @@ def test_a_bad_image_is_set_aside_not_fatal(tmp_path):
     assert views[0].shape == (len(ds) - 1, 3, 16, 16) and len(views) == 2
 
 
+class BadVideo:
+    """What a video dataset may return for an item it could not load (no exception)."""
+
+    def __init__(self, path, reason):
+        self.path, self.reason = path, reason
+
+
 class Clips(Dataset):
     """Normalised clips (C, T, H, W) with labels, like a video dataset's training items."""
 
-    def __init__(self, mean, std, n=3, bad=None):
+    def __init__(self, mean, std, n=3, bad=None, marker=None, views=0):
         g = torch.Generator().manual_seed(0)
-        self.raw = torch.rand(n, 3, 8, 20, 20, generator=g)
+        self.raw = torch.rand(n, *([views] if views else []), 3, 8, 20, 20, generator=g)
         self.mean, self.std, self.bad = torch.tensor(mean).view(3, 1, 1, 1), torch.tensor(std).view(3, 1, 1, 1), bad
+        self.marker = marker
 
     def __len__(self):
         return len(self.raw)
@@ -59,6 +67,8 @@ class Clips(Dataset):
     def __getitem__(self, i):
         if i == self.bad:
             raise OSError("truncated video")
+        if i == self.marker:
+            return BadVideo("v1.mp4", "moov atom not found")
         return (self.raw[i] - self.mean) / self.std, i % 2, i
 
 
@@ -77,6 +87,15 @@ def test_frames_of_clips_check_the_value_range_and_skip_bad_clips():
     frames = ClipFrames(Clips((0, 0, 0), (1, 1, 1), bad=1), 2, 16)
     assert len(frames) == 4 and frames.failed[0].index == 1 and "truncated video" in frames.failed[0].reason
     assert frames[0][0].shape == (3, 16, 16)
+    frames = ClipFrames(Clips((0, 0, 0), (1, 1, 1), marker=2), 2, 16)
+    assert len(frames) == 4 and frames.failed[0].source == "v1.mp4" and frames.failed[0].reason == "moov atom not found"
+
+
+def test_frames_of_every_view_of_a_multi_view_item():
+    clips = Clips((0, 0, 0), (1, 1, 1), n=2, views=3)
+    frames = ClipFrames(clips, frames_per_clip=2, img_size=20)
+    assert len(frames) == 2 * 3 * 2 and frames.targets[:6] == [0] * 6
+    torch.testing.assert_close(frames[3][0], clips.raw[0, 1, :, 7], atol=1 / 255, rtol=0)  # view 1, last frame
 
 
 def test_every_method_has_a_recipe_and_byol_views_are_asymmetric():

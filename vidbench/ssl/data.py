@@ -93,7 +93,8 @@ class ClipFrames(Dataset):
     [0, 1], label of its clip).
 
     Args:
-        clips: any Dataset whose items are (clip (C, T, H, W) float, label, ...).
+        clips: any Dataset whose items are (clip, label, ...) with the clip (C, T, H, W) float, or
+            (V, C, T, H, W) for several views of one video (frames are taken from each view).
         frames_per_clip: evenly spaced frames kept from each clip (T: all of them).
         img_size: frames are fitted to img_size x img_size.
         mean, std: the normalisation the clip dataset applied, undone here (None: clips are
@@ -111,24 +112,26 @@ class ClipFrames(Dataset):
         for i in tqdm(range(len(clips)), desc="frames from clips", disable=not progress, leave=False):
             try:
                 item = clips[i]
-                clip, label = item[0], int(item[1])
             except Exception as err:  # a bad clip is recorded, the rest go on
                 self.failed.append(BadItem(i, f"clip {i}", f"{type(err).__name__}: {err}"))
                 continue
-            if not isinstance(clip, torch.Tensor) or clip.ndim != 4:
+            if not isinstance(item, (tuple, list)):  # a dataset's own marker for a bad item
+                self.failed.append(BadItem(i, str(getattr(item, "path", f"clip {i}")), str(getattr(item, "reason", item))))
+                continue
+            clip, label = item[0], int(item[1])
+            if not isinstance(clip, torch.Tensor) or clip.ndim not in (4, 5):
                 shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
-                raise ValueError(f"clip dataset item {i}: expected a clip (C, T, H, W), got {shape}")
-            clip = _unnormalise(clip.float(), mean, std)
-            lo, hi = clip.min().item(), clip.max().item()
-            if lo < -0.02 or hi > 1.02:
-                raise ValueError(f"clip dataset item {i} has values in [{lo:.3g}, {hi:.3g}], not [0, 1]: pass the "
-                                 "mean/std the clip dataset normalised with")
-            t = clip.shape[1]
-            idx = torch.linspace(0, t - 1, min(frames_per_clip, t)).round().long()
-            for j in idx.tolist():
-                frame = _fit(clip[:, j].clamp(0, 1), img_size)
-                frames.append((frame * 255).round().to(torch.uint8))
-                labels.append(label)
+                raise ValueError(f"clip dataset item {i}: expected a clip (C, T, H, W) or views (V, C, T, H, W), got {shape}")
+            for view in (clip if clip.ndim == 5 else clip[None]):
+                view = _unnormalise(view.float(), mean, std)
+                lo, hi = view.min().item(), view.max().item()
+                if lo < -0.02 or hi > 1.02:
+                    raise ValueError(f"clip dataset item {i} has values in [{lo:.3g}, {hi:.3g}], not [0, 1]: pass the "
+                                     "mean/std the clip dataset normalised with")
+                t = view.shape[1]
+                for j in torch.linspace(0, t - 1, min(frames_per_clip, t)).round().long().tolist():
+                    frames.append((_fit(view[:, j].clamp(0, 1), img_size) * 255).round().to(torch.uint8))
+                    labels.append(label)
         if not frames:
             raise ValueError(f"no frames: all {len(clips)} clips failed to load" if len(clips) else "the clip dataset is empty")
         self.frames = torch.stack(frames)  # (M, C, S, S) uint8

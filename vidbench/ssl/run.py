@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..checkpoint import save_backbone
@@ -132,8 +133,10 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainCon
     file = save_backbone(vit, Path(out) / f"{method}.safetensors", method, extra={
         "epochs": train.epochs, "steps": result.steps, "data": data.path, "input_mean": list(IMAGENET_MEAN),
         "input_std": list(IMAGENET_STD), "method_config": dataclasses.asdict(config),
-        "augment": [dataclasses.asdict(r) for r in recipes], "pretrain_time_s": round(result.time_s, 1)},
-        extra_tensors=_extra_tensors(method, model))
+        "augment": [dataclasses.asdict(r) for r in recipes], "pretrain_time_s": round(result.time_s, 1)})
+    if method == "simclr_v2":  # v2 fine-tunes from the projection head's first layer: keep it beside the ViT
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.projector[0].state_dict().items()},
+                  str(Path(out) / "simclr_v2_head_first_layer.safetensors"), metadata={"backbone": file.name})
     row = {**base, "steps": result.steps, "pretrain_time_s": round(result.time_s, 1),
            "final_loss": round(final.get("loss", float("nan")), 5),
            **{k: round(final[k], 5) for k in ("emb_std", "emb_std_ref", "emb_rank", "feat_rank") if k in final},
@@ -143,13 +146,6 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainCon
     row["status"] = "ok"
     store.append(SSL_TABLE, row)
     return row
-
-
-def _extra_tensors(method: str, model: torch.nn.Module) -> Dict[str, torch.Tensor]:
-    """SimCLR v2 fine-tunes from the projection head's first layer: keep it with the ViT."""
-    if method != "simclr_v2":
-        return {}
-    return {f"head_first_layer.{k}": v for k, v in model.projector[0].state_dict().items()}
 
 
 def evaluate_init(init: str, data: FrameData, out: PathLike, backbone: str = "vit_tiny",
