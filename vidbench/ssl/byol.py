@@ -60,12 +60,6 @@ class BYOL(SSLMethod):
         d = backbone.num_features
         return cls(backbone, mlp_head([d, c.proj_hidden, c.proj_dim]), mlp_head([c.proj_dim, c.proj_hidden, c.proj_dim]), c)
 
-    def train(self, mode: bool = True) -> BYOL:
-        super().train(mode)
-        self.target_backbone.train(mode)  # target BN/dropout behave as the online ones (paper)
-        self.target_projector.train(mode)
-        return self
-
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
         self.check_views(views)
         feats = self.encode(views)  # 2 x (B, D)
