@@ -77,3 +77,16 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     save_file(tensors, str(tmp_path / "b.safetensors"), metadata={**raw, "model": json.dumps(spec)})
     with pytest.raises(ValueError, match=r"b.safetensors: weights do not fit.*unexpected \['blocks.2"):
         load_backbone(tmp_path / "b.safetensors")
+
+
+def test_a_checkpoint_of_another_model_is_not_an_image_backbone(tmp_path):
+    vit = create_model("vit_tiny", **TINY)
+    path = save_backbone(vit, tmp_path / "v.safetensors", "byol")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        tensors, raw = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    spec = dict(json.loads(raw["model"]), **{"class": "TimeSformer", "name": "timesformer_tiny"})
+    save_file(tensors, str(tmp_path / "t.safetensors"), metadata={**raw, "model": json.dumps(spec)})
+    with pytest.raises(ValueError, match=r"t.safetensors: holds a TimeSformer, not an image ViT backbone"):
+        load_backbone(tmp_path / "t.safetensors")
