@@ -63,6 +63,11 @@ def test_options_that_do_not_apply_are_named(folder, tmp_path, capsys):
     assert rc == 2 and "byol: unknown option 'w_size'; valid options: proj_dim, proj_hidden, tau_base" in capsys.readouterr().err
     rc = main(["pretrain", "--method", "simclr", "--data", str(tmp_path / "nope"), "--out", str(tmp_path), *TINY])
     assert rc == 2 and "--data " + str(tmp_path / "nope") + ": no such directory" in capsys.readouterr().err
+    videos = tmp_path / "videos"
+    (videos / "train").mkdir(parents=True)
+    (videos / "train.csv").write_text("path,label\n")
+    rc = main(["pretrain", "--method", "simclr", "--data", str(videos), "--out", str(tmp_path), *TINY])
+    assert rc == 2 and "not a class-per-folder image tree" in capsys.readouterr().err
 
 
 def test_singular_whitening_stops_the_command_and_records_why(folder, tmp_path, capsys):

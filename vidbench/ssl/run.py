@@ -56,7 +56,7 @@ def open_frames(path: PathLike, img_size: int, holdout: float = 0.2) -> FrameDat
         raise FileNotFoundError(f"--data {path}: no such directory")
     if is_image_folder(path):
         splits = image_folder_splits(path, img_size, holdout)
-        eval_split = "val" if "val" in splits else next((s for s in ("test",) if s in splits), None)
+        eval_split = "val" if "val" in splits else "test" if "test" in splits else None
         if eval_split is None:
             raise ValueError(f"--data {path}: train/ has no val/ or test/ next to it to evaluate on")
         train = splits["train"]
