@@ -4,6 +4,9 @@ the file's metadata, so a checkpoint rebuilds its model without unpickling anyth
     save_checkpoint(model, "results/run/byol.safetensors", {"method": "byol", "epochs": 100})
     model, extra = load_checkpoint("results/run/byol.safetensors")
 
+Image backbones (self-supervised pretraining) use the same format through `save_backbone`,
+`load_backbone` and `read_backbone_meta`, which check that the model is an image ViT.
+
 Any vidbench model works (image ViTs for `vidbench train --init`, trained video models for
 `vidbench eval`). `extra` is any JSON-serialisable dict; the key ``"method"`` names how the
 weights were obtained (an SSL method, "supervised", ...) and becomes the `init` column of results
@@ -24,7 +27,8 @@ from torch import nn
 from . import models as _models
 from .models import create_model, model_entry
 
-__all__ = ["FORMAT", "load_checkpoint", "read_metadata", "save_checkpoint"]
+__all__ = ["FORMAT", "load_backbone", "load_checkpoint", "read_backbone_meta", "read_metadata", "save_backbone",
+           "save_checkpoint"]
 
 FORMAT = "vidbench-checkpoint/1"
 PathLike = Union[str, os.PathLike]
@@ -93,3 +97,32 @@ def load_checkpoint(path: PathLike) -> Tuple[nn.Module, Dict[str, Any]]:
         raise ValueError(f"{path}: weights do not fit {spec.get('name') or spec['class']}: "
                          f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
     return model, extra
+
+
+def save_backbone(vit: nn.Module, path: PathLike, method: str, extra: Optional[Mapping[str, Any]] = None) -> Path:
+    """`save_checkpoint` for an image ViT, with the method that trained it in ``extra["method"]``."""
+    from .models.vit import VisionTransformer
+
+    if not isinstance(vit, VisionTransformer):
+        raise TypeError(f"save_backbone takes a VisionTransformer, got {type(vit).__name__}")
+    return save_checkpoint(vit, path, {**dict(extra or {}), "method": str(method)})
+
+
+def read_backbone_meta(path: PathLike) -> Dict[str, Any]:
+    """{'method', 'model_name', 'config' (dict), 'extra' (dict)} of an image-backbone file, without
+    loading weights; a checkpoint of anything but an image ViT is refused."""
+    spec, extra = read_metadata(path)
+    if spec.get("class") != "VisionTransformer":
+        raise ValueError(f"{path}: holds a {spec.get('class')}, not an image ViT backbone")
+    return {"method": extra.get("method", ""), "model_name": spec.get("name") or "", "config": spec["config"],
+            "extra": extra}
+
+
+def load_backbone(path: PathLike, map_location: str = "cpu") -> nn.Module:
+    """The image ViT of a backbone file (weights loaded strictly); `model.ssl_method` and
+    `model.ssl_extra` carry its metadata."""
+    meta = read_backbone_meta(path)
+    vit, extra = load_checkpoint(path)
+    vit.model_name = meta["model_name"] or "vit"
+    vit.ssl_method, vit.ssl_extra = meta["method"], extra
+    return vit.to(map_location)

@@ -1,0 +1,124 @@
+"""What every self-supervised method shares: the method interface, projection heads, the
+collapse monitor and the errors that stop a run with its reason."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "TrainingStopped", "NonFiniteLoss", "SingularCovariance", "StepOutput", "SSLMethod", "mlp_head",
+    "feature_std", "effective_rank", "collapse_stats", "check_finite",
+]
+
+
+class TrainingStopped(RuntimeError):
+    """Pretraining cannot go on; the message says why and what to change."""
+
+
+class NonFiniteLoss(TrainingStopped):
+    pass
+
+
+class SingularCovariance(TrainingStopped):
+    pass
+
+
+@dataclass
+class StepOutput:
+    """loss: the scalar to minimise; features: backbone features (B, D) and embeddings: the
+    head's output (B, P) that the loss sees, both of the first view, for the collapse monitor;
+    stats: extra scalars to log (floats)."""
+
+    loss: torch.Tensor
+    features: torch.Tensor
+    embeddings: torch.Tensor
+    stats: Dict[str, float]
+
+
+class SSLMethod(nn.Module):
+    """A self-supervised objective around an image backbone (a `VisionTransformer` with no
+    classifier, or any module mapping (B, C, H, W) to (B, D) features) and its heads.
+
+    `forward(views, index)` takes the list of augmented views (each (B, C, H, W)) and the dataset
+    indices of the images (B,), and returns a `StepOutput`. `after_optimizer_step(step, total)` is
+    called after each optimiser step (EMA targets, schedules); `step` counts completed steps from 0.
+    """
+
+    name: str = ""
+    num_views: int = 2
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def encode(self, views: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """Backbone features of every view in one batched pass: a list of (B, D)."""
+        feats = self.backbone(torch.cat(list(views)))  # (V*B, D)
+        return list(feats.chunk(len(views)))
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        return None
+
+    def check_views(self, views: Sequence[torch.Tensor]) -> None:
+        if len(views) != self.num_views:
+            raise ValueError(f"{self.name} takes {self.num_views} views per image, got {len(views)}")
+
+
+def mlp_head(dims: Sequence[int], last_bn: bool = False, last_bias: bool = True) -> nn.Sequential:
+    """Linear-BN-ReLU for every hidden layer, then a Linear (optionally followed by BN).
+
+    `mlp_head([192, 512, 128])` is BYOL's projector shape: Linear-BN-ReLU-Linear.
+    """
+    if len(dims) < 2:
+        raise ValueError(f"a head needs at least input and output sizes, got {list(dims)}")
+    layers: List[nn.Module] = []
+    for i in range(len(dims) - 2):
+        layers.append(nn.Sequential(nn.Linear(dims[i], dims[i + 1]), nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True)))
+    last: List[nn.Module] = [nn.Linear(dims[-2], dims[-1], bias=last_bias)]
+    if last_bn:
+        last.append(nn.BatchNorm1d(dims[-1]))
+    layers.append(nn.Sequential(*last) if last_bn else last[0])
+    return nn.Sequential(*layers)
+
+
+# --- collapse monitor -------------------------------------------------------------------------
+
+@torch.no_grad()
+def feature_std(x: torch.Tensor) -> float:
+    """Mean over dimensions of the standard deviation across the batch of L2-normalised
+    features (BYOL/SimSiam's collapse measure): 0 when every input maps to one point, about
+    1/sqrt(D) for features spread over the sphere."""
+    return F.normalize(x.detach().float(), dim=1).std(dim=0).mean().item()
+
+
+@torch.no_grad()
+def effective_rank(x: torch.Tensor) -> float:
+    """Effective rank (Roy & Vetterli 2007) of the centred (B, D) feature matrix: exp of the
+    entropy of its normalised singular values; 1 for a rank-one (collapsed) set, up to min(B, D)."""
+    x = x.detach().double()
+    s = torch.linalg.svdvals(x - x.mean(dim=0))
+    if s.sum() <= 0:
+        return 0.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return math.exp(-(p * p.log()).sum().item())
+
+
+def collapse_stats(embeddings: torch.Tensor, features: torch.Tensor) -> Dict[str, float]:
+    """emb_std (with emb_std_ref = 1/sqrt(P), its value for embeddings spread over the sphere)
+    and emb_rank of the head's output; feat_rank of the backbone features."""
+    return {"emb_std": feature_std(embeddings), "emb_std_ref": 1.0 / math.sqrt(embeddings.shape[1]),
+            "emb_rank": effective_rank(embeddings), "feat_rank": effective_rank(features)}
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    """Raise NonFiniteLoss when the loss is NaN or infinite."""
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLoss(
+            f"loss is {loss.item()} at {where}; the run stops here (the last checkpoint is kept). "
+            "Lower --lr, add warm-up (--warmup-epochs), or check the input data for NaNs.")

@@ -1,0 +1,210 @@
+"""The pretrain -> save -> evaluate pipeline behind `vidbench pretrain` and `vidbench ssl-eval`,
+as plain functions for notebooks.
+
+    data = open_frames("data/shapes", img_size=32)
+    row = run_pretraining("byol", data, "results/ssl", epochs=20,
+                          backbone_overrides=dict(img_size=32, patch_size=8, depth=4))
+    # results/ssl/byol.safetensors, rows in results/ssl/ssl.csv and ssl_log.csv
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+
+from ..checkpoint import save_backbone
+from ..models import VisionTransformer, create_model
+from ..results import ResultsStore
+from .augment import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, method_views
+from .base import TrainingStopped, effective_rank, feature_std
+from .data import ClipFrames, EvalDataset, MultiViewDataset, image_folder_splits, is_image_folder
+from .evaluate import extract_features, knn_top1, linear_probe
+from .methods import build_method, method_config
+from .train import TrainConfig, pretrain
+
+__all__ = ["FrameData", "open_frames", "build_backbone", "run_pretraining", "run_evaluation", "evaluate_init",
+           "parse_key_values", "SSL_TABLE", "LOG_TABLE"]
+
+PathLike = Union[str, os.PathLike]
+SSL_TABLE, LOG_TABLE = "ssl", "ssl_log"
+
+
+@dataclass
+class FrameData:
+    """Frame sources for pretraining and evaluation (items: image in [0, 1], label)."""
+
+    pretrain: Dataset  # unlabelled use of the training split
+    train: Dataset  # labelled: the kNN bank and the probe's training set
+    eval: Dataset  # labelled: where top-1 is measured
+    eval_split: str
+    kind: str  # "images" or "video"
+    path: str
+    classes: List[str] = field(default_factory=list)
+
+
+def open_frames(path: PathLike, img_size: int, holdout: float = 0.2, frames_per_clip: int = 8,
+                progress: bool = False) -> FrameData:
+    """Frame sources from an image folder (class-per-folder, optionally with train/ and val/ or
+    test/ splits) or a video dataset (`vidbench make-dataset` or any `vidbench.data.DataSpec`
+    directory): `frames_per_clip` evenly spaced frames of the centred clip of each video, the
+    train split for pretraining, kNN bank and probe, the val split (else test) for top-1."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--data {path}: no such directory")
+    if is_image_folder(path):
+        splits = image_folder_splits(path, img_size, holdout)
+        eval_split = "val" if "val" in splits else "test" if "test" in splits else None
+        if eval_split is None:
+            raise ValueError(f"--data {path}: train/ has no val/ or test/ next to it to evaluate on")
+        train = splits["train"]
+        return FrameData(train, train, splits[eval_split], eval_split, "images", str(path), list(train.classes))
+    if _is_video_dataset(path):
+        return _video_frames(path, img_size, frames_per_clip, progress)
+    raise ValueError(f"--data {path}: neither a class-per-folder image tree (or one with train/ and val/ splits) "
+                     "nor a video dataset (dataset.json, or <split>.csv / .txt annotations)")
+
+
+def _is_video_dataset(path: Path) -> bool:
+    return (path / "dataset.json").exists() or any((path / f"train{ext}").is_file() for ext in (".csv", ".txt"))
+
+
+def _video_frames(path: Path, img_size: int, frames_per_clip: int, progress: bool) -> FrameData:
+    from ..data import DataSpec, build_dataset
+    from ..data.transforms import IMAGENET_MEAN as CLIP_MEAN
+    from ..data.transforms import IMAGENET_STD as CLIP_STD
+
+    spec = DataSpec.load(path)
+    eval_split = "val" if "val" in spec.splits else "test" if "test" in spec.splits else None
+    if "train" not in spec.splits or eval_split is None:
+        raise ValueError(f"--data {path}: a video dataset needs a train split and a val or test split, "
+                         f"has {sorted(spec.splits)}")
+    sets = {}
+    for split in ("train", eval_split):
+        clips, issues = build_dataset(spec, split, train=False, size=img_size)  # centred clip, centre crop
+        frames = ClipFrames(clips, frames_per_clip, img_size, CLIP_MEAN, CLIP_STD, progress=progress)
+        for problem in [str(i) for i in issues] + [f"{b.path}: {b.reason}" for b in frames.failed]:
+            warnings.warn(f"--data {path} ({split}): skipped {problem}", stacklevel=3)
+        sets[split] = frames
+    return FrameData(sets["train"], sets["train"], sets[eval_split], eval_split, "video", str(path), spec.classes)
+
+
+def build_backbone(name: str = "vit_tiny", seed: int = 0, **overrides: Any) -> VisionTransformer:
+    """A registry image ViT without a classifier (forward returns pooled features)."""
+    torch.manual_seed(seed)
+    model = create_model(name, **{**overrides, "num_classes": 0})
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"--backbone {name}: self-supervised pretraining takes an image ViT (vit_tiny, vit_small, "
+                         f"vit_base), got {type(model).__name__}")
+    return model
+
+
+def _ok_row(store: ResultsStore, method: str, epochs: int) -> Optional[Dict[str, Any]]:
+    df = store.read(SSL_TABLE)
+    if df.empty or "status" not in df.columns:
+        return None
+    hit = df[(df["method"] == method) & (df["epochs"] == epochs) & (df["status"] == "ok")]
+    return hit.iloc[-1].to_dict() if len(hit) else None
+
+
+def run_evaluation(backbone: torch.nn.Module, data: FrameData, k: int = 200, temperature: float = 0.07,
+                   batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> Dict[str, Any]:
+    """kNN and linear-probe top-1 of the frozen backbone, plus collapse stats of its features
+    on the evaluation frames."""
+    norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    ftr, ytr, bad1 = extract_features(backbone, EvalDataset(data.train, **norm), batch_size, device, num_workers)
+    fte, yte, bad2 = extract_features(backbone, EvalDataset(data.eval, **norm), batch_size, device, num_workers)
+    return {"knn_top1": round(knn_top1(ftr, ytr, fte, yte, k, temperature), 4),
+            "linear_top1": round(linear_probe(ftr, ytr, fte, yte), 4),
+            "eval_feat_std": round(feature_std(fte), 5), "eval_feat_rank": round(effective_rank(fte), 2),
+            "knn_k": min(k, len(ytr)), "n_train": len(ytr), "n_eval": len(yte), "eval_split": data.eval_split,
+            "eval_bad_items": len(bad1) + len(bad2)}
+
+
+def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainConfig, backbone: str = "vit_tiny",
+                    backbone_overrides: Optional[Mapping[str, Any]] = None, method_options: Optional[Mapping[str, Any]] = None,
+                    aug_overrides: Optional[Mapping[str, Any]] = None, resume: bool = False, evaluate: bool = True,
+                    knn_k: int = 200) -> Dict[str, Any]:
+    """Pretrain `backbone` with `method` on `data.pretrain`, save `<out>/<method>.safetensors`,
+    evaluate, and append the row to `<out>/ssl.csv` (epoch logs in ssl_log.csv). With
+    `resume`, a finished (method, epochs) row is returned as it is and an interrupted run goes
+    on from `<out>/checkpoints/<method>.pt`. A TrainingStopped error is recorded in the row's
+    status and raised again."""
+    store = ResultsStore(out)
+    if resume and (done := _ok_row(store, method, train.epochs)) and Path(str(done.get("file", ""))).exists():
+        return done
+    overrides = dict(backbone_overrides or {})
+    vit = build_backbone(backbone, train.seed, **overrides)
+    config = method_config(method, **dict(method_options or {}))
+    model = build_method(method, vit, num_images=len(data.pretrain), config=config)
+    size = vit.patch_embed.img_size[0]
+    recipes = [dataclasses.replace(r, **dict(aug_overrides or {})) for r in method_views(method, size, model.num_views)]
+    dataset = MultiViewDataset(data.pretrain, MultiViewTransform(recipes, size))
+    base = {"method": method, "backbone": backbone, "epochs": train.epochs, "batch_size": train.batch_size,
+            "lr": train.lr, "data": data.path, "img_size": size, "depth": vit.config.depth}
+    store.write_environment(train.device, {"command": "pretrain", "method": method})
+
+    def log(row: Dict[str, float]) -> None:
+        store.append(LOG_TABLE, {"method": method, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}})
+
+    try:
+        result = pretrain(model, dataset, train, Path(out) / "checkpoints" / f"{method}.pt", resume, log)
+    except TrainingStopped as err:
+        store.append(SSL_TABLE, {**base, "status": f"stopped: {err}"})
+        raise
+    final = result.final
+    file = save_backbone(vit, Path(out) / f"{method}.safetensors", method, extra={
+        "epochs": train.epochs, "steps": result.steps, "data": data.path, "input_mean": list(IMAGENET_MEAN),
+        "input_std": list(IMAGENET_STD), "method_config": dataclasses.asdict(config),
+        "augment": [dataclasses.asdict(r) for r in recipes], "pretrain_time_s": round(result.time_s, 1)})
+    if method == "simclr_v2":  # v2 fine-tunes from the projection head's first layer: keep it beside the ViT
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.projector[0].state_dict().items()},
+                  str(Path(out) / "simclr_v2_head_first_layer.safetensors"), metadata={"backbone": file.name})
+    row = {**base, "steps": result.steps, "pretrain_time_s": round(result.time_s, 1),
+           "final_loss": round(final.get("loss", float("nan")), 5),
+           **{k: round(final[k], 5) for k in ("emb_std", "emb_std_ref", "emb_rank", "feat_rank") if k in final},
+           "bad_items": len(result.bad_items), "file": str(file)}
+    if evaluate:
+        row.update(run_evaluation(vit, data, k=knn_k, device=train.device, num_workers=train.num_workers))
+    row["status"] = "ok"
+    store.append(SSL_TABLE, row)
+    return row
+
+
+def evaluate_init(init: str, data: FrameData, out: PathLike, backbone: str = "vit_tiny",
+                  backbone_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, knn_k: int = 200,
+                  device: str = "cpu") -> Dict[str, Any]:
+    """Evaluate a saved backbone file, or a random-init backbone (`init="random"`), and append
+    the row to `<out>/ssl.csv` (method from the file's metadata, or "random", epochs 0)."""
+    from ..checkpoint import load_backbone
+
+    store = ResultsStore(out)
+    if init == "random":
+        vit = build_backbone(backbone, seed, **dict(backbone_overrides or {}))
+        base: Dict[str, Any] = {"method": "random", "backbone": backbone, "epochs": 0, "pretrain_time_s": 0.0, "file": ""}
+    else:
+        vit = load_backbone(init)
+        extra = vit.ssl_extra
+        base = {"method": vit.ssl_method, "backbone": vit.model_name, "epochs": extra.get("epochs", ""),
+                "pretrain_time_s": extra.get("pretrain_time_s", ""), "file": str(init)}
+    base.update({"data": data.path, "img_size": vit.patch_embed.img_size[0], "depth": vit.config.depth})
+    row = {**base, **run_evaluation(vit, data, k=knn_k, device=device), "status": "ok"}
+    store.append(SSL_TABLE, row)
+    return row
+
+
+def parse_key_values(items: Sequence[str], flag: str) -> Dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
