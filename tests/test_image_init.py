@@ -79,3 +79,12 @@ def test_mismatched_backbone_is_a_clear_error():
     vit = create_model("vit_tiny", img_size=32, patch_size=8, depth=2, num_classes=10)
     with pytest.raises(ValueError, match="depth=4 vs image depth=2"):
         create_model("timesformer_tiny").from_image_backbone(vit)
+
+
+def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
+    """As the reference code behaves (its loop counts the ModuleList as the first 'Block')."""
+    from vidbench import create_model
+
+    model = create_model("timesformer_tiny")
+    assert all(not b.temporal_fc.weight.any() and not b.temporal_fc.bias.any() for b in model.blocks)
+    assert not model.time_embed.any() and model.pos_embed.std() > 0

@@ -23,15 +23,19 @@ def make_run(path, device="cpu", device_name="Test CPU"):
                                            clips_per_s=1000 / ms, step_ms_median=ms, step_ms_iqr=0.1,
                                            peak_mem_mb=50 * frames / 8, mem_method="peak RSS, subprocess",
                                            mfu_pct=5.0, status="ok", error=""))
+    for mode in ("infer", "train"):  # an image model: no frames column value
+        store.append("bench", dict(model="vit_tiny", params=5.7e6, gmacs=1.26, img_size=224, batch_size=4,
+                                   precision="fp32", device=device, mode=mode, clips_per_s=8.0, step_ms_median=500,
+                                   step_ms_iqr=1.0, peak_mem_mb=60, mfu_pct=20.0, status="ok", error=""))
     store.append("bench", dict(model="vtn_tiny", frames=8, batch_size=64, precision="fp32", mode="train",
                                status="oom", error="out of memory"))
-    for model, (top1, static, temporal) in {"vivit_m1_tiny": (0.9, 0.95, 0.85), "vivit_m3_tiny": (0.8, 0.9, 0.7),
-                                            "vit_frameavg_tiny": (0.55, 0.95, 0.12)}.items():
+    for model, (top1, static, temporal) in {"vivit_m1_tiny": (90, 95, 85), "vivit_m3_tiny": (80, 90, 70),
+                                            "vit_frameavg_tiny": (55, 95, 12)}.items():
         store.append("accuracy", dict(model=model, init="random", data="data/synthetic", views="2x1", epochs=3,
-                                      top1=top1, top5=1.0, acc_static=static, acc_temporal=temporal, skipped_items=0))
+                                      top1=top1, top5=100.0, acc_static=static, acc_temporal=temporal, skipped_items=0))
     store.append("accuracy", dict(model="vivit_m1_tiny", init="byol", data="data/synthetic", views="2x1", epochs=3,
-                                  top1=0.92, top5=1.0, acc_static=0.97, acc_temporal=0.87, skipped_items=1))
-    for method, knn, lin in (("random", 0.3, 0.35), ("byol", 0.6, 0.7), ("simclr", 0.55, 0.65)):
+                                  top1=92, top5=100.0, acc_static=97, acc_temporal=87, skipped_items=1))
+    for method, knn, lin in (("random", 30, 35), ("byol", 60, 70), ("simclr", 55, 65)):
         store.append("ssl", dict(method=method, epochs=2, knn_top1=knn, linear_top1=lin, pretrain_time_s=12.0))
     store.write_environment(device)
     env = json.loads((path / "environment.json").read_text())
@@ -61,8 +65,10 @@ def test_model_table_values(tmp_path):
     t = model_table(load_run(make_run(tmp_path / "r")))
     row = t.set_index("model").loc["vivit_m1_tiny"]
     assert row["frames"] == 8 and row["clips_s_infer"] == pytest.approx(100.0)
-    assert row["top1"] == 0.9  # the random-init row, not the byol one
+    assert row["top1"] == 90  # the random-init row, not the byol one
     assert row["peak_mem_mb_infer"] == 50
+    image = t.set_index("model").loc["vit_tiny"]
+    assert image["params_m"] == pytest.approx(5.7) and image["clips_s_train"] == 8.0
 
 
 def test_scaling_slopes_recover_the_exponents(tmp_path):

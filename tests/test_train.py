@@ -136,3 +136,31 @@ def test_cli_make_dataset_and_train(tmp_path, capsys):
                  "--epochs", "1", "--batch-size", "4", "--workers", "0", "--model-arg", "depth=1",
                  "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2", "--no-progress"]) == 0
     assert '"epoch": 1' in capsys.readouterr().out
+
+
+def test_no_weight_decay_on_norms_biases_tokens_and_embeddings():
+    from vidbench.models import create_model
+    from vidbench.train.engine import param_groups
+
+    model = create_model("timesformer_tiny", depth=1)
+    decay, no_decay = param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in no_decay["params"]}
+    named = dict(model.named_parameters())
+    for name in ("time_embed", "pos_embed", "cls_token", "norm.weight", "head.bias"):
+        assert id(named[name]) in ids, name
+    for name in ("patch_embed.proj.weight", "head.weight"):
+        assert id(named[name]) not in ids, name
+    assert len(decay["params"]) + len(no_decay["params"]) == len(named)
+
+
+@pytest.mark.parametrize("name", ["mvit_tiny", "vtn_tiny", "vivit_m4_tiny"])
+def test_checkpoint_round_trip_rebuilds_every_family(name, tmp_path):
+    """Configs with derived fields (MViT's per-block list) rebuild from the checkpoint alone."""
+    from vidbench.models import create_model
+
+    model = create_model(name, num_classes=3).eval()
+    path = save_checkpoint(model, tmp_path / "m.safetensors", {"epoch": 1})
+    again, extra = load_checkpoint(path)
+    x = torch.randn(1, *model.input_size)
+    assert extra == {"epoch": 1} and torch.equal(model(x), again.eval()(x))

@@ -48,8 +48,10 @@ def save_checkpoint(model: nn.Module, path: PathLike, extra_metadata: Optional[M
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):
         raise TypeError(f"{type(model).__name__} has no dataclass `config`: not a vidbench model")
+    init_fields = {f.name for f in dataclasses.fields(config) if f.init}  # not derived ones (MViT's blocks)
     spec = {"name": getattr(model, "model_name", None), "class": type(model).__name__,
-            "config_class": type(config).__name__, "config": dataclasses.asdict(config)}
+            "config_class": type(config).__name__,
+            "config": {k: v for k, v in dataclasses.asdict(config).items() if k in init_fields}}
     metadata = {"format": FORMAT, "model": json.dumps(spec), "extra": json.dumps(dict(extra_metadata or {}))}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -108,8 +108,11 @@ class TimeSformer(Classifier):
         self.apply(init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for blk in self.blocks:  # the reference zero-initialises every temporal fc but the first
-            if isinstance(blk, DividedBlock) and blk is not self.blocks[0]:
+        # The reference means to spare the first block's temporal fc ("if i > 0"), but its loop over
+        # self.blocks.modules() counts the ModuleList itself first, so every temporal fc starts at
+        # zero: the initialised model is a space-only model averaging frames. We do what it does.
+        for blk in self.blocks:
+            if isinstance(blk, DividedBlock):
                 nn.init.zeros_(blk.temporal_fc.weight)
                 nn.init.zeros_(blk.temporal_fc.bias)
 

@@ -27,13 +27,13 @@ def accuracy_vs_gmacs(runs: List[Run]) -> Optional[Figure]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (run, t) in enumerate(data):
         label = f"{run.name} ({run.device})" if len(data) > 1 else None
-        ax.scatter(t["gmacs"], 100 * t["top1"], marker=_MARKERS[i % len(_MARKERS)], label=label, zorder=3)
+        ax.scatter(t["gmacs"], t["top1"], marker=_MARKERS[i % len(_MARKERS)], label=label, zorder=3)
         for _, row in t.iterrows():
-            ax.annotate(row["model"], (row["gmacs"], 100 * row["top1"]), fontsize=7, xytext=(3, 3),
+            ax.annotate(row["model"], (row["gmacs"], row["top1"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         front = tables.pareto_front(t, "gmacs", "top1")
-        ax.step(front["gmacs"], 100 * front["top1"], where="post", linestyle="--", alpha=0.6)
-        ax.scatter(front["gmacs"], 100 * front["top1"], s=160, facecolors="none", edgecolors="C3", zorder=2,
+        ax.step(front["gmacs"], front["top1"], where="post", linestyle="--", alpha=0.6)
+        ax.scatter(front["gmacs"], front["top1"], s=160, facecolors="none", edgecolors="C3", zorder=2,
                    label="Pareto front" + (f" ({run.name})" if len(data) > 1 else ""))
     ax.set_xscale("log")
     ax.set_xlabel("GMACs per view (1 multiply-add = 1 FLOP)")
@@ -82,8 +82,8 @@ def ssl_accuracy(runs: List[Run]) -> Optional[Figure]:
     for run, t in parts:
         for _, row in t.iterrows():
             labels.append(row["method"] if len(parts) == 1 else f"{run.name}:{row['method']}")
-            knn.append(100 * row.get("knn_top1", np.nan))
-            lin.append(100 * row.get("linear_top1", np.nan))
+            knn.append(row.get("knn_top1", np.nan))
+            lin.append(row.get("linear_top1", np.nan))
     x = np.arange(len(labels))
     ax.bar(x - 0.2, knn, 0.4, label="weighted kNN")
     ax.bar(x + 0.2, lin, 0.4, label="linear probe")
@@ -109,7 +109,7 @@ def init_accuracy(runs: List[Run]) -> Optional[Figure]:
             prefix = "" if len(parts) == 1 else f"{run.name}:"
             labels.append(f"{prefix}{row['model']}\n{row['init']}")
             for c in cols:
-                cols[c].append(100 * row.get(c, np.nan))
+                cols[c].append(row.get(c, np.nan))
     x = np.arange(len(labels))
     for i, (c, vals) in enumerate(cols.items()):
         ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=c)

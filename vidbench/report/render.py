@@ -28,7 +28,8 @@ SECTIONS = ("Runs", "Models", "Accuracy vs compute", "Scaling with frames", "Sel
             "Initialisation", "Failures and skipped items")
 NOTE_GMACS = ("GMACs are multiply-adds per view at batch 1 (one multiply-add = one FLOP, the papers' "
               "convention), counted by fvcore with attention included. Peak memory is measured ({methods}). "
-              "Accuracy columns are fractions.")
+              "Accuracy columns are top-1 in percent on the test split (static / temporal: the class groups of "
+              "the generated dataset); SSL kNN / linear top-1 in percent on frames of the val split.")
 
 
 class _Doc:

@@ -48,7 +48,7 @@ def model_table(run: Run) -> pd.DataFrame:
             bp = b[b["precision"] == precision] if precision is not None else b
             if not bp.empty:
                 frames = _default_frames(model, bp)
-                bf = bp[bp["frames"] == frames]
+                bf = bp[bp["frames"].isna()] if frames is None else bp[bp["frames"] == frames]  # image models: no frames
                 row.update(frames=frames, params_m=bf["params"].iloc[0] / 1e6, gmacs=bf["gmacs"].iloc[0])
                 for mode in ("infer", "train"):
                     m = bf[bf["mode"] == mode]
@@ -110,9 +110,12 @@ def failures(run: Run) -> pd.DataFrame:
     out = []
     for name, df in run.tables.items():
         if "status" in df.columns:
+            if name == "stages" and "stage" in df:  # a stage retried by --resume: its last outcome counts
+                df = df.drop_duplicates("stage", keep="last")
             bad = df[df["status"].fillna("ok") != "ok"]
             if not bad.empty:
-                keep = [c for c in ("model", "method", "frames", "batch_size", "mode", "status", "error") if c in bad]
+                keep = [c for c in ("stage", "model", "method", "frames", "batch_size", "mode", "status", "error",
+                                    "message") if c in bad]
                 out.append(bad[keep].assign(table=name))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 

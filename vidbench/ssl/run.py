@@ -116,12 +116,12 @@ def _ok_row(store: ResultsStore, method: str, epochs: int) -> Optional[Dict[str,
 def run_evaluation(backbone: torch.nn.Module, data: FrameData, k: int = 200, temperature: float = 0.07,
                    batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> Dict[str, Any]:
     """kNN and linear-probe top-1 of the frozen backbone, plus collapse stats of its features
-    on the evaluation frames."""
+    on the evaluation frames. Top-1 in percent."""
     norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
     ftr, ytr, bad1 = extract_features(backbone, EvalDataset(data.train, **norm), batch_size, device, num_workers)
     fte, yte, bad2 = extract_features(backbone, EvalDataset(data.eval, **norm), batch_size, device, num_workers)
-    return {"knn_top1": round(knn_top1(ftr, ytr, fte, yte, k, temperature), 4),
-            "linear_top1": round(linear_probe(ftr, ytr, fte, yte), 4),
+    return {"knn_top1": round(100 * knn_top1(ftr, ytr, fte, yte, k, temperature), 2),  # percent, as accuracy.csv
+            "linear_top1": round(100 * linear_probe(ftr, ytr, fte, yte), 2),
             "eval_feat_std": round(feature_std(fte), 5), "eval_feat_rank": round(effective_rank(fte), 2),
             "knn_k": min(k, len(ytr)), "n_train": len(ytr), "n_eval": len(yte), "eval_split": data.eval_split,
             "eval_bad_items": len(bad1) + len(bad2)}

@@ -31,7 +31,7 @@ from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_d
 from .evaluate import autocast, evaluate, evaluate_checkpoint, make_loader, summarize
 from .state import load_train_state, save_train_state
 
-__all__ = ["build_model", "train", "CHECKPOINT", "TRAIN_STATE"]
+__all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE"]
 
 CHECKPOINT, TRAIN_STATE = "checkpoint.safetensors", "train_state.safetensors"
 # config fields a video model takes from the image ViT it is initialised from
@@ -55,6 +55,19 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) 
     model.from_image_backbone(vit, init=cfg.init_mode)
     label = cfg.init_label or extra.get("method") or Path(cfg.init).stem
     return model, str(label), follow
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
+    """AdamW groups as in DeiT / timm: no weight decay on biases, norms, tokens and position or
+    time embeddings (decaying a zero-initialised time embedding holds it at zero)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        skip = param.ndim <= 1 or "token" in leaf or "embed" in leaf or leaf.startswith("rel_pos")
+        (no_decay if skip else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
@@ -104,7 +117,7 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
     train_loader = make_loader(train_set, cfg.batch_size, cfg.num_workers, train_sampler, pin)
     val_loader = make_loader(val_set, cfg.batch_size, cfg.num_workers,
                              ShardSampler(len(val_set), env.rank, env.world_size), pin)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     scheduler = _schedule(optimizer, cfg, len(train_loader))
     scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
     criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)

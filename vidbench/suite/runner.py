@@ -1,0 +1,292 @@
+"""Run a suite: its stages in order, each one's results written into the run directory as they
+are made, a row per finished stage in ``stages.csv``, and the report at the end.
+
+Stages (those whose section the suite has):
+  dataset              generate the dataset when absent
+  bench                FLOPs, params, peak memory, throughput (`vidbench bench`'s sweep), or
+                       FLOPs and params only (``count_only``) for paper-size configs on any machine
+  train:<model>        train on the dataset, then a multi-view test evaluation into accuracy.csv
+  ssl:random           kNN / linear probe of a random-init image backbone (the baseline)
+  ssl:<method>         pretrain the image backbone with the method, evaluate it (ssl.csv)
+  init:<model>:<which> the video model initialised from the best / worst SSL backbone (by linear
+                       probe) or a named method, trained and evaluated like train:<model>
+  report               report.md + report.html of the run directory
+
+A stage that fails is recorded with its error and the suite goes on. ``resume=True`` skips the
+stages recorded as finished ("ok") and continues interrupted ones where they left off (the
+bench sweep skips measured rows, training continues from its last epoch checkpoint).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import pandas as pd
+
+from ..results import ResultsStore
+from .spec import Suite
+
+__all__ = ["Stage", "StageSkipped", "finished_stages", "plan", "run_suite", "STAGES_TABLE"]
+
+STAGES_TABLE = "stages"
+PathLike = Union[str, os.PathLike]
+
+
+class StageSkipped(Exception):
+    """A stage that does not apply on this machine (recorded as skipped, with the reason)."""
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[], str]  # returns a one-line summary
+
+
+class _Run:
+    """The state the stages share: the suite, the run directory, the frames for SSL."""
+
+    def __init__(self, suite: Suite, out: Path, progress: bool):
+        self.suite, self.out, self.progress = suite, out, progress
+        self._frames = None
+
+    @property
+    def data(self) -> Path:
+        if self.suite.dataset is None:
+            raise ValueError(f"{self.suite.source}: this stage needs a [dataset] section")
+        return Path(self.suite.dataset.path)
+
+    # -- dataset -------------------------------------------------------------------------
+    def dataset(self) -> str:
+        from ..data import make_dataset
+
+        spec = self.suite.dataset
+        if (self.data / "dataset.json").exists() or (self.data / "train.csv").exists():
+            return f"using the dataset in {self.data}"
+        if not spec.generate:
+            raise FileNotFoundError(f"dataset {self.data} not found and generate = false in {self.suite.source}")
+        tic = time.perf_counter()
+        make_dataset(self.data, **{"progress": self.progress, **spec.options})
+        return f"generated {self.data} in {time.perf_counter() - tic:.1f}s"
+
+    # -- bench ---------------------------------------------------------------------------
+    def bench(self, section: str = "bench") -> str:
+        from ..bench.sweep import SweepConfig, resolve_models, run_sweep
+        from ..bench.sweep import _default_size as _input_size
+
+        spec = getattr(self.suite, section)
+        if spec.requires and not self.suite.device.startswith(spec.requires):
+            raise StageSkipped(f"[{section}] needs a {spec.requires} device; this run's device is {self.suite.device}")
+        if spec.count_only:
+            return self._count(spec)
+        cfg = SweepConfig(models=spec.models, frames=spec.frames, batch_sizes=spec.batch_sizes,
+                          precisions=spec.precisions, modes=spec.modes, device=self.suite.device, warmup=spec.warmup,
+                          iters=spec.iters, retry_oom=spec.retry_oom, timeout_s=spec.timeout_s,
+                          threads=self.suite.threads)
+        rows = run_sweep(cfg, self.out, resume=True, progress=self.progress)
+        if spec.scaling_frames and "infer" in spec.modes:
+            video = [m for m in resolve_models(spec.models) if len(_input_size(m)) == 4]
+            scaling = dataclasses.replace(cfg, models=video, frames=spec.scaling_frames, modes=["infer"])
+            rows += run_sweep(scaling, self.out, resume=True, progress=self.progress)
+        failed = [r for r in rows if r["status"] != "ok"]
+        return f"{len(rows)} configurations measured, {len(failed)} failed" + (
+            f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
+
+    def _count(self, spec: Any) -> str:
+        """FLOPs (fvcore, meta device) and params of every model x frames: bench rows with mode
+        'count', so reports show them beside measured rows."""
+        from ..bench.flops import count_flops
+        from ..bench.sweep import BENCH_COLUMNS, SweepConfig, expand_grid, row_key
+
+        store = ResultsStore(self.out)
+        existing = store.read("bench")
+        done = {row_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
+        grid = expand_grid(SweepConfig(models=spec.models, frames=spec.frames, batch_sizes=[1], precisions=["fp32"],
+                                       modes=["infer"], device="meta"))
+        store.write_environment(self.suite.device, {"suite": self.suite.name, "stage": "bench (count only)"})
+        failed = 0
+        for key in grid:
+            row = {**key, "mode": "count", "batch_size": 1}
+            if row_key(row) in done:
+                continue
+            overrides = {"num_frames": row["frames"]} if row["frames"] else {}
+            record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
+            record.update(row, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            try:
+                report = count_flops(row["model"], device="meta", **overrides)
+                record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
+                              uncounted_ops=";".join(sorted(report.uncounted_ops)))
+            except Exception as err:  # one model's failure is its row, the rest go on
+                failed += 1
+                record.update(status="error", error=f"{type(err).__name__}: {err}"[:500])
+            store.append("bench", record)
+            if self.progress:
+                print(f"  {row['model']} {row['frames'] or ''}: {record.get('gmacs')} GMACs, {record.get('params')} params",
+                      file=sys.stderr)
+        return f"{len(grid)} FLOP/param counts, {failed} failed"
+
+    # -- train / init --------------------------------------------------------------------
+    def train_and_eval(self, model: str, init: Optional[str] = None, tag: Optional[str] = None) -> str:
+        from ..train import TrainConfig, evaluate_checkpoint, train
+        from ..train.engine import CHECKPOINT
+
+        spec = self.suite.train
+        if spec is None:
+            raise ValueError(f"{self.suite.source}: training needs a [train] section")
+        run_dir = self.out / "train" / (tag or model)
+        epochs = spec.epochs
+        if init is not None and self.suite.init is not None and self.suite.init.epochs:
+            epochs = self.suite.init.epochs
+        cfg = TrainConfig(**{"device": self.suite.device, **spec.options, "model": model, "data": str(self.data),
+                             "out": str(run_dir), "epochs": epochs, "batch_size": spec.batch_size, "init": init,
+                             "resume": True, "progress": self.progress})
+        last = train(cfg)
+        row = evaluate_checkpoint(str(run_dir / CHECKPOINT), str(self.data), spec.eval_views, "test", str(self.out),
+                                  spec.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp, cfg.device,
+                                  self.progress)
+        val = f", last val top-1 {last['val_top1']:.1f}" if "val_top1" in last else ""
+        return (f"{model} ({row['init']}): test top-1 {row['top1']:.1f}, static {row.get('acc_static', float('nan')):.1f}, "
+                f"temporal {row.get('acc_temporal', float('nan')):.1f} ({spec.eval_views} views){val}")
+
+    def init(self, model: str, which: str) -> str:
+        ssl = ResultsStore(self.out).read("ssl")
+        if which in ("best", "worst"):
+            ok = ssl[(ssl.get("status") == "ok") & (ssl["method"] != "random")] if not ssl.empty else ssl
+            ok = ok.dropna(subset=["linear_top1"]) if not ok.empty else ok
+            if ok.empty:
+                raise ValueError("no finished SSL method to initialise from (the ssl stages failed or did not run)")
+            pick = ok.loc[ok["linear_top1"].idxmax() if which == "best" else ok["linear_top1"].idxmin()]
+            method = str(pick["method"])
+        else:
+            method = which
+        path = self.out / f"{method}.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no backbone for method {method!r} (run its ssl stage first)")
+        return f"{which} = {method}: " + self.train_and_eval(model, init=str(path), tag=f"{model}_{method}")
+
+    # -- ssl -----------------------------------------------------------------------------
+    def frames(self):
+        if self._frames is None:
+            from ..ssl.run import open_frames
+
+            size = self.suite.ssl.backbone_overrides.get("img_size") or 224
+            self._frames = open_frames(self.data, size, frames_per_clip=self.suite.ssl.frames_per_clip,
+                                       progress=self.progress)
+        return self._frames
+
+    def ssl_random(self) -> str:
+        from ..ssl.run import evaluate_init
+
+        spec = self.suite.ssl
+        row = evaluate_init("random", self.frames(), self.out, spec.backbone, spec.backbone_overrides,
+                            device=self.suite.device)
+        return f"random init: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}"
+
+    def ssl_method(self, method: str) -> str:
+        from ..ssl.run import run_pretraining
+        from ..ssl.train import TrainConfig as PretrainConfig
+
+        spec = self.suite.ssl
+        cfg = PretrainConfig(**{"device": self.suite.device, **spec.options, "epochs": spec.epochs,
+                                "batch_size": spec.batch_size, "progress": self.progress})
+        row = run_pretraining(method, self.frames(), self.out, cfg, spec.backbone, spec.backbone_overrides,
+                              spec.method_options.get(method), resume=True)
+        return f"{method}: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}, {row['pretrain_time_s']}s"
+
+    def report(self) -> str:
+        from ..report import write_report
+
+        md, html = write_report([self.out])
+        return f"wrote {md} and {html}"
+
+
+def plan(suite: Suite, out: PathLike, progress: bool = True) -> List[Stage]:
+    """The stages of `suite` in order (nothing runs yet)."""
+    r = _Run(suite, Path(out), progress)
+    stages: List[Stage] = []
+    if suite.dataset is not None:
+        stages.append(Stage("dataset", r.dataset))
+    if suite.flops is not None and suite.flops.models:
+        stages.append(Stage("flops", lambda: r.bench("flops")))
+    if suite.bench is not None and suite.bench.models:
+        stages.append(Stage("bench", r.bench))
+    if suite.train is not None:
+        stages += [Stage(f"train:{m}", (lambda m=m: r.train_and_eval(m))) for m in suite.train.models]
+    if suite.ssl is not None and suite.ssl.methods:
+        if suite.ssl.baseline:
+            stages.append(Stage("ssl:random", r.ssl_random))
+        stages += [Stage(f"ssl:{m}", (lambda m=m: r.ssl_method(m))) for m in suite.ssl.methods]
+    if suite.init is not None and suite.init.model:
+        stages += [Stage(f"init:{suite.init.model}:{w}", (lambda w=w: r.init(suite.init.model, w)))
+                   for w in suite.init.methods]
+    if suite.report:
+        stages.append(Stage("report", r.report))
+    return stages
+
+
+def finished_stages(out: PathLike) -> List[str]:
+    table = ResultsStore(out).read(STAGES_TABLE)
+    if table.empty:
+        return []
+    return list(table.loc[table["status"] == "ok", "stage"])
+
+
+def run_suite(suite: Suite, out: PathLike, resume: bool = False, progress: bool = True,
+              only: Optional[List[str]] = None) -> pd.DataFrame:
+    """Run every stage of `suite` into `out` (see the module docstring); returns this
+    invocation's stage rows. Without `resume`, a directory that already holds a suite run is
+    an error (nothing is overwritten)."""
+    import torch
+
+    out = Path(out)
+    store = ResultsStore(out)
+    done = set(finished_stages(out))
+    if store.path(STAGES_TABLE).exists() and not resume:
+        raise FileExistsError(f"{out} already holds a suite run ({len(done)} stages finished): pass --resume to "
+                              "continue it, or choose another --out")
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
+    stages = plan(suite, out, progress)
+    if only:
+        unknown = [s for s in only if s not in {st.name for st in stages}]
+        if unknown:
+            raise ValueError(f"--only {unknown}: not stages of suite {suite.name} ({', '.join(s.name for s in stages)})")
+        stages = [s for s in stages if s.name in only]
+    store.write_environment(suite.device, {"suite": suite.name, "suite_file": suite.source,
+                                           "suite_spec": dataclasses.asdict(suite)})
+    rows = []
+    start = time.perf_counter()
+    for i, stage in enumerate(stages, 1):
+        head = f"[{i}/{len(stages)}] {stage.name}"
+        if stage.name in done:
+            print(f"{head}: done in an earlier run, skipped", flush=True)
+            continue
+        print(f"{head} ...", flush=True)
+        tic = time.perf_counter()
+        try:
+            message, status = stage.run(), "ok"
+        except KeyboardInterrupt:
+            raise
+        except StageSkipped as why:
+            message, status = str(why), "skipped"
+        except Exception as err:  # the suite goes on; the failure is a row with its reason
+            message, status = f"{type(err).__name__}: {err}", "error"
+            if os.environ.get("VIDBENCH_DEBUG"):
+                traceback.print_exc()
+        seconds = round(time.perf_counter() - tic, 1)
+        row = {"stage": stage.name, "status": status, "seconds": seconds, "message": str(message)[:1000],
+               "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        store.append(STAGES_TABLE, row)
+        rows.append(row)
+        print(f"{head}: {status} in {seconds:.1f}s: {message}", flush=True)
+    total = time.perf_counter() - start
+    failed = [r["stage"] for r in rows if r["status"] == "error"]
+    print(f"suite {suite.name}: {len(rows)} stages run in {total:.0f}s" + (f", failed: {', '.join(failed)}" if failed else "")
+          + f"; results in {out}", flush=True)
+    return pd.DataFrame(rows)
