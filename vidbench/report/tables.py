@@ -65,7 +65,8 @@ def model_table(run: Run) -> pd.DataFrame:
                     row["params_dev_pct"] = 100 * (row["params_m"] - row["published_params_m"]) / row["published_params_m"]
             if meta is not None and meta.gmacs:
                 row["published_gmacs"] = meta.gmacs
-                on_paper_input = meta.input_size is not None and row.get("frames") == meta.input_size[1]
+                on_paper_input = meta.input_size is not None and (
+                    len(meta.input_size) == 3 or row.get("frames") == meta.input_size[1])  # image models: no frames
                 if "gmacs" in row and on_paper_input:
                     row["gmacs_dev_pct"] = 100 * (row["gmacs"] - meta.gmacs) / meta.gmacs
             a = _accuracy_for(acc, model)

@@ -16,11 +16,10 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import torch
 from torchvision.transforms import v2
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD  # one definition for clips and frames
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ViewAugment", "MultiViewTransform", "method_views",
            "parse_aug_overrides", "single_thread"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

@@ -77,8 +77,6 @@ def _is_video_dataset(path: Path) -> bool:
 
 def _video_frames(path: Path, img_size: int, frames_per_clip: int, progress: bool) -> FrameData:
     from ..data import DataSpec, build_dataset
-    from ..data.transforms import IMAGENET_MEAN as CLIP_MEAN
-    from ..data.transforms import IMAGENET_STD as CLIP_STD
 
     spec = DataSpec.load(path)
     eval_split = "val" if "val" in spec.splits else "test" if "test" in spec.splits else None
@@ -88,7 +86,7 @@ def _video_frames(path: Path, img_size: int, frames_per_clip: int, progress: boo
     sets = {}
     for split in ("train", eval_split):
         clips, issues = build_dataset(spec, split, train=False, size=img_size)  # centred clip, centre crop
-        frames = ClipFrames(clips, frames_per_clip, img_size, CLIP_MEAN, CLIP_STD, progress=progress)
+        frames = ClipFrames(clips, frames_per_clip, img_size, IMAGENET_MEAN, IMAGENET_STD, progress=progress)
         for problem in [str(i) for i in issues] + [f"{b.path}: {b.reason}" for b in frames.failed]:
             warnings.warn(f"--data {path} ({split}): skipped {problem}", stacklevel=3)
         sets[split] = frames
