@@ -185,7 +185,7 @@ class _Run:
 
         spec = self.suite.ssl
         row = evaluate_init("random", self.frames(), self.out, spec.backbone, spec.backbone_overrides,
-                            device=self.suite.device)
+                            knn_k=spec.knn_k, device=self.suite.device)
         return f"random init: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}"
 
     def ssl_method(self, method: str) -> str:
@@ -196,7 +196,7 @@ class _Run:
         cfg = PretrainConfig(**{"device": self.suite.device, **spec.options, "epochs": spec.epochs,
                                 "batch_size": spec.batch_size, "progress": self.progress})
         row = run_pretraining(method, self.frames(), self.out, cfg, spec.backbone, spec.backbone_overrides,
-                              spec.method_options.get(method), resume=True)
+                              spec.method_options.get(method), resume=True, knn_k=spec.knn_k)
         return f"{method}: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}, {row['pretrain_time_s']}s"
 
     def report(self) -> str:

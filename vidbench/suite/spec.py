@@ -56,6 +56,7 @@ class SSLSpec:
     epochs: int = 1
     batch_size: int = 128
     frames_per_clip: int = 8  # frames taken from each training video
+    knn_k: int = 200  # neighbours of the kNN evaluation (keep it below the frames per class on small data)
     baseline: bool = True  # also evaluate the random-init backbone
     options: Dict[str, Any] = field(default_factory=dict)  # further vidbench.ssl.train.TrainConfig fields (lr, ...)
     method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per method, e.g. {wmse = {w_size = 64}}
