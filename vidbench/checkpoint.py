@@ -113,6 +113,8 @@ def save_backbone(vit: nn.Module, path: PathLike, method: str, extra: Optional[M
 def read_backbone_meta(path: PathLike) -> Dict[str, Any]:
     """{'method', 'model_name', 'config' (dict), 'extra' (dict)} of an image-backbone file, without
     loading weights; a checkpoint of anything but an image ViT is refused."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"backbone file not found: {path}")
     spec, extra = read_metadata(path)
     if spec.get("class") != "VisionTransformer":
         raise ValueError(f"{path}: holds a {spec.get('class')}, not an image ViT backbone")

@@ -3,8 +3,9 @@ are made, a row per finished stage in ``stages.csv``, and the report at the end.
 
 Stages (those whose section the suite has):
   dataset              generate the dataset when absent
-  bench                FLOPs, params, peak memory, throughput (`vidbench bench`'s sweep), or
-                       FLOPs and params only (``count_only``) for paper-size configs on any machine
+  flops                FLOPs and params only (``count_only``): paper-size configs on any machine
+  bench                FLOPs, params, peak memory, throughput (`vidbench bench`'s sweep), plus
+                       inference-only ``scaling_frames``; ``requires = "cuda"`` skips it elsewhere
   train:<model>        train on the dataset, then a multi-view test evaluation into accuracy.csv
   ssl:random           kNN / linear probe of a random-init image backbone (the baseline)
   ssl:<method>         pretrain the image backbone with the method, evaluate it (ssl.csv)
@@ -12,7 +13,8 @@ Stages (those whose section the suite has):
                        probe) or a named method, trained and evaluated like train:<model>
   report               report.md + report.html of the run directory
 
-A stage that fails is recorded with its error and the suite goes on. ``resume=True`` skips the
+A stage that fails is recorded with its error (one that does not apply here, as skipped) and the
+suite goes on. ``resume=True`` skips the
 stages recorded as finished ("ok") and continues interrupted ones where they left off (the
 bench sweep skips measured rows, training continues from its last epoch checkpoint).
 """
