@@ -88,3 +88,8 @@ def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
     model = create_model("timesformer_tiny")
     assert all(not b.temporal_fc.weight.any() and not b.temporal_fc.bias.any() for b in model.blocks)
     assert not model.time_embed.any() and model.pos_embed.std() > 0
+    x = torch.randn(1, *model.input_size)
+    assert torch.allclose(model.eval()(x), model(x.flip(2)), atol=1e-5)  # hence blind to frame order
+    broken = create_model("timesformer_tiny", time_embed_std=0.5).eval()
+    assert 0.4 < float(broken.time_embed.std()) < 0.6
+    assert not torch.allclose(broken(x), broken(x.flip(2)), atol=1e-3)
