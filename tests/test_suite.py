@@ -1,5 +1,6 @@
 """Suites are data: built-in TOML files parse and name real models; a suite file drives a whole
 run (dataset, bench, train, SSL, init, report); --resume of a stopped run does no stage twice."""
+import json
 import textwrap
 
 import pandas as pd
@@ -122,6 +123,8 @@ def test_a_suite_file_drives_a_run_and_resume_does_no_stage_twice(suite_file, tm
     pretrained = ssl[ssl["method"] != "random"]
     best = pretrained.loc[pretrained["linear_top1"].idxmax(), "method"]  # ties: the first in suite order
     assert acc["init"].tolist() == ["random", best]
+    env = json.loads((out / "environment.json").read_text())
+    assert env["suite"] == "tiny" and env["suite_spec"]["ssl"]["methods"] == ["byol", "simclr"]
     report = (out / "report.md").read_text()
     assert "vivit_m1_tiny" in report and (out / "report.html").stat().st_size > 1000
     # nothing left to do: a second resume runs no stage

@@ -260,8 +260,11 @@ def run_suite(suite: Suite, out: PathLike, resume: bool = False, progress: bool 
         if unknown:
             raise ValueError(f"--only {unknown}: not stages of suite {suite.name} ({', '.join(s.name for s in stages)})")
         stages = [s for s in stages if s.name in only]
-    store.write_environment(suite.device, {"suite": suite.name, "suite_file": suite.source,
-                                           "suite_spec": dataclasses.asdict(suite)})
+    def write_environment() -> None:  # stages write their own (sweep, pretrain): the suite's comes last
+        store.write_environment(suite.device, {"suite": suite.name, "suite_file": suite.source,
+                                               "suite_spec": dataclasses.asdict(suite)})
+
+    write_environment()
     rows = []
     start = time.perf_counter()
     for i, stage in enumerate(stages, 1):
@@ -281,6 +284,7 @@ def run_suite(suite: Suite, out: PathLike, resume: bool = False, progress: bool 
             message, status = f"{type(err).__name__}: {err}", "error"
             if os.environ.get("VIDBENCH_DEBUG"):
                 traceback.print_exc()
+        write_environment()
         seconds = round(time.perf_counter() - tic, 1)
         row = {"stage": stage.name, "status": status, "seconds": seconds, "message": str(message)[:1000],
                "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
