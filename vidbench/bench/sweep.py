@@ -14,7 +14,6 @@ import dataclasses
 import datetime as _dt
 import gc
 import json
-import math
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..models import create_model, list_models, model_entry
-from ..results import ResultsStore
+from ..results import ResultsStore, key_str
 from .flops import FlopReport, count_flops
 from .measure import measure
 from .throughput import MODES, PRECISIONS, matmul_peak_flops
@@ -94,17 +93,8 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
     return names
 
 
-def _norm(value: Any) -> str:
-    """One spelling per key value, whether it comes from a fresh row or back from the CSV."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def row_key(row: Dict[str, Any]) -> Tuple[str, ...]:
-    return tuple(_norm(row.get(k)) for k in KEY_COLUMNS)
+    return tuple(key_str(row.get(k)) for k in KEY_COLUMNS)
 
 
 def _default_size(name: str) -> Tuple[int, ...]:
@@ -249,7 +239,7 @@ def run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool = False, progress
 def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...], Any],
              peaks: Dict[str, Optional[float]], env_extra: Dict[str, Any], store: ResultsStore,
              measure_fn: MeasureFn) -> Dict[str, Any]:
-    fkey = (row["model"], _norm(row["frames"]), _norm(row["img_size"]))
+    fkey = (row["model"], key_str(row["frames"]), key_str(row["img_size"]))
     if fkey not in flops:
         try:
             flops[fkey] = count_flops(row["model"], **_overrides(row))
