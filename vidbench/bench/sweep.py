@@ -31,7 +31,8 @@ from .flops import FlopReport, count_flops
 from .measure import measure
 from .throughput import MODES, PRECISIONS, matmul_peak_flops
 
-__all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "expand_grid", "resolve_models", "run_sweep", "row_key"]
+__all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_grid", "resolve_models", "run_sweep", "row_key",
+           "uncounted_text"]
 
 TABLE = "bench"
 KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile")
@@ -136,12 +137,12 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
     return text[:500]
 
 
-def _uncounted(report: FlopReport) -> str:
+def uncounted_text(report: FlopReport) -> str:
     return "; ".join(f"{op} x{n}" for op, n in report.uncounted_ops.items())
 
 
@@ -156,7 +157,7 @@ def _measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, pea
                                              iters=cfg.iters, compile=cfg.compile, gmacs=gmacs, peak_flops=peak,
                                              **_overrides(row))}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
-        return {"status": "oom" if _is_oom(exc) else "error", "error": _error_text(exc)}
+        return {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     finally:
         gc.collect()
         if cfg.device.startswith("cuda"):
@@ -247,7 +248,7 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
             flops[fkey] = exc
     report = flops[fkey]
     if isinstance(report, Exception):
-        return {"status": "error", "error": "building/counting the model failed: " + _error_text(report)}
+        return {"status": "error", "error": "building/counting the model failed: " + error_text(report)}
     if row["precision"] not in peaks:
         try:
             peaks[row["precision"]] = matmul_peak_flops(torch.device(cfg.device), row["precision"])
@@ -256,7 +257,7 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
         env_extra["matmul_peak_tflops"][row["precision"]] = (
             None if peaks[row["precision"]] is None else peaks[row["precision"]] / 1e12)
         store.write_environment(cfg.device, env_extra)
-    base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": _uncounted(report)}
+    base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": uncounted_text(report)}
     peak = peaks[row["precision"]]
     if cfg.isolated:
         result = _measure_isolated(row, cfg, report.gmacs, peak)

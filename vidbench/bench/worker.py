@@ -11,7 +11,7 @@ import sys
 import torch
 
 from .measure import measure
-from .sweep import RESULT_PREFIX, _error_text, _is_oom
+from .sweep import RESULT_PREFIX, _is_oom, error_text
 
 
 def main() -> int:
@@ -23,7 +23,7 @@ def main() -> int:
                                          iters=job["iters"], compile=job["compile"], gmacs=job["gmacs"],
                                          peak_flops=job["peak_flops"], fresh_process=True, **job["overrides"])}
     except Exception as exc:
-        row = {"status": "oom" if _is_oom(exc) else "error", "error": _error_text(exc)}
+        row = {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     print(RESULT_PREFIX + json.dumps(row), flush=True)
     return 0
 

@@ -79,8 +79,7 @@ class _Run:
 
     # -- bench ---------------------------------------------------------------------------
     def bench(self, section: str = "bench") -> str:
-        from ..bench.sweep import SweepConfig, resolve_models, run_sweep
-        from ..bench.sweep import _default_size as _input_size
+        from ..bench.sweep import SweepConfig, run_sweep
 
         spec = getattr(self.suite, section)
         if spec.requires and not self.suite.device.startswith(spec.requires):
@@ -93,8 +92,9 @@ class _Run:
                           threads=self.suite.threads)
         rows = run_sweep(cfg, self.out, resume=True, progress=self.progress)
         if spec.scaling_frames and "infer" in spec.modes:
-            video = [m for m in resolve_models(spec.models) if len(_input_size(m)) == 4]
-            scaling = dataclasses.replace(cfg, models=video, frames=spec.scaling_frames, modes=["infer"])
+            # image models have no frames axis: their one inference row is measured above, and the
+            # resumed sweep skips it here
+            scaling = dataclasses.replace(cfg, frames=spec.scaling_frames, modes=["infer"])
             rows += run_sweep(scaling, self.out, resume=True, progress=self.progress)
         failed = [r for r in rows if r["status"] != "ok"]
         return f"{len(rows)} configurations measured, {len(failed)} failed" + (
@@ -104,14 +104,13 @@ class _Run:
         """FLOPs (fvcore, meta device) and params of every model x frames: bench rows with mode
         'count', so reports show them beside measured rows."""
         from ..bench.flops import count_flops
-        from ..bench.sweep import BENCH_COLUMNS, SweepConfig, expand_grid, row_key
+        from ..bench.sweep import BENCH_COLUMNS, SweepConfig, error_text, expand_grid, row_key, uncounted_text
 
         store = ResultsStore(self.out)
         existing = store.read("bench")
         done = {row_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
         grid = expand_grid(SweepConfig(models=spec.models, frames=spec.frames, batch_sizes=[1], precisions=["fp32"],
                                        modes=["infer"], device="meta"))
-        store.write_environment(self.suite.device, {"suite": self.suite.name, "stage": "bench (count only)"})
         failed = 0
         for key in grid:
             row = {**key, "mode": "count", "batch_size": 1}
@@ -123,10 +122,10 @@ class _Run:
             try:
                 report = count_flops(row["model"], device="meta", **overrides)
                 record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
-                              uncounted_ops=";".join(sorted(report.uncounted_ops)))
+                              uncounted_ops=uncounted_text(report))
             except Exception as err:  # one model's failure is its row, the rest go on
                 failed += 1
-                record.update(status="error", error=f"{type(err).__name__}: {err}"[:500])
+                record.update(status="error", error=error_text(err))
             store.append("bench", record)
             if self.progress:
                 print(f"  {row['model']} {row['frames'] or ''}: {record.get('gmacs')} GMACs, {record.get('params')} params",
