@@ -43,5 +43,9 @@ def test_bad_config_values():
         create_model("timesformer_tiny", attention_type="diagonal")
     with pytest.raises(ValueError, match="has no cls token"):
         create_model("vivit_m3_tiny", classifier="token")
+    with pytest.raises(ValueError, match="time_embed_std must be >= 0, got -0.5"):
+        create_model("timesformer_tiny", time_embed_std=-0.5)
+    with pytest.raises(ValueError, match="temporal_pos_std must be >= 0, got -1"):
+        create_model("vivit_m2_tiny", temporal_pos_std=-1)
     with pytest.raises(ValueError, match="exceeds"):
         create_model("vtn_tiny", num_frames=100)

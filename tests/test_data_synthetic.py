@@ -81,3 +81,17 @@ def test_static_classes_share_their_motion_distribution():
             centres = [np.argwhere(f).mean(axis=0) for f in bright if f.any()]
             speeds.append(np.linalg.norm(centres[-1] - centres[0]))
     assert min(speeds) < 4 and max(speeds) > 8  # slow and fast movers in random directions
+
+
+def test_rotation_turns_clockwise_through_the_lower_half():
+    """rotate_cw: a hand about a pivot near (16, 12.8) starts pointing right-ish and turns about
+    half a turn clockwise on screen (y down) through the bottom; rotate_ccw plays the same videos
+    backwards (tested above)."""
+    for i in range(8):
+        v = render_video(CLASSES["rotate_cw"], i, 17, 32, seed=0).astype(float).mean(axis=-1)
+        centres = np.array([np.argwhere(f > f.mean() + 2 * f.std()).mean(axis=0) for f in v])  # (T, [y, x])
+        angles = np.degrees(np.unwrap(np.arctan2(centres[:, 0] - 12.8, centres[:, 1] - 16)))
+        assert np.all(np.diff(angles) > 0)  # clockwise at every frame
+        assert 150 < angles[-1] - angles[0] < 240
+        assert centres[-1, 1] < centres[0, 1] - 6  # from right to left
+        assert centres[len(centres) // 2, 0] > 12.8 + 3  # by way of the bottom

@@ -23,7 +23,8 @@ def _perturb(model):
 @pytest.mark.parametrize("attention_type", ["divided", "space_only"])
 def test_timesformer_from_vit_returns_vit_logits(attention_type):
     vit = _perturb(create_model("vit_tiny", **TINY_VIT)).eval()
-    video = _perturb(create_model("timesformer_tiny", attention_type=attention_type, num_frames=4, **TINY_VIT))
+    video = _perturb(create_model("timesformer_tiny", attention_type=attention_type, num_frames=4, time_embed_std=0.0,
+                                  **TINY_VIT))
     video.from_image_backbone(vit).eval()
     image = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -37,12 +38,30 @@ def test_timesformer_from_vit_returns_vit_logits(attention_type):
 def test_vivit_model3_from_gap_vit_returns_vit_logits(init):
     vit = _perturb(create_model("vit_tiny", class_token=False, global_pool="avg", **TINY_VIT)).eval()
     kw = {k: v for k, v in TINY_VIT.items() if k != "patch_size"}
-    video = _perturb(create_model("vivit_m3_tiny", num_frames=4, tubelet_size=(2, 8, 8), **kw))
+    video = _perturb(create_model("vivit_m3_tiny", num_frames=4, tubelet_size=(2, 8, 8), temporal_pos_std=0.0, **kw))
     video.from_image_backbone(vit, init=init).eval()
     image = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(video(_static_clip(image, 4)), vit(image), atol=1e-4, rtol=0)
     assert all(not p.any() for b in video.blocks for p in b.attn_time.parameters())
+
+
+@pytest.mark.parametrize("name", ["timesformer_tiny", "vivit_m3_tiny"])
+def test_tiny_default_keeps_its_temporal_init_through_image_init(name):
+    """What the image model lacks starts as in a freshly built model: the tiny configs' order-
+    aware temporal embeddings (std 0.5) survive `from_image_backbone`, so a static clip no longer
+    gives exactly the image logits, and a clip and its reversal give different logits."""
+    vit = create_model("vit_tiny", img_size=32, patch_size=8, depth=4, num_heads=3, num_classes=10,
+                       **({"class_token": False, "global_pool": "avg"} if name == "vivit_m3_tiny" else {})).eval()
+    video = create_model(name).from_image_backbone(vit).eval()
+    if name == "timesformer_tiny":
+        assert 0.4 < float(video.time_embed.std()) < 0.6
+    else:
+        t, s = video.patch_embed.grid
+        assert 0.4 < float(video.pos_embed[0].reshape(t, s, -1).mean(1).std()) < 0.6
+    clip = torch.randn(1, *video.input_size)
+    with torch.no_grad():
+        assert not torch.allclose(video(clip), video(clip.flip(2)), atol=1e-4)
 
 
 def test_frame_average_from_vit_returns_vit_logits():
@@ -85,11 +104,38 @@ def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
     """As the reference code behaves (its loop counts the ModuleList as the first 'Block')."""
     from vidbench import create_model
 
-    model = create_model("timesformer_tiny")
+    model = create_model("timesformer_tiny", time_embed_std=0.0)  # the reference's time embedding
     assert all(not b.temporal_fc.weight.any() and not b.temporal_fc.bias.any() for b in model.blocks)
     assert not model.time_embed.any() and model.pos_embed.std() > 0
     x = torch.randn(1, *model.input_size)
     assert torch.allclose(model.eval()(x), model(x.flip(2)), atol=1e-5)  # hence blind to frame order
-    broken = create_model("timesformer_tiny", time_embed_std=0.5).eval()
-    assert 0.4 < float(broken.time_embed.std()) < 0.6
-    assert not torch.allclose(broken(x), broken(x.flip(2)), atol=1e-3)
+    from vidbench.models.timesformer import TimeSformerConfig
+
+    assert TimeSformerConfig().time_embed_std == 0.0  # the paper-size configs keep the reference's zero
+    tiny = create_model("timesformer_tiny").eval()  # the CPU config starts order-aware
+    assert 0.4 < float(tiny.time_embed.std()) < 0.6
+    assert not torch.allclose(tiny(x), tiny(x.flip(2)), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["vivit_m1_tiny", "vivit_m2_tiny", "vivit_m3_tiny", "vivit_m4_tiny"])
+def test_vivit_temporal_position_init(name):
+    """Paper init (temporal_pos_std=0): every position embedding ~N(0, 0.02). The tiny default 0.5
+    adds a per-time part at that scale, shared by the spatial positions of a time index."""
+    from vidbench import create_model
+
+    torch.manual_seed(0)
+    paper = create_model(name, temporal_pos_std=0.0)
+    tiny = create_model(name)
+    assert tiny.config.temporal_pos_std == 0.5
+    if name == "vivit_m2_tiny":
+        assert float(paper.temporal_pos_embed.std()) < 0.03
+        assert 0.4 < float(tiny.temporal_pos_embed[0, 1:].std()) < 0.6
+        assert float(tiny.temporal_pos_embed[0, 0].std()) < 0.03  # the temporal cls position: no offset
+        return
+    t, s = tiny.patch_embed.grid
+    prefix = 1 if tiny.cls_token is not None else 0
+    for model, lo, hi in ((paper, 0.0, 0.03), (tiny, 0.4, 0.6)):
+        pos = model.pos_embed[0, prefix:].detach().reshape(t, s, -1)
+        per_time = pos.mean(dim=1)  # the spatial ~N(0, 0.02) parts average out over s positions
+        assert lo < float(per_time.std()) < hi
+        assert float((pos - per_time[:, None]).std()) < 0.03  # the spatial part keeps the paper's scale
