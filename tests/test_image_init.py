@@ -46,14 +46,14 @@ def test_vivit_model3_from_gap_vit_returns_vit_logits(init):
     assert all(not p.any() for b in video.blocks for p in b.attn_time.parameters())
 
 
-@pytest.mark.parametrize("name", ["timesformer_tiny", "vivit_m3_tiny"])
-def test_tiny_default_keeps_its_temporal_init_through_image_init(name):
-    """What the image model lacks starts as in a freshly built model: the tiny configs' order-
-    aware temporal embeddings (std 0.5) survive `from_image_backbone`, so a static clip no longer
-    gives exactly the image logits, and a clip and its reversal give different logits."""
+@pytest.mark.parametrize("name,kw", [("timesformer_tiny", {}), ("vivit_m3_tiny", {"temporal_pos_std": 0.5})])
+def test_order_aware_temporal_init_survives_image_init(name, kw):
+    """What the image model lacks starts as in a freshly built model: an order-aware temporal init
+    (timesformer_tiny's time_embed_std=0.5, ViViT's temporal_pos_std option) survives
+    `from_image_backbone`, so a clip and its reversal give different logits at once."""
     vit = create_model("vit_tiny", img_size=32, patch_size=8, depth=4, num_heads=3, num_classes=10,
                        **({"class_token": False, "global_pool": "avg"} if name == "vivit_m3_tiny" else {})).eval()
-    video = create_model(name).from_image_backbone(vit).eval()
+    video = create_model(name, **kw).from_image_backbone(vit).eval()
     if name == "timesformer_tiny":
         assert 0.4 < float(video.time_embed.std()) < 0.6
     else:
@@ -119,22 +119,22 @@ def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
 
 @pytest.mark.parametrize("name", ["vivit_m1_tiny", "vivit_m2_tiny", "vivit_m3_tiny", "vivit_m4_tiny"])
 def test_vivit_temporal_position_init(name):
-    """Paper init (temporal_pos_std=0): every position embedding ~N(0, 0.02). The tiny default 0.5
-    adds a per-time part at that scale, shared by the spatial positions of a time index."""
+    """Paper init (the default, temporal_pos_std=0): every position embedding ~N(0, 0.02).
+    temporal_pos_std=0.5 adds a per-time part at that scale, shared by a time index's positions."""
     from vidbench import create_model
 
     torch.manual_seed(0)
-    paper = create_model(name, temporal_pos_std=0.0)
-    tiny = create_model(name)
-    assert tiny.config.temporal_pos_std == 0.5
+    paper = create_model(name)
+    assert paper.config.temporal_pos_std == 0.0
+    offset = create_model(name, temporal_pos_std=0.5)
     if name == "vivit_m2_tiny":
         assert float(paper.temporal_pos_embed.std()) < 0.03
-        assert 0.4 < float(tiny.temporal_pos_embed[0, 1:].std()) < 0.6
-        assert float(tiny.temporal_pos_embed[0, 0].std()) < 0.03  # the temporal cls position: no offset
+        assert 0.4 < float(offset.temporal_pos_embed[0, 1:].std()) < 0.6
+        assert float(offset.temporal_pos_embed[0, 0].std()) < 0.03  # the temporal cls position: no offset
         return
-    t, s = tiny.patch_embed.grid
-    prefix = 1 if tiny.cls_token is not None else 0
-    for model, lo, hi in ((paper, 0.0, 0.03), (tiny, 0.4, 0.6)):
+    t, s = offset.patch_embed.grid
+    prefix = 1 if offset.cls_token is not None else 0
+    for model, lo, hi in ((paper, 0.0, 0.03), (offset, 0.4, 0.6)):
         pos = model.pos_embed[0, prefix:].detach().reshape(t, s, -1)
         per_time = pos.mean(dim=1)  # the spatial ~N(0, 0.02) parts average out over s positions
         assert lo < float(per_time.std()) < hi
