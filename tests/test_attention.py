@@ -1,17 +1,10 @@
 """The one attention kernel: fused and reference paths agree; factorised axes do what they say."""
 import pytest
 import torch
+from _attention_helpers import both_kernels
 from einops import rearrange
 
 from vidbench.layers import Attention, fused_attn, scaled_dot_product, use_fused_attn, window_mask
-
-
-def _both(fn):
-    with fused_attn(True):
-        a = fn()
-    with fused_attn(False):
-        b = fn()
-    return a, b
 
 
 @pytest.mark.parametrize("bias_kind", [None, "float", "bool"])
@@ -23,7 +16,7 @@ def test_kernel_fused_matches_reference(bias_kind):
     elif bias_kind == "bool":
         bias = torch.rand(7, 7) > 0.3
         bias.fill_diagonal_(True)
-    a, b = _both(lambda: scaled_dot_product(q, k, v, bias=bias))
+    a, b = both_kernels(lambda: scaled_dot_product(q, k, v, bias=bias))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -46,7 +39,7 @@ def test_attention_axes_fused_matches_reference(axis):
     attn = Attention(32, num_heads=4, num_global_tokens=1 if axis == "window" else 0).eval()
     x = torch.randn(2, 3 * 5, 32)
     kw = dict(axis=axis, grid=(3, 5), window=4)
-    a, b = _both(lambda: attn(x, **kw))
+    a, b = both_kernels(lambda: attn(x, **kw))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -54,7 +47,7 @@ def test_attention_bias_fused_matches_reference():
     attn = Attention(32, num_heads=4).eval()
     x = torch.randn(2, 9, 32)
     bias = torch.randn(1, 4, 9, 9)
-    a, b = _both(lambda: attn(x, bias=bias))
+    a, b = both_kernels(lambda: attn(x, bias=bias))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 

@@ -1,24 +1,17 @@
 """MViT's pooling attention on the shared kernel: pooling, relative position, residual pooling."""
 import pytest
 import torch
+from _attention_helpers import both_kernels
 from einops import rearrange
 
-from vidbench.layers import Attention, PoolingAttention, TokenPool, fused_attn, pooled_grid, rel_pos_index
-
-
-def _both(fn):
-    with fused_attn(True):
-        a = fn()
-    with fused_attn(False):
-        b = fn()
-    return a, b
+from vidbench.layers import Attention, PoolingAttention, TokenPool, pooled_grid, rel_pos_index
 
 
 def test_attention_dim_out_widens_channels():
     attn = Attention(16, num_heads=4, dim_out=32).eval()
     assert attn.head_dim == 8 and attn.qkv.weight.shape == (96, 16) and attn.proj.weight.shape == (32, 32)
     x = torch.randn(2, 5, 16)
-    a, b = _both(lambda: attn(x))
+    a, b = both_kernels(lambda: attn(x))
     assert a.shape == (2, 5, 32)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="embed dim 30 is not divisible by num_heads 4"):
@@ -60,7 +53,7 @@ def test_pooling_attention_shapes_and_paths_agree(v2):
     attn = _pool_attn(rel_pos=v2, residual_pool=v2)
     assert (attn.grid_q, attn.grid_kv) == ((2, 2, 2), (2, 1, 1))
     x = torch.randn(2, 1 + 32, 8)
-    a, b = _both(lambda: attn(x))
+    a, b = both_kernels(lambda: attn(x))
     assert a.shape == (2, 1 + 8, 16)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     if v2:
