@@ -11,3 +11,14 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for a test module (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    its tensors are tiny, and on a busy 2-core runner a second thread only adds synchronisation
+    (an SSL step went from ~0.05 s to ~1 s with two). No timing is asserted anywhere."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,13 +10,7 @@ from vidbench.models import create_model
 MIB = 2**20
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # a shared 2-core runner: one thread keeps these quick (no timing is asserted)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_timing_statistics():

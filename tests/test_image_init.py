@@ -102,8 +102,6 @@ def test_mismatched_backbone_is_a_clear_error():
 
 def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
     """As the reference code behaves (its loop counts the ModuleList as the first 'Block')."""
-    from vidbench import create_model
-
     model = create_model("timesformer_tiny", time_embed_std=0.0)  # the reference's time embedding
     assert all(not b.temporal_fc.weight.any() and not b.temporal_fc.bias.any() for b in model.blocks)
     assert not model.time_embed.any() and model.pos_embed.std() > 0
@@ -121,8 +119,6 @@ def test_timesformer_from_scratch_starts_with_every_temporal_fc_zero():
 def test_vivit_temporal_position_init(name):
     """Paper init (the default, temporal_pos_std=0): every position embedding ~N(0, 0.02).
     temporal_pos_std=0.5 adds a per-time part at that scale, shared by a time index's positions."""
-    from vidbench import create_model
-
     torch.manual_seed(0)
     paper = create_model(name)
     assert paper.config.temporal_pos_std == 0.0

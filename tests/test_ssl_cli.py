@@ -1,7 +1,6 @@
 """`vidbench pretrain` and `vidbench ssl-eval` end to end on a tiny image folder."""
 import pandas as pd
 import pytest
-import torch
 from _ssl_data import write_image_folder
 
 from vidbench.checkpoint import load_backbone
@@ -10,12 +9,7 @@ from vidbench.cli import main
 TINY = ["--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

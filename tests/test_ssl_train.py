@@ -29,14 +29,7 @@ def _dataset(name, num_views, n=128):
     return MultiViewDataset(TensorImages(x, y), MultiViewTransform(method_views(name, 16, num_views), 16))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tensors here are tiny: intra-op threads only add synchronisation (on a busy 2-core box a
-    step goes from ~0.05 s to ~1 s with two threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 RUNS = [(m, {}) for m in METHODS] + [("wmse", {"views": 4})]
