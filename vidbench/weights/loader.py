@@ -1,0 +1,202 @@
+"""`load_pretrained`: any supported checkpoint -> the registry model it holds, weights loaded strictly.
+
+The path from file to model, in order (nothing large is allocated before step 5):
+
+1. `read_source` reads the tensors without running code;
+2. the format is detected from the key layout (or forced with `format=`);
+3. the format infers the registry model and the config the checkpoint was trained with (its own
+   config where it has one, else the tensor shapes), and that model is built on the meta device;
+4. the tensors are converted to vidbench's names, position / time embeddings are resized to the
+   requested frames and image size, a head of another class count is dropped (re-initialised),
+   and names and shapes are checked against the meta model: every missing key, unexpected key
+   and shape mismatch is named;
+5. only then is the real model built, loaded with `strict=True`, checked finite and put in eval
+   mode, with a `WeightsInfo` as `model.pretrained_cfg`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..models import create_model, model_entry
+from ._registry import PublishedWeights, detect_format, find_published, get_format
+from .resize import resize_embeddings
+from .source import PathLike, Source, WeightsError, read_source
+
+__all__ = ["WeightsInfo", "load_pretrained", "check_fit", "inspect_weights"]
+
+log = logging.getLogger("vidbench.weights")
+
+# what a model gets when neither a published entry nor the checkpoint says otherwise
+DEFAULT_PREPROCESS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "sampling_rate": None,
+                      "crop_size": None, "resize_size": None, "views": None}
+
+
+@dataclass
+class WeightsInfo:
+    """What `model.pretrained_cfg` carries after `load_pretrained`.
+
+    preprocess: mean, std, num_frames, sampling_rate, crop_size, resize_size, views (None where
+        unknown: the dataset's and the command's defaults apply); `preprocess_source` says where
+        it came from ("published entry", "checkpoint config", "model defaults").
+    """
+
+    path: str
+    format: str
+    model: str
+    config: Dict[str, Any]
+    published: Optional[PublishedWeights] = None
+    class_names: Optional[List[str]] = None
+    preprocess: Dict[str, Any] = field(default_factory=dict)
+    preprocess_source: str = "model defaults"
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.published.name if self.published else Path(self.path).name
+
+    def row(self) -> Dict[str, Any]:
+        """Columns a results row records about the weights."""
+        pub = self.published
+        return {"weights": self.name, "weights_path": self.path, "weights_format": self.format,
+                "weights_source": pub.source if pub else "", "published_top1": pub.top1 if pub else None,
+                "published_views": f"{pub.views[0]}x{pub.views[1]}" if pub else "",
+                "preprocess": self.preprocess_source, "weights_notes": "; ".join(self.notes)}
+
+    def as_json(self) -> Dict[str, Any]:
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "published"}
+        out["published"] = self.published.name if self.published else None
+        return out
+
+
+def check_fit(state: Dict[str, torch.Tensor], model: nn.Module, where: str) -> None:
+    """Raise a WeightsError naming every missing key, unexpected key and shape mismatch."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {expected[k]}"
+                  for k in sorted(set(state) & set(expected)) if tuple(state[k].shape) != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:8])}"
+                        f"{' ...' if len(unexpected) > 8 else ''}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {'; '.join(mismatched[:6])}")
+    if problems:
+        raise WeightsError(f"{where}: weights do not fit {getattr(model, 'model_name', type(model).__name__)}: "
+                           + " | ".join(problems))
+
+
+def _meta_model(name: str, config: Dict[str, Any], path: Path) -> nn.Module:
+    try:
+        with torch.device("meta"):
+            return create_model(name, **config)
+    except (TypeError, ValueError, KeyError) as err:
+        msg = err.args[0] if err.args else err
+        raise WeightsError(f"{path}: the checkpoint's config does not build {name}: {msg}") from None
+
+
+def _to_tensors(state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    return {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(v.copy()) for k, v in state.items()}
+
+
+def _preprocess(source: Source, fmt: Any, published: Optional[PublishedWeights], num_frames: int
+                ) -> Tuple[Dict[str, Any], str]:
+    out = dict(DEFAULT_PREPROCESS, num_frames=num_frames)
+    if published is not None:
+        d = published.as_dict()
+        out.update({k: d[k] for k in ("mean", "std", "sampling_rate", "crop_size", "resize_size", "views")})
+        out["num_frames"] = published.num_frames
+        return out, f"published entry {published.name}"
+    found = fmt.preprocess(source) if fmt.preprocess else {}
+    if found:
+        out.update(found)
+        return out, f"checkpoint config ({fmt.name})"
+    return out, "model defaults"
+
+
+def inspect_weights(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
+                    **overrides: Any) -> Tuple[Source, Any, str, Dict[str, Any]]:
+    """(source, format, registry name, checkpoint config) of a checkpoint, without building it."""
+    path = Path(path)
+    source = read_source(path)
+    fmt = get_format(format) if format else detect_format(source)
+    name, config = fmt.infer(source, model, overrides)
+    if model is not None and model != name:
+        want, have = model_entry(model), model_entry(name)
+        if want.family != have.family:
+            raise WeightsError(f"{path}: holds a {have.family} checkpoint ({name}), not {model} ({want.family})")
+        name = model
+    return source, fmt, name, config
+
+
+def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
+                    **overrides: Any) -> nn.Module:
+    """Load a checkpoint in any supported format into the registry model it holds.
+
+    Args:
+        path: a checkpoint file or a Hugging Face model directory.
+        model: registry name; needed for formats without a config (official .pyth, timm and
+            torchvision state dicts) where the shapes alone are ambiguous, and checked otherwise.
+        format: force a format (`vidbench.weights.list_formats()`) instead of detecting it.
+        overrides: config overrides. `num_frames` / `img_size` resize the position and time
+            embeddings; `num_classes` different from the checkpoint's drops its head (a new one
+            is initialised, for fine-tuning).
+
+    Returns the model in eval mode, on the CPU, with `model.pretrained_cfg` a `WeightsInfo`.
+    """
+    path = Path(path)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    source, fmt, name, ckpt_config = inspect_weights(path, model, format, **overrides)
+    native = _meta_model(name, ckpt_config, path)
+    state = _to_tensors(fmt.convert(source, native))
+    check_fit(state, native, str(path))  # the file against its own declared config, before any allocation
+    config = {**ckpt_config, **overrides}
+    target = _meta_model(name, config, path) if overrides else native
+    notes = resize_embeddings(state, target, native)
+    head_keys = [k for k in state if k.startswith("head.")]
+    if getattr(native, "num_classes", 0) != getattr(target, "num_classes", 0) and head_keys:
+        for k in head_keys:
+            del state[k]
+        notes.append(f"head dropped: checkpoint has {native.num_classes} classes, model {target.num_classes} "
+                     "(new head initialised)")
+        strict = False
+    else:
+        strict = True
+    if strict:
+        check_fit(state, target, str(path))
+    else:
+        check_fit({**state, **{k: v for k, v in target.state_dict().items() if k.startswith("head.")}}, target,
+                  str(path))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{path}: non-finite values (NaN or inf) in {len(bad)} tensor(s): {', '.join(bad[:5])}")
+    net = create_model(name, **config)
+    missing, unexpected = net.load_state_dict(state, strict=strict)
+    if unexpected or (strict and missing) or any(not k.startswith("head.") for k in missing):
+        raise WeightsError(f"{path}: weights do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    published = find_published(path, source)
+    preprocess, pre_source = _preprocess(source, fmt, published, getattr(net.config, "num_frames", None) or 1)
+    if "num_frames" in overrides:
+        preprocess["num_frames"] = overrides["num_frames"]
+    if "img_size" in overrides:
+        preprocess["crop_size"] = overrides["img_size"]
+    names = fmt.class_names(source) if fmt.class_names else None
+    if names is not None and len(names) != native.num_classes:
+        names = None
+    if names is not None and native.num_classes != net.num_classes:
+        names = None
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    net.eval()
+    net.pretrained_cfg = WeightsInfo(str(path), fmt.name, name, config, published, names, preprocess, pre_source,
+                                     notes)
+    return net

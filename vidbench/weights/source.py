@@ -1,0 +1,231 @@
+"""Reading a checkpoint from disk without running code: what a file or directory holds.
+
+Every format vidbench reads comes through `read_source`, which returns a `Source`: the flat
+tensors (torch tensors or numpy arrays, keyed by their name in the file), the file's own metadata
+and, for a Hugging Face directory, its `config.json` and preprocessing config. Nothing here
+unpickles: pickle-based files (.pth, .pt, .bin, .pyth) go through `torch.load(weights_only=True)`,
+which only rebuilds tensors and plain containers, `.npz` through `numpy.load(allow_pickle=False)`,
+and Flax checkpoints (scenic) through msgpack with numpy arrays decoded from their bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = ["Source", "read_source", "WeightsError", "PathLike"]
+
+PathLike = Union[str, os.PathLike]
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".pyth", ".ckpt")
+# Wrappers training code puts around a state dict (SlowFast / TimeSformer: model_state; others).
+_CONTAINERS = ("model_state", "state_dict", "model", "module", "model_ema")
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HF_PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be read or does not fit: the message names the file and what is wrong."""
+
+
+@dataclass
+class Source:
+    """What a checkpoint holds.
+
+    Attributes:
+        path: the file or directory given.
+        kind: how it was read: "safetensors", "torch", "npz", "msgpack" or "hf-dir".
+        state: flat name -> tensor (torch.Tensor, or numpy array for npz / msgpack).
+        metadata: the safetensors header metadata (vidbench's own config lives there).
+        config: a Hugging Face directory's config.json.
+        preprocessor: a Hugging Face directory's preprocessing config, where it has one.
+        container: the wrapper key the state dict was found under ("model_state", ...), if any.
+        weights_file: the file the tensors came from.
+    """
+
+    path: Path
+    kind: str
+    state: Dict[str, Any]
+    metadata: Dict[str, str] = field(default_factory=dict)
+    config: Optional[Dict[str, Any]] = None
+    preprocessor: Optional[Dict[str, Any]] = None
+    container: Optional[str] = None
+    weights_file: Optional[Path] = None
+
+    def shape(self, key: str) -> Tuple[int, ...]:
+        return tuple(self.state[key].shape)
+
+    def has(self, *keys: str) -> bool:
+        return all(k in self.state for k in keys)
+
+    def keys_with_prefix(self, prefix: str) -> list:
+        return [k for k in self.state if k.startswith(prefix)]
+
+    def error(self, message: str) -> WeightsError:
+        return WeightsError(f"{self.path}: {message}")
+
+
+def _read_json(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WeightsError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_safetensors(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    return state, metadata
+
+
+def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
+    """A flat tensor dict from what torch.load returned, descending into one wrapper key."""
+    container = None
+    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in _CONTAINERS:
+            if isinstance(obj.get(key), Mapping):
+                obj, container = obj[key], key
+                break
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise WeightsError(f"{path}: no tensors found (top-level keys: {sorted(map(str, obj))[:8]})")
+    return state, container
+
+
+def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
+    import pickle
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
+                           f"(loaded with weights_only=True; nothing was executed): {first}") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (truncated or another format?): "
+                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    return _unwrap(obj, path)
+
+
+def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+    try:
+        with np.load(str(path), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise WeightsError(f"{path}: not a readable .npz archive ({err})") from None
+
+
+# Flax's msgpack extension types (flax.serialization): 1 = ndarray, 2 = native complex, 3 = numpy scalar
+def _msgpack_ext(code: int, data: bytes) -> Any:
+    import msgpack
+
+    if code == 1:
+        shape, dtype, buffer = msgpack.unpackb(data)
+        return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
+    if code == 3:
+        dtype, buffer = msgpack.unpackb(data)
+        return np.frombuffer(buffer, dtype=np.dtype(dtype))[0]
+    if code == 2:
+        real, imag = msgpack.unpackb(data)
+        return complex(real, imag)
+    return msgpack.ExtType(code, data)
+
+
+def _unchunk(tree: Any) -> Any:
+    """Flax splits arrays over 2 GiB into chunks; join them back."""
+    if isinstance(tree, dict):
+        if tree.get("__msgpack_chunked_array__"):
+            chunks = tree["chunks"]
+            flat = np.concatenate([np.asarray(chunks[str(i)]).ravel() for i in range(len(chunks))])
+            return flat.reshape(tree["shape"])
+        return {k: _unchunk(v) for k, v in tree.items()}
+    return tree
+
+
+def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}/"))
+    elif isinstance(tree, np.ndarray):
+        out[prefix[:-1]] = tree
+    return out
+
+
+def _read_msgpack(path: Path) -> Dict[str, np.ndarray]:
+    import msgpack
+
+    try:
+        tree = msgpack.unpackb(path.read_bytes(), ext_hook=_msgpack_ext, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, TypeError) as err:
+        raise WeightsError(f"{path}: not a readable Flax msgpack checkpoint ({err})") from None
+    if not isinstance(tree, dict):
+        raise WeightsError(f"{path}: a msgpack file that is not a Flax checkpoint (top level {type(tree).__name__})")
+    state = _flatten(_unchunk(tree))
+    if not state:
+        raise WeightsError(f"{path}: no arrays in the msgpack checkpoint")
+    return state
+
+
+def _looks_like_msgpack(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(1)
+    return bool(head) and (head[0] & 0xF0 == 0x80 or head[0] in (0xDE, 0xDF))  # fixmap / map16 / map32
+
+
+def _read_hf_dir(path: Path) -> Source:
+    config = _read_json(path / "config.json")
+    weights = next((path / n for n in HF_WEIGHT_FILES if (path / n).is_file()), None)
+    if weights is None:
+        raise WeightsError(f"{path}: a Hugging Face directory needs {' or '.join(HF_WEIGHT_FILES)} "
+                           "beside config.json (sharded checkpoints: merge them first)")
+    preprocessor = next((_read_json(path / n) for n in HF_PREPROCESSOR_FILES if (path / n).is_file()), None)
+    if weights.suffix == ".safetensors":
+        state, metadata = _read_safetensors(weights)
+    else:
+        state, _ = _read_torch(weights)
+        metadata = {}
+    return Source(path, "hf-dir", state, metadata, config, preprocessor, weights_file=weights)
+
+
+def read_source(path: PathLike) -> Source:
+    """Read a checkpoint file or Hugging Face directory; errors name the path and the problem."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return _read_hf_dir(path)
+        raise WeightsError(f"{path}: a directory without config.json (not a Hugging Face model directory)")
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file or directory")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        state, metadata = _read_safetensors(path)
+        return Source(path, "safetensors", state, metadata, weights_file=path)
+    if suffix in PICKLE_SUFFIXES or zipfile.is_zipfile(path) and suffix != ".npz":
+        state, container = _read_torch(path)
+        return Source(path, "torch", state, container=container, weights_file=path)
+    if suffix == ".npz":
+        return Source(path, "npz", _read_npz(path), weights_file=path)
+    if suffix == ".msgpack" or _looks_like_msgpack(path):
+        return Source(path, "msgpack", _read_msgpack(path), weights_file=path)
+    raise WeightsError(f"{path}: unknown checkpoint format (expected .safetensors, .pth/.pt/.bin/.pyth, .npz, "
+                       "a Flax msgpack checkpoint or a Hugging Face model directory)")
