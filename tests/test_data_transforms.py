@@ -30,7 +30,10 @@ def test_three_crop_spans_the_long_side():
     tops = [c[0, :, 0].tolist()[0] for c in three_crop(video, 4)]
     assert tops == [0.0, 12.0, 24.0]
     with pytest.raises(ValueError, match="short side"):
-        three_crop(video, 3)
+        three_crop(video, 5)
+    # a short side longer than the crop (resize 256, crop 224): centred across it
+    lefts = [c[0, 0, 0].item() for c in three_crop(video, 2)]
+    assert lefts == [1.0, 17.0, 33.0]  # column 1 of rows 0, 4, 8
 
 
 def test_train_crop_and_flip():

@@ -16,6 +16,7 @@ __all__ = ["measure", "TRAIN_FLOP_FACTOR"]
 
 # a training step is counted as 3 forward passes (backward ~ 2x forward), the usual convention
 TRAIN_FLOP_FACTOR = 3
+WEIGHT_ARGS = ("weights", "weights_format")  # create_model options that load weights
 
 
 def measure(
@@ -60,8 +61,8 @@ def measure(
     name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
     baseline = None
     if isinstance(model, str):
-        if gmacs is None:
-            gmacs = count_flops(model, **overrides).gmacs
+        if gmacs is None:  # counted on the architecture: the weights do not change it
+            gmacs = count_flops(model, **{k: v for k, v in overrides.items() if k not in WEIGHT_ARGS}).gmacs
         if device.type == "cpu":
             release_free_heap()
             baseline = current_rss_bytes()  # before the weights exist

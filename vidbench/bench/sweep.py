@@ -35,12 +35,12 @@ __all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_
            "uncounted_text"]
 
 TABLE = "bench"
-KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile")
+KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights")
 BENCH_COLUMNS = (
     "model", "params", "gmacs", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile",
     "clips_per_s", "step_ms_median", "step_ms_iqr", "peak_mem_mb", "peak_mem_reserved_mb", "mem_method",
     "achieved_tflops", "matmul_peak_tflops", "mfu_pct", "flop_factor", "uncounted_ops", "threads", "warmup",
-    "iters", "isolated", "retry_of", "status", "error", "timestamp",
+    "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights",
 )
 RESULT_PREFIX = "VIDBENCH_RESULT "
 
@@ -63,6 +63,11 @@ class SweepConfig:
     retry_oom: int = 0  # after an out-of-memory, retry at half the batch up to this many times
     timeout_s: Optional[float] = None  # per configuration, isolated runs only
     threads: Optional[int] = None  # torch threads (default: torch's)
+    # published weights to measure (`vidbench.weights`): the models are built with the checkpoint's
+    # config (model_kwargs, from `inspect_weights`) and loaded with its weights
+    weights: Optional[str] = None
+    weights_format: Optional[str] = None
+    model_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for p in self.precisions:
@@ -98,9 +103,9 @@ def row_key(row: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(key_str(row.get(k)) for k in KEY_COLUMNS)
 
 
-def _default_size(name: str) -> Tuple[int, ...]:
+def _default_size(name: str, model_kwargs: Dict[str, Any]) -> Tuple[int, ...]:
     with torch.device("meta"):
-        return tuple(create_model(name).input_size)
+        return tuple(create_model(name, **model_kwargs).input_size)
 
 
 def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
@@ -109,7 +114,7 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     seen: Set[Tuple[str, ...]] = set()
     for name in resolve_models(cfg.models):
-        size = _default_size(name)
+        size = _default_size(name, cfg.model_kwargs)
         video = len(size) == 4
         for frames in cfg.frames:
             for img in cfg.img_sizes:
@@ -118,17 +123,21 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
                         for mode in cfg.modes:
                             row = dict(model=name, frames=(frames or size[1]) if video else None,
                                        img_size=img or size[-1], batch_size=int(batch), precision=precision,
-                                       device=cfg.device, mode=mode, compile=bool(cfg.compile))
+                                       device=cfg.device, mode=mode, compile=bool(cfg.compile), weights=cfg.weights)
                             if row_key(row) not in seen:
                                 seen.add(row_key(row))
                                 rows.append(row)
     return rows
 
 
-def _overrides(row: Dict[str, Any]) -> Dict[str, Any]:
-    out = {"img_size": int(row["img_size"])}
+def _overrides(row: Dict[str, Any], cfg: SweepConfig, with_weights: bool = False) -> Dict[str, Any]:
+    """create_model options of a row (the checkpoint's config first, the row's frames / size on top);
+    `with_weights`: also the weights to load (for measuring; counting needs only the config)."""
+    out = {**cfg.model_kwargs, "img_size": int(row["img_size"])}
     if row["frames"] is not None:
         out["num_frames"] = int(row["frames"])
+    if with_weights and cfg.weights:
+        out.update(weights=cfg.weights, weights_format=cfg.weights_format)
     return out
 
 
@@ -155,7 +164,7 @@ def _measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, pea
         return {"status": "ok", **measure_fn(row["model"], mode=row["mode"], precision=row["precision"],
                                              device=cfg.device, batch_size=row["batch_size"], warmup=cfg.warmup,
                                              iters=cfg.iters, compile=cfg.compile, gmacs=gmacs, peak_flops=peak,
-                                             **_overrides(row))}
+                                             **_overrides(row, cfg, with_weights=True))}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
         return {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     finally:
@@ -173,7 +182,7 @@ def _worker_env() -> Dict[str, str]:
 
 
 def _measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
-    job = dict(model=row["model"], overrides=_overrides(row), mode=row["mode"], precision=row["precision"],
+    job = dict(model=row["model"], overrides=_overrides(row, cfg, with_weights=True), mode=row["mode"], precision=row["precision"],
                device=cfg.device, batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters,
                compile=cfg.compile, gmacs=gmacs, peak_flops=peak, threads=cfg.threads or torch.get_num_threads())
     try:
@@ -243,7 +252,7 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
     fkey = (row["model"], key_str(row["frames"]), key_str(row["img_size"]))
     if fkey not in flops:
         try:
-            flops[fkey] = count_flops(row["model"], **_overrides(row))
+            flops[fkey] = count_flops(row["model"], **_overrides(row, cfg))
         except Exception as exc:
             flops[fkey] = exc
     report = flops[fkey]

@@ -10,6 +10,7 @@ import sys
 
 import torch
 
+from ..checkpoint import _tuples
 from .measure import measure
 from .sweep import RESULT_PREFIX, _is_oom, error_text
 
@@ -21,7 +22,8 @@ def main() -> int:
         row = {"status": "ok", **measure(job["model"], mode=job["mode"], precision=job["precision"],
                                          device=job["device"], batch_size=job["batch_size"], warmup=job["warmup"],
                                          iters=job["iters"], compile=job["compile"], gmacs=job["gmacs"],
-                                         peak_flops=job["peak_flops"], fresh_process=True, **job["overrides"])}
+                                         peak_flops=job["peak_flops"], fresh_process=True,
+                                         **_tuples(job["overrides"]))}
     except Exception as exc:
         row = {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     print(RESULT_PREFIX + json.dumps(row), flush=True)

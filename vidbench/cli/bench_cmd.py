@@ -21,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput, step time, peak memory and MFU over a grid",
                        description="Every combination of the comma-separated lists becomes one row of "
                                    "<out>/bench.csv, written as soon as it is measured.")
-    p.add_argument("--models", type=_list(str), required=True, help="names or patterns, e.g. 'vivit_*_tiny,vit_tiny'")
+    p.add_argument("--models", type=_list(str), default=None,
+                   help="names or patterns, e.g. 'vivit_*_tiny,vit_tiny' (with --weights: the checkpoint's model)")
+    p.add_argument("--weights", default=None, help="measure the model a checkpoint holds, at its own config, with "
+                                                   "its weights loaded (any supported format)")
+    p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
     p.add_argument("--frames", type=_list(int), default=[None], help="num_frames values (default: each model's)")
     p.add_argument("--img-size", type=_list(int), default=[None], help="img_size values (default: each model's)")
     p.add_argument("--batch-size", type=_list(int), default=[1], help="batch sizes (default 1)")
@@ -72,7 +76,19 @@ def run(args: argparse.Namespace) -> int:
             return 2
         out = f"results/bench-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     try:
-        cfg = SweepConfig(models=args.models, frames=args.frames, img_sizes=args.img_size,
+        models, model_kwargs = args.models, {}
+        if args.weights:
+            from ..weights import inspect_weights
+
+            if models and len(models) > 1:
+                raise ValueError("--weights measures one model: give at most one --models name")
+            _, _, name, model_kwargs = inspect_weights(args.weights, models[0] if models else None,
+                                                       args.weights_format)
+            models = [name]
+        elif not models:
+            raise ValueError("give --models (or --weights)")
+        cfg = SweepConfig(models=models, weights=args.weights, weights_format=args.weights_format,
+                          model_kwargs=model_kwargs, frames=args.frames, img_sizes=args.img_size,
                           batch_sizes=args.batch_size, precisions=args.precision, modes=args.mode,
                           device=args.device, compile=args.compile, warmup=args.warmup, iters=args.iters,
                           isolate=args.isolate, retry_oom=args.retry_oom, timeout_s=args.timeout, threads=args.threads)

@@ -11,7 +11,9 @@ UNIT = "GMACs = 1e9 multiply-adds (1 MAC = 1 FLOP, the papers' convention), one 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="params, GMACs and a per-module FLOP table of one model")
-    p.add_argument("model", help="registry name (vidbench list)")
+    p.add_argument("model", nargs="?", default=None, help="registry name (vidbench list); optional with --weights")
+    p.add_argument("--weights", default=None, help="count the model a checkpoint holds, at its own config")
+    p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
     p.add_argument("--frames", type=int, default=None, help="num_frames override (video models)")
     p.add_argument("--img-size", type=int, default=None, help="img_size override")
     p.add_argument("--max-depth", type=int, default=3, help="module depth of the table (default 3)")
@@ -60,20 +62,33 @@ def render(report: Any, max_depth: int = 3, published: Any = None, crosscheck: A
 def run(args: argparse.Namespace) -> int:
     from ..bench import count_flops, flop_counter_by_operator
     from ..bench.crosscheck import NORM_OP
-    from ..models import model_entry
+    from ..models import ModelMeta, model_entry
+    from ..weights import find_published, inspect_weights
 
     overrides = {"num_frames": args.frames, "img_size": args.img_size}
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    published = None
     try:
-        entry = model_entry(args.model)
-        report = count_flops(args.model, device=args.device, fused=False if args.reference_attn else None, **overrides)
+        name, config = args.model, {}
+        if args.weights:
+            source, _, name, config = inspect_weights(args.weights, args.model, args.weights_format)
+            pub = find_published(source.path, source)
+            if pub is not None and pub.gmacs and not overrides:
+                published = ModelMeta(gmacs=pub.gmacs, source=f"{pub.name}: {pub.paper or pub.source}")
+        elif name is None:
+            print("vidbench flops: give a model name or --weights", file=sys.stderr)
+            return 2
+        entry = model_entry(name)
+        config = {**config, **overrides}
+        report = count_flops(name, device=args.device, fused=False if args.reference_attn else None, **config)
         check = None
         if args.crosscheck:
-            by_op = flop_counter_by_operator(args.model, device=args.device, **overrides)
+            by_op = flop_counter_by_operator(name, device=args.device, **config)
             check = (sum(by_op.values()), sum(n for op, n in by_op.items() if op != NORM_OP))
     except (KeyError, TypeError, ValueError) as exc:
         print(f"vidbench flops: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    published = entry.meta if not overrides else None  # the paper's number is for the default input
+    if not args.weights and not overrides:
+        published = entry.meta  # the paper's number is for the default input
     print(render(report, args.max_depth, published, check))
     return 0

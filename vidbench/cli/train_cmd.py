@@ -25,7 +25,7 @@ def _model_args(items: List[str]) -> Dict[str, Any]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a video dataset; writes checkpoint and train.csv",
                        description="Defaults in brackets are TrainConfig's.")
-    p.add_argument("--model", required=True, help="registry name, e.g. vivit_m2_tiny")
+    p.add_argument("--model", default=None, help="registry name, e.g. vivit_m2_tiny (optional with --weights)")
     p.add_argument("--data", default="data/synthetic", help="dataset directory (default: data/synthetic)")
     p.add_argument("--out", required=True, help="results directory, e.g. results/m2")
     p.add_argument("--epochs", type=int, help="[12]")
@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["decord", "pyav"], help="video decoder [decord where installed]")
     p.add_argument("--bad-items", choices=["skip", "raise"], help="unusable videos / annotation lines [skip]")
     p.add_argument("--init", help="image ViT checkpoint (.safetensors written by vidbench.checkpoint)")
+    p.add_argument("--weights", help="fine-tune from published weights of the model itself (any supported format; "
+                                     "frames, size and normalisation follow the checkpoint unless given)")
+    p.add_argument("--weights-format", help="force a weights format instead of detecting it")
     p.add_argument("--init-mode", choices=["central_frame", "inflation", "random"], help="tubelet rule [central_frame]")
     p.add_argument("--init-label", help="the init column [the checkpoint's 'method' metadata, else its file name]")
     p.add_argument("--num-frames", type=int, help="clip frames [the dataset's]")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     given = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command", "model_arg",
                                                                                  "no_progress")}
-    cfg = TrainConfig(**given, model_kwargs=_model_args(args.model_arg), progress=not args.no_progress)
+    cfg = TrainConfig(**{"model": None, **given}, model_kwargs=_model_args(args.model_arg),
+                      progress=not args.no_progress)
     row = train(cfg)
     test = row.pop("test", None)
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))

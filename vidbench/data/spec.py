@@ -72,6 +72,13 @@ class DataSpec:
         records, issues, _ = read_annotations(self.splits[split], self.labels, self.root, on_error)
         return records, issues
 
+    def default_eval_split(self) -> str:
+        """"test" where the dataset has one, else "val" (Kinetics ships train and val only)."""
+        for split in ("test", "val"):
+            if split in self.splits:
+                return split
+        raise KeyError(f"{self.root}: no test or val split to evaluate (has {sorted(self.splits)})")
+
     def label_groups(self) -> List[Optional[str]]:
         """The group of each label id (None where the dataset defines none)."""
         return [self.groups.get(name) for name in self.labels.names]

@@ -24,14 +24,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def three_crop(video: torch.Tensor, size: int) -> List[torch.Tensor]:
-    """Three `size` x `size` crops of (..., H, W) along the longer side: start, centre, end
-    (SlowFast / mmaction2 ThreeCrop). The shorter side must already equal `size`."""
+    """Three `size` x `size` crops of (..., H, W) along the longer side: start, centre, end,
+    centred on the shorter side (SlowFast / mmaction2 ThreeCrop). The shorter side must be at
+    least `size` (resize first)."""
     h, w = video.shape[-2:]
-    if min(h, w) != size:
-        raise ValueError(f"three_crop expects the short side resized to {size}, got {h}x{w}")
+    if min(h, w) < size:
+        raise ValueError(f"three_crop needs the short side resized to at least {size}, got {h}x{w}")
     if w >= h:
-        return [TF.crop(video, 0, left, size, size) for left in (0, (w - size) // 2, w - size)]
-    return [TF.crop(video, top, 0, size, size) for top in (0, (h - size) // 2, h - size)]
+        top = (h - size) // 2
+        return [TF.crop(video, top, left, size, size) for left in (0, (w - size) // 2, w - size)]
+    left = (w - size) // 2
+    return [TF.crop(video, top, left, size, size) for top in (0, (h - size) // 2, h - size)]
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,21 @@ def model_entry(name: str) -> ModelEntry:
         raise KeyError(f"unknown model {name!r}{hint} (vidbench list shows all {len(_REGISTRY)})") from None
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, weights: Optional[str] = None, weights_format: Optional[str] = None,
+                 **overrides: Any) -> nn.Module:
     """Build a registered model. Overrides set config fields (num_classes, num_frames, img_size,
     patch_size / tubelet_size, depth, embed_dim, num_heads, drop rates, ...); None values are
-    dropped so command-line defaults never clobber a model's own."""
+    dropped so command-line defaults never clobber a model's own.
+
+    weights: a checkpoint file or Hugging Face directory in any format `vidbench.weights`
+        reads; the model is then built with the checkpoint's config (overrides on top), loaded
+        strictly and returned in eval mode (`vidbench.weights.load_pretrained`).
+    weights_format: force a format instead of detecting it.
+    """
+    if weights is not None:
+        from ..weights import load_pretrained  # the loader imports the models: import on use
+
+        return load_pretrained(weights, model=name, format=weights_format, **overrides)
     entry = model_entry(name)
     model = entry.fn(**{k: v for k, v in overrides.items() if v is not None})
     model.model_name = name

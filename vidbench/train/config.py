@@ -33,6 +33,11 @@ class TrainConfig:
         bad_items: "skip" (warn, count, report) or "raise" for unusable videos and annotation lines.
         init: image ViT checkpoint (vidbench.checkpoint.save_checkpoint) to initialise from; the
             video model then takes the image model's width, depth, heads, patch and image size.
+        weights: published weights of the model itself (any format `vidbench.weights` reads) to
+            fine-tune from: the model takes the checkpoint's config, frames, image size and
+            normalisation unless num_frames / size say otherwise; a head of another class count
+            is replaced. `model` may then be None (the checkpoint says which).
+        weights_format: force the weights' format instead of detecting it.
         init_mode: tubelet rule for `from_image_backbone`: central_frame, inflation or random.
         init_label: the `init` column (default: the checkpoint's "method" metadata, else its file name).
         num_frames, stride, sampling, size: clip overrides (default: the dataset's manifest).
@@ -42,7 +47,7 @@ class TrainConfig:
         resume: continue from the checkpoint in `out`.
     """
 
-    model: str
+    model: Optional[str]
     data: str
     out: str
     epochs: int = 12
@@ -61,6 +66,8 @@ class TrainConfig:
     init: Optional[str] = None
     init_mode: str = "central_frame"
     init_label: Optional[str] = None
+    weights: Optional[str] = None
+    weights_format: Optional[str] = None
     num_frames: Optional[int] = None
     stride: Optional[int] = None
     sampling: Optional[str] = None
@@ -73,6 +80,10 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.init and self.weights:
+            raise ValueError("give either init (an image backbone) or weights (the model's own), not both")
+        if not self.model and not self.weights:
+            raise ValueError("give a model (registry name) or weights to fine-tune")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -24,8 +24,10 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
+from ..data.transforms import ClipTransform
 from ..models import VisionTransformer, create_model
 from ..results import ResultsStore
+from ..weights import inspect_weights, load_pretrained
 from .config import TrainConfig, parse_views
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 from .evaluate import autocast, evaluate, evaluate_checkpoint, make_loader, summarize
@@ -43,6 +45,11 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) 
     """The video model, initialised from `cfg.init` if given; returns (model, init label, the
     config fields taken from the image checkpoint)."""
     overrides = dict(cfg.model_kwargs, num_classes=num_classes, num_frames=num_frames, img_size=size)
+    if cfg.weights:
+        model = load_pretrained(cfg.weights, model=cfg.model, format=cfg.weights_format, **overrides)
+        for note in model.pretrained_cfg.notes:
+            print(f"--weights: {note}")
+        return model.train(), cfg.init_label or f"weights:{model.pretrained_cfg.name}", {}
     if not cfg.init:
         return create_model(cfg.model, **overrides), "random", {}
     vit, extra = load_checkpoint(cfg.init)
@@ -95,17 +102,28 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     spec = DataSpec.load(cfg.data)
-    sampler, size = clip_settings(spec, cfg.num_frames, cfg.stride, cfg.sampling, cfg.size)
+    num_frames, size, norm = cfg.num_frames, cfg.size, {}
+    if cfg.weights:  # clips follow the checkpoint unless the options say otherwise
+        _, _, name, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
+        cfg = dataclasses.replace(cfg, model=name)
+        num_frames = num_frames or ckpt.get("num_frames")
+        img = ckpt.get("img_size")
+        size = size or (img if isinstance(img, int) or img is None else img[0])
+    sampler, size = clip_settings(spec, num_frames, cfg.stride, cfg.sampling, size)
     if cfg.init and not cfg.size:  # the crop follows the image backbone's resolution
         img = read_metadata(cfg.init)[0]["config"]["img_size"]
         size = img if isinstance(img, int) else img[0]
     model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size)
     if followed and env.is_main:
         print(f"--init: {cfg.model} follows the image checkpoint's config: {followed}")
+    if cfg.weights:
+        pre = model.pretrained_cfg.preprocess
+        norm = {"mean": tuple(pre["mean"]), "std": tuple(pre["std"])}
     train_set, train_issues = build_dataset(spec, "train", True, sampler=sampler, size=size, backend=cfg.backend,
-                                            bad_items=cfg.bad_items, seed=cfg.seed)
+                                            bad_items=cfg.bad_items, seed=cfg.seed,
+                                            transform=ClipTransform(size=size, **norm))
     val_set, val_issues = build_dataset(spec, "val", False, parse_views(cfg.val_views), sampler, size, cfg.backend,
-                                        cfg.bad_items, cfg.seed)
+                                        cfg.bad_items, cfg.seed, transform=ClipTransform(size=size, **norm))
     for issue in (train_issues + val_issues) if env.is_main else []:
         warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
 
@@ -187,7 +205,8 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
             extra = {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epoch + 1,
                      "train_time_s": round(train_time, 2),
                      "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
-                              "size": size}, "train_config": dataclasses.asdict(cfg)}
+                              "size": size, **{k: list(v) for k, v in norm.items()}},
+                     "train_config": dataclasses.asdict(cfg)}
             save_checkpoint(model, out / CHECKPOINT, extra)
             save_train_state(out / TRAIN_STATE, optimizer, scheduler, epoch + 1, scaler,
                              {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
@@ -198,7 +217,7 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
     if env.distributed:
         torch.distributed.barrier()  # the checkpoint is written before anyone reads it
     if cfg.eval_views:
-        row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, "test", str(out),
+        row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, None, str(out),
                                           cfg.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp,
                                           cfg.device, cfg.progress)
     return row

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings, collate_clips
+from ..data.transforms import ClipTransform
 from ..results import ResultsStore
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 
@@ -36,13 +37,15 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: str = "none",
-             progress: bool = False, desc: str = "eval") -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
+             progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None
+             ) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
     """Per-class counts (3, K): top-1 hits, top-5 hits, items; and the (path, reason) of skipped
-    items. Summed / gathered over processes."""
+    items. Summed / gathered over processes. `label_map[i]`: the model's output index of dataset
+    class i (a checkpoint with other or more classes); default: the same index."""
     model.eval()
     counts = torch.zeros(3, num_classes, dtype=torch.float64)
     bad: List[Tuple[str, str]] = []
-    k = min(5, num_classes)
+    mapping = torch.as_tensor(label_map, device=device) if label_map is not None else None
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         bad.extend((b.path, b.reason) for b in batch.bad)
         if len(batch) == 0:
@@ -54,8 +57,9 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
             logits = model(x).float()  # (B*V, K)
         probs = rearrange(logits.softmax(dim=-1), "(b v) k -> b v k", v=views).mean(dim=1)  # (B, K)
         labels = batch.labels.to(device)
-        top = probs.topk(k, dim=1).indices  # (B, k)
-        hits = torch.stack([top[:, 0] == labels, (top == labels[:, None]).any(dim=1),
+        targets = mapping[labels] if mapping is not None else labels  # in the model's class indices
+        top = probs.topk(min(5, probs.shape[1]), dim=1).indices  # (B, k)
+        hits = torch.stack([top[:, 0] == targets, (top == targets[:, None]).any(dim=1),
                             torch.ones_like(labels, dtype=torch.bool)]).double().cpu()  # (3, B)
         for row in range(3):
             counts[row].index_add_(0, batch.labels, hits[row])
@@ -75,7 +79,14 @@ def summarize(counts: torch.Tensor, groups: Sequence[Optional[str]]) -> Dict[str
     return out
 
 
-def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str = "4x3", split: str = "test",
+def _default_split(spec: DataSpec, say: bool) -> str:
+    split = spec.default_eval_split()
+    if say and split != "test":
+        print(f"{spec.root} has no test split: evaluating the {split} split")
+    return split
+
+
+def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str = "4x3", split: Optional[str] = None,
                         out: Optional[str] = None, batch_size: int = 8, num_workers: int = 2,
                         backend: Optional[str] = None, bad_items: str = "skip", amp: str = "none",
                         device: str = "auto", progress: bool = True) -> Dict[str, Any]:
@@ -94,8 +105,10 @@ def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str 
     sampler, size = clip_settings(spec, clip.get("num_frames"), clip.get("stride"), clip.get("mode"), clip.get("size"))
     if len(spec.classes) != model.num_classes:
         raise ValueError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
+    split = split or _default_split(spec, env.is_main)
+    norm = {k: tuple(clip[k]) for k in ("mean", "std") if clip.get(k)}  # fine-tuned from published weights
     dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler, size=size,
-                                    backend=backend, bad_items=bad_items)
+                                    backend=backend, bad_items=bad_items, transform=ClipTransform(size=size, **norm))
     for issue in issues if env.is_main else []:
         warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
     loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),

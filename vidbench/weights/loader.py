@@ -26,6 +26,7 @@ from torch import nn
 
 from ..models import create_model, model_entry
 from ._registry import PublishedWeights, detect_format, find_published, get_format
+from .classes import label_set
 from .resize import resize_embeddings
 from .source import PathLike, Source, WeightsError, read_source
 
@@ -190,6 +191,8 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     if "img_size" in overrides:
         preprocess["crop_size"] = overrides["img_size"]
     names = fmt.class_names(source) if fmt.class_names else None
+    if names is None and published is not None:
+        names = label_set(published.classes)
     if names is not None and len(names) != native.num_classes:
         names = None
     if names is not None and native.num_classes != net.num_classes:

@@ -109,15 +109,24 @@ def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str
     return state, container
 
 
+def _unpickler_reason(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "WeightsUnpickler error" in ln or "unsupported" in ln.lower()]
+    return (useful or lines or [type(err).__name__])[0]
+
+
 def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
     import pickle
 
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        raise WeightsError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
-                           f"(loaded with weights_only=True; nothing was executed): {first}") from None
+                           f"(loaded with weights_only=True; nothing was executed): {_unpickler_reason(err)}") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint (truncated or another format?): "
                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None

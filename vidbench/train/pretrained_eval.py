@@ -1,0 +1,96 @@
+"""Accuracy of a published checkpoint with its own preprocessing: `vidbench eval --weights`.
+
+The checkpoint's frames, sampling stride, crop, resize, normalisation and test views come from
+its published entry or its own config (`model.pretrained_cfg.preprocess`); each can be
+overridden; what was used is written into the row, beside the published top-1.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..data import DataSpec, build_dataset
+from ..data.sampling import ClipSampler
+from ..data.transforms import ClipTransform
+from ..results import ResultsStore
+from ..weights import load_pretrained
+from ..weights.classes import match_classes
+from .config import parse_views
+from .distributed import ShardSampler, setup_distributed
+from .evaluate import _default_split, evaluate, make_loader, summarize
+
+__all__ = ["evaluate_weights", "pretrained_clip_settings"]
+
+
+def pretrained_clip_settings(preprocess: Dict[str, Any], spec: DataSpec, img_size: int, *,
+                             stride: Optional[int] = None, views: Optional[str] = None
+                             ) -> Dict[str, Any]:
+    """The sampler, transform and views a checkpoint is evaluated with, and where each came from."""
+    crop = int(preprocess.get("crop_size") or img_size)
+    resize = int(preprocess.get("resize_size") or crop)
+    if resize < crop:
+        resize = crop
+    rate = stride or preprocess.get("sampling_rate") or spec.clip["stride"]
+    mode = str(spec.clip["mode"])
+    return {
+        "sampler": ClipSampler(int(preprocess["num_frames"]), int(rate), mode),
+        "transform": ClipTransform(size=crop, short_side=resize, mean=tuple(preprocess["mean"]),
+                                   std=tuple(preprocess["std"])),
+        "views": views or preprocess.get("views") or "4x3",
+    }
+
+
+def evaluate_weights(weights: str, data: str, *, model: Optional[str] = None, weights_format: Optional[str] = None,
+                     views: Optional[str] = None, split: Optional[str] = None, out: Optional[str] = None,
+                     num_frames: Optional[int] = None, stride: Optional[int] = None, img_size: Optional[int] = None,
+                     batch_size: int = 8, num_workers: int = 2, backend: Optional[str] = None,
+                     bad_items: str = "skip", amp: str = "none", device: str = "auto",
+                     progress: bool = True) -> Dict[str, Any]:
+    """Evaluate a checkpoint in any supported format on `data`; rank 0 appends the row to
+    ``<out>/accuracy.csv`` (default results/pretrained) and returns it."""
+    env = setup_distributed(device)
+    spec = DataSpec.load(data)
+    net = load_pretrained(weights, model=model, format=weights_format, num_frames=num_frames, img_size=img_size)
+    info = net.pretrained_cfg
+    net.to(env.device)
+    label_map, matched = match_classes(info.class_names, net.num_classes, spec.classes, where=f"{weights}: ")
+    split = split or _default_split(spec, env.is_main)
+    size = net.input_size[-1]
+    clip = pretrained_clip_settings(info.preprocess, spec, size, stride=stride, views=views)
+    if clip["transform"].size != size:
+        raise ValueError(f"{weights}: crop {clip['transform'].size} but the model takes {size}x{size}")
+    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(clip["views"]),
+                                    sampler=clip["sampler"], backend=backend, bad_items=bad_items,
+                                    transform=clip["transform"])
+    for issue in issues if env.is_main else []:
+        warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
+    loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
+                         pin_memory=env.device.type == "cuda")
+    start = time.perf_counter()
+    counts, bad = evaluate(net, loader, len(spec.classes), env.device, amp, progress and env.is_main,
+                           desc=f"eval {clip['views']}", label_map=label_map)
+    metrics = summarize(counts, spec.label_groups())
+    weights_row = info.row()
+    published = weights_row["published_top1"]
+    sampler, tf = clip["sampler"], clip["transform"]
+    row = {
+        "model": info.model, "init": f"weights:{info.name}", "data": str(data), "split": split,
+        "views": clip["views"], **metrics,
+        "published_top1": published,
+        "top1_minus_published": (metrics["top1"] - published) if published is not None else None,
+        "num_frames": sampler.num_frames, "stride": sampler.stride, "crop_size": tf.size, "resize_size": tf.short_side,
+        "mean": "/".join(f"{m:g}" for m in tf.mean), "std": "/".join(f"{s:g}" for s in tf.std),
+        "class_match": matched,
+        **{k: v for k, v in weights_row.items() if k != "published_top1"},
+        "skipped_items": len(issues) + len({p for p, _ in bad}),
+        "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
+        "eval_time_s": round(time.perf_counter() - start, 2), "world_size": env.world_size,
+        "backend": backend or "auto", "checkpoint": str(weights),
+    }
+    if env.is_main:
+        for path, reason in sorted(set(bad)):
+            warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
+        ResultsStore(out or "results/pretrained").append("accuracy", row)
+    return row
