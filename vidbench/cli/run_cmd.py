@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue a stopped run: finished stages are skipped")
     p.add_argument("--only", help="comma-separated stage names to run (see --list-stages)")
     p.add_argument("--list-stages", action="store_true", help="print the suite's stages and exit")
+    p.add_argument("--weights-dir", help="[published] weights_dir: a directory of checkpoints (any supported format)")
+    p.add_argument("--data", help="[published] data: the dataset tree the checkpoints are evaluated on")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -26,6 +28,13 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"vidbench run: error: {err}", file=sys.stderr)
         return 2
+    if args.weights_dir or args.data:
+        if suite.published is None:
+            print(f"vidbench run: error: --weights-dir / --data apply to a suite with a [published] section; "
+                  f"{suite.name} has none (try --suite published)", file=sys.stderr)
+            return 2
+        suite.published.weights_dir = args.weights_dir or suite.published.weights_dir
+        suite.published.data = args.data or suite.published.data
     out = args.out or f"results/{suite.name}"
     if args.list_stages:
         for stage in plan(suite, out):

@@ -22,6 +22,11 @@ MODEL_COLUMNS = {
     "mfu_pct_infer": "MFU % infer", "mfu_pct_train": "MFU % train", "top1": "top-1", "acc_static": "static top-1",
     "acc_temporal": "temporal top-1",
 }
+PUBLISHED_COLUMNS = {
+    "model": "model", "weights": "weights", "source": "source", "views": "views", "published_top1": "published top-1",
+    "top1": "measured top-1", "top1_minus_published": "difference", "num_videos": "videos", "gmacs": "GMACs/view",
+    "gmacs_x_views": "GMACs x views", "clips_s_infer": "clips/s infer", "peak_mem_mb_infer": "peak MB infer",
+}
 ENV_KEYS = ("device", "device_name", "torch_version", "cuda_version", "vidbench_version", "git_commit", "torch_threads",
             "cpu", "date")
 SECTIONS = ("Runs", "Models", "Accuracy vs compute", "Scaling with frames", "Self-supervised pretraining",
@@ -107,6 +112,17 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
         doc.heading(f"{run.name} ({run.device})", 3)
         t = tables.model_table(run)
         doc.table(t[[c for c in MODEL_COLUMNS if c in t.columns]].rename(columns=MODEL_COLUMNS) if not t.empty else t)
+
+    published = [(run, tables.published_table(run)) for run in runs]
+    if any(not t.empty for _, t in published):
+        doc.heading("Published weights")
+        doc.para("Each checkpoint evaluated with its own preprocessing and test views (clips x crops) on the "
+                 "run's dataset, beside the top-1 its publisher reports on theirs; GMACs x views is the cost of "
+                 "one video's prediction; clips/s and peak memory: inference at batch 1 at its own input size.")
+        for run, t in published:
+            if not t.empty:
+                doc.heading(f"{run.name} ({run.device})", 3)
+                doc.table(t.rename(columns=PUBLISHED_COLUMNS))
 
     doc.heading("Accuracy vs compute")
     doc.figure(plots.accuracy_vs_gmacs(runs), "accuracy_vs_gmacs", "top-1 against GMACs per view; dashed: Pareto front")

@@ -88,6 +88,31 @@ def _accuracy_for(acc: pd.DataFrame, model: str) -> Optional[dict]:
     return a.iloc[-1].to_dict()
 
 
+def published_table(run: Run) -> pd.DataFrame:
+    """One row per evaluated checkpoint (`vidbench eval --weights`, the published suite): source,
+    published and measured top-1 with their difference, views, GMACs per view and x views, and
+    the inference throughput / peak memory measured with the same weights at their own input size."""
+    acc = run.table("accuracy")
+    if acc.empty or "weights_path" not in acc:
+        return pd.DataFrame()
+    acc = acc[acc["weights_path"].notna()].drop_duplicates(["weights_path", "data", "split", "views"], keep="last")
+    bench = _ok(run.table("bench"))
+    rows = []
+    for _, a in acc.iterrows():
+        row = {"model": a["model"], "weights": a.get("weights"), "source": a.get("weights_source"),
+               "views": a.get("views"), "published_top1": a.get("published_top1"), "top1": a.get("top1"),
+               "top1_minus_published": a.get("top1_minus_published"), "num_videos": a.get("num_videos")}
+        if not bench.empty and "weights" in bench:
+            b = bench[(bench["weights"] == a["weights_path"]) & (bench["mode"] == "infer")]
+            if not b.empty:
+                best = b.loc[b["clips_per_s"].idxmax()]
+                clips, crops = (int(v) for v in str(a.get("views", "1x1")).split("x"))
+                row.update(gmacs=best["gmacs"], gmacs_x_views=best["gmacs"] * clips * crops,
+                           clips_s_infer=best["clips_per_s"], peak_mem_mb_infer=best.get("peak_mem_mb"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def init_table(run: Run) -> pd.DataFrame:
     """Video accuracy of every (model, init) pair: how each initialisation changes accuracy."""
     acc = run.table("accuracy")

@@ -11,6 +11,8 @@ Stages (those whose section the suite has):
   ssl:<method>         pretrain the image backbone with the method, evaluate it (ssl.csv)
   init:<model>:<which> the video model initialised from the best / worst SSL backbone (by linear
                        probe) or a named method, trained and evaluated like train:<model>
+  published:<file>     a checkpoint of [published] weights_dir evaluated with its own preprocessing
+                       and views, then measured at its own input size (inference, batch 1)
   report               report.md + report.html of the run directory
 
 A stage that fails is recorded with its error (one that does not apply here, as skipped) and the
@@ -148,7 +150,7 @@ class _Run:
                              "out": str(run_dir), "epochs": epochs, "batch_size": spec.batch_size, "init": init,
                              "resume": True, "progress": self.progress})
         last = train(cfg)
-        row = evaluate_checkpoint(str(run_dir / CHECKPOINT), str(self.data), spec.eval_views, "test", str(self.out),
+        row = evaluate_checkpoint(str(run_dir / CHECKPOINT), str(self.data), spec.eval_views, None, str(self.out),
                                   spec.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp, cfg.device,
                                   self.progress)
         val = f", last val top-1 {last['val_top1']:.1f}" if "val_top1" in last else ""
@@ -200,11 +202,64 @@ class _Run:
                               spec.method_options.get(method), resume=True, knn_k=spec.knn_k)
         return f"{method}: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}, {row['pretrain_time_s']}s"
 
+    # -- published weights ----------------------------------------------------------------
+    def published_entries(self) -> List[Path]:
+        """The checkpoints of [published] weights_dir: files of known suffixes, scenic's
+        `checkpoint_<step>` files and Hugging Face directories."""
+        spec = self.suite.published
+        if not spec.weights_dir:
+            raise ValueError(f"{self.suite.source}: [published] weights_dir is empty (pass --weights-dir DIR)")
+        root = Path(spec.weights_dir)
+        if not root.is_dir():
+            raise FileNotFoundError(f"[published] weights_dir {root} is not a directory")
+        entries = sorted(p for p in root.iterdir() if _is_checkpoint(p))
+        if not entries:
+            raise ValueError(f"{root}: no checkpoints (.safetensors, .pth, .pt, .bin, .pyth, .npz, .msgpack, "
+                             "checkpoint_<step>, or Hugging Face directories with config.json)")
+        return entries
+
+    def published(self, path: Path) -> str:
+        from ..bench.sweep import SweepConfig, run_sweep
+        from ..train import evaluate_weights
+        from ..weights import inspect_weights
+
+        spec = self.suite.published
+        data = spec.data or (self.suite.dataset.path if self.suite.dataset else "")
+        if not data:
+            raise ValueError(f"{self.suite.source}: [published] needs data (pass --data TREE)")
+        model = spec.models.get(path.name)
+        row = evaluate_weights(str(path), data, model=model, views=spec.views, split=spec.split, out=str(self.out),
+                               batch_size=spec.batch_size, num_workers=spec.num_workers, device=self.suite.device,
+                               progress=self.progress)
+        message = (f"{row['model']} ({row['weights']}): top-1 {row['top1']:.1f} on {row['num_videos']} videos "
+                   f"({row['views']} views)")
+        if row.get("published_top1") is not None:
+            message += f", published {row['published_top1']:.1f}"
+        if spec.bench:
+            _, _, name, config = inspect_weights(path, model)
+            cfg = SweepConfig(models=[name], model_kwargs=config, weights=str(path), batch_sizes=[1], modes=["infer"],
+                              device=self.suite.device, warmup=spec.warmup, iters=spec.iters, threads=self.suite.threads)
+            bench = run_sweep(cfg, self.out, resume=True, progress=False)
+            if bench and bench[0]["status"] == "ok":
+                message += f"; {bench[0]['gmacs']:.3g} GMACs, {bench[0]['clips_per_s']:.3g} clips/s"
+            elif bench:
+                message += f"; bench {bench[0]['status']}: {bench[0]['error']}"
+        return message
+
     def report(self) -> str:
         from ..report import write_report
 
         md, html = write_report([self.out])
         return f"wrote {md} and {html}"
+
+
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pyth", ".npz", ".msgpack")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "config.json").is_file()
+    return path.suffix.lower() in _CHECKPOINT_SUFFIXES or path.name.startswith("checkpoint_")
 
 
 def plan(suite: Suite, out: PathLike, progress: bool = True) -> List[Stage]:
@@ -226,6 +281,16 @@ def plan(suite: Suite, out: PathLike, progress: bool = True) -> List[Stage]:
     if suite.init is not None and suite.init.model:
         stages += [Stage(f"init:{suite.init.model}:{w}", (lambda w=w: r.init(suite.init.model, w)))
                    for w in suite.init.methods]
+    if suite.published is not None:
+        try:
+            stages += [Stage(f"published:{p.name}", (lambda p=p: r.published(p))) for p in r.published_entries()]
+        except (ValueError, FileNotFoundError) as err:
+            message = str(err)
+
+            def fail() -> str:
+                raise ValueError(message)
+
+            stages.append(Stage("published", fail))
     if suite.report:
         stages.append(Stage("report", r.report))
     return stages

@@ -70,6 +70,23 @@ class InitSpec:
 
 
 @dataclass
+class PublishedSpec:
+    """Published checkpoints, each evaluated with its own preprocessing and benchmarked at its own
+    input size (`vidbench run --suite published --weights-dir DIR --data TREE`)."""
+
+    weights_dir: str = ""  # every checkpoint file / Hugging Face directory in it is one stage
+    data: str = ""  # the dataset tree to evaluate on (default: the [dataset] section's path)
+    split: Optional[str] = None  # default: test, else val
+    views: Optional[str] = None  # default: each checkpoint's published views
+    batch_size: int = 4
+    num_workers: int = 0
+    bench: bool = True  # also measure inference at batch 1 (bench.csv rows carry the weights' path)
+    warmup: int = 1
+    iters: int = 3
+    models: Dict[str, str] = field(default_factory=dict)  # file name -> registry name, for formats without a config
+
+
+@dataclass
 class Suite:
     name: str
     description: str = ""
@@ -81,11 +98,13 @@ class Suite:
     train: Optional[TrainSpec] = None
     ssl: Optional[SSLSpec] = None
     init: Optional[InitSpec] = None
+    published: Optional[PublishedSpec] = None
     report: bool = True
     source: str = ""
 
 
-_SECTIONS = {"dataset": DatasetSpec, "flops": BenchSpec, "bench": BenchSpec, "train": TrainSpec, "ssl": SSLSpec, "init": InitSpec}
+_SECTIONS = {"dataset": DatasetSpec, "flops": BenchSpec, "bench": BenchSpec, "train": TrainSpec, "ssl": SSLSpec, "init": InitSpec,
+             "published": PublishedSpec}
 
 
 def _build(cls: type, values: Dict[str, Any], where: str) -> Any:
