@@ -120,7 +120,7 @@ def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
 
     with open(path, "rb") as f:
         head = f.read(2)
-    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
         raise WeightsError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -229,7 +229,7 @@ def read_source(path: PathLike) -> Source:
     if suffix == ".safetensors":
         state, metadata = _read_safetensors(path)
         return Source(path, "safetensors", state, metadata, weights_file=path)
-    if suffix in PICKLE_SUFFIXES or zipfile.is_zipfile(path) and suffix != ".npz":
+    if suffix in PICKLE_SUFFIXES:
         state, container = _read_torch(path)
         return Source(path, "torch", state, container=container, weights_file=path)
     if suffix == ".npz":
