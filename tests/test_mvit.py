@@ -9,7 +9,7 @@ tv_mvit = pytest.importorskip("torchvision.models.video.mvit", reason="torchvisi
 import vidbench.layers.pool_attention as pool_attention  # noqa: E402
 from vidbench.layers import fused_attn  # noqa: E402
 from vidbench.models import create_model  # noqa: E402
-from vidbench.models.convert import torchvision_mvit_to_vidbench  # noqa: E402
+from vidbench.weights.formats.torchvision_mvit import torchvision_mvit_to_vidbench  # noqa: E402
 
 
 def _load_from(ref, name, **kw):

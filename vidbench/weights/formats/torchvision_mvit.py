@@ -51,7 +51,7 @@ def sniff(source: Source) -> bool:
 
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
     version = 2 if source.has("blocks.0.attn.rel_pos_h") else 1
-    config: Dict[str, Any] = {"num_classes": source.shape("head.1.weight")[0]}
+    config: Dict[str, Any] = {"num_classes": source.shape("head.1.weight")[0], "version": version}
     stride_t = 2  # the cube stem's temporal stride (MViT-B and MViTv2-S)
     if version == 1:
         t = source.shape("pos_encoding.temporal_pos")[0]

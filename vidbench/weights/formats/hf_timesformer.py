@@ -1,0 +1,151 @@
+"""Hugging Face TimeSformer directories (`TimesformerForVideoClassification` / `TimesformerModel`):
+`config.json` with model_type "timesformer" beside `model.safetensors` or `pytorch_model.bin`.
+
+The config gives everything, heads included. HF models take (B, T, C, H, W) clips, vidbench
+(B, C, T, H, W): permute before comparing. HF's `space_only` forward classifies every frame
+(logits of shape (B*T, classes)); vidbench follows the official code, which averages the tokens
+over frames before the final norm, so such checkpoints load with the official semantics.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional
+
+from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from ..source import Source
+from ._util import pick_model
+from .timesformer_official import block_key, default_name
+
+_ATTENTION = {"divided_space_time": "divided", "space_only": "space_only", "joint_space_time": "joint"}
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+# HF layer module -> the official Block's module (transformers' convert_timesformer_to_pytorch.py, inverted)
+_BLOCK = {
+    "layernorm_before": "norm1", "attention.attention.qkv": "attn.qkv", "attention.output.dense": "attn.proj",
+    "layernorm_after": "norm2", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
+    "temporal_layernorm": "temporal_norm1", "temporal_attention.attention.qkv": "temporal_attn.qkv",
+    "temporal_attention.output.dense": "temporal_attn.proj", "temporal_dense": "temporal_fc",
+}
+_TOP = {
+    "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
+    "embeddings.time_embeddings": "time_embed", "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight", "classifier.bias": "head.bias",
+}
+_PATCH = "embeddings.patch_embeddings.projection.weight"
+
+
+def _side(value: Any, source: Source, what: str) -> int:
+    """An int, or a square [h, w] pair, from config.json."""
+    if isinstance(value, (list, tuple)):
+        if len(set(value)) != 1:
+            raise source.error(f"config.json {what}={value}: vidbench's TimeSformer takes square sizes")
+        value = value[0]
+    return int(value)
+
+
+def hf_to_vidbench(state: Dict[str, Any], divided: bool) -> Dict[str, Any]:
+    """HF TimeSformer state dict (with or without the `timesformer.` prefix) -> vidbench names."""
+    out: Dict[str, Any] = {}
+    for key, value in state.items():
+        name = key[len("timesformer."):] if key.startswith("timesformer.") else key
+        if name == _PATCH:  # Conv2d (D, C, p, p) -> Conv3d (D, C, 1, p, p)
+            out["patch_embed.proj.weight"] = value.unsqueeze(2)
+        elif name in _TOP:
+            out[_TOP[name]] = value
+        elif (m := _LAYER.match(name)) and m.group(2) in _BLOCK:
+            out[block_key(int(m.group(1)), _BLOCK[m.group(2)], m.group(3), divided)] = value
+        else:
+            raise ValueError(f"HF TimeSformer key not known to vidbench's converter: {key}")
+    return out
+
+
+def sniff(source: Source) -> bool:
+    return source.kind == "hf-dir" and (source.config or {}).get("model_type") == "timesformer"
+
+
+def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+    cfg = source.config or {}
+    act, eps = cfg.get("hidden_act", "gelu"), float(cfg.get("layer_norm_eps", 1e-6))
+    if act != "gelu":
+        raise source.error(f"hidden_act={act!r}: vidbench's TimeSformer uses exact GELU ('gelu') only")
+    if abs(eps - 1e-6) > 1e-12:
+        raise source.error(f"layer_norm_eps={eps}: vidbench's TimeSformer uses LayerNorm eps 1e-6 only")
+    attention = cfg.get("attention_type", "divided_space_time")
+    if attention not in _ATTENTION:
+        raise source.error(f"unknown attention_type {attention!r}; expected one of {', '.join(_ATTENTION)}")
+    dim = int(cfg.get("hidden_size", 768))
+    hidden = int(cfg.get("intermediate_size") or round(dim * float(cfg.get("mlp_ratio", 4.0))))
+    if int(dim * (hidden / dim)) != hidden:
+        raise source.error(f"intermediate_size {hidden} is not a ratio vidbench's Mlp reproduces for width {dim}")
+    img, frames = _side(cfg.get("image_size", 224), source, "image_size"), int(cfg.get("num_frames", 8))
+    head = "classifier.weight"
+    labels = cfg.get("id2label") or {}
+    num_classes = source.shape(head)[0] if source.has(head) else 0
+    if num_classes and labels and len(labels) != num_classes:
+        raise source.error(f"config.json has {len(labels)} labels but the classifier {num_classes} outputs")
+    config: Dict[str, Any] = {
+        "attention_type": _ATTENTION[attention], "img_size": img, "num_frames": frames,
+        "patch_size": _side(cfg.get("patch_size", 16), source, "patch_size"),
+        "in_chans": int(cfg.get("num_channels", 3)),
+        "embed_dim": dim, "depth": int(cfg.get("num_hidden_layers", 12)),
+        "num_heads": int(cfg.get("num_attention_heads", 12)), "mlp_ratio": hidden / dim,
+        "qkv_bias": bool(cfg.get("qkv_bias", True)), "num_classes": num_classes,
+    }
+    return pick_model(source, model, "timesformer", default_name(frames, img), config), config
+
+
+def convert(source: Source, model: Any) -> Dict[str, Any]:
+    try:
+        return hf_to_vidbench(source.state, model.config.attention_type == "divided")
+    except ValueError as err:
+        raise source.error(str(err)) from None
+
+
+def preprocess(source: Source) -> Dict[str, Any]:
+    """mean, std, crop_size, resize_size from the HF image / video processor config, where present."""
+    pre, out = source.preprocessor or {}, {}
+    if pre.get("image_mean") is not None:
+        out["mean"] = [float(v) for v in pre["image_mean"]]
+    if pre.get("image_std") is not None:
+        out["std"] = [float(v) for v in pre["image_std"]]
+    crop = pre.get("crop_size")
+    if isinstance(crop, dict) and (crop.get("height") or crop.get("shortest_edge")):
+        out["crop_size"] = int(crop.get("height") or crop.get("shortest_edge"))
+    elif isinstance(crop, int):
+        out["crop_size"] = crop
+    size = pre.get("size")
+    if isinstance(size, dict) and size.get("shortest_edge"):
+        out["resize_size"] = int(size["shortest_edge"])
+    return out
+
+
+def class_names(source: Source) -> Optional[List[str]]:
+    """config.json id2label in index order (None for HF's placeholder LABEL_i names)."""
+    labels = (source.config or {}).get("id2label") or {}
+    names = [str(v) for _, v in sorted(((int(k), v) for k, v in labels.items()))]
+    return None if not names or names == [f"LABEL_{i}" for i in range(len(names))] else names
+
+
+register_format(WeightsFormat(
+    "hf-timesformer", "Hugging Face TimeSformer directory (config.json model_type 'timesformer')",
+    sniff, infer, convert, families=("timesformer",), preprocess=preprocess, class_names=class_names))
+
+# Conversions of the official K400 checkpoints (transformers' convert_timesformer_to_pytorch.py).
+# The model cards give no accuracy: top-1 / top-5 are left unset (the official README's are on the
+# timesformer-official entries). Normalisation: the official DATA.MEAN / STD (0.45 / 0.225), which
+# base's preprocessor_config.json has since "update processor params" (4022b66; 0.5 / 0.5 before);
+# hr's PR #6 of the same title (+6 -6 lines) was merged, its resulting file not seen here. Sizes:
+# the preprocessor configs (shortest_edge = crop = 224 / 448); frames, sampling and 1x3 views of the
+# official configs; multiply-adds of the paper's Table 5 (0.59 / 5.11 TFLOPs over 3 views).
+_HF = dict(format="hf-timesformer", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(1, 3))
+_HF_PAPER = "TimeSformer (ICML 2021) Table 5; configs/Kinetics/{}.yaml; HF preprocessor_config.json"
+register_published(
+    PublishedWeights("timesformer_base.k400_hf", "timesformer_base", files=("timesformer-base-finetuned-k400",),
+                     source="huggingface.co/facebook/timesformer-base-finetuned-k400",
+                     paper=_HF_PAPER.format("TimeSformer_divST_8x32_224"), num_frames=8, sampling_rate=32,
+                     crop_size=224, resize_size=224, gmacs=196.7, **_HF),
+    PublishedWeights("timesformer_hr.k400_hf", "timesformer_hr", files=("timesformer-hr-finetuned-k400",),
+                     source="huggingface.co/facebook/timesformer-hr-finetuned-k400",
+                     paper=_HF_PAPER.format("TimeSformer_divST_16x16_448"), num_frames=16, sampling_rate=16,
+                     crop_size=448, resize_size=448, gmacs=1703.3, **_HF),
+)
