@@ -33,7 +33,7 @@ def test_pretrain_saves_evaluates_and_resumes(folder, tmp_path, capsys):
     assert list(log["epoch"]) == [1, 2] and "emb_std" in log.columns
     vit = load_backbone(out / "byol.safetensors")
     assert vit.ssl_method == "byol" and vit.ssl_extra["epochs"] == 2 and vit.config.embed_dim == 32
-    assert (out / "checkpoints" / "byol.pt").exists() and (out / "environment.json").exists()
+    assert (out / "checkpoints" / "byol.safetensors").exists() and (out / "environment.json").exists()
     assert main(args + ["--resume"]) == 0  # finished: nothing is redone
     assert len(pd.read_csv(out / "ssl.csv")) == 1 and len(pd.read_csv(out / "ssl_log.csv")) == 2
 

@@ -97,7 +97,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
         if row["epoch"] == 1:
             raise Interrupt
 
-    ckpt = tmp_path / "byol.pt"
+    ckpt = tmp_path / "byol.safetensors"
     torch.manual_seed(0)
     with pytest.raises(Interrupt):
         pretrain(_method("byol", 64), _dataset("byol", 2, n=64), cfg, ckpt, on_epoch=stop_after_first)

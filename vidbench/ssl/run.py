@@ -132,7 +132,7 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainCon
     """Pretrain `backbone` with `method` on `data.pretrain`, save `<out>/<method>.safetensors`,
     evaluate, and append the row to `<out>/ssl.csv` (epoch logs in ssl_log.csv). With
     `resume`, a finished (method, epochs) row is returned as it is and an interrupted run goes
-    on from `<out>/checkpoints/<method>.pt`. A TrainingStopped error is recorded in the row's
+    on from `<out>/checkpoints/<method>.safetensors` (safetensors + JSON: nothing is unpickled). A TrainingStopped error is recorded in the row's
     status and raised again."""
     store = ResultsStore(out)
     if resume and (done := _ok_row(store, method, train.epochs)) and Path(str(done.get("file", ""))).exists():
@@ -152,7 +152,7 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainCon
         store.append(LOG_TABLE, {"method": method, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}})
 
     try:
-        result = pretrain(model, dataset, train, Path(out) / "checkpoints" / f"{method}.pt", resume, log)
+        result = pretrain(model, dataset, train, Path(out) / "checkpoints" / f"{method}.safetensors", resume, log)
     except TrainingStopped as err:
         store.append(SSL_TABLE, {**base, "status": f"stopped: {err}"})
         raise

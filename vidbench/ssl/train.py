@@ -5,7 +5,6 @@ a checkpoint every epoch (atomic) and resume from it, and a clear stop on a non-
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..train.state import load_train_state, read_state_tensors, save_train_state
 from .base import SSLMethod, check_finite, collapse_stats
 from .data import BadItem, collate_views
 
@@ -73,11 +73,21 @@ def _param_groups(method: SSLMethod, weight_decay: float) -> List[Dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save(path: Path, state: Dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def _save(path: Path, method: SSLMethod, opt: torch.optim.Optimizer, gen: torch.Generator, info: Dict) -> None:
+    """Resume state as safetensors (model, optimizer, RNG) plus JSON (counters, history): nothing
+    is pickled, so --resume never runs code from the file."""
+    tensors = {f"method.{k}": v for k, v in method.state_dict().items()}
+    tensors["rng.loader"] = gen.get_state()
+    save_train_state(path, opt, None, int(info["epoch"]), info=info, tensors=tensors)
+
+
+def _load(path: Path, method: SSLMethod, opt: torch.optim.Optimizer, gen: torch.Generator) -> Dict:
+    """Restore what `_save` wrote (the torch RNG too); returns the JSON info."""
+    _, info = load_train_state(path, opt, None)
+    tensors = read_state_tensors(path)
+    method.load_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
+    gen.set_state(tensors["rng.loader"])
+    return info
 
 
 def pretrain(method: SSLMethod, dataset: Dataset, config: TrainConfig, checkpoint: Optional[Path] = None,
@@ -107,15 +117,11 @@ def pretrain(method: SSLMethod, dataset: Dataset, config: TrainConfig, checkpoin
     history: List[Dict[str, float]] = []
     start_epoch, step, elapsed = 0, 0, 0.0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = _load(Path(checkpoint), method, opt, gen)
         if state["total_steps"] != total:
             raise ValueError(f"{checkpoint}: made for {state['total_steps']} steps, this run has {total} "
                              "(epochs, batch size or data differ); use another --out or delete the checkpoint")
-        method.load_state_dict(state["method"])
-        opt.load_state_dict(state["optimizer"])
         start_epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_s"], state["history"]
-        gen.set_state(state["loader_rng"])
-        torch.set_rng_state(state["torch_rng"])
     bad: List[BadItem] = []
     method.train()
     amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=c.amp)
@@ -159,10 +165,8 @@ def pretrain(method: SSLMethod, dataset: Dataset, config: TrainConfig, checkpoin
             warnings.warn(f"{method.name} epoch {epoch + 1}: embedding std {row['emb_std']:.4f} is under a tenth of "
                           f"{row['emb_std_ref']:.4f} (embeddings spread over the sphere): the representation may be collapsing", stacklevel=2)
         if checkpoint is not None:
-            _save(Path(checkpoint), {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                                     "step": step, "total_steps": total, "elapsed_s": elapsed, "history": history,
-                                     "loader_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                                     "config": asdict(c)})
+            _save(Path(checkpoint), method, opt, gen, {"epoch": epoch + 1, "step": step, "total_steps": total,
+                                                       "elapsed_s": elapsed, "history": history, "config": asdict(c)})
         if on_epoch is not None:
             on_epoch(row)
     return PretrainResult(history, step, elapsed, bad)

@@ -11,16 +11,20 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-__all__ = ["load_train_state", "save_train_state"]
+__all__ = ["load_train_state", "read_state_tensors", "save_train_state"]
 
 FORMAT = "vidbench-train-state/1"
 
 
 def save_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int,
-                     scaler: Optional[torch.amp.GradScaler] = None, info: Optional[Dict[str, Any]] = None) -> Path:
-    """Everything --resume needs besides the model weights, after `epoch` epochs."""
+                     scaler: Optional[torch.amp.GradScaler] = None, info: Optional[Dict[str, Any]] = None,
+                     tensors: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+    """Everything --resume needs besides the model weights, after `epoch` epochs. `scheduler` may
+    be None (a loop that computes its learning rate); `tensors`: more tensors to keep (the SSL
+    loop keeps its model and loader RNG here), read back with `read_state_tensors`."""
     opt = optimizer.state_dict()
-    tensors: Dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+    extra = {f"extra.{k}": v.detach().cpu().clone().contiguous() for k, v in (tensors or {}).items()}
+    tensors = {"rng.torch": torch.get_rng_state(), **extra}
     scalars: Dict[str, Dict[str, Any]] = {}
     for pid, state in opt["state"].items():
         for key, value in state.items():
@@ -30,24 +34,43 @@ def save_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: An
                 scalars.setdefault(str(pid), {})[key] = value
     meta = {
         "format": FORMAT, "epoch": str(epoch), "param_groups": json.dumps(opt["param_groups"]),
-        "optim_scalars": json.dumps(scalars), "scheduler": json.dumps(scheduler.state_dict()),
+        "optim_scalars": json.dumps(scalars),
+        "scheduler": json.dumps(scheduler.state_dict() if scheduler is not None else {}),
         "scaler": json.dumps(scaler.state_dict() if scaler is not None and scaler.is_enabled() else {}),
         "info": json.dumps(info or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two writers never share a temporary file
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
 
 
+def _read(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    from safetensors import SafetensorError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{path}: not a readable training state ({err}); delete it to start over") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
+    return tensors, meta
+
+
+def read_state_tensors(path: Path) -> Dict[str, torch.Tensor]:
+    """The `tensors` a state file was saved with (without their prefix)."""
+    tensors, _ = _read(path)
+    return {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+
+
 def load_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
                      scaler: Optional[torch.amp.GradScaler] = None) -> Tuple[int, Dict[str, Any]]:
     """Restore the state into `optimizer`, `scheduler` (and `scaler`); returns (epochs done, info)."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = _read(path)
     state: Dict[int, Dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -60,7 +83,8 @@ def load_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: An
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": state, "param_groups": groups})
-    scheduler.load_state_dict(json.loads(meta["scheduler"]))
+    if scheduler is not None:
+        scheduler.load_state_dict(json.loads(meta["scheduler"]))
     scaler_state = json.loads(meta["scaler"])
     if scaler is not None and scaler_state:
         scaler.load_state_dict(scaler_state)
