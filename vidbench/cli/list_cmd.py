@@ -9,7 +9,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="print the model zoo table")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'vivit_*'")
     p.add_argument("--family", default=None, help="only this family (vit, vivit, timesformer, vtn, mvit)")
+    p.add_argument("--weights", action="store_true",
+                   help="list the published checkpoints vidbench knows (file names, source, preprocessing, top-1)")
+    p.add_argument("--formats", action="store_true", help="list the checkpoint formats vidbench reads")
+    p.add_argument("--markdown", action="store_true", help="with --weights / --formats: a Markdown table")
     p.set_defaults(func=run)
+
+
+def _print(header, rows, markdown: bool) -> None:
+    if markdown:
+        for row in [header, tuple("---" for _ in header)] + rows:
+            print("| " + " | ".join(str(c) for c in row) + " |")
+        return
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _weights(args: argparse.Namespace) -> int:
+    """The published-weights table (what the README shows, generated from the registry)."""
+    import fnmatch
+
+    from ..weights import get_format, list_formats, list_published
+
+    if args.formats:
+        rows = [(f"`{n}`" if args.markdown else n, ", ".join(get_format(n).families), get_format(n).description)
+                for n in list_formats()]
+        _print(("format", "families", "reads"), rows, args.markdown)
+        return 0
+    rows = []
+    for w in list_published():
+        if args.pattern and not fnmatch.fnmatch(w.model, args.pattern):
+            continue
+        top = "-" if w.top1 is None else f"{w.top1:g}" + ("" if w.top5 is None else f" / {w.top5:g}")
+        files = ", ".join(f"`{f}`" if args.markdown else f for f in w.files)
+        rows.append((w.model, files, w.format, f"{w.num_frames}x{w.sampling_rate}", f"{w.resize_size}/{w.crop_size}",
+                     "/".join(f"{m:g}" for m in w.mean) + " ; " + "/".join(f"{s:g}" for s in w.std),
+                     f"{w.views[0]}x{w.views[1]}", top, "-" if w.gmacs is None else f"{w.gmacs:g}", w.source))
+    _print(("model", "files", "format", "frames x rate", "resize/crop", "mean ; std", "views", "top-1 / top-5",
+            "GMACs/view", "source"), rows, args.markdown)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models import create_model, list_models, model_entry
 
+    if args.weights or args.formats:
+        return _weights(args)
     names = list_models(args.pattern, family=args.family)
     if not names:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
@@ -32,8 +73,5 @@ def run(args: argparse.Namespace) -> int:
         published = f"{entry.meta.params / 1e6:.2f}M" if entry.meta.params else "-"
         size = "x".join(str(s) for s in model.input_size)
         rows.append((name, entry.family, f"{params / 1e6:.2f}M", published, size, entry.meta.source))
-    header = ("model", "family", "params", "published", "input (CxTxHxW)", "source")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths)] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    _print(("model", "family", "params", "published", "input (CxTxHxW)", "source"), rows, False)
     return 0
