@@ -32,6 +32,7 @@ from ..layers import (
     make_blocks,
     to_3tuple,
 )
+from ..layers.mlp import ACTIVATIONS, get_act_layer
 from ._base import Classifier, check_compatible, copy_head, copy_module
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
@@ -64,10 +65,21 @@ class ViViTConfig:
     # positions (Model 2: its temporal position embedding): an option for training from scratch,
     # where frame order is visible only through these (README, accuracy section).
     temporal_pos_std: float = 0.0
+    # MLP activation: "gelu" (exact, erf; PyTorch / timm) or "gelu_tanh" (tanh approximation).
+    # Published ViViT weights need "gelu_tanh": scenic's MlpBlock uses flax's nn.gelu, which is
+    # jax.nn.gelu(approximate=True), and Hugging Face's ViViT config says hidden_act "gelu_fast"
+    # (the same formula). vidbench.weights sets it when loading them.
+    act_layer: str = "gelu"
+    # epsilon of every LayerNorm (scenic / flax and HF ViViT: 1e-6)
+    norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.temporal_pos_std < 0:
             raise ValueError(f"temporal_pos_std must be >= 0, got {self.temporal_pos_std}")
+        if self.act_layer not in ACTIVATIONS:
+            raise ValueError(f"act_layer must be one of {tuple(ACTIVATIONS)}, got {self.act_layer!r}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
         self.tubelet_size = to_3tuple(self.tubelet_size)
@@ -89,13 +101,14 @@ class FactorisedSelfAttentionBlock(nn.Module):
     """Model 3 block: x + attn_space(LN(x)), x + attn_time(LN(x)) (order configurable), x + mlp(LN(x))."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, order: str = "space_time"):
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, order: str = "space_time",
+                 act_layer: Any = nn.GELU):
         super().__init__()
         self.order = ("space", "time") if order == "space_time" else ("time", "space")
         self.norm_space, self.norm_time, self.norm_mlp = LayerNorm(dim), LayerNorm(dim), LayerNorm(dim)
         self.attn_space = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
         self.attn_time = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, act_layer=act_layer)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -119,18 +132,20 @@ class ViViT(Classifier):
         num_prefix = 1 if self.cls_token is not None else 0
         self.pos_embed = nn.Parameter(torch.zeros(1, num_prefix + self.patch_embed.num_patches, cfg.embed_dim))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
+        act_layer = get_act_layer(cfg.act_layer)
         if cfg.attention_type == "factorised_self_attention":
             self.blocks = nn.ModuleList(
                 FactorisedSelfAttentionBlock(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
-                                             cfg.attn_drop_rate, rate, cfg.attention_order)
+                                             cfg.attn_drop_rate, rate, cfg.attention_order, act_layer=act_layer)
                 for rate in drop_path_rates(cfg.drop_path_rate, cfg.depth)
             )
         else:
             self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
-                                      cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
+                                      cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate, act_layer=act_layer)
         self.norm = LayerNorm(cfg.embed_dim)
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
+        _set_norm_eps(self, cfg.norm_eps)
         self.apply(init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         _add_time_offset(self.pos_embed, num_prefix, self.patch_embed.grid, cfg.temporal_pos_std)
@@ -201,12 +216,14 @@ class ViViTFactorisedEncoder(Classifier):
         self.temporal_pos_embed = nn.Parameter(torch.zeros(1, 1 + t, dim))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         args = (dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
-        self.blocks = make_blocks(cfg.depth, *args)
+        act_layer = get_act_layer(cfg.act_layer)
+        self.blocks = make_blocks(cfg.depth, *args, act_layer=act_layer)
         self.norm = LayerNorm(dim)
-        self.temporal_blocks = make_blocks(cfg.temporal_depth, *args)
+        self.temporal_blocks = make_blocks(cfg.temporal_depth, *args, act_layer=act_layer)
         self.temporal_norm = LayerNorm(dim)
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
+        _set_norm_eps(self, cfg.norm_eps)
         self.apply(init_weights)
         for p in (self.pos_embed, self.temporal_pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
@@ -245,6 +262,13 @@ class ViViTFactorisedEncoder(Classifier):
         copy_module(self.norm, vit.norm)
         copy_head(self, vit)
         return self
+
+
+def _set_norm_eps(model: nn.Module, eps: float) -> None:
+    """Every LayerNorm of the model (blocks included) with the config's epsilon."""
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.eps = eps
 
 
 @torch.no_grad()
@@ -312,7 +336,9 @@ def vivit_m4_base(**kw: Any) -> ViViT:
 
 @register_model("vivit", ModelMeta(input_size=_IN, source="ViViT-L/16x2 factorised encoder (scenic config)"))
 def vivit_m2_large(**kw: Any) -> ViViTFactorisedEncoder:
-    large = dict(attention_type="factorised_encoder", embed_dim=1024, depth=24, num_heads=16)
+    # scenic configs/kinetics{400,600}/vivit_large_factorised_encoder.py: 24 spatial and 24
+    # temporal layers of width 1024, 16 heads, mlp 4096
+    large = dict(attention_type="factorised_encoder", embed_dim=1024, depth=24, temporal_depth=24, num_heads=16)
     return _vivit("vivit_m2_large", ViViTFactorisedEncoder, large, kw)
 
 
