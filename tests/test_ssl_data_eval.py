@@ -41,7 +41,7 @@ def test_a_bad_image_is_set_aside_not_fatal(tmp_path):
     splits = image_folder_splits(root, img_size=16, holdout=0.5)
     ds = MultiViewDataset(splits["train"], MultiViewTransform(method_views("simclr", 16, 2), 16))
     (views, index), failed = collate_views([ds[i] for i in range(len(ds))])
-    assert len(failed) == 1 and failed[0].source.endswith("0001.png") and "UnidentifiedImageError" in failed[0].reason
+    assert len(failed) == 1 and failed[0].path.endswith("0001.png") and "UnidentifiedImageError" in failed[0].reason
     assert views[0].shape == (len(ds) - 1, 3, 16, 16) and len(views) == 2
 
 
@@ -88,7 +88,7 @@ def test_frames_of_clips_check_the_value_range_and_skip_bad_clips():
     assert len(frames) == 4 and frames.failed[0].index == 1 and "truncated video" in frames.failed[0].reason
     assert frames[0][0].shape == (3, 16, 16)
     frames = ClipFrames(Clips((0, 0, 0), (1, 1, 1), marker=2), 2, 16)
-    assert len(frames) == 4 and frames.failed[0].source == "v1.mp4" and frames.failed[0].reason == "moov atom not found"
+    assert len(frames) == 4 and frames.failed[0].path == "v1.mp4" and frames.failed[0].reason == "moov atom not found"
 
 
 def test_frames_of_every_view_of_a_multi_view_item():

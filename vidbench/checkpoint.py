@@ -20,17 +20,23 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
 from . import models as _models
+from .errors import UserError
 from .models import create_model, model_entry
 
 __all__ = ["FORMAT", "load_backbone", "load_checkpoint", "read_backbone_meta", "read_metadata", "save_backbone",
            "save_checkpoint"]
 
 FORMAT = "vidbench-checkpoint/1"
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file that cannot be used: the message names the file and what is wrong."""
 PathLike = Union[str, os.PathLike]
 
 
@@ -55,7 +61,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, extra_metadata: Optional[M
     metadata = {"format": FORMAT, "model": json.dumps(spec), "extra": json.dumps(dict(extra_metadata or {}))}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     save_model(model, str(tmp), metadata=metadata)
     os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
     return path
@@ -70,11 +76,20 @@ def read_metadata(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error types for a file that is not one
-        raise ValueError(f"{path}: not a safetensors file ({err})") from None
+        raise CheckpointError(f"{path}: not a safetensors file ({' '.join(str(err).split())})") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a vidbench checkpoint (metadata format {meta.get('format')!r}, "
-                         f"expected {FORMAT!r}; write one with vidbench.checkpoint.save_checkpoint)")
-    return json.loads(meta["model"]), json.loads(meta.get("extra", "{}"))
+        raise CheckpointError(f"{path}: not a vidbench checkpoint (metadata format {meta.get('format')!r}, "
+                              f"expected {FORMAT!r}; write one with vidbench.checkpoint.save_checkpoint, or "
+                              "convert published weights with vidbench convert)")
+    try:
+        spec, extra = json.loads(meta["model"]), json.loads(meta.get("extra", "{}"))
+    except KeyError:
+        raise CheckpointError(f"{path}: vidbench checkpoint metadata lacks 'model' (the model's name and config)") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: vidbench checkpoint metadata is not JSON ({err})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: vidbench checkpoint metadata 'model' must hold the model's 'config'")
+    return spec, extra
 
 
 def build_from_spec(spec: Mapping[str, Any], **overrides: Any) -> nn.Module:
@@ -91,13 +106,31 @@ def build_from_spec(spec: Mapping[str, Any], **overrides: Any) -> nn.Module:
 
 
 def load_checkpoint(path: PathLike) -> Tuple[nn.Module, Dict[str, Any]]:
-    """Rebuild the model of a checkpoint and load its weights (strictly); returns (model, extra)."""
+    """Rebuild the model of a checkpoint and load its weights (strictly); returns (model, extra).
+
+    The declared config is checked against the tensor shapes in the file's header on the meta
+    device first, so a file whose metadata claims a huge model is refused before anything is
+    allocated; non-finite weights are refused too."""
     spec, extra = read_metadata(path)
+    try:
+        with torch.device("meta"):
+            probe = build_from_spec(spec)
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: its config does not build a model: {err.args[0] if err.args else err}") from None
+    with safe_open(str(path), framework="pt") as f:
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    if shapes != expected:
+        missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+        wrong = [f"{k} {shapes[k]} vs {expected[k]}" for k in sorted(set(shapes) & set(expected)) if shapes[k] != expected[k]]
+        raise CheckpointError(f"{path}: weights do not fit the declared {spec.get('name') or spec.get('class')} config: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}, shapes (file vs config) {wrong[:3]}")
     model = build_from_spec(spec)
-    missing, unexpected = load_model(model, str(path), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit {spec.get('name') or spec['class']}: "
-                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    load_model(model, str(path), strict=True)
+    bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}: "
+                              "a diverged run; use an earlier checkpoint")
     return model, extra
 
 

@@ -6,21 +6,81 @@ already written.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import io
 import json
 import math
 import os
 import platform
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
 import pandas as pd
 
 from . import __version__
+from .errors import UserError
 
 PathLike = Union[str, os.PathLike]
+
+
+LOCK_FILE = ".vidbench.lock"
+_HELD: Dict[str, Tuple[int, int]] = {}  # lock path -> (fd, depth): re-entrant within a process
+
+
+class RunInUse(UserError):
+    """Another process holds the results directory."""
+
+
+class DiskFull(UserError):
+    """No space left while writing results: what was written before stays readable."""
+
+
+@contextlib.contextmanager
+def run_lock(root: PathLike, what: str = "run"):
+    """Hold `root` for this process: an exclusive `fcntl.flock` on `root/.vidbench.lock`, whose
+    text names the holder (pid, command, start time). A second process asking for the same
+    directory gets a `RunInUse` error naming the holder instead of mixing its rows in. The lock
+    goes with the process (also on kill -9); the same process may take it again (a suite's
+    stages write into the suite's directory)."""
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = str((root / LOCK_FILE).resolve())
+    if path in _HELD:
+        fd, depth = _HELD[path]
+        _HELD[path] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            fd, depth = _HELD[path]
+            _HELD[path] = (fd, depth - 1)
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 400).decode(errors="replace").strip() or "unknown process"
+        os.close(fd)
+        raise RunInUse(f"{root} is in use by another vidbench process ({holder}): wait for it to finish or "
+                       "choose another --out") from None
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}, {what}, since {stamp}\n".encode(), 0)
+    _HELD[path] = (fd, 1)
+    try:
+        yield
+    finally:
+        fd, depth = _HELD.pop(path)
+        os.close(fd)  # releases the flock
+
+
+def _no_space(err: OSError, path: Path) -> bool:
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class ResultsStore:
@@ -65,8 +125,17 @@ class ResultsStore:
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
+        except OSError as err:
+            if _no_space(err, path):
+                os.close(fd)
+                fd = -1
+                _drop_partial_tail(path)  # a row half-written by a full disk is cut: earlier rows stay readable
+                raise DiskFull(f"no space left on the device writing {path}: the rows written before are intact; "
+                               "free space and rerun with --resume") from None
+            raise
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def done(self, table: str, keys: Iterable[str]) -> Set[Tuple[str, ...]]:
         """The key tuples of rows already written, as normalised strings (8, 8.0 and "8" are all
@@ -81,7 +150,7 @@ class ResultsStore:
         path = self.root / "environment.json"
         info = environment(device)
         info.update(extra or {})
-        path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        _atomic_write(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
         return path
 
 
@@ -110,12 +179,22 @@ def _drop_partial_tail(path: Path) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write a temporary file of a unique name, then rename it over `path`: a crash or a full
+    disk leaves the old file as it was."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if _no_space(err, path):
+            raise DiskFull(f"no space left on the device writing {path}: the previous version is intact; "
+                           "free space and rerun with --resume") from None
+        raise
 
 
 def _git_commit() -> str:

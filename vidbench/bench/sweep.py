@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..models import create_model, list_models, model_entry
-from ..results import ResultsStore, key_str
+from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
 from .measure import measure
 from .throughput import MODES, PRECISIONS, matmul_peak_flops
@@ -206,6 +206,12 @@ def run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool = False, progress
             non-empty bench.csv is an error rather than a silent mix of runs.
         measure_fn: the in-process measurement (tests inject failures through it).
     """
+    with run_lock(out, "vidbench bench"):
+        return _run_sweep(cfg, out, resume, progress, measure_fn)
+
+
+def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
+               measure_fn: MeasureFn) -> List[Dict[str, Any]]:
     store = ResultsStore(out)
     existing = store.read(TABLE)
     if not existing.empty and not resume:

@@ -22,8 +22,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run a command. A user error (bad file, option or value; `vidbench.errors.USER_ERRORS`)
+    prints one line naming what is wrong and returns 2; a bug keeps its traceback."""
+    import os
+
+    from ..errors import USER_ERRORS, message
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        if os.environ.get("VIDBENCH_DEBUG"):
+            raise
+        print(f"vidbench {args.command}: {message(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

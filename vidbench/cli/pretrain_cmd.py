@@ -74,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..results import run_lock
     from ..ssl.augment import parse_aug_overrides
     from ..ssl.base import TrainingStopped
     from ..ssl.methods import parse_method_options
@@ -94,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
         overrides = backbone_overrides(args)
         data = open_frames(args.data, overrides.get("img_size") or 224, frames_per_clip=args.frames_per_clip,
                            progress=not args.no_progress)
-        row = run_pretraining(args.method, data, args.out, train, args.backbone, overrides, options, aug,
-                              resume=args.resume, evaluate=not args.no_eval, knn_k=args.knn_k)
+        with run_lock(args.out, f"vidbench pretrain --method {args.method}"):
+            row = run_pretraining(args.method, data, args.out, train, args.backbone, overrides, options, aug,
+                                  resume=args.resume, evaluate=not args.no_eval, knn_k=args.knn_k)
     except TrainingStopped as err:
         print(f"vidbench pretrain: stopped: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,6 @@ to count and report.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -24,6 +23,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import DatasetFolder
 from tqdm.auto import tqdm
 
+from ..data.dataset import BadItem  # one bad-item type for the project: index, path, reason
 from .augment import IMAGENET_MEAN, IMAGENET_STD, single_thread
 
 __all__ = ["IMAGE_EXTENSIONS", "BadItem", "ImageFolderFrames", "ClipFrames", "MultiViewDataset", "EvalDataset",
@@ -31,13 +31,6 @@ __all__ = ["IMAGE_EXTENSIONS", "BadItem", "ImageFolderFrames", "ClipFrames", "Mu
 
 PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-@dataclass(frozen=True)
-class BadItem:
-    index: int
-    source: str  # file or dataset index that failed
-    reason: str
 
 
 def _fit(image: torch.Tensor, size: int) -> torch.Tensor:

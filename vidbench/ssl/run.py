@@ -72,7 +72,13 @@ def open_frames(path: PathLike, img_size: int, holdout: float = 0.2, frames_per_
 
 
 def _is_video_dataset(path: Path) -> bool:
-    return (path / "dataset.json").exists() or any((path / f"train{ext}").is_file() for ext in (".csv", ".txt"))
+    """A manifest, annotation files, or train/<class>/<video> folders (the layouts `vidbench train` reads)."""
+    from ..data.annotations import VIDEO_EXTENSIONS
+
+    if (path / "dataset.json").exists() or any((path / f"train{ext}").is_file() for ext in (".csv", ".txt")):
+        return True
+    train = path / "train"
+    return train.is_dir() and any(f.suffix.lower() in VIDEO_EXTENSIONS for f in train.glob("*/*"))
 
 
 def _video_frames(path: Path, img_size: int, frames_per_clip: int, progress: bool) -> FrameData:

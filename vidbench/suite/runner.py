@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import pandas as pd
 
-from ..results import ResultsStore
+from ..results import ResultsStore, run_lock
 from .spec import Suite
 
 __all__ = ["Stage", "StageSkipped", "finished_stages", "plan", "run_suite", "STAGES_TABLE"]
@@ -308,9 +308,13 @@ def run_suite(suite: Suite, out: PathLike, resume: bool = False, progress: bool 
     """Run every stage of `suite` into `out` (see the module docstring); returns this
     invocation's stage rows. Without `resume`, a directory that already holds a suite run is
     an error (nothing is overwritten)."""
+    with run_lock(out, f"vidbench run --suite {suite.name}"):
+        return _run_suite(suite, Path(out), resume, progress, only)
+
+
+def _run_suite(suite: Suite, out: Path, resume: bool, progress: bool, only: Optional[List[str]]) -> pd.DataFrame:
     import torch
 
-    out = Path(out)
     store = ResultsStore(out)
     done = set(finished_stages(out))
     if store.path(STAGES_TABLE).exists() and not resume:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -25,8 +26,9 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
+from ..errors import UserError
 from ..models import VisionTransformer, create_model
-from ..results import ResultsStore
+from ..results import ResultsStore, run_lock
 from ..weights import inspect_weights, load_pretrained
 from .config import TrainConfig, parse_views
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
@@ -94,7 +96,63 @@ def _warn_bad(bad: List[Tuple[str, str]], seen: Set[str]) -> None:
             warnings.warn(f"skipping bad video {path}: {reason}", stacklevel=3)
 
 
+class TrainingStopped(UserError):
+    """Training cannot go on (diverged, no usable videos, options that differ on --resume)."""
+
+
+# options whose change would make a resumed run a different run
+RESUME_KEYS = ("model", "epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_epochs", "label_smoothing",
+               "clip_grad", "amp", "seed", "init", "init_mode", "weights", "num_frames", "stride", "sampling", "size",
+               "model_kwargs")
+
+
 def train(cfg: TrainConfig) -> Dict[str, Any]:
+    """Train `cfg.model` on `cfg.data` (see `_train`), holding the output directory for this
+    process (rank 0 under torchrun): a second run into the same --out is refused."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg)
+    with run_lock(cfg.out, "vidbench train"):
+        return _train(cfg)
+
+
+def _check_fresh_or_resumable(cfg: TrainConfig, out: Path) -> Optional[Dict[str, Any]]:
+    """Without --resume an existing run is an error (nothing is overwritten or appended to);
+    with it, the options must be the run's. Returns the run's checkpoint metadata, if any."""
+    existing = [n for n in (CHECKPOINT, TRAIN_STATE, "train.csv") if (out / n).exists()]
+    if existing and not cfg.resume:
+        raise TrainingStopped(f"{out} already holds a training run ({', '.join(existing)}): pass --resume to "
+                              "continue it, or choose another --out")
+    if not (cfg.resume and (out / CHECKPOINT).exists()):
+        return None
+    _, extra = read_metadata(out / CHECKPOINT)
+    before = extra.get("train_config", {})
+    now = dataclasses.asdict(cfg)
+    differ = [f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS
+              if k in before and json.dumps(before.get(k)) != json.dumps(now.get(k))]
+    if differ:
+        raise TrainingStopped(f"--resume {out}: options differ from the run being resumed ({'; '.join(differ)}): "
+                              "resume with the run's options, or start a new --out")
+    return extra
+
+
+def _finished(cfg: TrainConfig, out: Path, extra: Dict[str, Any], is_main: bool) -> Dict[str, Any]:
+    """--resume of a run that has done its epochs: nothing is trained again and no row repeated;
+    only a test evaluation the run did not get to write (killed after its last epoch) is made."""
+    if is_main:
+        print(f"{out}: training already finished ({extra.get('epoch')} epochs); nothing to do")
+    rows = ResultsStore(out).read("train")
+    row: Dict[str, Any] = rows.iloc[-1].to_dict() if not rows.empty else {"epoch": extra.get("epoch")}
+    if cfg.eval_views:
+        acc = ResultsStore(out).read("accuracy")
+        done = not acc.empty and "views" in acc and (acc["views"].astype(str) == cfg.eval_views).any()
+        if not done:
+            row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, None, str(out),
+                                              cfg.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp,
+                                              cfg.device, cfg.progress)
+    return row
+
+
+def _train(cfg: TrainConfig) -> Dict[str, Any]:
     """Train `cfg.model` on `cfg.data`; returns the last epoch's row (and the test row if
     `cfg.eval_views`). Writes ``checkpoint.safetensors``, ``train_state.safetensors`` and
     ``train.csv`` into `cfg.out` (process 0)."""
@@ -102,10 +160,14 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     spec = DataSpec.load(cfg.data)
+    if cfg.weights:
+        cfg = dataclasses.replace(cfg, model=inspect_weights(cfg.weights, cfg.model, cfg.weights_format)[2])
+    previous = _check_fresh_or_resumable(cfg, out)
+    if previous is not None and int(previous.get("epoch", 0)) >= cfg.epochs:
+        return _finished(cfg, out, previous, env.is_main)
     num_frames, size, norm = cfg.num_frames, cfg.size, {}
     if cfg.weights:  # clips follow the checkpoint unless the options say otherwise
-        _, _, name, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
-        cfg = dataclasses.replace(cfg, model=name)
+        _, _, _, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
         num_frames = num_frames or ckpt.get("num_frames")
         img = ckpt.get("img_size")
         size = size or (img if isinstance(img, int) or img is None else img[0])
@@ -126,6 +188,9 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
                                         cfg.bad_items, cfg.seed, transform=ClipTransform(size=size, **norm))
     for issue in (train_issues + val_issues) if env.is_main else []:
         warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
+    if len(train_set) == 0:
+        raise TrainingStopped(f"{cfg.data}: no training videos in the train split ({len(train_issues)} annotation "
+                              "line(s) skipped): nothing to train on, no checkpoint written")
 
     model.to(env.device)
     net = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) \
@@ -161,6 +226,7 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
         train_set.set_epoch(epoch)
         train_sampler.set_epoch(epoch)
         sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+        first_bad_step, step_in_epoch = None, 0
         bad: List[Tuple[str, str]] = []
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and env.is_main))
         for batch in bar:
@@ -176,6 +242,9 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
             with autocast(env.device, cfg.amp):
                 logits = net(clips).float()
             loss_sum = criterion(logits, labels) * (1.0 if len(batch) else 0.0)
+            if first_bad_step is None and not bool(torch.isfinite(loss_sum)):
+                first_bad_step = step_in_epoch + 1
+            step_in_epoch += 1
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss_sum * env.world_size / n_all).backward()
             if cfg.clip_grad > 0:
@@ -200,8 +269,19 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
                **{f"val_{k}": v for k, v in val.items() if k != "num_videos"},
                "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(time.perf_counter() - tic, 2),
                "train_time_s": round(train_time, 2), "skipped_items": len(bad_seen) + len(train_issues) + len(val_issues)}
+        if sums[2] == 0:
+            raise TrainingStopped(f"epoch {epoch + 1}: not one training clip could be decoded ({len(bad_seen)} bad "
+                                  f"file(s), see the warnings); no checkpoint written for this epoch")
+        finite = math.isfinite(row["train_loss"]) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
         if env.is_main:
             store.append("train", row)
+        if not finite:
+            kept = f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > start_epoch or previous else \
+                "no checkpoint was written"
+            step = f", first at step {first_bad_step}" if first_bad_step is not None else ""
+            raise TrainingStopped(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}{step}); {kept}. "
+                                  "Try a lower --lr, --clip-grad 1.0 or --amp none")
+        if env.is_main:
             extra = {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epoch + 1,
                      "train_time_s": round(train_time, 2),
                      "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
@@ -212,8 +292,6 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
                              {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val top-1 {row['val_top1']:.1f}"
                   + "".join(f" {k} {v:.1f}" for k, v in row.items() if k.startswith("val_acc_")))
-        if not math.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']})")
     if env.distributed:
         torch.distributed.barrier()  # the checkpoint is written before anyone reads it
     if cfg.eval_views:

@@ -19,6 +19,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 __all__ = ["Source", "read_source", "WeightsError", "PathLike"]
 
 PathLike = Union[str, os.PathLike]
@@ -30,7 +32,7 @@ HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A checkpoint that cannot be read or does not fit: the message names the file and what is wrong."""
 
 

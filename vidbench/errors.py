@@ -1,0 +1,28 @@
+"""User errors: wrong input that a command reports in one line (exit code 2, no traceback).
+
+Anything else that escapes a command is a bug and keeps its traceback. `VIDBENCH_DEBUG=1` shows
+the traceback of user errors too.
+"""
+from __future__ import annotations
+
+__all__ = ["UserError", "ConfigError", "USER_ERRORS", "message"]
+
+
+class UserError(Exception):
+    """Bad input (a file, an option, a value): the message names it and says what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """An option or config value that is not valid."""
+
+
+# besides UserError: the file-system errors a wrong path or a busy output gives
+USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def message(exc: BaseException) -> str:
+    """One line: the exception's own message (a KeyError's without the quotes repr adds)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {exc.strerror or text}"
+    return " ".join(text.split()) or type(exc).__name__
