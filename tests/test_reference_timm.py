@@ -5,7 +5,7 @@ import torch
 timm = pytest.importorskip("timm", reason="timm is in the test extra: pip install -e .[test]")
 
 from vidbench.models import create_model  # noqa: E402
-from vidbench.models.convert import timm_vit_to_vidbench  # noqa: E402
+from vidbench.weights.formats.timm_vit import timm_vit_to_vidbench  # noqa: E402
 
 
 def test_vit_base_equals_timm_vit_base_patch16_224():

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from ..models import create_model
-from ..models.convert import timm_vit_to_vidbench
+from ..weights.formats.timm_vit import timm_vit_to_vidbench
 from .flops import count_flops
 from .throughput import Timing, make_step, matmul_peak_flops, time_steps
 

@@ -1,6 +1,7 @@
 """Vision Transformer (Dosovitskiy et al. 2021) and the frame-average video baseline.
 
-Parameter names follow timm so `convert.timm_vit_to_vidbench` is a near-identity mapping.
+Parameter names follow timm, so timm's checkpoints load through the identity mapping of
+`vidbench.weights.formats.timm_vit` (which refuses timm features this ViT lacks).
 """
 from __future__ import annotations
 

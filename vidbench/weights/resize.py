@@ -43,11 +43,20 @@ def _resample(table: torch.Tensor, size: Tuple[int, ...], mode: str) -> torch.Te
     return rearrange(out, "1 c ... -> (...) c").to(table.dtype)
 
 
-def _grid2d(pos: torch.Tensor, prefix: int, new_tokens: int, mode: str, what: str) -> torch.Tensor:
-    """(1, prefix + h*w, C) -> (1, prefix + H*W, C) for square grids."""
+def _grid2d(pos: torch.Tensor, prefix: int, new_tokens: int, mode: str, what: str,
+            antialias: bool = False) -> torch.Tensor:
+    """(1, prefix + h*w, C) -> (1, prefix + H*W, C) for square grids. `antialias=True` is timm's
+    `resample_abs_pos_embed` (its default): torch's antialiased bicubic uses PIL's kernel (a = -0.5,
+    widened when shrinking), not the a = -0.75 of plain bicubic, so it differs up and down."""
     old, new = _square(pos.shape[1] - prefix, what), _square(new_tokens - prefix, what)
     grid = pos[0, prefix:].reshape(old, old, -1)
-    return torch.cat([pos[0, :prefix], _resample(grid, (new, new), mode)])[None]
+    if antialias:
+        x = rearrange(grid, "h w c -> 1 c h w").float()
+        out = F.interpolate(x, size=(new, new), mode=mode, align_corners=False, antialias=True)
+        resized = rearrange(out, "1 c h w -> (h w) c").to(pos.dtype)
+    else:
+        resized = _resample(grid, (new, new), mode)
+    return torch.cat([pos[0, :prefix], resized])[None]
 
 
 def _table1d(table: torch.Tensor, prefix: int, new_len: int, mode: str) -> torch.Tensor:
@@ -56,13 +65,16 @@ def _table1d(table: torch.Tensor, prefix: int, new_len: int, mode: str) -> torch
 
 
 def _vit(state, model, target, native) -> List[str]:
-    return _resize_key(state, target, "pos_embed", lambda p, n: _grid2d(p, model.num_prefix_tokens, n, "bicubic",
-                                                                         "pos_embed"), "bicubic")
+    # timm's checkpoint_filter_fn: resample_abs_pos_embed(bicubic, antialias=True), prefix tokens kept
+    return _resize_key(state, target, "pos_embed",
+                       lambda p, n: _grid2d(p, model.num_prefix_tokens, n, "bicubic", "pos_embed", antialias=True),
+                       "bicubic, antialiased as timm")
 
 
 def _frameavg(state, model, target, native) -> List[str]:
     return _resize_key(state, target, "vit.pos_embed",
-                       lambda p, n: _grid2d(p, model.vit.num_prefix_tokens, n, "bicubic", "pos_embed"), "bicubic")
+                       lambda p, n: _grid2d(p, model.vit.num_prefix_tokens, n, "bicubic", "pos_embed", antialias=True),
+                       "bicubic, antialiased as timm")
 
 
 def _timesformer(state, model, target, native) -> List[str]:

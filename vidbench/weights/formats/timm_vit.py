@@ -1,0 +1,279 @@
+"""timm `VisionTransformer` state dicts (`.safetensors`, `.pth`, `.bin`) and timm's Hugging Face
+hub directories (`config.json` with `"architecture"` beside `model.safetensors` / `pytorch_model.bin`).
+
+vidbench's ViT keeps timm's module names, so the mapping is the identity for the plain ViT
+(class token or global average pool, fused qkv, LayerNorm, GELU MLP). timm features vidbench's
+ViT does not have are refused by the key that shows them (register tokens, layer scale, qk norm,
+pre-norm, fc_norm, attention pooling, ...), never dropped: dropping weights changes the function.
+A class token without a position row (timm `no_embed_class=True`) gets a zero row, which computes
+the same. Loading into `vit_frameavg_*` puts the backbone under `vit.` and keeps the head as `head.`.
+
+What the shapes give: width, depth, patch size, image size (from the position-embedding grid),
+class token, MLP ratio, qkv bias, input channels, classes. What they do not: the number of heads
+(`num_heads=`, else the hub config's `model_args`, else the requested model's when its width
+matches, else the width's standard: 192 -> 3, 384 -> 6, 768 -> 12, 1024 / 1280 -> 16) and, with a
+class token, the pooling (`global_pool=`, else the hub config's, else "token").
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from ...checkpoint import FORMAT as VIDBENCH_FORMAT
+from ...models import create_model
+from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from ..source import Source
+from ._util import count_indexed, pick_model, square_side
+
+__all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "STANDARD_HEADS", "unsupported_feature"]
+
+StateDict = Dict[str, Any]
+
+# ViT widths and their heads in the ViT / DeiT papers (Ti, S, B, L, H)
+STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
+_DEFAULT_NAMES = {192: "vit_tiny", 384: "vit_small", 768: "vit_base"}
+
+# keys that show a timm feature vidbench's ViT lacks: (regex, what it is)
+_UNSUPPORTED: Tuple[Tuple[str, str], ...] = (
+    (r"^reg_token$", "register tokens (reg_tokens > 0)"),
+    (r"^dist_token$|^head_dist\.", "a distillation token (DeiT distilled)"),
+    (r"\.ls[12]\.", "layer scale (init_values)"),
+    (r"\.attn\.(q_norm|k_norm)\.", "qk norm (qk_norm=True)"),
+    (r"\.attn\.norm\.", "an attention-output norm (scale_attn_norm=True)"),
+    (r"\.mlp\.norm\.", "an MLP hidden norm (scale_mlp_norm=True)"),
+    (r"\.mlp\.fc1_[gx]\.", "a gated (SwiGLU) MLP"),
+    (r"^norm_pre\.", "a pre-norm after the patch embedding (pre_norm=True, CLIP)"),
+    (r"^patch_embed\.norm\.", "a norm in the patch embedding"),
+    (r"^patch_embed\.backbone\.", "a hybrid CNN stem"),
+    (r"^fc_norm\.", "fc_norm on the pooled features (timm's 'avg' pooling normalises after the mean; "
+                    "vidbench's 'avg' pools the final norm's tokens)"),
+    (r"^attn_pool\.", "attention pooling (global_pool='map')"),
+)
+# timm model_args (hub config.json) that change the function, and the values vidbench's ViT computes;
+# features that bring weights (fc_norm, reg_tokens, ...) are also caught by their keys
+_ARGS_ALLOWED: Dict[str, Tuple[Any, ...]] = {
+    "reg_tokens": (0,), "pre_norm": (False,), "final_norm": (True,),
+    "qk_norm": (False,), "init_values": (None,), "scale_attn_norm": (False,), "scale_mlp_norm": (False,),
+    "proj_bias": (True,), "patch_bias": (True,), "pos_embed": ("learn",), "act_layer": (None, "gelu"),
+    "norm_layer": (None, "layernorm"), "mlp_layer": (None,), "block_fn": (None,), "attn_layer": (None,),
+    "embed_layer": (None,), "use_rot_pos_emb": (False,),
+}
+_TEMPORAL = re.compile(r"time_embed|temporal|pos_embed_spatial")
+
+
+def unsupported_feature(key: str) -> Optional[str]:
+    """What timm feature a key shows that vidbench's ViT lacks, or None."""
+    for pattern, what in _UNSUPPORTED:
+        if re.search(pattern, key):
+            return what
+    return None
+
+
+def _no_embed_class(state: StateDict) -> bool:
+    """timm's no_embed_class=True: a class token but no position row for it (pos_embed holds the
+    patch grid only; the class token is concatenated after the position embedding is added)."""
+    if "cls_token" not in state or "pos_embed" not in state:
+        return False
+    tokens = int(state["pos_embed"].shape[1])
+    return math.isqrt(tokens) ** 2 == tokens
+
+
+def timm_vit_to_vidbench(state: StateDict) -> StateDict:
+    """timm `VisionTransformer` state dict -> vidbench `VisionTransformer` state dict (same config).
+
+    The names agree; this refuses what vidbench's ViT cannot compute (ValueError naming the key
+    and the feature). Identity modules in timm (head_drop, patch_drop, ...) carry no weights.
+    With `no_embed_class=True` (no position row for the class token) a zero row is prepended,
+    which computes the same in vidbench's ViT (position embedding added after the class token)."""
+    for key in sorted(state):
+        what = unsupported_feature(key)
+        if what:
+            raise ValueError(f"timm ViT feature not supported by vidbench's ViT: {key} ({what})")
+    out = dict(state)
+    if _no_embed_class(state):
+        pos = state["pos_embed"]
+        out["pos_embed"] = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
+    return out
+
+
+def to_model_layout(state: StateDict, model: Any) -> StateDict:
+    """A ViT state dict in vidbench's `VisionTransformer` names -> the names of `model`: the same
+    for a ViT, the backbone under `vit.` and the head as `head.` for `VideoFrameAverage`."""
+    from ...models import VideoFrameAverage
+
+    if isinstance(model, VideoFrameAverage):
+        return {k if k.startswith("head.") else f"vit.{k}": v for k, v in state.items()}
+    return dict(state)
+
+
+def _model_args(source: Source) -> Dict[str, Any]:
+    args = (source.config or {}).get("model_args")
+    return dict(args) if isinstance(args, dict) else {}
+
+
+def _check_model_args(source: Source) -> None:
+    for key, value in _model_args(source).items():
+        if key in _ARGS_ALLOWED and (value.lower() if isinstance(value, str) else value) not in _ARGS_ALLOWED[key]:
+            raise source.error(f"config.json model_args {key}={value!r}: a timm ViT feature vidbench's ViT does "
+                               "not support")
+
+
+def _check_keys(source: Source) -> None:
+    for key in sorted(source.state):
+        what = unsupported_feature(key)
+        if what:
+            raise source.error(f"key {key!r} shows {what}, which vidbench's ViT does not support")
+
+
+def sniff(source: Source) -> bool:
+    if source.kind not in ("torch", "safetensors", "hf-dir"):
+        return False
+    if source.kind == "hf-dir" and not (source.config or {}).get("architecture"):
+        return False
+    if source.metadata.get("format") == VIDBENCH_FORMAT:
+        return False
+    if not source.has("patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "pos_embed"):
+        return False
+    if len(source.shape("patch_embed.proj.weight")) != 4:
+        return False
+    return not any(_TEMPORAL.search(k) for k in source.state)
+
+
+def default_heads(width: int, model: Optional[str], overrides: Dict[str, Any], source: Source) -> int:
+    """`num_heads=`, else the hub config's model_args, else the requested model's (same width),
+    else the width's standard; an error where none applies."""
+    if overrides.get("num_heads"):
+        return int(overrides["num_heads"])
+    if _model_args(source).get("num_heads"):
+        return int(_model_args(source)["num_heads"])
+    if model is not None:
+        with torch.device("meta"):
+            cfg = create_model(model).config
+        if cfg.embed_dim == width:
+            return int(cfg.num_heads)
+    if width in STANDARD_HEADS:
+        return STANDARD_HEADS[width]
+    raise source.error(f"the number of heads is not in any tensor shape and width {width} has no standard one "
+                       f"({', '.join(f'{w}: {h}' for w, h in STANDARD_HEADS.items())}); pass num_heads=")
+
+
+def vit_config(source: Source, width: int, patch: Tuple[int, int], pos_tokens: int,
+               class_token: bool, depth: int, mlp_hidden: int, qkv_bias: bool, num_classes: int, in_chans: int,
+               heads: int, global_pool: str) -> Dict[str, Any]:
+    """A vidbench ViTConfig's fields from what a checkpoint shows (shared with google-vit-npz)."""
+    if patch[0] != patch[1]:
+        raise source.error(f"non-square patches {patch} are not supported")
+    side = square_side(pos_tokens - (1 if class_token else 0), source, "pos_embed")
+    if int(width * (mlp_hidden / width)) != mlp_hidden:
+        raise source.error(f"MLP width {mlp_hidden} is not reproducible from embed_dim {width} by a ratio")
+    if width % heads:
+        raise source.error(f"width {width} is not divisible by num_heads={heads}")
+    if global_pool == "token" and not class_token:
+        raise source.error("global_pool='token' needs a class token, and the checkpoint has none")
+    return {"img_size": side * patch[0], "patch_size": patch[0], "in_chans": in_chans, "num_classes": num_classes,
+            "embed_dim": width, "depth": depth, "num_heads": heads, "mlp_ratio": mlp_hidden / width,
+            "qkv_bias": qkv_bias, "class_token": class_token, "global_pool": global_pool}
+
+
+def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+    _check_keys(source)
+    _check_model_args(source)
+    config = source.config or {}
+    width = source.shape("pos_embed")[-1]
+    class_token = source.has("cls_token")
+    pos_tokens = source.shape("pos_embed")[1]
+    if _no_embed_class(source.state):
+        pos_tokens += 1  # convert prepends a zero position row for the class token
+    if not source.has("norm.weight"):
+        raise source.error("no final norm.weight (timm final_norm=False), which vidbench's ViT does not support")
+    pool = overrides.get("global_pool") or _model_args(source).get("global_pool") or config.get("global_pool")
+    pool = pool or ("token" if class_token else "avg")
+    if pool not in ("token", "avg"):
+        raise source.error(f"global_pool={pool!r}: vidbench's ViT pools by 'token' or 'avg'")
+    state = source.state
+    cfg = vit_config(source, width, source.shape("patch_embed.proj.weight")[2:], pos_tokens, class_token,
+                     count_indexed(state, r"blocks\.(\d+)\."), source.shape("blocks.0.mlp.fc1.weight")[0],
+                     source.has("blocks.0.attn.qkv.bias"),
+                     source.shape("head.weight")[0] if source.has("head.weight") else 0,
+                     source.shape("patch_embed.proj.weight")[1], default_heads(width, model, overrides, source),
+                     pool)
+    name = pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"), cfg)
+    return name, cfg
+
+
+def convert(source: Source, model: Any) -> StateDict:
+    try:
+        state = timm_vit_to_vidbench(source.state)
+    except ValueError as err:
+        raise source.error(str(err)) from None
+    return to_model_layout(state, model)
+
+
+def preprocess(source: Source) -> Dict[str, Any]:
+    """mean, std, test crop and resize from a hub config's pretrained_cfg (timm's eval transform:
+    resize the short side to floor(crop / crop_pct), centre crop)."""
+    cfg = (source.config or {}).get("pretrained_cfg")
+    if not isinstance(cfg, dict):
+        return {}
+    out: Dict[str, Any] = {}
+    if cfg.get("mean") and cfg.get("std"):
+        out.update(mean=[float(v) for v in cfg["mean"]], std=[float(v) for v in cfg["std"]])
+    size = cfg.get("input_size")
+    if isinstance(size, (list, tuple)) and len(size) == 3:
+        out["crop_size"] = int(size[-1])
+        crop_pct = cfg.get("crop_pct")
+        if crop_pct:
+            out["resize_size"] = int(math.floor(int(size[-1]) / float(crop_pct)))
+        out["views"] = "1x1"
+    return out
+
+
+def class_names(source: Source) -> Optional[List[str]]:
+    names = (source.config or {}).get("label_names")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return list(names)
+    if isinstance(names, dict):
+        try:
+            ordered = sorted((int(k), str(v)) for k, v in names.items())
+        except (TypeError, ValueError):
+            return None
+        if [i for i, _ in ordered] == list(range(len(ordered))):
+            return [n for _, n in ordered]
+    return None
+
+
+register_format(WeightsFormat(
+    "timm-vit", "timm VisionTransformer state dict (.safetensors/.pth/.bin) or timm hub directory",
+    sniff, infer, convert, families=("vit",), preprocess=preprocess, class_names=class_names))
+
+# timm's eval at 224: resize the short side to floor(224 / 0.9) = 248, centre crop 224; inputs in [-1, 1]
+_TIMM = dict(format="timm-vit", num_frames=1, sampling_rate=1, crop_size=224, resize_size=248,
+             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(1, 1), dataset="ImageNet-1k val",
+             classes="imagenet1k")
+_RESULTS = ("timm results/results-imagenet.csv (huggingface/pytorch-image-models @ aa4b585), "
+            "timm's own evaluation of these weights")
+register_published(
+    PublishedWeights("vit_base.augreg2_in21k_ft_in1k_timm", "vit_base",
+                     files=("vit_base_patch16_224.augreg2_in21k_ft_in1k",),
+                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg2_in21k_ft_in1k "
+                            "(Google's ImageNet-21k AugReg ViT-B/16, re-fine-tuned on ImageNet-1k by R. Wightman)",
+                     paper=_RESULTS, top1=85.108, top5=97.530, **_TIMM),
+    PublishedWeights("vit_base.augreg_in21k_ft_in1k_timm", "vit_base",
+                     files=("vit_base_patch16_224.augreg_in21k_ft_in1k",),
+                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
+                            "B/16 i21k -> i1k 224 .npz converted by timm)",
+                     paper=_RESULTS, top1=84.534, top5=97.300, **_TIMM),
+    PublishedWeights("vit_small.augreg_in21k_ft_in1k_timm", "vit_small",
+                     files=("vit_small_patch16_224.augreg_in21k_ft_in1k",),
+                     source="https://huggingface.co/timm/vit_small_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
+                            "S/16 i21k -> i1k 224 .npz converted by timm)",
+                     paper=_RESULTS, top1=81.402, top5=96.150, **_TIMM),
+    PublishedWeights("vit_tiny.augreg_in21k_ft_in1k_timm", "vit_tiny",
+                     files=("vit_tiny_patch16_224.augreg_in21k_ft_in1k",),
+                     source="https://huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
+                            "Ti/16 i21k -> i1k 224 .npz converted by timm)",
+                     paper=_RESULTS, top1=75.452, top5=92.858, **_TIMM),
+)
