@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import torch
 from tqdm import tqdm
 
+from ..errors import ConfigError
 from ..models import create_model, list_models, model_entry
 from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
@@ -76,6 +77,10 @@ class SweepConfig:
         for m in self.modes:
             if m not in MODES:
                 raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
+        for name, values in (("frames", self.frames), ("img_sizes", self.img_sizes), ("batch_sizes", self.batch_sizes)):
+            bad = [v for v in values if v is not None and int(v) < 1]
+            if bad:
+                raise ConfigError(f"{name} must be >= 1 (None: the model's own), got {bad}")
         if self.iters < 1 or self.warmup < 0:
             raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={self.iters} warmup={self.warmup}")
 
@@ -121,8 +126,8 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
                 for batch in cfg.batch_sizes:
                     for precision in cfg.precisions:
                         for mode in cfg.modes:
-                            row = dict(model=name, frames=(frames or size[1]) if video else None,
-                                       img_size=img or size[-1], batch_size=int(batch), precision=precision,
+                            row = dict(model=name, frames=(size[1] if frames is None else frames) if video else None,
+                                       img_size=size[-1] if img is None else img, batch_size=int(batch), precision=precision,
                                        device=cfg.device, mode=mode, compile=bool(cfg.compile), weights=cfg.weights)
                             if row_key(row) not in seen:
                                 seen.add(row_key(row))

@@ -4,37 +4,29 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-
-def _list(cast: Callable[[str], Any]) -> Callable[[str], List[Any]]:
-    def parse(text: str) -> List[Any]:
-        try:
-            return [cast(item.strip()) for item in text.split(",") if item.strip()]
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"bad list {text!r}: {exc}") from None
-
-    return parse
+from ._args import comma_list, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput, step time, peak memory and MFU over a grid",
                        description="Every combination of the comma-separated lists becomes one row of "
                                    "<out>/bench.csv, written as soon as it is measured.")
-    p.add_argument("--models", type=_list(str), default=None,
+    p.add_argument("--models", type=comma_list(str), default=None,
                    help="names or patterns, e.g. 'vivit_*_tiny,vit_tiny' (with --weights: the checkpoint's model)")
     p.add_argument("--weights", default=None, help="measure the model a checkpoint holds, at its own config, with "
                                                    "its weights loaded (any supported format)")
     p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
-    p.add_argument("--frames", type=_list(int), default=[None], help="num_frames values (default: each model's)")
-    p.add_argument("--img-size", type=_list(int), default=[None], help="img_size values (default: each model's)")
-    p.add_argument("--batch-size", type=_list(int), default=[1], help="batch sizes (default 1)")
-    p.add_argument("--precision", type=_list(str), default=["fp32"], help="fp32,bf16,fp16 (autocast; default fp32)")
-    p.add_argument("--mode", type=_list(str), default=["infer", "train"], help="infer,train (default both)")
+    p.add_argument("--frames", type=comma_list(positive_int), default=[None], help="num_frames values (default: each model's)")
+    p.add_argument("--img-size", type=comma_list(positive_int), default=[None], help="img_size values (default: each model's)")
+    p.add_argument("--batch-size", type=comma_list(positive_int), default=[1], help="batch sizes (default 1)")
+    p.add_argument("--precision", type=comma_list(str), default=["fp32"], help="fp32,bf16,fp16 (autocast; default fp32)")
+    p.add_argument("--mode", type=comma_list(str), default=["infer", "train"], help="infer,train (default both)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (compiled during warm-up)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
-    p.add_argument("--iters", type=int, default=10, help="timed steps (default 10)")
+    p.add_argument("--iters", type=positive_int, default=10, help="timed steps (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="results directory (default results/bench-<UTC time>)")
     p.add_argument("--resume", action="store_true", help="continue --out, skipping rows already written")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import positive_int
+
 
 def _formats_help() -> str:
     from ..weights import get_format, list_formats
@@ -21,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="registry name (formats without a config: official .pyth, "
                                                  "timm / torchvision state dicts)")
     p.add_argument("--weights-format", default=None, help="force a format (default: detected); see --list-formats")
-    p.add_argument("--frames", type=int, default=None, help="num_frames of the converted model (embeddings resized)")
-    p.add_argument("--img-size", type=int, default=None, help="img_size of the converted model (embeddings resized)")
+    p.add_argument("--frames", type=positive_int, default=None, help="num_frames of the converted model (embeddings resized)")
+    p.add_argument("--img-size", type=positive_int, default=None, help="img_size of the converted model (embeddings resized)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p.set_defaults(func=run)
 

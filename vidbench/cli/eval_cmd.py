@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ._args import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="multi-view top-1/top-5/per-group accuracy of a checkpoint or published weights",
@@ -21,12 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", default=None, help="temporal clips x spatial crops (1 or 3), e.g. 4x3 "
                                                  "(default: the weights' published views, else 4x3)")
     p.add_argument("--split", default=None, help="default: test, else val (said when so)")
-    p.add_argument("--frames", type=int, default=None, help="--weights: clip frames (time embeddings resized)")
-    p.add_argument("--stride", type=int, default=None, help="--weights: frame stride (default: the weights')")
-    p.add_argument("--img-size", type=int, default=None, help="--weights: crop size (position embeddings resized)")
+    p.add_argument("--frames", type=positive_int, default=None, help="--weights: clip frames (time embeddings resized)")
+    p.add_argument("--stride", type=positive_int, default=None, help="--weights: frame stride (default: the weights')")
+    p.add_argument("--img-size", type=positive_int, default=None, help="--weights: crop size (position embeddings resized)")
     p.add_argument("--out", default=None, help="results directory (default: the checkpoint's; results/pretrained "
                                                "for --weights)")
-    p.add_argument("--batch-size", type=int, default=8, help="videos per batch (each with all its views)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="videos per batch (each with all its views)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backend", choices=["decord", "pyav"], default=None)
     p.add_argument("--bad-items", choices=["skip", "raise"], default="skip")

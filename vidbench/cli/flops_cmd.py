@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any, Dict, List
 
+from ._args import positive_int
+
 UNIT = "GMACs = 1e9 multiply-adds (1 MAC = 1 FLOP, the papers' convention), one view at batch 1"
 
 
@@ -14,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", default=None, help="registry name (vidbench list); optional with --weights")
     p.add_argument("--weights", default=None, help="count the model a checkpoint holds, at its own config")
     p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
-    p.add_argument("--frames", type=int, default=None, help="num_frames override (video models)")
-    p.add_argument("--img-size", type=int, default=None, help="img_size override")
+    p.add_argument("--frames", type=positive_int, default=None, help="num_frames override (video models)")
+    p.add_argument("--img-size", type=positive_int, default=None, help="img_size override")
     p.add_argument("--max-depth", type=int, default=3, help="module depth of the table (default 3)")
     p.add_argument("--reference-attn", action="store_true",
                    help="trace the reference attention path instead of F.scaled_dot_product_attention")

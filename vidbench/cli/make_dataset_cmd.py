@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-dataset", help="generate the synthetic action dataset (H.264 MP4s + splits)")
     p.add_argument("--out", default="data/synthetic", help="output directory (default: data/synthetic)")
     p.add_argument("--classes", default=None,
                    help="comma-separated class names (default: all 14; see --list-classes)")
-    p.add_argument("--videos-per-class", type=int, default=60)
-    p.add_argument("--frames", type=int, default=17, help="frames per video (odd keeps test clips symmetric)")
-    p.add_argument("--size", type=int, default=32, help="frame side in pixels (even)")
+    p.add_argument("--videos-per-class", type=positive_int, default=60)
+    p.add_argument("--frames", type=positive_int, default=17, help="frames per video (odd keeps test clips symmetric)")
+    p.add_argument("--size", type=positive_int, default=32, help="frame side in pixels (even)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--fps", type=positive_int, default=8)
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--list-classes", action="store_true", help="print the classes and their groups, then exit")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import positive_int
+
 # method-option flags: flag dest -> config field
 METHOD_FLAGS = {
     "temperature": "temperature", "tau_base": "tau_base", "w_size": "w_size", "w_iter": "w_iter", "w_eps": "w_eps",
@@ -18,12 +20,12 @@ def add_backbone_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backbone (an image ViT from the registry; overrides as in create_model)")
     g.add_argument("--backbone", default="vit_tiny", help="registry name (default vit_tiny)")
     for flag in ("img-size", "patch-size", "depth", "embed-dim", "num-heads"):
-        g.add_argument(f"--{flag}", type=int, default=None)
+        g.add_argument(f"--{flag}", type=positive_int, default=None)
     p.add_argument("--data", required=True, help="image folder (class-per-folder, optionally train/ and val/ splits) "
                    "or video dataset (e.g. vidbench make-dataset's)")
-    p.add_argument("--frames-per-clip", type=int, default=8, help="frames taken from each video of a video dataset [8]")
+    p.add_argument("--frames-per-clip", type=positive_int, default=8, help="frames taken from each video of a video dataset [8]")
     p.add_argument("--out", required=True, help="results directory, e.g. results/ssl_tiny")
-    p.add_argument("--knn-k", type=int, default=200, help="neighbours of the weighted kNN (default 200)")
+    p.add_argument("--knn-k", type=positive_int, default=200, help="neighbours of the weighted kNN (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -39,10 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an image ViT (BYOL, SimCLR, W-MSE, ...)")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=10)
     add_backbone_args(p)
     t = p.add_argument_group("training")
-    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--batch-size", type=positive_int, default=256)
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=0.05)
     t.add_argument("--warmup-epochs", type=float, default=1.0)

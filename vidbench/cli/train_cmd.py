@@ -8,17 +8,29 @@ import argparse
 import json
 from typing import Any, Dict, List
 
+from ._args import positive_int
+
+
+def _value(text: str) -> Any:
+    """JSON (4, 0.1, true, [2, 8, 8], "x"), a comma list of those (2,8,8 -> (2, 8, 8)), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return tuple(_value(part.strip()) for part in text.split(","))
+    return text
+
 
 def _model_args(items: List[str]) -> Dict[str, Any]:
+    from ..errors import ConfigError
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--model-arg expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-arg expects KEY=VALUE (e.g. depth=4, tubelet_size=2,8,8), got {item!r}")
+        out[key.strip()] = _value(value.strip())
     return out
 
 
@@ -28,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="registry name, e.g. vivit_m2_tiny (optional with --weights)")
     p.add_argument("--data", default="data/synthetic", help="dataset directory (default: data/synthetic)")
     p.add_argument("--out", required=True, help="results directory, e.g. results/m2")
-    p.add_argument("--epochs", type=int, help="[12]")
-    p.add_argument("--batch-size", type=int, help="clips per process [16]")
+    p.add_argument("--epochs", type=positive_int, help="[12]")
+    p.add_argument("--batch-size", type=positive_int, help="clips per process [16]")
     p.add_argument("--lr", type=float, help="AdamW peak learning rate [5e-4]")
     p.add_argument("--min-lr", type=float, help="end of the cosine decay [1e-5]")
     p.add_argument("--weight-decay", type=float, help="[0.05]")
@@ -47,10 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-format", help="force a weights format instead of detecting it")
     p.add_argument("--init-mode", choices=["central_frame", "inflation", "random"], help="tubelet rule [central_frame]")
     p.add_argument("--init-label", help="the init column [the checkpoint's 'method' metadata, else its file name]")
-    p.add_argument("--num-frames", type=int, help="clip frames [the dataset's]")
-    p.add_argument("--stride", type=int, help="frame stride for dense sampling [the dataset's]")
+    p.add_argument("--num-frames", type=positive_int, help="clip frames [the dataset's]")
+    p.add_argument("--stride", type=positive_int, help="frame stride for dense sampling [the dataset's]")
     p.add_argument("--sampling", choices=["dense", "uniform"], help="[the dataset's]")
-    p.add_argument("--size", type=int, help="crop side [the dataset's, or the --init model's]")
+    p.add_argument("--size", type=positive_int, help="crop side [the dataset's, or the --init model's]")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="model config override")
     p.add_argument("--val-views", help="views of the per-epoch validation [1x1]")
     p.add_argument("--eval-views", help="after training, evaluate the test split with these views, e.g. 4x3")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+from ..errors import ConfigError
 from .annotations import AnnotationIssue
 from .dataset import VideoClipDataset
 from .sampling import ClipSampler
@@ -16,9 +17,15 @@ def clip_settings(spec: DataSpec, num_frames: Optional[int] = None, stride: Opti
                   sampling: Optional[str] = None, size: Optional[int] = None) -> Tuple[ClipSampler, int]:
     """The sampler and crop size: explicit values, else the dataset manifest's."""
     clip = spec.clip
-    sampler = ClipSampler(int(num_frames or clip["num_frames"]), int(stride or clip["stride"]),
-                          str(sampling or clip["mode"]))
-    return sampler, int(size or clip["size"])
+
+    def pick(value: Optional[int], key: str) -> int:  # 0 is an error, never "the default"
+        value = int(clip[key] if value is None else value)
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1, got {value}")
+        return value
+
+    sampler = ClipSampler(pick(num_frames, "num_frames"), pick(stride, "stride"), str(sampling or clip["mode"]))
+    return sampler, pick(size, "size")
 
 
 def build_dataset(spec: DataSpec, split: str, train: bool, views: Tuple[int, int] = (1, 1),

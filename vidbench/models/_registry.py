@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 from torch import nn
 
+from ..errors import UserError
+
 __all__ = [
     "ModelMeta",
     "register_model",
@@ -84,7 +86,7 @@ def model_entry(name: str) -> ModelEntry:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}{hint} (vidbench list shows all {len(_REGISTRY)})") from None
+        raise UnknownModelError(f"unknown model {name!r}{hint} (vidbench list shows all {len(_REGISTRY)})") from None
 
 
 def create_model(name: str, weights: Optional[str] = None, weights_format: Optional[str] = None,
@@ -111,10 +113,47 @@ def create_model(name: str, weights: Optional[str] = None, weights_format: Optio
 C = TypeVar("C")
 
 
+class UnknownModelError(UserError, KeyError):
+    """A registry name that does not exist (the message lists close matches)."""
+
+
+class ModelOptionError(UserError, TypeError):
+    """A model option the config does not have, or a value of the wrong type."""
+
+
+def _check_type(name: str, key: str, value: Any, default: Any, annotation: Any) -> None:
+    """Overrides of a plainly typed field (int, float, bool, str, tuple) must have that type;
+    fields annotated with a Union, Optional or Any take what their config validates."""
+    text = str(annotation)
+    if default is None or value is None or any(w in text for w in ("Union", "Optional", "Any", "|")):
+        return
+    ok = True
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (tuple, list, int))
+    if not ok:
+        raise ModelOptionError(f"{name}: option {key}={value!r} should be a {type(default).__name__} "
+                               f"(like its default {default!r})")
+
+
 def build_config(cls: Type[C], name: str, defaults: Dict[str, Any], overrides: Dict[str, Any]) -> C:
-    """`cls(**defaults, **overrides)` with a clear error for options the config does not have."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - fields)
+    """`cls(**defaults, **overrides)` with a clear error for options the config does not have and
+    for values of the wrong type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
-    return cls(**{**defaults, **overrides})
+        raise ModelOptionError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: "
+                               f"{', '.join(sorted(fields))}")
+    merged = {**defaults, **overrides}
+    for key, value in overrides.items():
+        f = fields[key]
+        default = merged.get(key) if key in defaults else (f.default if f.default is not dataclasses.MISSING else None)
+        _check_type(name, key, value, default, f.type)
+    return cls(**merged)

@@ -51,7 +51,7 @@ def model_table(run: Run) -> pd.DataFrame:
                 bf = bp[bp["frames"].isna()] if frames is None else bp[bp["frames"] == frames]  # image models: no frames
                 row.update(frames=frames, params_m=bf["params"].iloc[0] / 1e6, gmacs=bf["gmacs"].iloc[0])
                 for mode in ("infer", "train"):
-                    m = bf[bf["mode"] == mode]
+                    m = bf[bf["mode"] == mode].dropna(subset=["clips_per_s"])
                     if m.empty:
                         continue
                     best = m.loc[m["clips_per_s"].idxmax()]
@@ -103,7 +103,7 @@ def published_table(run: Run) -> pd.DataFrame:
                "views": a.get("views"), "published_top1": a.get("published_top1"), "top1": a.get("top1"),
                "top1_minus_published": a.get("top1_minus_published"), "num_videos": a.get("num_videos")}
         if not bench.empty and "weights" in bench:
-            b = bench[(bench["weights"] == a["weights_path"]) & (bench["mode"] == "infer")]
+            b = bench[(bench["weights"] == a["weights_path"]) & (bench["mode"] == "infer")].dropna(subset=["clips_per_s"])
             if not b.empty:
                 best = b.loc[b["clips_per_s"].idxmax()]
                 clips, crops = (int(v) for v in str(a.get("views", "1x1")).split("x"))
