@@ -62,7 +62,7 @@ class LabelMap:
 
     @classmethod
     def from_file(cls, path: PathLike) -> LabelMap:
-        lines = [ln.strip() for ln in Path(path).read_text().splitlines()]
+        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8-sig").splitlines()]
         return cls([ln for ln in lines if ln and not ln.startswith("#")])
 
     def __len__(self) -> int:
@@ -120,7 +120,8 @@ def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) 
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     records, issues = [], []
-    with open(path, newline="") as f:
+    seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not a column name
         reader = csv.DictReader(f)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
@@ -133,9 +134,21 @@ def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) 
                 continue
             rec = _make_record(str(path), line, row["path"], row["label"], labels, root, row.get("start"),
                                row.get("end"), issues)
-            if rec is not None:
+            if rec is not None and _first(rec, str(path), line, seen, issues):
                 records.append(rec)
     return records, issues
+
+
+def _first(rec: VideoRecord, source: str, line: int, seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int],
+           issues: List[AnnotationIssue]) -> bool:
+    """False (and an issue naming the earlier line) for a repeat of an annotation already read:
+    kept once, so a duplicated line does not weigh a video twice."""
+    key = (rec.path, rec.label, rec.start, rec.end)
+    if key in seen:
+        issues.append(AnnotationIssue(source, line, f"duplicate of line {seen[key]} (kept once)"))
+        return False
+    seen[key] = line
+    return True
 
 
 def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
@@ -143,7 +156,8 @@ def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None)
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     records, issues = [], []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int] = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -152,7 +166,7 @@ def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None)
             issues.append(AnnotationIssue(str(path), line_no, f"expected 'path label', got {text!r}"))
             continue
         rec = _make_record(str(path), line_no, parts[0], parts[1], labels, root, None, None, issues)
-        if rec is not None:
+        if rec is not None and _first(rec, str(path), line_no, seen, issues):
             records.append(rec)
     return records, issues
 

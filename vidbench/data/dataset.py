@@ -14,7 +14,7 @@ depend on which worker or process loads it: single- and multi-process runs see t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Collection, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -24,7 +24,11 @@ from torch.utils.data import Dataset
 from .annotations import VideoRecord
 from .sampling import ClipSampler, ClipTooShortError
 from .transforms import ClipTransform
-from .videoio import BadVideoError, open_video
+from .videoio import BadVideoError, available_backends, default_backend, open_video
+
+
+class ClipTooShort(BadVideoError):
+    """The video decodes but is shorter than the clip: no other decoder would help."""
 
 __all__ = ["BAD_ITEM_POLICIES", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips"]
 
@@ -44,6 +48,7 @@ class ClipBatch:
     labels: torch.Tensor  # (B,)
     indices: torch.Tensor  # (B,) dataset indices
     bad: List[BadItem]
+    fallbacks: List[str] = field(default_factory=list)  # files decoded by PyAV after decord failed on them
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -55,8 +60,9 @@ def collate_clips(items: Sequence[Union[Tuple[torch.Tensor, int, int], BadItem]]
     bad = [it for it in items if isinstance(it, BadItem)]
     if not good:
         return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), bad)
-    clips, labels, indices = zip(*good)
-    return ClipBatch(torch.stack(clips), torch.tensor(labels), torch.tensor(indices), bad)
+    clips, labels, indices = zip(*(it[:3] for it in good))
+    fallbacks = [it[3] for it in good if len(it) > 3]
+    return ClipBatch(torch.stack(clips), torch.tensor(labels), torch.tensor(indices), bad, fallbacks)
 
 
 class VideoClipDataset(Dataset):
@@ -105,13 +111,28 @@ class VideoClipDataset(Dataset):
                 torch.manual_seed(self.item_seed(index))
                 clip = self._load(record)
         except BadVideoError as err:
-            if self.bad_items == "raise":
-                raise
-            return BadItem(index, err.path, err.reason)
+            fallback = self._fallback_backend()
+            if fallback is None or isinstance(err, ClipTooShort):
+                if self.bad_items == "raise":
+                    raise
+                return BadItem(index, err.path, err.reason)
+            try:  # decord fails on some valid files (e.g. odd sizes) that PyAV reads: per file, counted
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.item_seed(index))
+                    clip = self._load(record, fallback)
+            except BadVideoError:
+                if self.bad_items == "raise":
+                    raise err from None
+                return BadItem(index, err.path, err.reason)
+            return clip, record.label, index, f"{record.path}: {err.reason}"
         return clip, record.label, index
 
-    def _load(self, record: VideoRecord) -> torch.Tensor:
-        video = open_video(record.path, self.backend)
+    def _fallback_backend(self) -> Optional[str]:
+        backend = self.backend or default_backend()
+        return "pyav" if backend == "decord" and "pyav" in available_backends() else None
+
+    def _load(self, record: VideoRecord, backend: Optional[str] = None) -> torch.Tensor:
+        video = open_video(record.path, backend or self.backend)
         first = record.start or 0
         last = min(record.end, video.num_frames) if record.end is not None else video.num_frames
         try:
@@ -121,7 +142,7 @@ class VideoClipDataset(Dataset):
                 clips = self.sampler.test_indices(last - first, self.views[0])
         except ClipTooShortError as err:
             where = f" in segment [{first}, {record.end})" if record.start is not None or record.end is not None else ""
-            raise BadVideoError(record.path, f"{err}{where}") from None
+            raise ClipTooShort(record.path, f"{err}{where}") from None
         flat = [first + i for clip in clips for i in clip]
         frames = video.get(flat)  # (n_clips * T, H, W, C) uint8, one decode for every view
         t = self.sampler.num_frames

@@ -208,6 +208,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     store = ResultsStore(out) if env.is_main else None
     start_epoch, train_time = 0, 0.0
     bad_seen: Set[str] = set()
+    fallback_seen: Set[str] = set()  # files PyAV decoded after decord failed on them
     if cfg.resume and (out / TRAIN_STATE).exists():
         weights, _ = load_checkpoint(out / CHECKPOINT)
         model.load_state_dict(weights.state_dict())
@@ -227,10 +228,12 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         train_sampler.set_epoch(epoch)
         sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
         first_bad_step, step_in_epoch = None, 0
+        fallbacks: List[str] = []
         bad: List[Tuple[str, str]] = []
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and env.is_main))
         for batch in bar:
             bad.extend((b.path, b.reason) for b in batch.bad)
+            fallbacks.extend(batch.fallbacks)
             n_all = int(all_reduce_sum(torch.tensor([len(batch)], device=env.device)).item())
             if n_all == 0:
                 continue  # every process's batch was bad
@@ -260,7 +263,11 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         sums = all_reduce_sum(sums.to(env.device)).cpu()
         bad = all_gather_lists(bad)
         train_time += time.perf_counter() - tic
-        counts, val_bad = evaluate(model, val_loader, len(spec.classes), env.device, cfg.amp)
+        counts, val_bad, val_fallbacks = evaluate(model, val_loader, len(spec.classes), env.device, cfg.amp)
+        new_fallbacks = set(all_gather_lists(fallbacks) + val_fallbacks) - fallback_seen
+        fallback_seen.update(new_fallbacks)
+        for note in sorted(new_fallbacks) if env.is_main else []:
+            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=2)
         if env.is_main:
             _warn_bad(bad + val_bad, bad_seen)
         val = summarize(counts, spec.label_groups())
@@ -268,7 +275,8 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
                "train_acc": 100 * float(sums[1] / sums[2]) if sums[2] else float("nan"),
                **{f"val_{k}": v for k, v in val.items() if k != "num_videos"},
                "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(time.perf_counter() - tic, 2),
-               "train_time_s": round(train_time, 2), "skipped_items": len(bad_seen) + len(train_issues) + len(val_issues)}
+               "train_time_s": round(train_time, 2), "skipped_items": len(bad_seen) + len(train_issues) + len(val_issues),
+               "decoder_fallbacks": len(fallback_seen)}
         if sums[2] == 0:
             raise TrainingStopped(f"epoch {epoch + 1}: not one training clip could be decoded ({len(bad_seen)} bad "
                                   f"file(s), see the warnings); no checkpoint written for this epoch")

@@ -38,16 +38,19 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: str = "none",
              progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None
-             ) -> Tuple[torch.Tensor, List[Tuple[str, str]]]:
-    """Per-class counts (3, K): top-1 hits, top-5 hits, items; and the (path, reason) of skipped
-    items. Summed / gathered over processes. `label_map[i]`: the model's output index of dataset
+             ) -> Tuple[torch.Tensor, List[Tuple[str, str]], List[str]]:
+    """Per-class counts (3, K): top-1 hits, top-5 hits, items; the (path, reason) of skipped
+    items; and the files decoded by PyAV after decord failed on them. Summed / gathered over
+    processes. `label_map[i]`: the model's output index of dataset
     class i (a checkpoint with other or more classes); default: the same index."""
     model.eval()
     counts = torch.zeros(3, num_classes, dtype=torch.float64)
     bad: List[Tuple[str, str]] = []
+    fallbacks: List[str] = []
     mapping = torch.as_tensor(label_map, device=device) if label_map is not None else None
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         bad.extend((b.path, b.reason) for b in batch.bad)
+        fallbacks.extend(batch.fallbacks)
         if len(batch) == 0:
             continue
         clips = batch.clips.to(device, non_blocking=True)
@@ -63,7 +66,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
                             torch.ones_like(labels, dtype=torch.bool)]).double().cpu()  # (3, B)
         for row in range(3):
             counts[row].index_add_(0, batch.labels, hits[row])
-    return all_reduce_sum(counts.to(device)).cpu(), all_gather_lists(bad)
+    return all_reduce_sum(counts.to(device)).cpu(), all_gather_lists(bad), all_gather_lists(fallbacks)
 
 
 def summarize(counts: torch.Tensor, groups: Sequence[Optional[str]]) -> Dict[str, float]:
@@ -114,19 +117,22 @@ def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str 
     loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
                          pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
-    counts, bad = evaluate(model, loader, len(spec.classes), env.device, amp, progress and env.is_main,
-                           desc=f"eval {views}")
+    counts, bad, fallbacks = evaluate(model, loader, len(spec.classes), env.device, amp, progress and env.is_main,
+                                      desc=f"eval {views}")
     row = {
         "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
         "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
         "epochs": extra.get("epoch", ""), **summarize(counts, spec.label_groups()),
         "skipped_items": len(issues) + len({p for p, _ in bad}),
         "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
+        "decoder_fallbacks": len(set(fallbacks)),
         "train_time_s": extra.get("train_time_s", ""), "eval_time_s": round(time.perf_counter() - start, 2),
         "world_size": env.world_size, "backend": backend or "auto", "checkpoint": str(checkpoint),
     }
     if env.is_main:
         for path, reason in sorted(set(bad)):
             warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
+        for note in sorted(set(fallbacks)):
+            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=2)
         ResultsStore(out or Path(checkpoint).parent).append("accuracy", row)
     return row

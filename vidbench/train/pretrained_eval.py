@@ -69,8 +69,8 @@ def evaluate_weights(weights: str, data: str, *, model: Optional[str] = None, we
     loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
                          pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
-    counts, bad = evaluate(net, loader, len(spec.classes), env.device, amp, progress and env.is_main,
-                           desc=f"eval {clip['views']}", label_map=label_map)
+    counts, bad, fallbacks = evaluate(net, loader, len(spec.classes), env.device, amp, progress and env.is_main,
+                                      desc=f"eval {clip['views']}", label_map=label_map)
     metrics = summarize(counts, spec.label_groups())
     weights_row = info.row()
     published = weights_row["published_top1"]
@@ -86,6 +86,7 @@ def evaluate_weights(weights: str, data: str, *, model: Optional[str] = None, we
         **{k: v for k, v in weights_row.items() if k != "published_top1"},
         "skipped_items": len(issues) + len({p for p, _ in bad}),
         "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
+        "decoder_fallbacks": len(set(fallbacks)),
         "eval_time_s": round(time.perf_counter() - start, 2), "world_size": env.world_size,
         "backend": backend or "auto", "checkpoint": str(weights),
     }

@@ -11,9 +11,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..errors import UserError
+
 __all__ = ["load_train_state", "read_state_tensors", "save_train_state"]
 
 FORMAT = "vidbench-train-state/1"
+
+
+class StateError(UserError, ValueError):
+    """A resume state file that cannot be used."""
 
 
 def save_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int,
@@ -55,9 +61,10 @@ def _read(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"{path}: not a readable training state ({err}); delete it to start over") from None
+        raise StateError(f"{path}: not a readable training state ({' '.join(str(err).split())}); "
+                         "delete it to start over (nothing in it was run)") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
+        raise StateError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
     return tensors, meta
 
 
