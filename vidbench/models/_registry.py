@@ -105,9 +105,19 @@ def create_model(name: str, weights: Optional[str] = None, weights_format: Optio
 
         return load_pretrained(weights, model=name, format=weights_format, **overrides)
     entry = model_entry(name)
-    model = entry.fn(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        model = entry.fn(**overrides)
+    except ValueError as err:  # a config value the model cannot take (sizes that do not divide, ...)
+        if not overrides or isinstance(err, UserError):
+            raise
+        raise ModelConfigError(f"{name} with {_show(overrides)}: {err}") from err
     model.model_name = name
     return model
+
+
+def _show(overrides: Dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in overrides.items())
 
 
 C = TypeVar("C")
@@ -119,6 +129,10 @@ class UnknownModelError(UserError, KeyError):
 
 class ModelOptionError(UserError, TypeError):
     """A model option the config does not have, or a value of the wrong type."""
+
+
+class ModelConfigError(UserError, ValueError):
+    """Model options whose values the model cannot take (sizes that do not divide, ...)."""
 
 
 def _check_type(name: str, key: str, value: Any, default: Any, annotation: Any) -> None:
@@ -154,6 +168,6 @@ def build_config(cls: Type[C], name: str, defaults: Dict[str, Any], overrides: D
     merged = {**defaults, **overrides}
     for key, value in overrides.items():
         f = fields[key]
-        default = merged.get(key) if key in defaults else (f.default if f.default is not dataclasses.MISSING else None)
+        default = defaults[key] if key in defaults else (f.default if f.default is not dataclasses.MISSING else None)
         _check_type(name, key, value, default, f.type)
     return cls(**merged)

@@ -1,0 +1,289 @@
+"""Bad input and faults (issue: reliability and security): each test here failed on the code
+before it. A user error is one line naming the file / option / value, exit code 2, no
+traceback; nothing written before is lost or mixed with another run's rows."""
+import csv
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vidbench.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from vidbench.cli import main
+from vidbench.data import make_dataset
+from vidbench.data.videoio import write_mp4
+from vidbench.models import create_model
+from vidbench.results import ResultsStore, run_lock
+
+SMALL = ["--model-arg", "depth=1", "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "syn", ["red_disc", "green_square"], videos_per_class=8)
+
+
+def _train(data, out, *extra):
+    return main(["train", "--model", "vit_frameavg_tiny", "--data", str(data), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--workers", "0", "--no-progress", *SMALL, *extra])
+
+
+def _one_line_error(capsys, *needles):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+class _Marker:
+    """A pickle that would create a file if it were ever unpickled with code execution."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# -- security --------------------------------------------------------------------------------
+def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
+    out = tmp_path / "ssl"
+    marker = tmp_path / "executed"
+    (out / "checkpoints").mkdir(parents=True)
+    torch.save({"x": _Marker(marker)}, out / "checkpoints" / "byol.safetensors")
+    args = ["pretrain", "--method", "byol", "--data", str(data), "--out", str(out), "--epochs", "1",
+            "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
+            "--batch-size", "16", "--frames-per-clip", "2", "--knn-k", "5", "--no-progress", "--resume"]
+    assert main(args) == 2
+    _one_line_error(capsys, "byol.safetensors", "not a readable training state")
+    assert not marker.exists()
+
+
+def test_init_checkpoint_declaring_a_huge_model_is_refused_before_allocation(data, tmp_path, capsys):
+    small = create_model("vit_tiny", img_size=32, patch_size=8, depth=1)
+    spec = {"name": "vit_tiny", "class": "VisionTransformer", "config_class": "ViTConfig",
+            "config": {"img_size": 32, "patch_size": 8, "embed_dim": 8192, "depth": 64, "num_heads": 64}}
+    liar = tmp_path / "liar.safetensors"
+    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(liar),
+              metadata={"format": FORMAT, "model": json.dumps(spec), "extra": "{}"})
+    assert _train(data, tmp_path / "run", "--init", str(liar)) == 2
+    _one_line_error(capsys, "liar.safetensors", "do not fit the declared vit_tiny config")
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+@pytest.mark.parametrize("what", ["not-json", "no-model"])
+def test_checkpoint_metadata_problems_are_named(tmp_path, what):
+    path = tmp_path / "ckpt.safetensors"
+    meta = {"format": FORMAT, "model": "{not json"} if what == "not-json" else {"format": FORMAT}
+    save_file({"w": torch.zeros(1)}, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="ckpt.safetensors: vidbench checkpoint metadata"):
+        load_checkpoint(path)
+
+
+# -- no lost or mixed results ----------------------------------------------------------------
+def test_train_refuses_an_existing_run_and_mismatched_resume_and_is_a_noop_when_finished(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(data, out, "--eval-views", "1x1") == 0
+    capsys.readouterr()
+    before = {n: (out / n).read_bytes() for n in ("checkpoint.safetensors", "train.csv", "accuracy.csv")}
+    assert _train(data, out) == 2
+    _one_line_error(capsys, str(out), "already holds a training run", "--resume")
+    assert _train(data, out, "--resume", "--epochs", "3") == 2
+    _one_line_error(capsys, "options differ", "epochs 1 -> 3")
+    assert _train(data, out, "--resume", "--eval-views", "1x1") == 0
+    assert "training already finished (1 epochs); nothing to do" in capsys.readouterr().out
+    assert {n: (out / n).read_bytes() for n in before} == before  # no row appended, nothing rewritten
+
+
+def test_a_diverging_run_keeps_its_last_finite_checkpoint(data, tmp_path, monkeypatch, capsys):
+    import vidbench.train.engine as engine
+
+    calls = {"n": 0}
+
+    class LossGoesNaN(torch.nn.CrossEntropyLoss):
+        def forward(self, logits, labels):
+            calls["n"] += 1
+            loss = super().forward(logits, labels)
+            return loss * float("nan") if calls["n"] > 4 else loss  # epoch 1 has 4 steps
+
+    monkeypatch.setattr(engine.nn, "CrossEntropyLoss", LossGoesNaN)
+    out = tmp_path / "run"
+    assert _train(data, out, "--epochs", "3") == 2
+    err = _one_line_error(capsys, "training diverged at epoch 2", "first at step", "checkpoint of epoch 1 is kept")
+    assert "--lr" in err
+    model, extra = load_checkpoint(out / "checkpoint.safetensors")
+    assert extra["epoch"] == 1 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_eval_refuses_non_finite_weights(data, tmp_path, capsys):
+    model = create_model("vit_frameavg_tiny", num_classes=2)
+    with torch.no_grad():
+        model.head.weight[0, 0] = float("inf")
+    path = tmp_path / "bad.safetensors"
+    save_checkpoint(model, path, {"data": str(data)})
+    assert main(["eval", "--checkpoint", str(path), "--workers", "0", "--no-progress"]) == 2
+    _one_line_error(capsys, "bad.safetensors", "non-finite weights")
+    assert not (tmp_path / "accuracy.csv").exists()
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
+    out = tmp_path / "busy"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom vidbench.results import run_lock\n"
+                               f"with run_lock({str(out)!r}, 'holder'):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["bench", "--models", "vit_tiny", "--out", str(out), "--no-progress"]) == 2
+        _one_line_error(capsys, str(out), "in use by another vidbench process", f"pid {holder.pid}")
+        assert not (out / "bench.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(out), run_lock(out):  # free again once the holder is gone; re-entrant in one process
+        pass
+
+
+def test_disk_full_is_a_clear_error_and_written_rows_stay(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    store.append("t", {"a": 1, "b": 2})
+    real_write = os.write
+
+    def full(fd, data):
+        real_write(fd, data[:3])  # a partial line, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(Exception, match="no space left on the device writing .*t.csv: the rows written before are intact"):
+        store.append("t", {"a": 3, "b": 4})
+    monkeypatch.undo()
+    assert store.read("t").to_dict("records") == [{"a": 1, "b": 2}]
+    store.append("t", {"a": 5, "b": 6})
+    assert len(store.read("t")) == 2
+
+
+# -- errors that name what is wrong ------------------------------------------------------------
+def test_eval_on_a_kinetics_style_tree_uses_val_and_says_so(data, tmp_path, capsys):
+    tree = tmp_path / "tree"
+    for split, dst in (("train", "train"), ("val", "val"), ("test", "val")):
+        with open(data / f"{split}.csv") as f:
+            for r in csv.DictReader(f):
+                (tree / dst / r["label"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy(data / r["path"], tree / dst / r["label"])
+    out = tmp_path / "run"
+    assert _train(tree, out) == 0  # its test evaluation is skipped (no --eval-views)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.safetensors"), "--data", str(tree), "--views", "1x1",
+                 "--workers", "0", "--no-progress"]) == 0
+    assert "has no test split: evaluating the val split" in capsys.readouterr().out
+    assert pd.read_csv(out / "accuracy.csv").iloc[-1]["split"] == "val"
+    # pretrain reads the same class-folder tree that train reads
+    assert main(["pretrain", "--method", "simclr", "--data", str(tree), "--out", str(tmp_path / "ssl"), "--epochs",
+                 "1", "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
+                 "--batch-size", "8", "--frames-per-clip", "2", "--knn-k", "3", "--no-progress"]) == 0
+
+
+def test_pretrain_with_a_bad_video_sets_it_aside(data, tmp_path, capsys):
+    broken = tmp_path / "data"
+    shutil.copytree(data, broken)
+    first = next((broken / "videos" / "red_disc").glob("*.mp4"))
+    first.write_bytes(first.read_bytes()[:200])
+    assert main(["pretrain", "--method", "byol", "--data", str(broken), "--out", str(tmp_path / "ssl"), "--epochs", "1",
+                 "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
+                 "--batch-size", "8", "--frames-per-clip", "2", "--knn-k", "3", "--no-progress"]) == 0
+
+
+def test_report_reads_missing_columns_and_names_an_unparsable_csv(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bench.csv").write_text("model,gmacs,frames,img_size,batch_size,precision,mode\n"
+                                              "vit_tiny,1.2,,32,1,fp32,infer\n")
+    assert main(["report", str(tmp_path / "a")]) == 0
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "accuracy.csv").write_text('model,top1\n"unterminated,3\n')
+    assert main(["report", str(tmp_path / "b")]) == 2
+    _one_line_error(capsys, "accuracy.csv", "not a readable CSV")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--model", "vit_frameavg_tiny", "--out", "x", "--num-frames", "0"], "--num-frames: must be >= 1"),
+    (["train", "--model", "vit_frameavg_tiny", "--out", "x", "--stride", "-1"], "--stride: must be >= 1"),
+    (["bench", "--models", "vit_tiny", "--frames", "0"], "--frames: bad list '0': must be >= 1"),
+    (["eval", "--weights", "w", "--data", "d", "--img-size", "0"], "--img-size: must be >= 1"),
+])
+def test_zero_and_negative_values_are_errors(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arg,needles", [
+    ("depth=abc", ["option depth='abc' should be a int"]),
+    ("tubelet_size=3,8,8", ["frame count 8 is not divisible by the patch/tubelet size 3"]),
+    ("nonsense", ["--model-arg expects KEY=VALUE", "'nonsense'"]),
+])
+def test_model_args_name_the_key_and_the_syntax(data, tmp_path, capsys, arg, needles):
+    assert main(["train", "--model", "vivit_m1_tiny", "--data", str(data), "--out", str(tmp_path / "r"),
+                 "--epochs", "1", "--workers", "0", "--no-progress", "--model-arg", arg]) == 2
+    _one_line_error(capsys, *needles)
+
+
+def test_a_pickle_given_as_train_state_is_named(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(data, out, "--epochs", "1") == 0
+    marker = tmp_path / "executed"
+    torch.save({"x": _Marker(marker)}, out / "train_state.safetensors")
+    assert _train(data, out, "--resume", "--epochs", "1") == 0  # finished: the state is not needed
+    out2 = tmp_path / "run2"
+    shutil.copytree(out, out2)
+    meta = load_checkpoint(out2 / "checkpoint.safetensors")[1]
+    meta["epoch"] = 0  # pretend it stopped early, so --resume must read the state
+    model = load_checkpoint(out2 / "checkpoint.safetensors")[0]
+    save_checkpoint(model, out2 / "checkpoint.safetensors", meta)
+    capsys.readouterr()
+    assert _train(data, out2, "--resume", "--epochs", "1") == 2
+    _one_line_error(capsys, "train_state.safetensors", "not a readable training state")
+    assert not marker.exists()
+
+
+def test_no_usable_training_videos_is_said_as_such(data, tmp_path, capsys):
+    empty = tmp_path / "data"
+    shutil.copytree(data, empty)
+    (empty / "train.csv").write_text("path,label\nvideos/missing.mp4,red_disc\n")
+    out = tmp_path / "run"
+    assert _train(empty, out) == 2
+    _one_line_error(capsys, "no training videos in the train split", "1 annotation line(s) skipped")
+    assert not (out / "checkpoint.safetensors").exists()
+
+
+def test_decord_failure_falls_back_to_pyav_per_file(tmp_path):
+    pytest.importorskip("decord")
+    from vidbench.data.annotations import VideoRecord
+    from vidbench.data.dataset import VideoClipDataset, collate_clips
+    from vidbench.data.sampling import ClipSampler
+    from vidbench.data.transforms import ClipTransform
+
+    odd = write_mp4(tmp_path / "odd.mp4", (np.random.default_rng(0).random((17, 64, 48, 3)) * 255).astype(np.uint8))
+    ds = VideoClipDataset([VideoRecord(str(odd), 0)], ClipSampler(8, 2), ClipTransform(size=32), train=False,
+                          backend="decord")
+    batch = collate_clips([ds[0]])
+    assert len(batch) == 1 and batch.bad == [] and len(batch.fallbacks) == 1
+    assert "odd.mp4" in batch.fallbacks[0] and "decord" in batch.fallbacks[0]
+
+
+def test_bom_and_duplicate_annotation_lines(data, tmp_path):
+    from vidbench.data.annotations import LabelMap, read_csv
+
+    rows = (data / "train.csv").read_text().splitlines()
+    bom = tmp_path / "train.csv"
+    bom.write_text("\ufeff" + "\n".join(rows + [rows[1]]) + "\n", encoding="utf-8")
+    records, issues = read_csv(bom, LabelMap(["red_disc", "green_square"]), root=data)
+    assert len(records) == len(rows) - 1
+    assert len(issues) == 1 and "duplicate of line 2 (kept once)" in issues[0].message and issues[0].line == len(rows) + 1
