@@ -137,6 +137,10 @@ class ResultsStore:
             if fd >= 0:
                 os.close(fd)
 
+    def rewrite(self, table: str, df: pd.DataFrame) -> None:
+        """Replace a table whole (atomically): for dropping rows a resumed run redoes."""
+        _atomic_write(self.path(table), df.to_csv(index=False))
+
     def done(self, table: str, keys: Iterable[str]) -> Set[Tuple[str, ...]]:
         """The key tuples of rows already written, as normalised strings (8, 8.0 and "8" are all
         "8"; blanks are ""), for --resume."""

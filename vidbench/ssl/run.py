@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+import pandas as pd
 import torch
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
@@ -154,14 +155,23 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainCon
             "lr": train.lr, "data": data.path, "img_size": size, "depth": vit.config.depth}
     store.write_environment(train.device, {"command": "pretrain", "method": method})
 
+    def log_row(row: Dict[str, float]) -> Dict[str, Any]:
+        return {"method": method, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}}
+
     def log(row: Dict[str, float]) -> None:
-        store.append(LOG_TABLE, {"method": method, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}})
+        store.append(LOG_TABLE, log_row(row))
 
     try:
         result = pretrain(model, dataset, train, Path(out) / "checkpoints" / f"{method}.safetensors", resume, log)
     except TrainingStopped as err:
         store.append(SSL_TABLE, {**base, "status": f"stopped: {err}"})
         raise
+    if resume:  # a run killed between its checkpoint and its log row: the log becomes the checkpoint's history
+        logged = store.read(LOG_TABLE)
+        others = logged[logged["method"] != method] if not logged.empty else logged
+        mine = pd.DataFrame([log_row(r) for r in result.history])
+        if logged.empty or len(logged) - len(others) != len(mine):
+            store.rewrite(LOG_TABLE, pd.concat([others, mine], ignore_index=True))
     final = result.final
     file = save_backbone(vit, Path(out) / f"{method}.safetensors", method, extra={
         "epochs": train.epochs, "steps": result.steps, "data": data.path, "input_mean": list(IMAGENET_MEAN),

@@ -33,7 +33,7 @@ from ..weights import inspect_weights, load_pretrained
 from .config import TrainConfig, parse_views
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 from .evaluate import autocast, evaluate, evaluate_checkpoint, make_loader, summarize
-from .state import load_train_state, save_train_state
+from .state import load_train_state, read_state_tensors, save_train_state
 
 __all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE"]
 
@@ -135,6 +135,16 @@ def _check_fresh_or_resumable(cfg: TrainConfig, out: Path) -> Optional[Dict[str,
     return extra
 
 
+def _drop_rows_after(store: ResultsStore, epochs_done: int) -> None:
+    """train.csv rows of epochs after the resume state (written just before a kill): that epoch
+    is trained again, so its row would come twice."""
+    rows = store.read("train")
+    if not rows.empty and (rows["epoch"] > epochs_done).any():
+        kept = rows[rows["epoch"] <= epochs_done]
+        print(f"dropping {len(rows) - len(kept)} train.csv row(s) after epoch {epochs_done} (their epoch is redone)")
+        store.rewrite("train", kept)
+
+
 def _finished(cfg: TrainConfig, out: Path, extra: Dict[str, Any], is_main: bool) -> Dict[str, Any]:
     """--resume of a run that has done its epochs: nothing is trained again and no row repeated;
     only a test evaluation the run did not get to write (killed after its last epoch) is made."""
@@ -209,14 +219,26 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     start_epoch, train_time = 0, 0.0
     bad_seen: Set[str] = set()
     fallback_seen: Set[str] = set()  # files PyAV decoded after decord failed on them
+    def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
+        return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done,
+                "train_time_s": round(train_time, 2),
+                "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
+                         "size": size, **{k: list(v) for k, v in norm.items()}},
+                "train_config": dataclasses.asdict(cfg)}
+
     if cfg.resume and (out / TRAIN_STATE).exists():
-        weights, _ = load_checkpoint(out / CHECKPOINT)
-        model.load_state_dict(weights.state_dict())
+        # the state holds the model weights of its epoch with the optimizer's: a kill between writing
+        # the state and the checkpoint cannot pair one epoch's weights with another's optimizer
         start_epoch, info = load_train_state(out / TRAIN_STATE, optimizer, scheduler, scaler)
+        model.load_state_dict({k[len("model."):]: v for k, v in read_state_tensors(out / TRAIN_STATE).items()
+                               if k.startswith("model.")})
         train_time, init_label = float(info.get("train_time_s", 0.0)), info.get("init", init_label)
         bad_seen = set(info.get("bad_files", []))
         if env.is_main:
             print(f"resuming {out} after epoch {start_epoch}")
+            _drop_rows_after(store, start_epoch)
+            if previous is None or int(previous.get("epoch", 0)) != start_epoch:  # killed before the checkpoint
+                save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(start_epoch))
     elif env.is_main:
         store.write_environment(str(env.device), {"train_config": json.dumps(dataclasses.asdict(cfg))})
 
@@ -289,15 +311,11 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
             step = f", first at step {first_bad_step}" if first_bad_step is not None else ""
             raise TrainingStopped(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}{step}); {kept}. "
                                   "Try a lower --lr, --clip-grad 1.0 or --amp none")
-        if env.is_main:
-            extra = {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epoch + 1,
-                     "train_time_s": round(train_time, 2),
-                     "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
-                              "size": size, **{k: list(v) for k, v in norm.items()}},
-                     "train_config": dataclasses.asdict(cfg)}
-            save_checkpoint(model, out / CHECKPOINT, extra)
+        if env.is_main:  # row, then state (with the weights), then checkpoint: a kill between any two is resumable
             save_train_state(out / TRAIN_STATE, optimizer, scheduler, epoch + 1, scaler,
-                             {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
+                             {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)},
+                             tensors={f"model.{k}": v for k, v in model.state_dict().items()})
+            save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(epoch + 1))
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val top-1 {row['val_top1']:.1f}"
                   + "".join(f" {k} {v:.1f}" for k, v in row.items() if k.startswith("val_acc_")))
     if env.distributed:
