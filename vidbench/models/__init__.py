@@ -8,7 +8,9 @@ from ._registry import (
     register_model,
 )
 from .mvit import MViT, MViTBlockConfig, MViTConfig
+from .swin import Swin3dConfig, SwinBlockConfig, SwinStageConfig, SwinTransformer3d
 from .timesformer import TimeSformer, TimeSformerConfig
+from .videomae import VideoMAE, VideoMAEConfig
 from .vit import FrameAverageConfig, VideoFrameAverage, VisionTransformer, ViTConfig
 from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
 from .vtn import VTN, VTNConfig
@@ -17,5 +19,6 @@ __all__ = [
     "ModelMeta", "build_config", "create_model", "list_models", "model_entry", "register_model",
     "TimeSformer", "TimeSformerConfig", "FrameAverageConfig", "VideoFrameAverage", "VisionTransformer",
     "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig", "MViT", "MViTBlockConfig",
-    "MViTConfig",
+    "MViTConfig", "VideoMAE", "VideoMAEConfig", "SwinTransformer3d", "Swin3dConfig", "SwinStageConfig",
+    "SwinBlockConfig",
 ]

@@ -1,0 +1,266 @@
+"""Hugging Face VideoMAE directories (config.json model_type "videomae"), e.g.
+MCG-NJU/videomae-base-finetuned-kinetics, into vidbench's `VideoMAE`.
+
+What each HF class's directory loads as:
+
+- `VideoMAEForVideoClassification`: everything, the head included. `use_mean_pooling` True
+  (every fine-tuned Kinetics checkpoint): mean of the tokens, `fc_norm`, classifier; False: the
+  encoder's final `layernorm` and the first token.
+- `VideoMAEModel` (no head): loads with `num_classes=0`. `forward_features` is HF's
+  `last_hidden_state`. With `use_mean_pooling` True HF's model has no norm after the blocks and
+  no pooled output, while vidbench's mean pooling needs `fc_norm`: the converter adds it as a
+  fresh identity LayerNorm (weight 1, bias 0, what a new fine-tune starts from).
+- `VideoMAEForPreTraining` (MCG-NJU/videomae-base, ...): its encoder only, as a `VideoMAEModel`
+  directory; the decoder, `encoder_to_decoder` and `mask_token` are not loaded (a warning says
+  so). The Hub's pre-training configs have `use_mean_pooling` False, so the encoder ends in its
+  final norm, as the official pre-training encoder does.
+
+Key layouts: `save_pretrained` (and the Hub) store the q / v biases as
+`attention.attention.q_bias` / `v_bias`, transformers 5 holds them in memory as `query.bias` /
+`value.bias`; both are read. `key` has no bias: the k third of the fused `qkv.bias` is written as
+zeros (see vidbench/models/videomae.py on why a k bias is inert).
+
+Config: image_size, patch_size, num_frames, tubelet_size, hidden_size, num_hidden_layers,
+num_attention_heads, intermediate_size, qv_bias (older configs: qkv_bias), use_mean_pooling,
+layer_norm_eps (-> `norm_eps`; HF's default 1e-12, the official code's 1e-6), num_channels,
+dropouts. HF builds `fc_norm` with torch's default eps 1e-5 whatever the config says, so
+`fc_norm_eps` is 1e-5 here. `hidden_act` must be "gelu" (exact). Decoder sizes and
+`norm_pix_loss` are pre-training settings and ignored. The sinusoidal positions are no tensor
+in the file: a checkpoint loaded at other `num_frames` / `img_size` gets the table of its new
+token count, as the official code builds it. HF's models take (B, T, C, H, W), vidbench's
+(B, C, T, H, W).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from ..source import Source
+from ._util import pick_model
+
+log = logging.getLogger("vidbench.weights")
+
+HF_FC_NORM_EPS = 1e-5  # VideoMAEForVideoClassification: nn.LayerNorm(hidden_size), torch's default eps
+_PRETRAINING = ("decoder.", "encoder_to_decoder.", "mask_token")
+_FIXED = {
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight",
+    "layernorm.bias": "norm.bias",
+    "fc_norm.weight": "fc_norm.weight",
+    "fc_norm.bias": "fc_norm.bias",
+    "classifier.weight": "head.weight",
+    "classifier.bias": "head.bias",
+}
+_LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
+_LAYER_PARTS = {
+    "layernorm_before.": "norm1.",
+    "layernorm_after.": "norm2.",
+    "attention.output.dense.": "attn.proj.",
+    "intermediate.dense.": "mlp.fc1.",
+    "output.dense.": "mlp.fc2.",
+}
+# q / k / v pieces: (which, weight or bias) for both layouts
+_QKV = {
+    "attention.attention.query.weight": ("q", "weight"), "attention.attention.key.weight": ("k", "weight"),
+    "attention.attention.value.weight": ("v", "weight"), "attention.attention.query.bias": ("q", "bias"),
+    "attention.attention.q_bias": ("q", "bias"), "attention.attention.key.bias": ("k", "bias"),
+    "attention.attention.value.bias": ("v", "bias"), "attention.attention.v_bias": ("v", "bias"),
+}
+# registry name by (width, depth)
+_SIZES = {(384, 12): "videomae_small", (768, 12): "videomae_base", (1024, 24): "videomae_large",
+          (1280, 32): "videomae_huge", (192, 4): "videomae_tiny"}
+
+
+def _name(key: str) -> str:
+    return key[len("videomae."):] if key.startswith("videomae.") else key
+
+
+def is_pretraining(state: Dict[str, Any]) -> bool:
+    return any(k.startswith(_PRETRAINING) for k in state)
+
+
+def hf_videomae_to_vidbench(state: Dict[str, Any], mean_pooling: bool) -> Dict[str, Any]:
+    """HF VideoMAE state dict (either bias layout, with or without the `videomae.` prefix) ->
+    vidbench `VideoMAE` state dict. A pre-training checkpoint's decoder is skipped; a missing
+    fc_norm under mean pooling (headless checkpoints) is added as an identity LayerNorm."""
+    out: Dict[str, Any] = {}
+    qkv: Dict[int, Dict[Tuple[str, str], Any]] = {}
+    for key, value in state.items():
+        if key.startswith(_PRETRAINING):
+            continue
+        name = _name(key)
+        if name in _FIXED:
+            out[_FIXED[name]] = value
+            continue
+        m = _LAYER.match(name)
+        if m is None:
+            raise ValueError(f"HF VideoMAE key not known to vidbench's converter: {key}")
+        i, rest = int(m.group(1)), m.group(2)
+        if rest in _QKV:
+            qkv.setdefault(i, {})[_QKV[rest]] = torch.as_tensor(value)
+            continue
+        for old, new in _LAYER_PARTS.items():
+            if rest.startswith(old):
+                out[f"blocks.{i}.{new}{rest[len(old):]}"] = value
+                break
+        else:
+            raise ValueError(f"HF VideoMAE key not known to vidbench's converter: {key}")
+    for i, parts in sorted(qkv.items()):
+        missing = [c for c in "qkv" if (c, "weight") not in parts]
+        if missing:
+            raise ValueError(f"layer {i}: attention weights lack {', '.join(missing)}")
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts[(c, "weight")] for c in "qkv"], dim=0)
+        q, v = parts.get(("q", "bias")), parts.get(("v", "bias"))
+        if (q is None) != (v is None):
+            raise ValueError(f"layer {i}: a q bias without a v bias or the reverse (VideoMAE has both or neither)")
+        if q is not None:
+            k = parts.get(("k", "bias"), torch.zeros_like(q))  # VideoMAE has no k bias
+            out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([q, k, v], dim=0)
+    if mean_pooling and "fc_norm.weight" not in out and "patch_embed.proj.weight" in out:
+        width = out["patch_embed.proj.weight"].shape[0]
+        ref = out["patch_embed.proj.weight"]
+        out["fc_norm.weight"] = torch.ones(width, dtype=ref.dtype, device=ref.device)
+        out["fc_norm.bias"] = torch.zeros(width, dtype=ref.dtype, device=ref.device)
+    return out
+
+
+def sniff(source: Source) -> bool:
+    return source.kind == "hf-dir" and (source.config or {}).get("model_type") == "videomae"
+
+
+def _pair(value: Any, source: Source, what: str) -> Tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise source.error(f"config.json {what}={value}: expected an int or [h, w]")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+    cfg = source.config or {}
+    act = cfg.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise source.error(f"hidden_act={act!r}: vidbench's VideoMAE uses the exact GELU ('gelu') only")
+    hidden = int(cfg.get("hidden_size", 768))
+    inter = int(cfg.get("intermediate_size", 3072))
+    mlp_ratio = inter / hidden
+    if int(hidden * mlp_ratio) != inter:
+        raise source.error(f"config.json: intermediate_size {inter} is not a ratio vidbench can express of "
+                           f"hidden_size {hidden}")
+    h, w = _pair(cfg.get("image_size", 224), source, "image_size")
+    ph, pw = _pair(cfg.get("patch_size", 16), source, "patch_size")
+    names = {_name(k) for k in source.state if not k.startswith(_PRETRAINING)}
+    head = "classifier.weight"
+    num_classes = int(source.shape(next(k for k in source.state if _name(k) == head))[0]) if head in names else 0
+    labels = cfg.get("id2label") or {}
+    if num_classes and labels and len(labels) != num_classes:
+        raise source.error(f"config.json has {len(labels)} labels but the classifier {num_classes} outputs")
+    mean_pooling = bool(cfg.get("use_mean_pooling", True))
+    if (mean_pooling and "layernorm.weight" in names) or (not mean_pooling and "fc_norm.weight" in names):
+        raise source.error(f"config.json use_mean_pooling={mean_pooling} does not match the weights "
+                           "(a final 'layernorm' belongs to use_mean_pooling=False, 'fc_norm' to True)")
+    if is_pretraining(source.state):
+        log.warning("%s: VideoMAEForPreTraining checkpoint: loading its encoder only (decoder, "
+                    "encoder_to_decoder and mask_token are not loaded)", source.path)
+    qv_bias = cfg.get("qv_bias", cfg.get("qkv_bias", True))
+    config: Dict[str, Any] = {
+        "img_size": h if h == w else (h, w),
+        "num_frames": int(cfg.get("num_frames", 16)),
+        "tubelet_size": (int(cfg.get("tubelet_size", 2)), ph, pw),
+        "in_chans": int(cfg.get("num_channels", 3)),
+        "embed_dim": hidden,
+        "depth": int(cfg.get("num_hidden_layers", 12)),
+        "num_heads": int(cfg.get("num_attention_heads", 12)),
+        "mlp_ratio": mlp_ratio,
+        "qkv_bias": bool(qv_bias),
+        "use_mean_pooling": mean_pooling,
+        "norm_eps": float(cfg.get("layer_norm_eps", 1e-12)),
+        "fc_norm_eps": HF_FC_NORM_EPS,
+        "num_classes": num_classes,
+        "drop_rate": float(cfg.get("hidden_dropout_prob", 0.0)),
+        "attn_drop_rate": float(cfg.get("attention_probs_dropout_prob", 0.0)),
+    }
+    default = _SIZES.get((hidden, config["depth"]), "videomae_base")
+    return pick_model(source, model, "videomae", default, config), config
+
+
+def convert(source: Source, model: Any) -> Dict[str, Any]:
+    try:
+        return hf_videomae_to_vidbench(source.state, model.config.use_mean_pooling)
+    except ValueError as err:
+        raise source.error(str(err)) from None
+
+
+def preprocess(source: Source) -> Dict[str, Any]:
+    """mean, std, crop_size, resize_size from the HF image / video processor config, where present
+    (`VideoMAEImageProcessor`: rescale to [0, 1], then image_mean / image_std)."""
+    pre, out = source.preprocessor or {}, {}
+    if pre.get("do_normalize", True):
+        if pre.get("image_mean") is not None:
+            out["mean"] = [float(v) for v in pre["image_mean"]]
+        if pre.get("image_std") is not None:
+            out["std"] = [float(v) for v in pre["image_std"]]
+    crop = pre.get("crop_size")
+    if pre.get("do_center_crop", True) and crop:
+        if isinstance(crop, dict) and (crop.get("height") or crop.get("shortest_edge")):
+            out["crop_size"] = int(crop.get("height") or crop.get("shortest_edge"))
+        elif isinstance(crop, int):
+            out["crop_size"] = crop
+    size = pre.get("size")
+    if pre.get("do_resize", True) and isinstance(size, dict) and size.get("shortest_edge"):
+        out["resize_size"] = int(size["shortest_edge"])
+    return out
+
+
+def class_names(source: Source) -> Optional[List[str]]:
+    """config.json id2label in head order; None when absent or only HF's placeholders LABEL_i."""
+    labels = (source.config or {}).get("id2label")
+    if not isinstance(labels, dict) or not labels:
+        return None
+    try:
+        ordered = [str(labels[k]) for k in sorted(labels, key=int)]
+    except (ValueError, TypeError):
+        return None
+    return None if all(n == f"LABEL_{i}" for i, n in enumerate(ordered)) else ordered
+
+
+register_format(WeightsFormat(
+    "hf-videomae", "Hugging Face VideoMAE directory (VideoMAEForVideoClassification / VideoMAEModel; "
+    "VideoMAEForPreTraining: encoder only)",
+    sniff, infer, convert, families=("videomae",), preprocess=preprocess, class_names=class_names))
+
+# Hugging Face conversions of the official Kinetics-400 fine-tuned checkpoints (transformers'
+# convert_videomae_to_pytorch.py lists videomae-{small,base,large,huge}-finetuned-kinetics).
+# Evaluated as the official code evaluates them (run_class_finetuning.py and the K400
+# finetune.sh scripts): 16 frames at stride 4 (dense sampling), short side 224, 224 crops,
+# 5 clips x 3 crops, ImageNet mean / std (datasets: tensor_normalize with 0.485/0.456/0.406,
+# 0.229/0.224/0.225). Top-1 / top-5: the official MODEL_ZOO.md (1600-epoch pre-training, 16x5x3),
+# which are the NeurIPS paper's numbers; an earlier MODEL_ZOO revision listed the same fine-tuned
+# ViT-B / ViT-L checkpoint links at 80.9 / 94.7 and 84.7 / 96.5, and the base model card quotes
+# 80.9 / 94.7. Multiply-adds per view: mmaction2's videomae README (B 180G, L 597G) and
+# videomaev2 README (S 57G, same ViT-S/16 16x224 architecture); ViT-H's is not confirmed here.
+# The HF checkpoints run with their config's layer_norm_eps (1e-12; trained with 1e-6) and HF's
+# fc_norm eps 1e-5, which loading reproduces. HF's conversion script builds the small model with
+# 16 heads (the official ViT-S has 6): the heads follow whatever the directory's config.json says.
+_K400 = dict(format="hf-videomae", num_frames=16, sampling_rate=4, crop_size=224, resize_size=224,
+             mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(5, 3))
+_ZOO = "VideoMAE (NeurIPS 2022); MCG-NJU/VideoMAE MODEL_ZOO.md, K400 {} 1600 ep, 16x5x3"
+register_published(
+    PublishedWeights("videomae_small.k400_hf", "videomae_small", files=("videomae-small-finetuned-kinetics",),
+                     source="huggingface.co/MCG-NJU/videomae-small-finetuned-kinetics", paper=_ZOO.format("ViT-S"),
+                     top1=79.0, top5=93.8, gmacs=57.0, **_K400),
+    PublishedWeights("videomae_base.k400_hf", "videomae_base", files=("videomae-base-finetuned-kinetics",),
+                     source="huggingface.co/MCG-NJU/videomae-base-finetuned-kinetics", paper=_ZOO.format("ViT-B"),
+                     top1=81.5, top5=95.1, gmacs=180.0, **_K400),
+    PublishedWeights("videomae_large.k400_hf", "videomae_large", files=("videomae-large-finetuned-kinetics",),
+                     source="huggingface.co/MCG-NJU/videomae-large-finetuned-kinetics", paper=_ZOO.format("ViT-L"),
+                     top1=85.2, top5=96.8, gmacs=597.0, **_K400),
+    PublishedWeights("videomae_huge.k400_hf", "videomae_huge", files=("videomae-huge-finetuned-kinetics",),
+                     source="huggingface.co/MCG-NJU/videomae-huge-finetuned-kinetics", paper=_ZOO.format("ViT-H"),
+                     top1=86.6, top5=97.1, **_K400),
+)
