@@ -164,3 +164,19 @@ def test_class_names_match_by_name_subset_and_index():
         match_classes(["a", "b"], 2, ["a", "zebra"])
     with pytest.raises(ValueError, match="3 unnamed classes and the dataset 2"):
         match_classes(None, 3, ["a", "b"])
+
+
+def test_published_entries_by_name_and_cache_folder_never_by_a_borrowed_name(tmp_path):
+    from pathlib import Path
+
+    from vidbench.weights import find_published
+
+    hf_cache = Path("/cache/hub/models--facebook--timesformer-base-finetuned-k400/snapshots/0123abcd")
+    assert find_published(hf_cache).name == "timesformer_base.k400_hf"
+    assert find_published(Path("x/mvit_v2_s-ae3be167.pth")).model == "mvitv2_s_16x4"
+    from test_mvit import _tv_tiny  # torchvision's MViT with mvit_tiny's layout
+
+    path = tmp_path / "mvit_v2_s-ae3be167.pth"  # a tiny model saved under a published file name
+    torch.save(perturb_(_tv_tiny(2)).state_dict(), path)
+    loaded = load_pretrained(path, model="mvit_tiny")
+    assert loaded.pretrained_cfg.published is None and loaded.pretrained_cfg.preprocess_source == "model defaults"

@@ -1,6 +1,7 @@
 """Image ViT checkpoints: timm state dicts (.safetensors / .pth / .bin, hub directories) and
 Google's .npz load into vidbench's ViT and frame-average models with timm's logits."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,7 +288,11 @@ def test_published_entries_fit_image_models():
 
 
 def test_published_entry_found_by_file_name(tmp_path, ref):
+    from vidbench.weights import find_published
+
+    entry = find_published(Path("/somewhere/ViT-B_16-224.npz"))
+    assert entry.name == "vit_base.orig_in21k_ft_in1k_224_google" and entry.mean == (0.5, 0.5, 0.5)
+    # a file that only borrows the name (here a tiny ViT) does not get the entry's metadata
     path = to_google_npz(ref, tmp_path / "ViT-B_16-224.npz")
     info = load_pretrained(path).pretrained_cfg
-    assert info.published.name == "vit_base.orig_in21k_ft_in1k_224_google"
-    assert info.preprocess["mean"] == [0.5] * 3 and info.preprocess["crop_size"] == 224
+    assert info.published is None and info.preprocess_source == "model defaults"

@@ -148,11 +148,16 @@ def list_published(model: Optional[str] = None) -> List[PublishedWeights]:
 
 
 def find_published(path: Path, source: Optional[Source] = None) -> Optional[PublishedWeights]:
-    """The published entry a file or directory is, by its name (or a HF config's `_name_or_path`)."""
+    """The published entry a file or directory is: by its name, by a Hugging Face cache folder
+    (``models--org--name/snapshots/<hash>``), or by a timm hub config's ``architecture.tag``.
+
+    A config's ``_name_or_path`` is not used: a model fine-tuned from a published one keeps it."""
     names = {path.name.lower()}
-    if source is not None and source.config and source.config.get("_name_or_path"):
-        names.add(str(source.config["_name_or_path"]).lower())
-        names.add(Path(str(source.config["_name_or_path"])).name.lower())
+    names |= {part.split("--")[-1].lower() for part in path.resolve().parts if part.startswith("models--")}
+    config = source.config if source is not None and source.config else {}
+    tag = (config.get("pretrained_cfg") or {}).get("tag") if isinstance(config.get("pretrained_cfg"), dict) else None
+    if config.get("architecture") and tag:
+        names.add(f"{config['architecture']}.{tag}".lower())
     for entry in _PUBLISHED.values():
         if names & {f.lower() for f in entry.files}:
             return entry

@@ -115,13 +115,23 @@ def _preprocess(source: Source, fmt: Any, published: Optional[PublishedWeights],
     if published is not None:
         d = published.as_dict()
         out.update({k: d[k] for k in ("mean", "std", "sampling_rate", "crop_size", "resize_size", "views")})
-        out["num_frames"] = published.num_frames
+        if published.num_frames > 1 or num_frames <= 1:  # an image entry loaded into a video model keeps its frames
+            out["num_frames"] = published.num_frames
         return out, f"published entry {published.name}"
     found = fmt.preprocess(source) if fmt.preprocess else {}
     if found:
         out.update(found)
         return out, f"checkpoint config ({fmt.name})"
     return out, "model defaults"
+
+
+def _entry_fits(published: PublishedWeights, name: str, native: nn.Module) -> bool:
+    """A file named like a published checkpoint is that checkpoint only if it holds the same model
+    at the same input (an image ViT's entry also fits its frame average)."""
+    if name not in (published.model, published.model.replace("vit_", "vit_frameavg_", 1)):
+        return False
+    size = native.input_size
+    return size[-1] == published.crop_size and (published.num_frames == 1 or size[1] == published.num_frames)
 
 
 def inspect_weights(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
@@ -185,6 +195,11 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     if unexpected or (strict and missing) or any(not k.startswith("head.") for k in missing):
         raise WeightsError(f"{path}: weights do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     published = find_published(path, source)
+    if published is not None and not _entry_fits(published, name, native):
+        log.warning("%s: named like %s (%s, %dx%d) but holds %s at %s: its published metadata is not used", path,
+                    published.name, published.model, published.num_frames, published.crop_size, name,
+                    "x".join(map(str, native.input_size)))
+        published = None
     preprocess, pre_source = _preprocess(source, fmt, published, getattr(net.config, "num_frames", None) or 1)
     if "num_frames" in overrides:
         preprocess["num_frames"] = overrides["num_frames"]
