@@ -286,3 +286,25 @@ def test_bom_and_duplicate_annotation_lines(data, tmp_path):
     records, issues = read_csv(bom, LabelMap(["red_disc", "green_square"]), root=data)
     assert len(records) == len(rows) - 1
     assert len(issues) == 1 and "duplicate of line 2 (kept once)" in issues[0].message and issues[0].line == len(rows) + 1
+
+
+@pytest.mark.parametrize("model", ["mvit_tiny", "swin3d_tiny"])
+def test_init_is_refused_for_models_without_image_initialisation(data, tmp_path, capsys, model):
+    backbone = tmp_path / "vit.safetensors"
+    save_checkpoint(create_model("vit_tiny", img_size=32, patch_size=8, depth=1), backbone)
+    assert main(["train", "--model", model, "--data", str(data), "--out", str(tmp_path / "r"), "--init", str(backbone),
+                 "--workers", "0", "--no-progress"]) == 2
+    _one_line_error(capsys, f"--init: {model} has no image initialisation", "--weights")
+
+
+def test_weight_decay_spares_what_the_model_names():
+    from vidbench.train.engine import param_groups
+
+    model = create_model("swin3d_tiny")
+    spared = model.no_weight_decay()
+    assert any(n.endswith("relative_position_bias_table") for n in spared)
+    decay, no_decay = param_groups(model, 0.05)
+    ids = {id(p) for p in no_decay["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in ids) == (p.ndim <= 1 or name in spared), name
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0

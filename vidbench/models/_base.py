@@ -1,12 +1,16 @@
 """Pieces every model shares: the classifier interface and image-to-video weight transfer."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Tuple
+from typing import Any, Iterable, Set, Tuple
 
 import torch
 from torch import nn
 
 from ..layers import init_weights
+
+
+def _NO_DECAY_LEAF(leaf: str) -> bool:
+    return "token" in leaf or "embed" in leaf or leaf.startswith("rel_pos") or leaf == "relative_position_bias_table"
 
 
 class Classifier(nn.Module):
@@ -47,6 +51,12 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def no_weight_decay(self) -> Set[str]:
+        """Parameter names weight decay should spare (timm's hook): tokens, position and time
+        embeddings, relative-position tables. Biases and norm weights (1-d) are spared by the
+        optimizer grouping anyway. A model with other such tensors overrides this."""
+        return {name for name, _ in self.named_parameters() if _NO_DECAY_LEAF(name.rsplit(".", 1)[-1])}
 
 
 def check_compatible(video_cfg: Any, image_cfg: Any, pairs: Iterable[Tuple[str, str]], what: str) -> None:

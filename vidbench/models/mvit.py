@@ -239,17 +239,6 @@ class MViT(Classifier):
         x = self.head_drop(x[:, 0])
         return x if pre_logits else self.head(x)
 
-    def from_image_backbone(self, vit: Any, init: str = "central_frame") -> MViT:
-        """Not supported: the zoo has no image MViT. A ViT's 16x16 patch embedding and uniform
-        blocks have no counterpart in MViT's 3x7x7 cube stem and pooling stages (the papers
-        train MViT on Kinetics from scratch). A 2-D MViT stem of matching kernel can still be
-        inflated with `model.patch_embed.init_from_2d(weight, bias, method)`."""
-        raise NotImplementedError(
-            "MViT cannot be initialised from an image ViT: there is no image MViT in the zoo, and a ViT's patch "
-            "embedding and blocks have no counterpart in MViT's cube stem and pooling stages. To inflate the stem "
-            "of a 2-D MViT, use model.patch_embed.init_from_2d(weight, bias, method='central_frame' | 'inflation')."
-        )
-
 
 def _mvit(name: str, defaults: dict, overrides: dict) -> MViT:
     return MViT(build_config(MViTConfig, name, defaults, overrides))

@@ -54,6 +54,11 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) 
         return model.train(), cfg.init_label or f"weights:{model.pretrained_cfg.name}", {}
     if not cfg.init:
         return create_model(cfg.model, **overrides), "random", {}
+    with torch.device("meta"):
+        initialisable = hasattr(create_model(cfg.model, **overrides), "from_image_backbone")
+    if not initialisable:
+        raise TrainingStopped(f"--init: {cfg.model} has no image initialisation (no image counterpart in the zoo); "
+                              "train it from scratch or fine-tune published weights with --weights")
     vit, extra = load_checkpoint(cfg.init)
     if not isinstance(vit, VisionTransformer):
         raise ValueError(f"--init {cfg.init}: expected an image ViT checkpoint, got {type(vit).__name__}")
@@ -67,15 +72,15 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) 
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
-    """AdamW groups as in DeiT / timm: no weight decay on biases, norms, tokens and position or
-    time embeddings (decaying a zero-initialised time embedding holds it at zero)."""
+    """AdamW groups as in DeiT / timm: no weight decay on biases and norms (1-d) nor on what the
+    model's `no_weight_decay()` names (tokens, position / time embeddings, relative-position
+    tables: decaying a zero-initialised time embedding holds it at zero)."""
+    spared = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        leaf = name.rsplit(".", 1)[-1]
-        skip = param.ndim <= 1 or "token" in leaf or "embed" in leaf or leaf.startswith("rel_pos")
-        (no_decay if skip else decay).append(param)
+        (no_decay if param.ndim <= 1 or name in spared else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
