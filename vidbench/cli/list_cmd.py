@@ -8,7 +8,7 @@ import sys
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="print the model zoo table")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'vivit_*'")
-    p.add_argument("--family", default=None, help="only this family (vit, vivit, timesformer, vtn, mvit)")
+    p.add_argument("--family", default=None, help="only this family (vit, vivit, timesformer, vtn, mvit, swin, videomae)")
     p.add_argument("--weights", action="store_true",
                    help="list the published checkpoints vidbench knows (file names, source, preprocessing, top-1)")
     p.add_argument("--formats", action="store_true", help="list the checkpoint formats vidbench reads")
