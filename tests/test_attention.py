@@ -1,10 +1,17 @@
-"""The one attention kernel: fused and reference paths agree; factorised axes do what they say."""
+"""The one attention kernel: fused and reference paths agree; factorised axes do what they say,
+and so do the papers' own attentions on it (ViViT Model 4's split heads, VTN's Longformer window:
+more of it in test_vtn.py)."""
+from functools import partial
+
 import pytest
 import torch
 from _attention_helpers import both_kernels
 from einops import rearrange
+from torch import nn
 
-from vidbench.layers import Attention, fused_attn, scaled_dot_product, use_fused_attn, window_mask
+from vidbench.layers import Attention, BlockConfig, fused_attn, make_blocks, scaled_dot_product, use_fused_attn
+from vidbench.models.vivit import SplitHeadAttention
+from vidbench.models.vtn import LongformerSelfAttention
 
 
 @pytest.mark.parametrize("bias_kind", [None, "float", "bool"])
@@ -36,9 +43,14 @@ def test_global_switch_and_context_manager():
 
 @pytest.mark.parametrize("axis", ["joint", "space", "time", "split", "window"])
 def test_attention_axes_fused_matches_reference(axis):
-    attn = Attention(32, num_heads=4, num_global_tokens=1 if axis == "window" else 0).eval()
+    if axis == "split":
+        attn, kw = SplitHeadAttention(32, num_heads=4), dict(grid=(3, 5))
+    elif axis == "window":
+        attn, kw = LongformerSelfAttention(32, num_heads=4, window=4, num_global_tokens=1), {}
+    else:
+        attn, kw = Attention(32, num_heads=4), dict(axis=axis, grid=(3, 5))
+    attn.eval()
     x = torch.randn(2, 3 * 5, 32)
-    kw = dict(axis=axis, grid=(3, 5), window=4)
     a, b = both_kernels(lambda: attn(x, **kw))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -70,7 +82,7 @@ def test_time_axis_is_per_position_attention():
 def test_split_heads_match_manual_computation():
     """Model 4: first half of the heads over time, second half over space, one projection."""
     torch.manual_seed(1)
-    attn = Attention(16, num_heads=4).eval()
+    attn = SplitHeadAttention(16, num_heads=4).eval()
     t, s = 3, 4
     x = torch.randn(2, t * s, 16)
     q, k, v = rearrange(attn.qkv(x), "b n (three h d) -> three b h n d", three=3, h=4)
@@ -83,19 +95,7 @@ def test_split_heads_match_manual_computation():
     out_t = rearrange(softmax_attn(qt, kt, vt), "b h s t d -> b h (t s) d")
     out_s = rearrange(softmax_attn(qs, ks, vs), "b h t s d -> b h (t s) d")
     expected = attn.proj(rearrange(torch.cat([out_t, out_s], 1), "b h n d -> b n (h d)"))
-    torch.testing.assert_close(attn(x, axis="split", grid=(t, s)), expected, atol=1e-5, rtol=1e-5)
-
-
-def test_window_mask_shape():
-    m = window_mask(6, window=4, num_global=1)
-    assert m[0].all() and m[:, 0].all()  # global token sees and is seen by all
-    assert m[3, 1] and m[3, 5] and not m[5, 2]  # |i - j| <= 2 otherwise
-    # a window covering the whole sequence is full attention
-    attn = Attention(16, num_heads=2, num_global_tokens=1).eval()
-    x = torch.randn(1, 6, 16)
-    windowed = attn(x, axis="window", window=64)
-    assert windowed.shape == (1, 6, 16)
-    torch.testing.assert_close(windowed[:, 1:], attn(x)[:, 1:], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(attn(x, grid=(t, s)), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_attention_dropout_only_in_training():
@@ -117,8 +117,24 @@ def test_attention_errors():
     with pytest.raises(ValueError, match="13 tokens but grid"):
         attn(torch.randn(1, 13, 16), axis="space", grid=(3, 4))
     with pytest.raises(ValueError, match="unknown attention axis"):
-        attn(torch.randn(1, 12, 16), axis="diagonal")
+        attn(torch.randn(1, 12, 16), axis="split")  # ViViT Model 4's: models/vivit.py
     with pytest.raises(ValueError, match="even number of heads"):
-        Attention(18, num_heads=3)(torch.randn(1, 12, 18), axis="split", grid=(3, 4))
+        SplitHeadAttention(18, num_heads=3)
+    with pytest.raises(ValueError, match="13 tokens but grid"):
+        SplitHeadAttention(16, num_heads=2)(torch.randn(1, 13, 16), grid=(3, 4))
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         Attention(10, num_heads=3)
+
+
+def test_block_config_builds_every_part():
+    """One BlockConfig describes a block; make_blocks gives each its stochastic depth."""
+    cfg = BlockConfig(16, 2, mlp_ratio=2.0, qkv_bias=False, attn_drop=0.1, norm_eps=1e-12,
+                      act_layer=partial(nn.GELU, approximate="tanh"), attn_layer=SplitHeadAttention)
+    blocks = make_blocks(cfg, depth=3, drop_path_rate=0.2)
+    assert [b.drop_path1.drop_prob for b in blocks] == pytest.approx([0.0, 0.1, 0.2])
+    assert all(norm.eps == 1e-12 for b in blocks for norm in (b.norm1, b.norm2))
+    attn = blocks[0].attn
+    assert isinstance(attn, SplitHeadAttention) and attn.qkv.bias is None and attn.attn_drop == 0.1
+    assert blocks[0].mlp.fc1.out_features == 32 and blocks[0].mlp.act.approximate == "tanh"
+    x = torch.randn(2, 3 * 4, 16)
+    assert blocks.eval()[0](x, grid=(3, 4)).shape == x.shape

@@ -6,6 +6,11 @@ fvcore has no handle for `aten::scaled_dot_product_attention` and silently count
 backend op it can lower to. The reference attention path emits two matmuls that fvcore already
 counts: both paths give the same total (tested over the registry).
 
+Masked attention is counted as what the kernel computes, masked entries included: VTN's
+Longformer window, computed banded (chunks of queries against their key band), counts
+O(N * window), not the O(N**2) of dense attention under a mask; `sliding_window_macs` is that
+count by hand (tests/test_vtn.py holds fvcore to it).
+
 Ops fvcore has no handle for are sorted in two groups and carried in the report, never lost in
 a log: elementwise / reduction ops that the papers' convention does not count (add, softmax,
 gelu, ...), and everything else (`uncounted_ops`), which may hide real arithmetic and is shown
@@ -33,7 +38,8 @@ from ..layers import use_fused_attn
 from ..models import create_model
 from .meta_trace import meta_tracing
 
-__all__ = ["FlopReport", "count_flops", "sdpa_macs", "SDPA_OPS", "ELEMENTWISE_OPS", "flop_handles"]
+__all__ = ["FlopReport", "count_flops", "sdpa_macs", "sliding_window_macs", "SDPA_OPS", "ELEMENTWISE_OPS",
+           "flop_handles"]
 
 # every attention op `scaled_dot_product` can put in a trace: the composite op (what torch.jit
 # records) and the backend kernels it dispatches to (q, k, v are their first three inputs)
@@ -53,10 +59,11 @@ ELEMENTWISE_OPS = frozenset(
     for name in (
         "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt pow reciprocal "
         "softmax log_softmax _softmax gelu silu sigmoid tanh erf hardswish hardsigmoid leaky_relu "
-        "mean sum amax amin le lt ne where bernoulli_ feature_dropout alpha_dropout "
+        "mean sum amax amin le lt ne where __or__ logical_or bernoulli_ feature_dropout alpha_dropout "
         "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices max_pool3d_with_indices "
         "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d linalg_vector_norm norm cumsum "
-        "fill_ zero_ clone repeat repeat_interleave tile expand_as pad flip embedding index_select triu tril"
+        "fill_ zero_ clone repeat repeat_interleave tile expand_as pad flip embedding index_select triu tril "
+        "new_ones unfold"
     ).split()
 )
 
@@ -67,6 +74,27 @@ def sdpa_macs(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[
     *lead, nq, d = q_shape
     nk, dv = k_shape[-2], v_shape[-1]
     return prod(lead) * nq * nk * (d + dv)
+
+
+def sliding_window_macs(n: int, window: int, num_global: int, heads: int, head_dim: int, banded: bool = True,
+                        chunk: Optional[int] = None) -> int:
+    """Multiply-adds of the kernel calls of Longformer attention over N tokens (VTN,
+    `models.vtn.LongformerSelfAttention`), projections excluded.
+
+    The `num_global` global rows attend to all N keys: G * N pairs. The N - G local rows: banded,
+    ceil((N - G) / chunk) chunks of `chunk` queries (default window // 2) against G global keys
+    plus a band of chunk + 2 * (window // 2) keys, the padded and masked pairs included; dense
+    (banded=False), N - G rows against all N keys. Each query-key pair costs head_dim for q . k
+    and head_dim for the weighted sum of v.
+    """
+    h = window // 2
+    local = n - num_global
+    if banded:
+        chunk = chunk or max(h, 1)
+        pairs = -(-local // chunk) * chunk * (num_global + chunk + 2 * h)
+    else:
+        pairs = local * n
+    return heads * (pairs + num_global * n) * 2 * head_dim
 
 
 def _sdpa_handle(inputs: List[Any], outputs: List[Any]) -> int:

@@ -5,21 +5,21 @@ softmax(q k^T * scale + bias) v (reference path that materialises the attention 
 switch picks the path (`set_fused_attn`, the `fused_attn` context manager, or the environment
 variable VIDBENCH_FUSED_ATTN=0), in the spirit of timm's `fused_attn`.
 
-`Attention` is multi-head self-attention with a fused qkv projection (MViT's `PoolingAttention`
-in pool_attention.py subclasses it and pools q, k, v before the kernel). Factorised attention is
-a reshape around the kernel with the axis given, never another attention class:
+`Attention` is multi-head self-attention with a fused qkv projection. The factorisations several
+models share are a reshape around the kernel with the axis given, never another attention class:
 
 - ``axis="joint"``: all tokens attend to all tokens;
 - ``axis="space"``: tokens attend within their frame, ``(B, T*S, C) -> (B*T, S, C)``;
-- ``axis="time"``: tokens attend within their spatial position, ``(B, T*S, C) -> (B*S, T, C)``;
-- ``axis="split"``: ViViT Model 4, the heads split in two groups, the first attending over time
-  and the second over space, concatenated and projected once;
-- ``axis="window"``: Longformer-style sliding window (each token sees `window // 2` neighbours on
-  each side) plus `num_global_tokens` leading global tokens that every token sees; the global
-  tokens' own rows attend to all tokens through separate global projections (VTN).
+- ``axis="time"``: tokens attend within their spatial position, ``(B, T*S, C) -> (B*S, T, C)``.
+
+A mechanism of one paper lives in that paper's model file, subclasses `Attention` for its
+projections and calls the same kernel: ViViT Model 4's split heads (models/vivit.py), VTN's
+Longformer sliding window with global tokens (models/vtn.py), MViT's pooling attention
+(pool_attention.py, shared by MViT and MViTv2), Video Swin's window attention (models/swin.py).
+tests/test_kernel_use.py checks that every registry model attends through `scaled_dot_product`.
 
 An additive float bias or a boolean mask (True = attend) goes straight to the kernel: MViTv2's
-relative positions and VTN's sliding window use it.
+relative positions, Swin's relative position and shift mask and VTN's band mask use it.
 """
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ __all__ = [
     "fused_attn",
     "to_axis",
     "from_axis",
-    "window_mask",
+    "check_grid",
     "AXES",
 ]
 
-AXES = ("joint", "space", "time", "split", "window")
+AXES = ("joint", "space", "time")
 
 _FUSED_ATTN = os.environ.get("VIDBENCH_FUSED_ATTN", "1") not in ("0", "false", "False")
 
@@ -121,18 +121,8 @@ def from_axis(x: torch.Tensor, axis: str, grid: Tuple[int, int]) -> torch.Tensor
     return rearrange(x, _AXIS_PATTERNS[axis][1], t=t, s=s)
 
 
-def window_mask(n: int, window: int, num_global: int = 0, device: Optional[torch.device] = None) -> torch.Tensor:
-    """(N, N) boolean mask, True where query i may attend key j: |i - j| <= window // 2, or
-    either token is one of the `num_global` leading global tokens (Longformer)."""
-    idx = torch.arange(n, device=device)
-    mask = (idx[:, None] - idx[None, :]).abs() <= window // 2
-    if num_global:
-        mask[:num_global, :] = True
-        mask[:, :num_global] = True
-    return mask
-
-
-def _check_grid(x: torch.Tensor, axis: str, grid: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+def check_grid(x: torch.Tensor, axis: str, grid: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """(T, S) of a (B, T*S, C) token sequence, with a clear error where `grid` does not fit it."""
     if grid is None:
         raise ValueError(f"attention axis {axis!r} needs grid=(frames, tokens_per_frame)")
     t, s = grid
@@ -148,13 +138,11 @@ class Attention(nn.Module):
     """Multi-head self-attention with fused qkv, running on `scaled_dot_product`.
 
     Args:
-        dim: input and output channels.
-        num_heads: number of heads; dim must be divisible by it.
+        dim: input channels.
+        num_heads: number of heads; `dim_out` must be divisible by it.
         qkv_bias: bias in the qkv projection.
         attn_drop: dropout on attention weights (training mode only).
         proj_drop: dropout after the output projection.
-        num_global_tokens: leading tokens with global attention for axis="window"; they get
-            their own qkv projection (`qkv_global`), as in Longformer.
         dim_out: channels of q, k, v and of the output (default `dim`); MViTv2 widens the
             channels inside attention this way.
     """
@@ -166,7 +154,6 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
-        num_global_tokens: int = 0,
         dim_out: Optional[int] = None,
     ) -> None:
         super().__init__()
@@ -179,8 +166,6 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.num_global_tokens = num_global_tokens
-        self.qkv_global = nn.Linear(dim, dim_out * 3, bias=qkv_bias) if num_global_tokens else None
 
     def forward(
         self,
@@ -188,23 +173,23 @@ class Attention(nn.Module):
         axis: str = "joint",
         grid: Optional[Tuple[int, int]] = None,
         bias: Optional[torch.Tensor] = None,
-        window: Optional[int] = None,
     ) -> torch.Tensor:
-        """x: (B, N, dim) -> (B, N, dim_out). For axis space/time/split, N = T*S tokens in time-major order and
-        grid = (T, S); for axis window, `window` is the Longformer attention window."""
+        """x: (B, N, dim) -> (B, N, dim_out). For axis space / time, N = T*S tokens in time-major
+        order and grid = (T, S)."""
         if axis not in AXES:
             raise ValueError(f"unknown attention axis {axis!r}; expected one of {AXES}")
-        if axis in ("space", "time"):
-            grid = _check_grid(x, axis, grid)
-            return from_axis(self._attend(to_axis(x, axis, grid), bias), axis, grid)
-        if axis == "split":
-            grid = _check_grid(x, axis, grid)
-            return self._attend_split(x, grid, bias)
-        if axis == "window":
-            return self._attend_window(x, window, bias)
-        return self._attend(x, bias)
+        if axis == "joint":
+            return self._attend(x, bias)
+        grid = check_grid(x, axis, grid)
+        return from_axis(self._attend(to_axis(x, axis, grid), bias), axis, grid)
+
+    @property
+    def dropout_p(self) -> float:
+        """The kernel's attention dropout: `attn_drop` in training, 0 in eval."""
+        return self.attn_drop if self.training else 0.0
 
     def _qkv(self, x: torch.Tensor, layer: Optional[nn.Linear] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v from the fused projection (`layer`, default `qkv`)."""
         qkv = rearrange((layer or self.qkv)(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         return qkv[0], qkv[1], qkv[2]  # each (B, heads, N, head_dim)
 
@@ -213,43 +198,4 @@ class Attention(nn.Module):
 
     def _attend(self, x: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         q, k, v = self._qkv(x)
-        dropout_p = self.attn_drop if self.training else 0.0
-        return self._project(scaled_dot_product(q, k, v, bias=bias, dropout_p=dropout_p))
-
-    def _attend_window(self, x: torch.Tensor, window: Optional[int], bias: Optional[torch.Tensor]) -> torch.Tensor:
-        if window is None or window < 2:
-            raise ValueError(f"axis 'window' needs window >= 2, got {window}")
-        mask = window_mask(x.shape[1], window, self.num_global_tokens, x.device)  # (N, N) bool
-        if bias is not None:
-            mask = bias & mask if bias.dtype == torch.bool else bias.masked_fill(~mask, float("-inf"))
-        q, k, v = self._qkv(x)
-        dropout_p = self.attn_drop if self.training else 0.0
-        out = scaled_dot_product(q, k, v, bias=mask, dropout_p=dropout_p)  # (B, heads, N, head_dim)
-        g = self.num_global_tokens
-        if g:
-            qg, kg, vg = self._qkv(x, self.qkv_global)
-            out_g = scaled_dot_product(qg[:, :, :g], kg, vg, dropout_p=dropout_p)  # (B, heads, G, head_dim)
-            out = torch.cat([out_g, out[:, :, g:]], dim=2)
-        return self._project(out)
-
-    def _attend_split(
-        self, x: torch.Tensor, grid: Tuple[int, int], bias: Optional[torch.Tensor]
-    ) -> torch.Tensor:
-        if self.num_heads % 2 != 0:
-            raise ValueError(f"split-head attention needs an even number of heads, got {self.num_heads}")
-        if bias is not None:
-            raise ValueError("split-head attention takes no bias")
-        t, s = grid
-        q, k, v = self._qkv(x)  # (B, heads, T*S, head_dim)
-        half = self.num_heads // 2
-        dropout_p = self.attn_drop if self.training else 0.0
-        # first half of the heads attends over time, second half over space (scenic's order)
-        time_in = [rearrange(z[:, :half], "b h (t s) d -> (b s) h t d", t=t, s=s) for z in (q, k, v)]
-        space_in = [rearrange(z[:, half:], "b h (t s) d -> (b t) h s d", t=t, s=s) for z in (q, k, v)]
-        time_out = rearrange(
-            scaled_dot_product(*time_in, dropout_p=dropout_p), "(b s) h t d -> b h (t s) d", t=t, s=s
-        )
-        space_out = rearrange(
-            scaled_dot_product(*space_in, dropout_p=dropout_p), "(b t) h s d -> b h (t s) d", t=t, s=s
-        )
-        return self._project(torch.cat([time_out, space_out], dim=1))  # heads back together
+        return self._project(scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p))

@@ -7,7 +7,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-__all__ = ["PatchEmbed", "TubeletEmbed", "inflate_patch_weight", "to_2tuple", "to_3tuple", "check_video"]
+__all__ = ["TUBELET_INITS", "PatchEmbed", "TubeletEmbed", "inflate_patch_weight", "to_2tuple", "to_3tuple", "check_video"]
 
 IntOr2 = Union[int, Sequence[int]]
 IntOr3 = Union[int, Sequence[int]]

@@ -149,8 +149,7 @@ class PoolingAttention(Attention):
         if self.pool_k is not None:
             k, v = self.pool_k(k), self.pool_v(v)  # (B, heads, 1 + Nk, head_dim)
         bias = self.rel_pos_bias(q) if self.rel_pos_h is not None else None
-        dropout_p = self.attn_drop if self.training else 0.0
-        out = scaled_dot_product(q, k, v, bias=bias, dropout_p=dropout_p)  # (B, heads, 1 + Nq, head_dim)
+        out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p)  # (B, heads, 1 + Nq, head_dim)
         if self.residual_pool:
             out = torch.cat([out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]], dim=2)
         return self._project(out)  # (B, 1 + Nq, dim_out)

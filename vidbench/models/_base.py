@@ -18,11 +18,18 @@ class Classifier(nn.Module):
 
     Subclasses set `self.config`, `self.num_features` and `self.head`, and implement
     forward_features and forward_head.
+
+    Image initialisation is a capability: a model that can start from an image ViT has
+    `from_image_backbone(vit, ...)`; `image_init_rules` names the tubelet rules its `init=`
+    argument takes (ViViT, VideoMAE: central_frame, inflation, random). Models that embed single
+    frames (TimeSformer, VTN, the frame average) have no rule to choose and no `init=` argument:
+    the tuple is empty, and `vidbench train --init-mode` refuses anything but its default there.
     """
 
     config: Any
     num_features: int
     head: nn.Module
+    image_init_rules: Tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:

@@ -207,8 +207,7 @@ class WindowAttention3d(Attention):
         bias = rearrange(self.relative_position_bias_table[self.relative_position_index], "i j h -> h i j")  # (heads, N, N)
         if mask is not None:
             bias = bias + mask[:, None]  # (num_windows, heads, N, N)
-        dropout_p = self.attn_drop if self.training else 0.0
-        out = scaled_dot_product(q, k, v, bias=bias.to(q.dtype), dropout_p=dropout_p)  # (B, nW, heads, N, head_dim)
+        out = scaled_dot_product(q, k, v, bias=bias.to(q.dtype), dropout_p=self.dropout_p)  # (B, nW, heads, N, head_dim)
         out = self._project(rearrange(out, "b w h n d -> (b w) h n d"))  # (B*nW, N, C)
         return rearrange(out, "(b w) n c -> b w n c", b=b)
 

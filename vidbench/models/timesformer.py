@@ -18,14 +18,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from ..layers import (
-    Attention,
-    Block,
-    LayerNorm,
-    TubeletEmbed,
-    init_weights,
-    make_blocks,
-)
+from ..layers import Block, BlockConfig, DropPath, LayerNorm, TubeletEmbed, init_weights, make_blocks, to_3tuple
 from ._base import Classifier, check_compatible, copy_head, copy_module
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
@@ -38,7 +31,9 @@ class TimeSformerConfig:
     img_size: Union[int, tuple] = 224
     num_frames: int = 8
     patch_size: int = 16
-    tubelet_size: Any = None  # accepted for a uniform interface: must be (1, p, p)
+    # the tubelet models' spelling of the patch, accepted where it means one: (1, p, p) sets
+    # patch_size = p (TimeSformer embeds single frames; anything else is an error); then None
+    tubelet_size: Any = None
     in_chans: int = 3
     num_classes: int = 400
     embed_dim: int = 768
@@ -64,36 +59,41 @@ class TimeSformerConfig:
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
         if self.tubelet_size is not None:
-            t = tuple(self.tubelet_size) if not isinstance(self.tubelet_size, int) else (1, self.tubelet_size, self.tubelet_size)
+            t = to_3tuple(self.tubelet_size)
             if t[0] != 1 or t[1] != t[2]:
                 raise ValueError(f"TimeSformer embeds single frames: tubelet_size must be (1, p, p), got {t}")
             self.patch_size, self.tubelet_size = t[1], None
 
 
 class DividedBlock(nn.Module):
-    """Divided space-time attention block (temporal, then spatial, then MLP)."""
+    """Divided space-time attention block: temporal attention over the patch tokens (cls token
+    excluded) through a zero-initialised temporal fc, then spatial attention within each frame
+    with the cls token copied into every frame and its outputs averaged, then the MLP.
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
+    The spatial attention and the MLP are an image ViT block (`block`, the reference's and the
+    checkpoints' layout), run branch by branch through `Block.attn_residual` / `mlp_residual`
+    because the cls token's spatial residual is an average over frames."""
+
+    def __init__(self, cfg: BlockConfig):
         super().__init__()
-        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias, drop, attn_drop, drop_path)  # spatial + MLP
-        self.temporal_norm1 = LayerNorm(dim)
-        self.temporal_attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.temporal_fc = nn.Linear(dim, dim)
+        self.block = Block(cfg)  # spatial attention + MLP
+        self.temporal_norm1 = cfg.norm()
+        self.temporal_attn = cfg.attention()
+        self.temporal_fc = nn.Linear(cfg.dim, cfg.dim)
+        self.temporal_drop_path = DropPath(cfg.drop_path)
 
     def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         t, s = grid
         cls_tok, xt = x[:, :1], x[:, 1:]  # (B, 1, C), (B, T*S, C)
-        b = self.block
         res_t = self.temporal_attn(self.temporal_norm1(xt), axis="time", grid=grid)
-        xt = xt + self.temporal_fc(b.drop_path1(res_t))
+        xt = xt + self.temporal_fc(self.temporal_drop_path(res_t))
         xs = rearrange(xt, "b (t s) c -> (b t) s c", t=t, s=s)
         xs = torch.cat([repeat(cls_tok, "b 1 c -> (b t) 1 c", t=t), xs], dim=1)  # cls in every frame
-        res_s = b.drop_path1(b.attn(b.norm1(xs)))  # (B*T, 1 + S, C)
+        res_s = self.block.attn_residual(xs)  # (B*T, 1 + S, C)
         res_cls = rearrange(res_s[:, :1], "(b t) 1 c -> b t c", t=t).mean(dim=1, keepdim=True)
         res_s = rearrange(res_s[:, 1:], "(b t) s c -> b (t s) c", t=t, s=s)
         x = torch.cat([cls_tok, xt], dim=1) + torch.cat([res_cls, res_s], dim=1)
-        return x + b.drop_path2(b.mlp(b.norm2(x)))
+        return x + self.block.mlp_residual(x)
 
 
 class TimeSformer(Classifier):
@@ -108,9 +108,8 @@ class TimeSformer(Classifier):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + s, cfg.embed_dim))  # spatial, shared over frames
         self.time_embed = nn.Parameter(torch.zeros(1, cfg.num_frames, cfg.embed_dim)) if cfg.attention_type != "space_only" else None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        args = (cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
-                cfg.attn_drop_rate, cfg.drop_path_rate)
-        self.blocks = make_blocks(*args, block=DividedBlock) if cfg.attention_type == "divided" else make_blocks(*args)
+        block = DividedBlock if cfg.attention_type == "divided" else Block
+        self.blocks = make_blocks(BlockConfig.from_model(cfg), cfg.depth, cfg.drop_path_rate, block=block)
         self.norm = LayerNorm(cfg.embed_dim)
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
@@ -156,13 +155,13 @@ class TimeSformer(Classifier):
         return x if pre_logits else self.head(x)
 
     @torch.no_grad()
-    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> TimeSformer:
+    def from_image_backbone(self, vit: VisionTransformer) -> TimeSformer:
         """The reference's ViT initialisation: patch embedding, cls token, position embedding,
         blocks copied; temporal attention and its norm copied from the spatial ones, temporal fc
         zero, time embedding as a freshly built model's (zero, as in the reference, unless the
-        config sets time_embed_std). `init` is accepted for a uniform interface (1-frame tubelets
-        need no rule). With a zero time embedding, on a clip of identical frames the result equals
-        the image ViT."""
+        config sets time_embed_std). With a zero time embedding, on a clip of identical frames the
+        result equals the image ViT. The patches are single frames, so there is no tubelet rule
+        to choose and no `init=` argument (`image_init_rules` is empty)."""
         cfg, vc = self.config, vit.config
         pairs = [(f, f) for f in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")]
         check_compatible(cfg, vc, pairs, "TimeSformer")

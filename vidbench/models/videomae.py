@@ -36,7 +36,7 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ..layers import LayerNorm, TubeletEmbed, init_weights, make_blocks, to_2tuple, to_3tuple
+from ..layers import TUBELET_INITS, BlockConfig, TubeletEmbed, init_weights, make_blocks, to_2tuple, to_3tuple
 from ._base import Classifier, check_compatible, copy_head, copy_module
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
@@ -90,6 +90,8 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
 class VideoMAE(Classifier):
     """The VideoMAE encoder with its classification head."""
 
+    image_init_rules = TUBELET_INITS
+
     def __init__(self, config: VideoMAEConfig):
         super().__init__()
         self.config = cfg = config
@@ -98,15 +100,9 @@ class VideoMAE(Classifier):
         self.register_buffer("pos_embed", sinusoid_table(self.patch_embed.num_patches, cfg.embed_dim),
                              persistent=False)  # (1, T'*H'*W', C), fixed
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
-                                  cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
-        self.norm = nn.Identity() if cfg.use_mean_pooling else LayerNorm(cfg.embed_dim)
-        self.fc_norm = LayerNorm(cfg.embed_dim) if cfg.use_mean_pooling else None
-        for m in self.modules():
-            if isinstance(m, nn.LayerNorm):
-                m.eps = cfg.norm_eps
-        if self.fc_norm is not None:
-            self.fc_norm.eps = cfg.fc_norm_eps
+        self.blocks = make_blocks(BlockConfig.from_model(cfg, norm_eps=cfg.norm_eps), cfg.depth, cfg.drop_path_rate)
+        self.norm = nn.Identity() if cfg.use_mean_pooling else nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.fc_norm_eps) if cfg.use_mean_pooling else None
         self.head_drop = nn.Dropout(cfg.fc_drop_rate)
         self.apply(init_weights)
         self.head = self._make_head(cfg.num_classes)

@@ -13,7 +13,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..layers import LayerNorm, PatchEmbed, check_video, init_weights, make_blocks, to_2tuple
+from ..layers import BlockConfig, LayerNorm, PatchEmbed, check_video, init_weights, make_blocks, to_2tuple
 from ._base import Classifier, check_compatible, copy_head, load_backbone
 from ._registry import ModelMeta, build_config, register_model
 
@@ -55,8 +55,7 @@ class VisionTransformer(Classifier):
         num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, cfg.embed_dim))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
-                                  cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
+        self.blocks = make_blocks(BlockConfig.from_model(cfg), cfg.depth, cfg.drop_path_rate)
         self.norm = LayerNorm(cfg.embed_dim)
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
@@ -112,8 +111,9 @@ class VideoFrameAverage(Classifier):
         x = self.vit.head_drop(self.vit.pool(x).mean(dim=1))  # (B, C)
         return x if pre_logits else self.head(x)
 
-    def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> VideoFrameAverage:
-        """Take the image ViT's weights as they are (the init rule does not apply: no tubelets)."""
+    def from_image_backbone(self, vit: VisionTransformer) -> VideoFrameAverage:
+        """Take the image ViT's weights as they are. There is no tubelet, so no init rule is
+        offered (`image_init_rules` is empty: train --init-mode refuses anything but its default)."""
         fields = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "class_token", "global_pool", "mlp_ratio")
         check_compatible(self.config, vit.config, [(f, f) for f in fields], "vit_frameavg")
         load_backbone(self.vit, vit)

@@ -14,6 +14,7 @@ average pooling.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
@@ -22,14 +23,17 @@ from einops import rearrange
 from torch import nn
 
 from ..layers import (
+    TUBELET_INITS,
     Attention,
+    Block,
+    BlockConfig,
     DropPath,
-    LayerNorm,
-    Mlp,
     TubeletEmbed,
-    drop_path_rates,
+    check_grid,
     init_weights,
     make_blocks,
+    scaled_dot_product,
+    to_2tuple,
     to_3tuple,
 )
 from ..layers.mlp import ACTIVATIONS, get_act_layer
@@ -97,19 +101,38 @@ class ViViTConfig:
             raise ValueError(f"attention_order must be 'space_time' or 'time_space', got {self.attention_order!r}")
 
 
+class SplitHeadAttention(Attention):
+    """Model 4's factorised dot-product attention: Model 1's parameters (fused qkv, one output
+    projection); the first half of the heads attends over time, the second half over space
+    (scenic's order), each through the one kernel, and the heads are concatenated and projected
+    once. Tokens are (B, T*S, C), time-major on grid (T, S)."""
+
+    def __init__(self, dim: int, num_heads: int, **kwargs: Any) -> None:
+        if num_heads % 2 != 0:
+            raise ValueError(f"split-head attention needs an even number of heads, got {num_heads}")
+        super().__init__(dim, num_heads, **kwargs)
+
+    def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
+        t, s = check_grid(x, "split", grid)
+        q, k, v = self._qkv(x)  # (B, heads, T*S, head_dim)
+        half = self.num_heads // 2
+        time_in = [rearrange(z[:, :half], "b h (t s) d -> (b s) h t d", t=t, s=s) for z in (q, k, v)]
+        space_in = [rearrange(z[:, half:], "b h (t s) d -> (b t) h s d", t=t, s=s) for z in (q, k, v)]
+        time_out = rearrange(scaled_dot_product(*time_in, dropout_p=self.dropout_p), "(b s) h t d -> b h (t s) d", s=s)
+        space_out = rearrange(scaled_dot_product(*space_in, dropout_p=self.dropout_p), "(b t) h s d -> b h (t s) d", t=t)
+        return self._project(torch.cat([time_out, space_out], dim=1))  # heads back together
+
+
 class FactorisedSelfAttentionBlock(nn.Module):
     """Model 3 block: x + attn_space(LN(x)), x + attn_time(LN(x)) (order configurable), x + mlp(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, order: str = "space_time",
-                 act_layer: Any = nn.GELU):
+    def __init__(self, cfg: BlockConfig, order: str = "space_time"):
         super().__init__()
         self.order = ("space", "time") if order == "space_time" else ("time", "space")
-        self.norm_space, self.norm_time, self.norm_mlp = LayerNorm(dim), LayerNorm(dim), LayerNorm(dim)
-        self.attn_space = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.attn_time = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, act_layer=act_layer)
-        self.drop_path = DropPath(drop_path)
+        self.norm_space, self.norm_time, self.norm_mlp = cfg.norm(), cfg.norm(), cfg.norm()
+        self.attn_space, self.attn_time = cfg.attention(), cfg.attention()
+        self.mlp = cfg.mlp()
+        self.drop_path = DropPath(cfg.drop_path)
 
     def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         for axis in self.order:
@@ -118,8 +141,17 @@ class FactorisedSelfAttentionBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm_mlp(x)))
 
 
+def _block_config(cfg: ViViTConfig) -> BlockConfig:
+    """The blocks of every ViViT model: the config's activation and LayerNorm epsilon; Model 4
+    with the split-head attention."""
+    attn = SplitHeadAttention if cfg.attention_type == "factorised_dot_product" else Attention
+    return BlockConfig.from_model(cfg, act_layer=get_act_layer(cfg.act_layer), norm_eps=cfg.norm_eps, attn_layer=attn)
+
+
 class ViViT(Classifier):
     """ViViT Models 1, 3 and 4 on a shared tubelet embedding and a single token sequence."""
+
+    image_init_rules = TUBELET_INITS
 
     def __init__(self, config: ViViTConfig):
         super().__init__()
@@ -132,20 +164,13 @@ class ViViT(Classifier):
         num_prefix = 1 if self.cls_token is not None else 0
         self.pos_embed = nn.Parameter(torch.zeros(1, num_prefix + self.patch_embed.num_patches, cfg.embed_dim))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        act_layer = get_act_layer(cfg.act_layer)
+        block_cfg, block = _block_config(cfg), Block
         if cfg.attention_type == "factorised_self_attention":
-            self.blocks = nn.ModuleList(
-                FactorisedSelfAttentionBlock(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate,
-                                             cfg.attn_drop_rate, rate, cfg.attention_order, act_layer=act_layer)
-                for rate in drop_path_rates(cfg.drop_path_rate, cfg.depth)
-            )
-        else:
-            self.blocks = make_blocks(cfg.depth, cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
-                                      cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate, act_layer=act_layer)
-        self.norm = LayerNorm(cfg.embed_dim)
+            block = functools.partial(FactorisedSelfAttentionBlock, order=cfg.attention_order)
+        self.blocks = make_blocks(block_cfg, cfg.depth, cfg.drop_path_rate, block=block)
+        self.norm = block_cfg.norm()
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
-        _set_norm_eps(self, cfg.norm_eps)
         self.apply(init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         _add_time_offset(self.pos_embed, num_prefix, self.patch_embed.grid, cfg.temporal_pos_std)
@@ -157,17 +182,11 @@ class ViViT(Classifier):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T'*S, C)
         x = self.pos_drop(x + self.pos_embed)
         for blk in self.blocks:
-            if cfg.attention_type == "joint":
-                x = blk(x)
-            elif cfg.attention_type == "factorised_dot_product":
-                x = blk(x, axis="split", grid=grid)
-            else:
-                x = blk(x, grid=grid)
+            x = blk(x) if cfg.attention_type == "joint" else blk(x, grid=grid)
         return self.norm(x)  # (B, [1 +] T'*S, C)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, 0] if self.cls_token is not None else x.mean(dim=1)
-        x = self.head_drop(x)
+        x = self.head_drop(x[:, 0] if self.cls_token is not None else x.mean(dim=1))
         return x if pre_logits else self.head(x)
 
     @torch.no_grad()
@@ -176,7 +195,7 @@ class ViViT(Classifier):
         inflation or random), position embeddings tiled over time (plus the config's per-time
         offset, none for the paper), blocks copied; Model 3's spatial attention from the image
         attention and its temporal attention zero, so each block starts as the image block."""
-        _check_image_backbone(self.config, vit, "depth")
+        _check_image_backbone(self.config, vit)
         self.patch_embed.init_from_2d(vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, init)
         _init_pos_embed(self.pos_embed, vit, self.patch_embed.grid_size[0], has_cls=self.cls_token is not None)
         _add_time_offset(self.pos_embed, 1 if self.cls_token is not None else 0, self.patch_embed.grid,
@@ -185,10 +204,9 @@ class ViViT(Classifier):
             self.cls_token.copy_(vit.cls_token)
         for dst, src in zip(self.blocks, vit.blocks):
             if isinstance(dst, FactorisedSelfAttentionBlock):
-                copy_module(dst.norm_space, src.norm1)
-                copy_module(dst.attn_space, src.attn)
-                copy_module(dst.norm_mlp, src.norm2)
-                copy_module(dst.mlp, src.mlp)
+                for mine, image in ((dst.norm_space, src.norm1), (dst.attn_space, src.attn), (dst.norm_mlp, src.norm2),
+                                    (dst.mlp, src.mlp)):
+                    copy_module(mine, image)
                 for p in dst.attn_time.parameters():
                     p.zero_()
             else:
@@ -201,6 +219,8 @@ class ViViT(Classifier):
 class ViViTFactorisedEncoder(Classifier):
     """ViViT Model 2: spatial encoder per temporal index, then a temporal encoder."""
 
+    image_init_rules = TUBELET_INITS
+
     def __init__(self, config: ViViTConfig):
         super().__init__()
         self.config = cfg = config
@@ -208,22 +228,19 @@ class ViViTFactorisedEncoder(Classifier):
             raise ValueError("the factorised encoder here uses cls tokens (classifier='token')")
         self.num_features = cfg.embed_dim
         self.patch_embed = TubeletEmbed(cfg.img_size, cfg.num_frames, cfg.tubelet_size, cfg.in_chans, cfg.embed_dim)
-        t, s = self.patch_embed.grid
-        dim = cfg.embed_dim
+        (t, s), dim = self.patch_embed.grid, cfg.embed_dim
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))  # spatial, one per temporal index
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + s, dim))  # shared over time
         self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.temporal_pos_embed = nn.Parameter(torch.zeros(1, 1 + t, dim))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        args = (dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_rate, cfg.attn_drop_rate, cfg.drop_path_rate)
-        act_layer = get_act_layer(cfg.act_layer)
-        self.blocks = make_blocks(cfg.depth, *args, act_layer=act_layer)
-        self.norm = LayerNorm(dim)
-        self.temporal_blocks = make_blocks(cfg.temporal_depth, *args, act_layer=act_layer)
-        self.temporal_norm = LayerNorm(dim)
+        block_cfg = _block_config(cfg)
+        self.blocks = make_blocks(block_cfg, cfg.depth, cfg.drop_path_rate)
+        self.norm = block_cfg.norm()
+        self.temporal_blocks = make_blocks(block_cfg, cfg.temporal_depth, cfg.drop_path_rate)
+        self.temporal_norm = block_cfg.norm()
         self.head_drop = nn.Dropout(cfg.drop_rate)
         self.head = self._make_head(cfg.num_classes)
-        _set_norm_eps(self, cfg.norm_eps)
         self.apply(init_weights)
         for p in (self.pos_embed, self.temporal_pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
@@ -251,7 +268,7 @@ class ViViTFactorisedEncoder(Classifier):
     def from_image_backbone(self, vit: VisionTransformer, init: str = "central_frame") -> ViViTFactorisedEncoder:
         """The spatial encoder takes the image ViT's weights (scenic loads 'SpatialTransformer');
         the tubelet follows `init`; the temporal encoder stays randomly initialised."""
-        _check_image_backbone(self.config, vit, "depth")
+        _check_image_backbone(self.config, vit)
         if vit.cls_token is None:
             raise ValueError("the factorised encoder's spatial cls token needs an image ViT with a cls token")
         self.patch_embed.init_from_2d(vit.patch_embed.proj.weight, vit.patch_embed.proj.bias, init)
@@ -264,13 +281,6 @@ class ViViTFactorisedEncoder(Classifier):
         return self
 
 
-def _set_norm_eps(model: nn.Module, eps: float) -> None:
-    """Every LayerNorm of the model (blocks included) with the config's epsilon."""
-    for m in model.modules():
-        if isinstance(m, nn.LayerNorm):
-            m.eps = eps
-
-
 @torch.no_grad()
 def _add_time_offset(pos: nn.Parameter, num_prefix: int, grid: Tuple[int, int], std: float) -> None:
     """Add ~N(0, std) per time index to a time-major position embedding (1, prefix + T*S, C)."""
@@ -280,13 +290,9 @@ def _add_time_offset(pos: nn.Parameter, num_prefix: int, grid: Tuple[int, int], 
         pos[:, num_prefix:] += offset.expand(-1, -1, s, -1).reshape(1, t * s, -1)
 
 
-def _check_image_backbone(cfg: ViViTConfig, vit: VisionTransformer, depth_field: str) -> None:
-    vc = vit.config
-    img = vc.img_size if isinstance(vc.img_size, tuple) else (vc.img_size, vc.img_size)
-    mine = cfg.img_size if isinstance(cfg.img_size, tuple) else (cfg.img_size, cfg.img_size)
-    pairs = [("embed_dim", "embed_dim"), ("num_heads", "num_heads"), (depth_field, "depth"),
-             ("mlp_ratio", "mlp_ratio"), ("qkv_bias", "qkv_bias")]
-    check_compatible(cfg, vc, pairs, "ViViT")
+def _check_image_backbone(cfg: ViViTConfig, vit: VisionTransformer) -> None:
+    vc, mine, img = vit.config, to_2tuple(cfg.img_size), to_2tuple(vit.config.img_size)
+    check_compatible(cfg, vc, [(f, f) for f in ("embed_dim", "num_heads", "depth", "mlp_ratio", "qkv_bias")], "ViViT")
     if cfg.tubelet_size[1:] != (vc.patch_size, vc.patch_size) or mine != img:
         raise ValueError(
             f"ViViT: image backbone patch {vc.patch_size} at {img} does not match tubelet {cfg.tubelet_size} at {mine}"
@@ -295,14 +301,9 @@ def _check_image_backbone(cfg: ViViTConfig, vit: VisionTransformer, depth_field:
 
 def _init_pos_embed(pos: torch.Tensor, vit: VisionTransformer, frames: int, has_cls: bool) -> None:
     """Tile the image grid's position embeddings over time; the cls position where both have one."""
-    src_grid = vit.pos_embed[:, vit.num_prefix_tokens:]
-    tiled = src_grid.repeat(1, frames, 1)  # (1, T'*S, C), time-major
-    if has_cls:
-        pos[:, 1:].copy_(tiled)
-        if vit.num_prefix_tokens:
-            pos[:, :1].copy_(vit.pos_embed[:, :1])
-    else:
-        pos.copy_(tiled)
+    pos[:, 1 if has_cls else 0:].copy_(vit.pos_embed[:, vit.num_prefix_tokens:].repeat(1, frames, 1))  # time-major
+    if has_cls and vit.num_prefix_tokens:
+        pos[:, :1].copy_(vit.pos_embed[:, :1])
 
 
 def _vivit(name: str, cls: type, defaults: dict, overrides: dict) -> Classifier:
