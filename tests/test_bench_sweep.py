@@ -41,15 +41,15 @@ def test_patterns_and_unknown_names():
 
 
 def test_grid_resolves_defaults_and_collapses_frames_for_images():
-    grid = expand_grid(quick(models=["vit_tiny", "vtn_tiny"], frames=[None, 8, 16], modes=["infer"]))
+    grid = expand_grid(quick(models=["vit_tiny", "vtn_tiny"], frames=[None, 8, 16], mode=["infer"]))
     assert [(r["model"], r["frames"], r["img_size"]) for r in grid] == [
         ("vit_tiny", None, 224), ("vtn_tiny", 8, 32), ("vtn_tiny", 16, 32)]
     with pytest.raises(ValueError, match="'fp64'"):
-        quick(models=["vit_tiny"], precisions=["fp64"])
+        quick(models=["vit_tiny"], precision=["fp64"])
 
 
 def test_cpu_sweep_writes_a_complete_csv(tmp_path):
-    cfg = quick(models=["vivit_m1_tiny", "timesformer_tiny"], frames=[8, 16], batch_sizes=[1])
+    cfg = quick(models=["vivit_m1_tiny", "timesformer_tiny"], frames=[8, 16], batch_size=[1])
     rows = run_sweep(cfg, tmp_path, progress=False)
     df = pd.read_csv(tmp_path / "bench.csv")
     assert len(rows) == len(df) == 2 * 2 * 2  # models x frames x (infer, train)
@@ -77,8 +77,8 @@ def test_failures_become_rows_and_the_sweep_goes_on(tmp_path):
             raise RuntimeError("injected failure in the model")
         return measure(name, **kw)
 
-    cfg = quick(models=["vivit_m1_tiny", "vivit_m3_tiny", "vivit_m4_tiny"], batch_sizes=[1, 10**9],
-                frames=[8, 7], modes=["infer"], retry_oom=1)
+    cfg = quick(models=["vivit_m1_tiny", "vivit_m3_tiny", "vivit_m4_tiny"], batch_size=[1, 10**9],
+                frames=[8, 7], mode=["infer"], retry_oom=1)
     run_sweep(cfg, tmp_path, progress=False, measure_fn=flaky)
     df = pd.read_csv(tmp_path / "bench.csv")
     status = {(r.model, r.frames, r.batch_size): r.status for r in df.itertuples()}
@@ -97,7 +97,7 @@ def test_failures_become_rows_and_the_sweep_goes_on(tmp_path):
 
 
 def test_resume_after_an_interruption_adds_no_duplicates(tmp_path):
-    cfg = quick(models=["vivit_m1_tiny", "vivit_m2_tiny"], batch_sizes=[1, 2], modes=["infer"])
+    cfg = quick(models=["vivit_m1_tiny", "vivit_m2_tiny"], batch_size=[1, 2], mode=["infer"])
     calls = []
 
     def interrupted(name, **kw):
@@ -141,7 +141,7 @@ def test_killed_cli_run_resumes_without_duplicates(tmp_path):
 
 
 def test_isolated_run_measures_in_a_fresh_process(tmp_path):
-    cfg = quick(models=["vivit_m1_tiny"], batch_sizes=[1, 10**9], modes=["infer"], isolate=True)
+    cfg = quick(models=["vivit_m1_tiny"], batch_size=[1, 10**9], mode=["infer"], isolate=True)
     run_sweep(cfg, tmp_path, progress=False)
     df = pd.read_csv(tmp_path / "bench.csv")
     ok, oom = df.iloc[0], df.iloc[1]

@@ -61,7 +61,7 @@ def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
     torch.save({"x": _Marker(marker)}, out / "checkpoints" / "byol.safetensors")
     args = ["pretrain", "--method", "byol", "--data", str(data), "--out", str(out), "--epochs", "1",
             "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
-            "--batch-size", "16", "--frames-per-clip", "2", "--knn-k", "5", "--no-progress", "--resume"]
+            "--batch-size", "16", "--frames", "2", "--knn-k", "5", "--no-progress", "--resume"]
     assert main(args) == 2
     _one_line_error(capsys, "byol.safetensors", "not a readable training state")
     assert not marker.exists()
@@ -187,7 +187,7 @@ def test_eval_on_a_kinetics_style_tree_uses_val_and_says_so(data, tmp_path, caps
     # pretrain reads the same class-folder tree that train reads
     assert main(["pretrain", "--method", "simclr", "--data", str(tree), "--out", str(tmp_path / "ssl"), "--epochs",
                  "1", "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
-                 "--batch-size", "8", "--frames-per-clip", "2", "--knn-k", "3", "--no-progress"]) == 0
+                 "--batch-size", "8", "--frames", "2", "--knn-k", "3", "--no-progress"]) == 0
 
 
 def test_pretrain_with_a_bad_video_sets_it_aside(data, tmp_path, capsys):
@@ -197,7 +197,7 @@ def test_pretrain_with_a_bad_video_sets_it_aside(data, tmp_path, capsys):
     first.write_bytes(first.read_bytes()[:200])
     assert main(["pretrain", "--method", "byol", "--data", str(broken), "--out", str(tmp_path / "ssl"), "--epochs", "1",
                  "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
-                 "--batch-size", "8", "--frames-per-clip", "2", "--knn-k", "3", "--no-progress"]) == 0
+                 "--batch-size", "8", "--frames", "2", "--knn-k", "3", "--no-progress"]) == 0
 
 
 def test_report_reads_missing_columns_and_names_an_unparsable_csv(tmp_path, capsys):

@@ -20,7 +20,7 @@ from vidbench.data import make_dataset
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ["--model-arg", "depth=1", "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2"]
 SSL = ["--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
-       "--batch-size", "8", "--frames-per-clip", "2", "--knn-k", "3", "--proj-dim", "16", "--proj-hidden", "32"]
+       "--batch-size", "8", "--frames", "2", "--knn-k", "3", "--proj-dim", "16", "--proj-hidden", "32"]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +96,9 @@ def test_pretrain_killed_then_resumed_logs_each_epoch_once(data, tmp_path):
 def test_suite_killed_then_resumed_runs_every_stage_once(data, tmp_path):
     suite = tmp_path / "tiny.toml"
     suite.write_text(f'device = "cpu"\nreport = false\n[dataset]\npath = "{data}"\n'
-                     '[bench]\nmodels = ["vit_tiny", "timesformer_tiny"]\nmodes = ["infer"]\nwarmup = 0\niters = 2\n'
+                     '[bench]\nmodels = ["vit_tiny", "timesformer_tiny"]\nmode = ["infer"]\nwarmup = 0\niters = 2\n'
                      '[train]\nmodels = ["vit_frameavg_tiny"]\nepochs = 2\nbatch_size = 4\neval_views = "1x1"\n'
-                     'options = { num_workers = 0, model_kwargs = { depth = 1, embed_dim = 48, num_heads = 2 } }\n')
+                     'num_workers = 0\nmodel_kwargs = { depth = 1, embed_dim = 48, num_heads = 2 }\n')
     out = tmp_path / "run"
     args = ["run", "--suite", str(suite), "--out", str(out), "--no-progress"]
     assert kill_at_random_point(args, out / "stages.csv", seed=4)

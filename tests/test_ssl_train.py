@@ -9,7 +9,7 @@ from vidbench.ssl import METHODS, NonFiniteLoss, build_method, method_config
 from vidbench.ssl.augment import MultiViewTransform, method_views
 from vidbench.ssl.byol import cosine_tau
 from vidbench.ssl.data import MultiViewDataset
-from vidbench.ssl.train import TrainConfig, pretrain
+from vidbench.ssl.train import PretrainConfig, pretrain
 
 SMALL_HEADS = {
     "byol": dict(proj_hidden=64, proj_dim=16), "simclr": dict(proj_hidden=64, proj_dim=16),
@@ -42,7 +42,7 @@ def test_short_pretraining_lowers_the_loss_without_collapse(name, extra):
     warning line), or an effective rank near one."""
     method = _method(name, 64, **extra)
     history = pretrain(method, _dataset(name, method.num_views, n=64),
-                       TrainConfig(epochs=12, batch_size=32, lr=5e-3, progress=False)).history
+                       PretrainConfig(epochs=12, batch_size=32, lr=5e-3, progress=False)).history
     early = sum(r["loss"] for r in history[:3]) / 3
     late = sum(r["loss"] for r in history[-3:]) / 3
     assert late < early - 0.01 * abs(early), [round(r["loss"], 3) for r in history]
@@ -59,7 +59,7 @@ def test_byol_target_is_the_ema_of_the_online_network_after_each_step():
     target_before = [p.detach().clone() for p in method.target_backbone.parameters()]
     for p, q in zip(online_before, target_before):
         assert torch.equal(p, q)  # the target starts as a copy
-    pretrain(method, ds, TrainConfig(epochs=1, batch_size=64, lr=1e-2, warmup_epochs=0, progress=False))
+    pretrain(method, ds, PretrainConfig(epochs=1, batch_size=64, lr=1e-2, warmup_epochs=0, progress=False))
     tau = cosine_tau(0, 1, 0.9)  # the one step of a one-step run
     assert tau == pytest.approx(0.9)
     for t_old, t_new, online in zip(target_before, method.target_backbone.parameters(), method.backbone.parameters()):
@@ -73,7 +73,7 @@ def test_nan_loss_stops_with_a_clear_message():
     with torch.no_grad():
         method.backbone.pos_embed.fill_(float("nan"))
     with pytest.raises(NonFiniteLoss, match=r"loss is nan at simclr epoch 1 step 1.*Lower --lr"):
-        pretrain(method, _dataset("simclr", 2, n=64), TrainConfig(epochs=1, batch_size=32, progress=False))
+        pretrain(method, _dataset("simclr", 2, n=64), PretrainConfig(epochs=1, batch_size=32, progress=False))
 
 
 def test_singular_whitening_stops_training_with_the_eps(tmp_path):
@@ -81,11 +81,11 @@ def test_singular_whitening_stops_training_with_the_eps(tmp_path):
 
     method = _method("wmse", 64, w_size=8)  # 8 samples for an 8-d embedding: rank 7
     with pytest.raises(SingularCovariance, match=r"use --w-size > 8.*use --w-eps 1e-\d"):
-        pretrain(method, _dataset("wmse", 2, n=64), TrainConfig(epochs=1, batch_size=32, progress=False))
+        pretrain(method, _dataset("wmse", 2, n=64), PretrainConfig(epochs=1, batch_size=32, progress=False))
 
 
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
-    cfg = TrainConfig(epochs=2, batch_size=32, lr=2e-3, progress=False)
+    cfg = PretrainConfig(epochs=2, batch_size=32, lr=2e-3, progress=False)
     torch.manual_seed(0)
     straight = _method("byol", 64)
     pretrain(straight, _dataset("byol", 2, n=64), cfg)

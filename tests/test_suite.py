@@ -27,8 +27,8 @@ test_fraction = 0.17
 [bench]
 models = ["vivit_m1_tiny"]
 frames = [8]
-batch_sizes = [1]
-modes = ["infer"]
+batch_size = [1]
+mode = ["infer"]
 warmup = 0
 iters = 1
 
@@ -37,13 +37,14 @@ models = ["vivit_m1_tiny"]
 epochs = 1
 batch_size = 4
 eval_views = "1x1"
-options = {{ num_workers = 0, model_kwargs = {{ depth = 1, embed_dim = 32, num_heads = 2 }} }}
+num_workers = 0
+model_kwargs = {{ depth = 1, embed_dim = 32, num_heads = 2 }}
 
 [ssl]
 methods = ["byol", "simclr"]
 backbone = "vit_tiny"
 backbone_overrides = {{ img_size = 32, patch_size = 8, depth = 1, embed_dim = 32, num_heads = 2 }}
-frames_per_clip = 2
+frames = 2
 epochs = 1
 batch_size = 8
 

@@ -55,20 +55,20 @@ def test_train_learns_and_eval_writes_accuracy_rows(tiny_data, tmp_path):
 
 def test_resume_continues_exactly(tiny_data, tmp_path, monkeypatch):
     """2 epochs straight == killed after epoch 1, then --resume (optimizer, schedule, RNG, data)."""
-    import vidbench.train.engine as engine
+    import vidbench.train.core as core
 
     straight = train(_cfg(tiny_data, tmp_path / "a", epochs=2))
     assert straight["epoch"] == 2
-    real_save = engine.save_train_state
+    real_save = core.save_train_state
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt  # killed right after the epoch-1 checkpoint
 
-    monkeypatch.setattr(engine, "save_train_state", save_then_die)
+    monkeypatch.setattr(core, "save_train_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tiny_data, tmp_path / "b", epochs=2))
-    monkeypatch.setattr(engine, "save_train_state", real_save)
+    monkeypatch.setattr(core, "save_train_state", real_save)
     resumed = train(_cfg(tiny_data, tmp_path / "b", epochs=2, resume=True))
     assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
     assert list(pd.read_csv(tmp_path / "b" / "train.csv")["epoch"]) == [1, 2]
@@ -130,7 +130,7 @@ def test_checkpoint_rejects_foreign_files(tmp_path):
 def test_cli_make_dataset_and_train(tmp_path, capsys):
     data = tmp_path / "d"
     assert main(["make-dataset", "--out", str(data), "--classes", "red_disc,green_square",
-                 "--videos-per-class", "4", "--frames", "15", "--size", "32", "--seed", "1"]) == 0
+                 "--videos-per-class", "4", "--frames", "15", "--img-size", "32", "--seed", "1"]) == 0
     assert json.loads((data / "dataset.json").read_text())["generator"]["frames"] == 15
     assert main(["train", "--model", "vit_frameavg_tiny", "--data", str(data), "--out", str(tmp_path / "r"),
                  "--epochs", "1", "--batch-size", "4", "--workers", "0", "--model-arg", "depth=1",

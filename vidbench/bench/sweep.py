@@ -27,15 +27,17 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..models import create_model, list_models, model_entry
+from ..options import Alias, accepts_aliases, option
 from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
 from .measure import measure
 from .throughput import MODES, PRECISIONS, matmul_peak_flops
 
-__all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_grid", "resolve_models", "run_sweep", "row_key",
-           "uncounted_text"]
+__all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_grid", "measure_args", "resolve_models",
+           "run_sweep", "row_key", "uncounted_text"]
 
 TABLE = "bench"
+# a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights)
 KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights")
 BENCH_COLUMNS = (
     "model", "params", "gmacs", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile",
@@ -46,43 +48,67 @@ BENCH_COLUMNS = (
 RESULT_PREFIX = "VIDBENCH_RESULT "
 
 
+def _positive_or_default(name: str, values: Sequence[Optional[int]]) -> None:
+    bad = [v for v in values if v is not None and int(v) < 1]
+    if bad:
+        raise ConfigError(f"{name} must be >= 1 (None: the model's own), got {bad}")
+
+
+@accepts_aliases
 @dataclass
 class SweepConfig:
-    """What to run. `None` in frames / img_sizes means the model's own default."""
+    """A `vidbench bench` job: every combination of the list fields (frames x img_size x
+    batch_size x precision x mode, per model) is one row of bench.csv, named by the results
+    columns of the same names. `vidbench bench`'s flags and a suite's [bench] section are these
+    fields; `None` in frames / img_size is the model's own."""
 
-    models: Sequence[str]  # registry names or shell patterns ("vivit_*_tiny")
-    frames: Sequence[Optional[int]] = (None,)
-    img_sizes: Sequence[Optional[int]] = (None,)
-    batch_sizes: Sequence[int] = (1,)
-    precisions: Sequence[str] = ("fp32",)
-    modes: Sequence[str] = MODES
-    device: str = "cpu"
-    compile: bool = False
-    warmup: int = 3
-    iters: int = 10
-    isolate: Optional[bool] = None  # None: a fresh process per configuration on CPU, not on CUDA
-    retry_oom: int = 0  # after an out-of-memory, retry at half the batch up to this many times
-    timeout_s: Optional[float] = None  # per configuration, isolated runs only
-    threads: Optional[int] = None  # torch threads (default: torch's)
+    models: List[str] = option(default_factory=list, help="registry names or shell patterns, e.g. "
+                                                          "'vivit_*_tiny,vit_tiny' (with --weights: the checkpoint's)")
+    frames: List[Optional[int]] = option(default_factory=lambda: [None], help="clip frames [each model's]")
+    img_size: List[Optional[int]] = option(default_factory=lambda: [None], aliases=[Alias("img_sizes", flag=False)],
+                                           help="input side [each model's]")
+    batch_size: List[int] = option(default_factory=lambda: [1], aliases=[Alias("batch_sizes", flag=False)],
+                                   help="clips per step")
+    precision: List[str] = option(default_factory=lambda: ["fp32"], choices=tuple(PRECISIONS),
+                                  aliases=[Alias("precisions", flag=False)], help="autocast dtype: fp32 (none), bf16, fp16")
+    mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES, aliases=[Alias("modes", flag=False)],
+                             help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
+    device: str = option("cpu", help="cpu, cuda, cuda:1, ...")
+    compile: bool = option(False, help="torch.compile the model (compiled during the warm-up)")
+    warmup: int = option(3, help="untimed steps before timing")
+    iters: int = option(10, positive=True, help="timed steps")
+    isolate: Optional[bool] = option(None, help="each configuration in a fresh process [on CPU yes, where it makes "
+                                                "the peak RSS its own; on CUDA no]")
+    retry_oom: int = option(0, help="after an out-of-memory, retry at half the batch, up to this many times")
+    timeout_s: Optional[float] = option(None, aliases=[Alias("timeout", key=False)],
+                                        help="seconds per configuration, isolated runs only [none]")
+    threads: Optional[int] = option(None, help="torch intra-op threads [torch's]")
     # published weights to measure (`vidbench.weights`): the models are built with the checkpoint's
     # config (model_kwargs, from `inspect_weights`) and loaded with its weights
-    weights: Optional[str] = None
-    weights_format: Optional[str] = None
-    model_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    weights: Optional[str] = option(None, help="measure the model a checkpoint holds, at its own config, with its "
+                                               "weights loaded (any supported format)")
+    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
+    model_kwargs: Dict[str, Any] = option(default_factory=dict, flag="model-arg", metavar="KEY=VALUE",
+                                          help="model config override, repeatable (depth=4); with --weights, on top "
+                                               "of the checkpoint's config")
 
     def __post_init__(self) -> None:
-        for p in self.precisions:
+        for name in ("models", "frames", "img_size", "batch_size", "precision", "mode"):
+            if isinstance(getattr(self, name), (str, int)) or getattr(self, name) is None:
+                raise ConfigError(f"{name} is a list (each value one axis of the grid), got {getattr(self, name)!r}")
+        for p in self.precision:
             if p not in PRECISIONS:
                 raise ValueError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
-        for m in self.modes:
+        for m in self.mode:
             if m not in MODES:
                 raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
-        for name, values in (("frames", self.frames), ("img_sizes", self.img_sizes), ("batch_sizes", self.batch_sizes)):
-            bad = [v for v in values if v is not None and int(v) < 1]
-            if bad:
-                raise ConfigError(f"{name} must be >= 1 (None: the model's own), got {bad}")
+        _positive_or_default("frames", self.frames)
+        _positive_or_default("img_size", self.img_size)
+        _positive_or_default("batch_size", self.batch_size)
         if self.iters < 1 or self.warmup < 0:
             raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={self.iters} warmup={self.warmup}")
+        if self.retry_oom < 0:
+            raise ConfigError(f"retry_oom must be >= 0, got {self.retry_oom}")
 
     @property
     def isolated(self) -> bool:
@@ -122,10 +148,10 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
         size = _default_size(name, cfg.model_kwargs)
         video = len(size) == 4
         for frames in cfg.frames:
-            for img in cfg.img_sizes:
-                for batch in cfg.batch_sizes:
-                    for precision in cfg.precisions:
-                        for mode in cfg.modes:
+            for img in cfg.img_size:
+                for batch in cfg.batch_size:
+                    for precision in cfg.precision:
+                        for mode in cfg.mode:
                             row = dict(model=name, frames=(size[1] if frames is None else frames) if video else None,
                                        img_size=size[-1] if img is None else img, batch_size=int(batch), precision=precision,
                                        device=cfg.device, mode=mode, compile=bool(cfg.compile), weights=cfg.weights)
@@ -163,13 +189,19 @@ def uncounted_text(report: FlopReport) -> str:
 MeasureFn = Callable[..., Dict[str, Any]]
 
 
+def measure_args(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
+    """`measure`'s keyword arguments for one grid row: the one place they are written (the
+    in-process call passes them, the isolated worker gets them as its JSON job)."""
+    return dict(model=row["model"], mode=row["mode"], precision=row["precision"], device=cfg.device,
+                batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile, gmacs=gmacs,
+                peak_flops=peak, **_overrides(row, cfg, with_weights=True))
+
+
 def _measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
                         measure_fn: MeasureFn) -> Dict[str, Any]:
     try:
-        return {"status": "ok", **measure_fn(row["model"], mode=row["mode"], precision=row["precision"],
-                                             device=cfg.device, batch_size=row["batch_size"], warmup=cfg.warmup,
-                                             iters=cfg.iters, compile=cfg.compile, gmacs=gmacs, peak_flops=peak,
-                                             **_overrides(row, cfg, with_weights=True))}
+        args = measure_args(row, cfg, gmacs, peak)
+        return {"status": "ok", **measure_fn(args.pop("model"), **args)}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
         return {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     finally:
@@ -187,9 +219,7 @@ def _worker_env() -> Dict[str, str]:
 
 
 def _measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
-    job = dict(model=row["model"], overrides=_overrides(row, cfg, with_weights=True), mode=row["mode"], precision=row["precision"],
-               device=cfg.device, batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters,
-               compile=cfg.compile, gmacs=gmacs, peak_flops=peak, threads=cfg.threads or torch.get_num_threads())
+    job = {"measure": measure_args(row, cfg, gmacs, peak), "threads": cfg.threads or torch.get_num_threads()}
     try:
         proc = subprocess.run([sys.executable, "-m", "vidbench.bench.worker"], input=json.dumps(job), text=True,
                               capture_output=True, timeout=cfg.timeout_s, env=_worker_env())

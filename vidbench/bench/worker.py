@@ -1,8 +1,8 @@
 """`python -m vidbench.bench.worker`: measure one configuration in this fresh process.
 
-Reads a JSON job on stdin (model, overrides, mode, precision, device, batch_size, warmup, iters,
-compile, gmacs, peak_flops, threads) and prints one line `VIDBENCH_RESULT {json}` with the row
-(status "ok", or "oom" / "error" with the message)."""
+Reads a JSON job on stdin, {"measure": `measure`'s keyword arguments (`sweep.measure_args`),
+"threads": N}, and prints one line `VIDBENCH_RESULT {json}` with the row (status "ok", or "oom"
+/ "error" with the message)."""
 from __future__ import annotations
 
 import json
@@ -19,11 +19,7 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     torch.set_num_threads(int(job["threads"]))
     try:
-        row = {"status": "ok", **measure(job["model"], mode=job["mode"], precision=job["precision"],
-                                         device=job["device"], batch_size=job["batch_size"], warmup=job["warmup"],
-                                         iters=job["iters"], compile=job["compile"], gmacs=job["gmacs"],
-                                         peak_flops=job["peak_flops"], fresh_process=True,
-                                         **_tuples(job["overrides"]))}
+        row = {"status": "ok", **measure(**_tuples(job["measure"]), fresh_process=True)}
     except Exception as exc:
         row = {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     print(RESULT_PREFIX + json.dumps(row), flush=True)

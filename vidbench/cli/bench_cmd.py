@@ -1,41 +1,27 @@
-"""vidbench bench: run a measurement grid and write results/<name>/bench.csv row by row."""
+"""vidbench bench: run a measurement grid and write results/<name>/bench.csv row by row. The grid
+flags are `vidbench.bench.SweepConfig`'s fields (a suite's [bench] section takes the same)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-from ._args import comma_list, positive_int
+from ._options import add_options, config_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..bench.sweep import SweepConfig
+
     p = sub.add_parser("bench", help="measure throughput, step time, peak memory and MFU over a grid",
                        description="Every combination of the comma-separated lists becomes one row of "
-                                   "<out>/bench.csv, written as soon as it is measured.")
-    p.add_argument("--models", type=comma_list(str), default=None,
-                   help="names or patterns, e.g. 'vivit_*_tiny,vit_tiny' (with --weights: the checkpoint's model)")
-    p.add_argument("--weights", default=None, help="measure the model a checkpoint holds, at its own config, with "
-                                                   "its weights loaded (any supported format)")
-    p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
-    p.add_argument("--frames", type=comma_list(positive_int), default=[None], help="num_frames values (default: each model's)")
-    p.add_argument("--img-size", type=comma_list(positive_int), default=[None], help="img_size values (default: each model's)")
-    p.add_argument("--batch-size", type=comma_list(positive_int), default=[1], help="batch sizes (default 1)")
-    p.add_argument("--precision", type=comma_list(str), default=["fp32"], help="fp32,bf16,fp16 (autocast; default fp32)")
-    p.add_argument("--mode", type=comma_list(str), default=["infer", "train"], help="infer,train (default both)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (compiled during warm-up)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
-    p.add_argument("--iters", type=positive_int, default=10, help="timed steps (default 10)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--out", default=None, help="results directory (default results/bench-<UTC time>)")
+                                   "<out>/bench.csv, written as soon as it is measured. The grid flags are the "
+                                   "fields of vidbench.bench.SweepConfig (a suite's [bench] keys); defaults in "
+                                   "brackets.")
+    add_options(p, SweepConfig)
+    p.add_argument("--out", default=None, help="results directory [results/bench-<UTC time>]")
     p.add_argument("--resume", action="store_true", help="continue --out, skipping rows already written")
-    iso = p.add_mutually_exclusive_group()
-    iso.add_argument("--isolate", dest="isolate", action="store_true", default=None,
-                     help="each configuration in a fresh process (default on CPU)")
-    iso.add_argument("--no-isolate", dest="isolate", action="store_false", help="all in this process (default on CUDA)")
-    p.add_argument("--retry-oom", type=int, default=0, help="after an OOM retry at half the batch, up to N times")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per isolated configuration")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -61,29 +47,24 @@ def summary(rows: List[Dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..bench import SweepConfig, run_sweep
 
-    out: Optional[str] = args.out
+    out = args.out
     if out is None:
         if args.resume:
             print("vidbench bench: --resume needs --out", file=sys.stderr)
             return 2
         out = f"results/bench-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     try:
-        models, model_kwargs = args.models, {}
-        if args.weights:
+        cfg = config_from_args(SweepConfig, args)
+        if cfg.weights:
             from ..weights import inspect_weights
 
-            if models and len(models) > 1:
+            if len(cfg.models) > 1:
                 raise ValueError("--weights measures one model: give at most one --models name")
-            _, _, name, model_kwargs = inspect_weights(args.weights, models[0] if models else None,
-                                                       args.weights_format)
-            models = [name]
-        elif not models:
+            _, _, name, config = inspect_weights(cfg.weights, cfg.models[0] if cfg.models else None,
+                                                 cfg.weights_format)
+            cfg = dataclasses.replace(cfg, models=[name], model_kwargs={**config, **cfg.model_kwargs})
+        elif not cfg.models:
             raise ValueError("give --models (or --weights)")
-        cfg = SweepConfig(models=models, weights=args.weights, weights_format=args.weights_format,
-                          model_kwargs=model_kwargs, frames=args.frames, img_sizes=args.img_size,
-                          batch_sizes=args.batch_size, precisions=args.precision, modes=args.mode,
-                          device=args.device, compile=args.compile, warmup=args.warmup, iters=args.iters,
-                          isolate=args.isolate, retry_oom=args.retry_oom, timeout_s=args.timeout, threads=args.threads)
         rows = run_sweep(cfg, out, resume=args.resume, progress=not args.no_progress)
     except (KeyError, ValueError, FileExistsError) as exc:
         print(f"vidbench bench: {exc.args[0] if exc.args else exc}", file=sys.stderr)
@@ -92,3 +73,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nGMACs: multiply-adds per clip (1 MAC = 1 FLOP, papers' convention); MFU: achieved FLOP/s "
           f"(2 x GMACs x clips/s, x3 for train) / matmul peak measured in this run. {len(rows)} rows -> {out}/bench.csv")
     return 0
+

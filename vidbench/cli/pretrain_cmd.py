@@ -1,12 +1,14 @@
 """vidbench pretrain --method M --data DIR --epochs E --out results/<name>: self-supervised
 pretraining of an image ViT, its backbone saved as <out>/<method>.safetensors, then evaluated
-(kNN and linear probe) into <out>/ssl.csv."""
+(kNN and linear probe) into <out>/ssl.csv. The training flags are
+`vidbench.ssl.train.PretrainConfig`'s fields (the `TrainingOptions` vidbench train shares)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from ._args import positive_int
+from ._options import add_deprecated_flag, add_options, config_from_args
 
 # method-option flags: flag dest -> config field
 METHOD_FLAGS = {
@@ -16,19 +18,24 @@ METHOD_FLAGS = {
 }
 
 
-def add_backbone_args(p: argparse.ArgumentParser) -> None:
+def add_backbone_args(p: argparse.ArgumentParser, run: bool = True) -> None:
+    """The backbone and data flags `pretrain` and `ssl-eval` share; `run`: also --seed and
+    --device (pretrain takes them from PretrainConfig)."""
     g = p.add_argument_group("backbone (an image ViT from the registry; overrides as in create_model)")
-    g.add_argument("--backbone", default="vit_tiny", help="registry name (default vit_tiny)")
+    g.add_argument("--backbone", default="vit_tiny", help="registry name [vit_tiny]")
     for flag in ("img-size", "patch-size", "depth", "embed-dim", "num-heads"):
         g.add_argument(f"--{flag}", type=positive_int, default=None)
     p.add_argument("--data", required=True, help="image folder (class-per-folder, optionally train/ and val/ splits) "
                    "or video dataset (e.g. vidbench make-dataset's)")
-    p.add_argument("--frames-per-clip", type=positive_int, default=8, help="frames taken from each video of a video dataset [8]")
+    p.add_argument("--frames", type=positive_int, default=8,
+                   help="frames taken from each video of a video dataset [8] (deprecated alias: --frames-per-clip)")
+    add_deprecated_flag(p, "--frames-per-clip", dest="frames", new="--frames", type=positive_int)
     p.add_argument("--out", required=True, help="results directory, e.g. results/ssl_tiny")
-    p.add_argument("--knn-k", type=positive_int, default=200, help="neighbours of the weighted kNN (default 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--knn-k", type=positive_int, default=200, help="neighbours of the weighted kNN [200]")
+    if run:
+        p.add_argument("--seed", type=int, default=0, help="random seed [0]")
+        p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N [cpu]")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads [torch's]")
 
 
 def backbone_overrides(args: argparse.Namespace) -> dict:
@@ -38,23 +45,17 @@ def backbone_overrides(args: argparse.Namespace) -> dict:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..ssl.methods import METHODS
+    from ..ssl.train import PretrainConfig
 
-    p = sub.add_parser("pretrain", help="self-supervised pretraining of an image ViT (BYOL, SimCLR, W-MSE, ...)")
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of an image ViT (BYOL, SimCLR, W-MSE, ...)",
+                       description="The training flags are the fields of vidbench.ssl.train.PretrainConfig (the "
+                                   "options vidbench train shares, with pretraining's defaults, in brackets).")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    add_backbone_args(p)
-    t = p.add_argument_group("training")
-    t.add_argument("--batch-size", type=positive_int, default=256)
-    t.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (default 1e-3)")
-    t.add_argument("--weight-decay", type=float, default=0.05)
-    t.add_argument("--warmup-epochs", type=float, default=1.0)
-    t.add_argument("--grad-clip", type=float, default=0.0)
-    t.add_argument("--max-steps-per-epoch", type=int, default=0, help="cap on steps per epoch (0: whole dataset)")
-    t.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    t.add_argument("--amp", action="store_true", help="bfloat16 autocast (whitening stays fp32)")
+    add_backbone_args(p, run=False)
+    t = p.add_argument_group("training (vidbench.ssl.train.PretrainConfig)")
+    add_options(t, PretrainConfig)
     t.add_argument("--resume", action="store_true", help="skip a finished run, continue an interrupted one")
     t.add_argument("--no-eval", action="store_true", help="skip the kNN / linear-probe evaluation")
-    t.add_argument("--no-progress", action="store_true")
     m = p.add_argument_group("method options (each applies to the methods that have it)")
     m.add_argument("--temperature", help="simclr, simclr_v2, instdisc")
     m.add_argument("--tau-base", help="byol: base EMA rate")
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ssl.base import TrainingStopped
     from ..ssl.methods import parse_method_options
     from ..ssl.run import open_frames, parse_key_values, run_pretraining
-    from ..ssl.train import TrainConfig
+    from ..ssl.train import PretrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,13 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raw.update(parse_key_values(args.opt, "--opt"))
         options = parse_method_options(args.method, raw)
         aug = parse_aug_overrides(args.aug)
-        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                            warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip, seed=args.seed,
-                            num_workers=args.workers, device=args.device, amp=args.amp,
-                            max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress)
+        train = config_from_args(PretrainConfig, args)
         overrides = backbone_overrides(args)
-        data = open_frames(args.data, overrides.get("img_size") or 224, frames_per_clip=args.frames_per_clip,
-                           progress=not args.no_progress)
+        data = open_frames(args.data, overrides.get("img_size") or 224, frames_per_clip=args.frames,
+                           progress=train.progress)
         with run_lock(args.out, f"vidbench pretrain --method {args.method}"):
             row = run_pretraining(args.method, data, args.out, train, args.backbone, overrides, options, aug,
                                   resume=args.resume, evaluate=not args.no_eval, knn_k=args.knn_k)

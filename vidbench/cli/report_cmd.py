@@ -1,17 +1,39 @@
-"""vidbench report RESULTS_DIR [RESULTS_DIR ...] [--out DIR]."""
+"""vidbench report RESULTS_DIR [RESULTS_DIR ...] [--out DIR];
+vidbench report --format readme [RESULTS_ROOT] [--section NAME ...]."""
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write report.md and report.html comparing one or more results directories")
-    p.add_argument("results_dirs", nargs="+", help="results directories (bench.csv, accuracy.csv, ssl.csv, environment.json)")
+    p = sub.add_parser("report", help="write report.md and report.html comparing one or more results directories, "
+                                      "or print the README's tables from the committed results (--format readme)")
+    p.add_argument("results_dirs", nargs="*",
+                   help="results directories (bench.csv, accuracy.csv, ssl.csv, environment.json); with --format "
+                        "readme, at most one: the results root holding the committed runs (default: results)")
     p.add_argument("--out", default=None, help="where to write the report (default: the first results directory)")
+    p.add_argument("--format", choices=("md", "readme"), default="md",
+                   help="md: report.md + report.html; readme: print the Markdown tables README.md and the results "
+                        "directories' READMEs quote, generated from their CSVs")
+    p.add_argument("--section", action="append", default=None,
+                   help="with --format readme: only this table (repeatable); default every one")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+
+    if args.format == "readme":
+        from ..report.readme import render
+
+        if len(args.results_dirs) > 1 or args.out:
+            raise ConfigError("--format readme takes one results root (default: results) and no --out")
+        print(render(args.results_dirs[0] if args.results_dirs else "results", args.section))
+        return 0
+    if args.section:
+        raise ConfigError("--section goes with --format readme")
+    if not args.results_dirs:
+        raise ConfigError("give at least one results directory")
     from ..report import write_report
 
     md, html = write_report(args.results_dirs, args.out)

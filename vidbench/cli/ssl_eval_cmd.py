@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             size = size[0] if isinstance(size, list) else size
         else:
             size = overrides.get("img_size") or 224
-        data = open_frames(args.data, size, frames_per_clip=args.frames_per_clip)
+        data = open_frames(args.data, size, frames_per_clip=args.frames)
         row = evaluate_init(args.init, data, args.out, args.backbone, overrides, args.seed, args.knn_k, args.device)
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
         print(f"vidbench ssl-eval: error: {err}", file=sys.stderr)

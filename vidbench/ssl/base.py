@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Set
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,12 @@ class SSLMethod(nn.Module):
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         return None
+
+    def no_weight_decay(self) -> Set[str]:
+        """What AdamW spares (timm's hook): the backbone's names, prefixed (tokens, position
+        embeddings). Heads have only weights and 1-d parameters, which the grouping handles."""
+        spared = self.backbone.no_weight_decay() if hasattr(self.backbone, "no_weight_decay") else set()
+        return {f"backbone.{name}" for name in spared}
 
     def check_views(self, views: Sequence[torch.Tensor]) -> None:
         if len(views) != self.num_views:

@@ -1,8 +1,11 @@
 """The pretrain -> save -> evaluate pipeline behind `vidbench pretrain` and `vidbench ssl-eval`,
 as plain functions for notebooks.
 
-    data = open_frames("data/shapes", img_size=32)
-    row = run_pretraining("byol", data, "results/ssl", epochs=20,
+    from vidbench.ssl.run import open_frames, run_pretraining
+    from vidbench.ssl.train import PretrainConfig
+
+    data = open_frames("data/synthetic", img_size=32)      # `vidbench make-dataset --out data/synthetic`
+    row = run_pretraining("byol", data, "results/ssl", PretrainConfig(epochs=20),
                           backbone_overrides=dict(img_size=32, patch_size=8, depth=4))
     # results/ssl/byol.safetensors, rows in results/ssl/ssl.csv and ssl_log.csv
 """
@@ -28,7 +31,7 @@ from .base import TrainingStopped, effective_rank, feature_std
 from .data import ClipFrames, EvalDataset, MultiViewDataset, image_folder_splits, is_image_folder
 from .evaluate import extract_features, knn_top1, linear_probe
 from .methods import build_method, method_config
-from .train import TrainConfig, pretrain
+from .train import PretrainConfig, pretrain
 
 __all__ = ["FrameData", "open_frames", "build_backbone", "run_pretraining", "run_evaluation", "evaluate_init",
            "parse_key_values", "SSL_TABLE", "LOG_TABLE"]
@@ -132,7 +135,7 @@ def run_evaluation(backbone: torch.nn.Module, data: FrameData, k: int = 200, tem
             "eval_bad_items": len(bad1) + len(bad2)}
 
 
-def run_pretraining(method: str, data: FrameData, out: PathLike, train: TrainConfig, backbone: str = "vit_tiny",
+def run_pretraining(method: str, data: FrameData, out: PathLike, train: PretrainConfig, backbone: str = "vit_tiny",
                     backbone_overrides: Optional[Mapping[str, Any]] = None, method_options: Optional[Mapping[str, Any]] = None,
                     aug_overrides: Optional[Mapping[str, Any]] = None, resume: bool = False, evaluate: bool = True,
                     knn_k: int = 200) -> Dict[str, Any]:

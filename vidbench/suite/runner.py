@@ -82,47 +82,53 @@ class _Run:
     # -- bench ---------------------------------------------------------------------------
     def bench(self, section: str = "bench") -> str:
         from ..bench.sweep import SweepConfig, run_sweep
+        from ..options import narrow
 
         spec = getattr(self.suite, section)
         if spec.requires and not self.suite.device.startswith(spec.requires):
             raise StageSkipped(f"[{section}] needs a {spec.requires} device; this run's device is {self.suite.device}")
         if spec.count_only:
             return self._count(spec)
-        cfg = SweepConfig(models=spec.models, frames=spec.frames, batch_sizes=spec.batch_sizes,
-                          precisions=spec.precisions, modes=spec.modes, device=self.suite.device, warmup=spec.warmup,
-                          iters=spec.iters, retry_oom=spec.retry_oom, timeout_s=spec.timeout_s,
-                          threads=self.suite.threads)
+        cfg = narrow(spec, SweepConfig, device=self.suite.device, threads=self.suite.threads)
         rows = run_sweep(cfg, self.out, resume=True, progress=self.progress)
-        if spec.scaling_frames and "infer" in spec.modes:
+        if spec.scaling_frames and "infer" in spec.mode:
             # image models have no frames axis: their one inference row is measured above, and the
             # resumed sweep skips it here
-            scaling = dataclasses.replace(cfg, frames=spec.scaling_frames, modes=["infer"])
+            scaling = dataclasses.replace(cfg, frames=spec.scaling_frames, mode=["infer"])
             rows += run_sweep(scaling, self.out, resume=True, progress=self.progress)
         failed = [r for r in rows if r["status"] != "ok"]
         return f"{len(rows)} configurations measured, {len(failed)} failed" + (
             f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
 
     def _count(self, spec: Any) -> str:
-        """FLOPs (fvcore, meta device) and params of every model x frames: bench rows with mode
-        'count', so reports show them beside measured rows."""
+        """FLOPs (fvcore, meta device) and params of every model x frames x image size: bench rows
+        with mode 'count', so reports show them beside measured rows."""
         from ..bench.flops import count_flops
-        from ..bench.sweep import BENCH_COLUMNS, SweepConfig, error_text, expand_grid, row_key, uncounted_text
+        from ..bench.sweep import (
+            BENCH_COLUMNS,
+            SweepConfig,
+            _overrides,
+            error_text,
+            expand_grid,
+            row_key,
+            uncounted_text,
+        )
+        from ..options import narrow
 
         store = ResultsStore(self.out)
         existing = store.read("bench")
         done = {row_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
-        grid = expand_grid(SweepConfig(models=spec.models, frames=spec.frames, batch_sizes=[1], precisions=["fp32"],
-                                       modes=["infer"], device="meta"))
+        cfg = narrow(spec, SweepConfig, batch_size=[1], precision=["fp32"], mode=["infer"], device="meta")
+        grid = expand_grid(cfg)
         failed = 0
         for key in grid:
             row = {**key, "mode": "count", "batch_size": 1}
             if row_key(row) in done:
                 continue
-            overrides = {"num_frames": row["frames"]} if row["frames"] else {}
             record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
             record.update(row, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             try:
-                report = count_flops(row["model"], device="meta", **overrides)
+                report = count_flops(row["model"], device="meta", **_overrides(row, cfg))
                 record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
                               uncounted_ops=uncounted_text(report))
             except Exception as err:  # one model's failure is its row, the rest go on
@@ -136,7 +142,8 @@ class _Run:
 
     # -- train / init --------------------------------------------------------------------
     def train_and_eval(self, model: str, init: Optional[str] = None, tag: Optional[str] = None) -> str:
-        from ..train import TrainConfig, evaluate_checkpoint, train
+        from ..options import narrow
+        from ..train import EvalConfig, TrainConfig, evaluate_checkpoint, train
         from ..train.engine import CHECKPOINT
 
         spec = self.suite.train
@@ -146,16 +153,18 @@ class _Run:
         epochs = spec.epochs
         if init is not None and self.suite.init is not None and self.suite.init.epochs:
             epochs = self.suite.init.epochs
-        cfg = TrainConfig(**{"device": self.suite.device, **spec.options, "model": model, "data": str(self.data),
-                             "out": str(run_dir), "epochs": epochs, "batch_size": spec.batch_size, "init": init,
-                             "resume": True, "progress": self.progress})
+        # the test evaluation goes into the suite's accuracy.csv (below), not the run directory's
+        cfg = narrow(spec, TrainConfig, model=model, data=str(self.data), out=str(run_dir), epochs=epochs, init=init,
+                     eval_views=None, device=self.suite.device, resume=True, progress=self.progress)
         last = train(cfg)
-        row = evaluate_checkpoint(str(run_dir / CHECKPOINT), str(self.data), spec.eval_views, None, str(self.out),
-                                  spec.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp, cfg.device,
-                                  self.progress)
+        views = spec.eval_views or EvalConfig.DEFAULT_VIEWS
+        row = evaluate_checkpoint(run_dir / CHECKPOINT, data=str(self.data), views=views, out=str(self.out),
+                                  batch_size=cfg.batch_size, num_workers=cfg.num_workers, backend=cfg.backend,
+                                  bad_items=cfg.bad_items, precision=cfg.precision, device=cfg.device,
+                                  progress=self.progress)
         val = f", last val top-1 {last['val_top1']:.1f}" if "val_top1" in last else ""
         return (f"{model} ({row['init']}): test top-1 {row['top1']:.1f}, static {row.get('acc_static', float('nan')):.1f}, "
-                f"temporal {row.get('acc_temporal', float('nan')):.1f} ({spec.eval_views} views){val}")
+                f"temporal {row.get('acc_temporal', float('nan')):.1f} ({views} views){val}")
 
     def init(self, model: str, which: str) -> str:
         ssl = ResultsStore(self.out).read("ssl")
@@ -179,7 +188,7 @@ class _Run:
             from ..ssl.run import open_frames
 
             size = self.suite.ssl.backbone_overrides.get("img_size") or 224
-            self._frames = open_frames(self.data, size, frames_per_clip=self.suite.ssl.frames_per_clip,
+            self._frames = open_frames(self.data, size, frames_per_clip=self.suite.ssl.frames,
                                        progress=self.progress)
         return self._frames
 
@@ -192,12 +201,12 @@ class _Run:
         return f"random init: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}"
 
     def ssl_method(self, method: str) -> str:
+        from ..options import narrow
         from ..ssl.run import run_pretraining
-        from ..ssl.train import TrainConfig as PretrainConfig
+        from ..ssl.train import PretrainConfig
 
         spec = self.suite.ssl
-        cfg = PretrainConfig(**{"device": self.suite.device, **spec.options, "epochs": spec.epochs,
-                                "batch_size": spec.batch_size, "progress": self.progress})
+        cfg = narrow(spec, PretrainConfig, device=self.suite.device, progress=self.progress)
         row = run_pretraining(method, self.frames(), self.out, cfg, spec.backbone, spec.backbone_overrides,
                               spec.method_options.get(method), resume=True, knn_k=spec.knn_k)
         return f"{method}: kNN {row['knn_top1']:.1f}, linear {row['linear_top1']:.1f}, {row['pretrain_time_s']}s"
@@ -237,7 +246,7 @@ class _Run:
             message += f", published {row['published_top1']:.1f}"
         if spec.bench:
             _, _, name, config = inspect_weights(path, model)
-            cfg = SweepConfig(models=[name], model_kwargs=config, weights=str(path), batch_sizes=[1], modes=["infer"],
+            cfg = SweepConfig(models=[name], model_kwargs=config, weights=str(path), batch_size=[1], mode=["infer"],
                               device=self.suite.device, warmup=spec.warmup, iters=spec.iters, threads=self.suite.threads)
             bench = run_sweep(cfg, self.out, resume=True, progress=False)
             if bench and bench[0]["status"] == "ok":

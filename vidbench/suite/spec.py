@@ -1,12 +1,21 @@
 """Suites are data: a small TOML file per suite (vidbench/suites/*.toml, or any path) read into
-typed sections. Unknown keys are errors that name the file and the section."""
+typed sections. The [bench] / [flops], [train] and [ssl] sections are the jobs' own dataclasses
+(`SweepConfig`, `TrainConfig`, `PretrainConfig`: the same keys, defaults and help as the
+command's flags) extended by what only a suite has; the suite sets the rest (device, threads,
+paths). Unknown keys are errors that name the file and the section; deprecated spellings are
+accepted with a warning."""
 from __future__ import annotations
 
-import dataclasses
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from ..bench.sweep import SweepConfig
+from ..options import Alias, accepts_aliases, deprecation, from_mapping, option
+from ..ssl.train import PretrainConfig
+from ..train.config import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,43 +32,47 @@ class DatasetSpec:
     options: Dict[str, Any] = field(default_factory=dict)
 
 
+@accepts_aliases
 @dataclass
-class BenchSpec:
-    models: List[str] = field(default_factory=list)
-    frames: List[Optional[int]] = field(default_factory=lambda: [None])
-    batch_sizes: List[int] = field(default_factory=lambda: [1])
-    precisions: List[str] = field(default_factory=lambda: ["fp32"])
-    modes: List[str] = field(default_factory=lambda: ["infer", "train"])
-    scaling_frames: List[int] = field(default_factory=list)  # extra frame counts, inference only
-    warmup: int = 3
-    iters: int = 10
-    count_only: bool = False  # FLOPs and params only (any machine), no timing or memory
-    requires: Optional[str] = None  # "cuda": the stage is skipped (and says so) on a machine without one
-    retry_oom: int = 1
-    timeout_s: Optional[float] = None
+class BenchSpec(SweepConfig):
+    """[bench] and [flops]: a `SweepConfig` (vidbench bench's options) plus the suite's extras.
+    The suite sets device and threads."""
+
+    scaling_frames: List[int] = option(default_factory=list, help="extra frame counts, inference only (throughput "
+                                                                  "and memory against frames)")
+    count_only: bool = option(False, help="FLOPs and params only (any machine, meta device), no timing or memory")
+    requires: Optional[str] = option(None, help='"cuda": the stage is skipped (and says so) on a machine without one')
 
 
+@accepts_aliases
 @dataclass
-class TrainSpec:
-    models: List[str] = field(default_factory=list)
-    epochs: int = 5
-    batch_size: int = 16
-    eval_views: str = "2x1"
-    options: Dict[str, Any] = field(default_factory=dict)  # further vidbench.train.TrainConfig fields
+class TrainSpec(TrainConfig):
+    """[train]: `TrainConfig` fields (vidbench train's options) for every model in `models`, each
+    trained into <out>/train/<model> and evaluated on the test split with `eval_views` into the
+    suite's accuracy.csv. The suite sets model, data, out, init, device, resume and progress."""
+
+    models: List[str] = option(default_factory=list, help="registry names, one train stage each")
+
+    def __post_init__(self) -> None:
+        self.check_options()
 
 
+@accepts_aliases
 @dataclass
-class SSLSpec:
-    methods: List[str] = field(default_factory=list)
-    backbone: str = "vit_tiny"
-    backbone_overrides: Dict[str, Any] = field(default_factory=dict)
-    epochs: int = 1
-    batch_size: int = 128
-    frames_per_clip: int = 8  # frames taken from each training video
-    knn_k: int = 200  # neighbours of the kNN evaluation (keep it below the frames per class on small data)
-    baseline: bool = True  # also evaluate the random-init backbone
-    options: Dict[str, Any] = field(default_factory=dict)  # further vidbench.ssl.train.TrainConfig fields (lr, ...)
-    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per method, e.g. {wmse = {w_size = 64}}
+class SSLSpec(PretrainConfig):
+    """[ssl]: `PretrainConfig` fields (vidbench pretrain's training options) plus the pipeline:
+    methods, backbone, frames per video, kNN, the random-init baseline. The suite sets device
+    and progress."""
+
+    methods: List[str] = option(default_factory=list, help="self-supervised methods, one ssl stage each")
+    backbone: str = option("vit_tiny", help="image ViT from the registry")
+    backbone_overrides: Dict[str, Any] = option(default_factory=dict, help="create_model overrides of the backbone")
+    frames: int = option(8, aliases=[Alias("frames_per_clip")], help="frames taken from each training video")
+    knn_k: int = option(200, help="neighbours of the kNN evaluation (keep it below the frames per class on small "
+                                  "data)")
+    baseline: bool = option(True, help="also evaluate the random-init backbone")
+    method_options: Dict[str, Dict[str, Any]] = option(default_factory=dict, help="per method, e.g. "
+                                                                                  "{wmse = {w_size = 64}}")
 
 
 @dataclass
@@ -103,16 +116,25 @@ class Suite:
     source: str = ""
 
 
-_SECTIONS = {"dataset": DatasetSpec, "flops": BenchSpec, "bench": BenchSpec, "train": TrainSpec, "ssl": SSLSpec, "init": InitSpec,
-             "published": PublishedSpec}
+# section -> (dataclass, keys the suite sets itself)
+_SECTIONS: Dict[str, Tuple[type, Tuple[str, ...]]] = {
+    "dataset": (DatasetSpec, ()),
+    "flops": (BenchSpec, ("device", "threads", "weights", "weights_format")),
+    "bench": (BenchSpec, ("device", "threads", "weights", "weights_format")),
+    "train": (TrainSpec, ("model", "data", "out", "init", "device", "resume", "progress")),
+    "ssl": (SSLSpec, ("device", "progress")),
+    "init": (InitSpec, ()),
+    "published": (PublishedSpec, ()),
+}
 
 
-def _build(cls: type, values: Dict[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return cls(**values)
+def _build(cls: type, values: Dict[str, Any], where: str, exclude: Tuple[str, ...] = ()) -> Any:
+    if cls in (TrainSpec, SSLSpec) and "options" in values:  # the old nested table of further job fields
+        values = dict(values)
+        warnings.warn(deprecation("options = {...}", "its keys in the section itself", f"{where}: "), FutureWarning,
+                      stacklevel=3)
+        values = {**values.pop("options"), **values}
+    return from_mapping(cls, values, where, exclude)
 
 
 def available_suites() -> List[str]:
@@ -133,7 +155,8 @@ def load_suite(name_or_path: Union[str, Path]) -> Suite:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    sections = {k: _build(cls, raw.pop(k), f"{path} [{k}]") for k, cls in _SECTIONS.items() if k in raw}
+    sections = {k: _build(cls, raw.pop(k), f"{path} [{k}]", exclude) for k, (cls, exclude) in _SECTIONS.items()
+                if k in raw}
     suite = _build(Suite, {"name": path.stem, **raw, **sections}, str(path))
     suite.source = str(path)
     if suite.device == "auto":

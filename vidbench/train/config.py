@@ -1,12 +1,20 @@
-"""Training configuration (one dataclass: the CLI fills it, notebooks build it directly)."""
+"""The options of the training and evaluation jobs, one dataclass each: `TrainConfig` (vidbench
+train), `EvalConfig` (vidbench eval), and `TrainingOptions`, the fields every training loop takes
+(`vidbench.ssl.train.PretrainConfig` extends it too). The CLI flags and the suite's [train]
+section are generated from these fields (`vidbench.options`); notebooks build them directly."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ["AMP_MODES", "TrainConfig", "parse_views"]
+from ..bench.throughput import PRECISIONS as _PRECISION_DTYPES
+from ..errors import ConfigError
+from ..options import Alias, accepts_aliases, check_choice, option, precision_from_amp
 
-AMP_MODES = ("none", "bf16", "fp16")
+__all__ = ["PRECISIONS", "TrainingOptions", "TrainConfig", "EvalConfig", "parse_views"]
+
+PRECISIONS: Tuple[str, ...] = tuple(_PRECISION_DTYPES)  # fp32, bf16, fp16: autocast dtypes, as in vidbench bench
+INIT_MODES = ("central_frame", "inflation", "random")
 
 
 def parse_views(views: str) -> Tuple[int, int]:
@@ -14,80 +22,181 @@ def parse_views(views: str) -> Tuple[int, int]:
     try:
         clips, crops = (int(v) for v in str(views).lower().split("x"))
     except ValueError:
-        raise ValueError(f"views must look like 4x3 (temporal clips x spatial crops), got {views!r}") from None
+        raise ConfigError(f"views must look like 4x3 (temporal clips x spatial crops), got {views!r}") from None
     if clips < 1 or crops not in (1, 3):
-        raise ValueError(f"views {views!r}: need >= 1 temporal clip and 1 or 3 spatial crops")
+        raise ConfigError(f"views {views!r}: need >= 1 temporal clip and 1 or 3 spatial crops")
     return clips, crops
 
 
+# -- the vocabulary: each concept's field, declared once and used by every job that has it -----------
+def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None) -> Any:
+    """`precision`: the autocast dtype. The old ``amp`` option is its deprecated alias (train / eval:
+    ``--amp none|bf16|fp16``; pretrain: a bare ``--amp`` meaning bf16)."""
+    amp = Alias("amp", convert=precision_from_amp, const=amp_flag_const,
+                choices=None if amp_flag_const else ("none", "bf16", "fp16"))
+    return option(default, choices=PRECISIONS, aliases=[amp],
+                  help="autocast dtype: fp32 (no autocast), bf16, or fp16 (with a gradient scaler when training)")
+
+
+def workers_option(default: int) -> Any:
+    return option(default, flag="workers", help="DataLoader worker processes (per process under torchrun)")
+
+
+def device_option(default: str) -> Any:
+    return option(default, help="auto (cuda where available), cpu, cuda or cuda:N")
+
+
+def progress_option() -> Any:
+    return option(True, help="progress bars")
+
+
+def frames_option(help: str) -> Any:
+    return option(None, help=help, aliases=[Alias("num_frames")])
+
+
+def img_size_option(help: str) -> Any:
+    return option(None, help=help, aliases=[Alias("size")])
+
+
+def backend_option() -> Any:
+    return option(None, choices=("decord", "pyav"), help="video decoder [decord where installed, else pyav]")
+
+
+def bad_items_option() -> Any:
+    return option("skip", choices=("skip", "raise"),
+                  help="unusable videos and annotation lines: skip (warn, count, report) or raise")
+
+
+# -- the training loops ---------------------------------------------------------------------------
+@accepts_aliases
 @dataclass
-class TrainConfig:
-    """Args:
-        model: registry name (``vidbench list``).
-        data: dataset directory (``vidbench make-dataset`` or any with a manifest / splits).
-        out: results directory (checkpoint, train.csv, accuracy.csv).
-        batch_size: per process; under torchrun the global batch is batch_size x processes.
-        lr, min_lr: AdamW peak LR after linear warm-up, and the end of the cosine decay.
-        clip_grad: max global gradient norm (0: off).
-        amp: autocast "none", "bf16" (CPU or GPU) or "fp16" (GPU, with a gradient scaler).
-        bad_items: "skip" (warn, count, report) or "raise" for unusable videos and annotation lines.
-        init: image ViT checkpoint (vidbench.checkpoint.save_checkpoint) to initialise from; the
-            video model then takes the image model's width, depth, heads, patch and image size.
-        weights: published weights of the model itself (any format `vidbench.weights` reads) to
-            fine-tune from: the model takes the checkpoint's config, frames, image size and
-            normalisation unless num_frames / size say otherwise; a head of another class count
-            is replaced. `model` may then be None (the checkpoint says which).
-        weights_format: force the weights' format instead of detecting it.
-        init_mode: tubelet rule for `from_image_backbone`: central_frame, inflation or random.
-        init_label: the `init` column (default: the checkpoint's "method" metadata, else its file name).
-        num_frames, stride, sampling, size: clip overrides (default: the dataset's manifest).
-        model_kwargs: further model config overrides (depth, embed_dim, drop_path_rate, ...).
-        val_views: views for the per-epoch validation; eval_views: if set, a test-split evaluation
-            after training with these views, written to accuracy.csv.
-        resume: continue from the checkpoint in `out`.
+class TrainingOptions:
+    """What every training loop takes: the optimiser (AdamW; no weight decay on biases, norms and
+    what the model's ``no_weight_decay()`` names), the per-step schedule (linear warm-up, cosine
+    decay), autocast, gradient clipping, data loading, seed and device. The video loop
+    (`TrainConfig`) and SSL pretraining (`vidbench.ssl.train.PretrainConfig`) extend it, each
+    with its own recipe's defaults."""
+
+    epochs: int = option(12, positive=True, help="passes over the training set")
+    batch_size: int = option(16, positive=True, help="clips (images) per step and process; under torchrun the global batch is "
+                                      "batch_size x processes")
+    lr: float = option(5e-4, help="AdamW peak learning rate, reached at the end of the warm-up")
+    min_lr: float = option(1e-5, help="learning rate at the end of the cosine decay")
+    weight_decay: float = option(0.05, help="AdamW weight decay (biases, norms, tokens and embeddings spared)")
+    warmup_epochs: float = option(2.0, help="linear warm-up, in epochs (fractions allowed)")
+    clip_grad: float = option(1.0, aliases=[Alias("grad_clip")], help="max global gradient norm (0: off)")
+    precision: str = precision_option()
+    num_workers: int = workers_option(2)
+    seed: int = option(0, help="random seed (initialisation, data order, augmentation)")
+    device: str = device_option("auto")
+    progress: bool = progress_option()
+
+    def check_training(self, min_batch: int = 1) -> None:
+        """Values every loop needs (a ConfigError names the option)."""
+        if self.epochs < 1 or self.batch_size < min_batch:
+            raise ConfigError(f"need epochs >= 1 and batch_size >= {min_batch}, got {self.epochs}, {self.batch_size}")
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.clip_grad < 0 or self.warmup_epochs < 0 or self.num_workers < 0:
+            raise ConfigError(f"clip_grad, warmup_epochs and num_workers must be >= 0, got {self.clip_grad}, "
+                              f"{self.warmup_epochs}, {self.num_workers}")
+
+
+@accepts_aliases
+@dataclass
+class TrainConfig(TrainingOptions):
+    """`vidbench train`: a video model trained on a clip dataset (single process or torchrun).
+
+    `init` initialises from an image ViT checkpoint (vidbench.checkpoint.save_checkpoint): the
+    video model then takes the image model's width, depth, heads, patch and image size. `weights`
+    fine-tunes from published weights of the model itself (any format `vidbench.weights` reads):
+    the model takes the checkpoint's config, frames, image size and normalisation unless `frames`
+    / `img_size` say otherwise, and a head of another class count is replaced; `model` may then
+    be None. `eval_views`: a test-split evaluation after training, into accuracy.csv.
     """
 
-    model: Optional[str]
-    data: str
-    out: str
-    epochs: int = 12
-    batch_size: int = 16
-    lr: float = 5e-4
-    min_lr: float = 1e-5
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    label_smoothing: float = 0.1
-    clip_grad: float = 1.0
-    amp: str = "none"
-    num_workers: int = 2
-    seed: int = 0
-    backend: Optional[str] = None
-    bad_items: str = "skip"
-    init: Optional[str] = None
-    init_mode: str = "central_frame"
-    init_label: Optional[str] = None
-    weights: Optional[str] = None
-    weights_format: Optional[str] = None
-    num_frames: Optional[int] = None
-    stride: Optional[int] = None
-    sampling: Optional[str] = None
-    size: Optional[int] = None
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    val_views: str = "1x1"
-    eval_views: Optional[str] = None
-    device: str = "auto"
-    resume: bool = False
-    progress: bool = True
+    model: Optional[str] = option(None, help="registry name, e.g. vivit_m2_tiny (optional with --weights)")
+    data: str = option("data/synthetic", help="dataset directory (vidbench make-dataset's, or any with a manifest "
+                                              "or split annotations)")
+    out: str = option("", required=True, help="results directory (checkpoint, train.csv, accuracy.csv), "
+                                              "e.g. results/m2")
+    label_smoothing: float = option(0.1, help="cross-entropy label smoothing")
+    backend: Optional[str] = backend_option()
+    bad_items: str = bad_items_option()
+    init: Optional[str] = option(None, help="image ViT checkpoint (.safetensors written by vidbench.checkpoint, e.g. "
+                                            "vidbench pretrain's) to initialise from")
+    init_mode: str = option("central_frame", choices=INIT_MODES, help="tubelet rule of from_image_backbone")
+    init_label: Optional[str] = option(None, help="the init column [the checkpoint's 'method' metadata, else its "
+                                                  "file name]")
+    weights: Optional[str] = option(None, help="fine-tune from published weights of the model itself (any supported "
+                                               "format; frames, size and normalisation follow the checkpoint unless "
+                                               "given)")
+    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
+    frames: Optional[int] = frames_option("clip frames [the dataset's]")
+    stride: Optional[int] = option(None, help="frame stride of dense sampling [the dataset's]")
+    sampling: Optional[str] = option(None, choices=("dense", "uniform"), help="clip sampling [the dataset's]")
+    img_size: Optional[int] = img_size_option("crop side [the dataset's, or the --init model's]")
+    model_kwargs: Dict[str, Any] = option(default_factory=dict, flag="model-arg", metavar="KEY=VALUE",
+                                          help="model config override, repeatable (depth=4, tubelet_size=2,8,8)")
+    val_views: str = option("1x1", help="views of the per-epoch validation")
+    eval_views: Optional[str] = option(None, help="after training, evaluate the test split with these views, "
+                                                  "e.g. 4x3")
+    resume: bool = option(False, help="continue the run in --out (its options must be the run's)")
 
     def __post_init__(self) -> None:
+        self.check_options()
+        if not self.out:
+            raise ConfigError("give out, the results directory")
         if self.init and self.weights:
-            raise ValueError("give either init (an image backbone) or weights (the model's own), not both")
+            raise ConfigError("give either init (an image backbone) or weights (the model's own), not both")
         if not self.model and not self.weights:
-            raise ValueError("give a model (registry name) or weights to fine-tune")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+            raise ConfigError("give a model (registry name) or weights to fine-tune")
+
+    def check_options(self) -> None:
+        """The values, whatever job they end up in (a suite checks its [train] section with this)."""
+        self.check_training()
+        check_choice("init_mode", self.init_mode, INIT_MODES)
         parse_views(self.val_views)
         if self.eval_views:
             parse_views(self.eval_views)
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+@accepts_aliases
+@dataclass
+class EvalConfig:
+    """`vidbench eval`: multi-view accuracy of a `checkpoint` trained by vidbench train (with its
+    clip settings) or of published `weights` in any supported format (with their own
+    preprocessing and views unless overridden); rank 0 appends the row to accuracy.csv."""
+
+    checkpoint: Optional[str] = option(None, help="a vidbench train checkpoint, e.g. results/m2/checkpoint.safetensors")
+    weights: Optional[str] = option(None, help="published weights: a file or a Hugging Face directory")
+    model: Optional[str] = option(None, help="registry name for --weights formats without a config")
+    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
+    data: Optional[str] = option(None, help="dataset directory [for --checkpoint: the one it was trained on]")
+    views: Optional[str] = option(None, help="temporal clips x spatial crops (1 or 3), e.g. 4x3 [the weights' "
+                                             "published views, else 4x3]")
+    split: Optional[str] = option(None, help="split to evaluate [test, else val (said when so)]")
+    frames: Optional[int] = frames_option("--weights: clip frames, time embeddings resized [the weights']")
+    stride: Optional[int] = option(None, help="--weights: frame stride [the weights']")
+    img_size: Optional[int] = img_size_option("--weights: crop size, position embeddings resized [the weights']")
+    out: Optional[str] = option(None, help="results directory [the checkpoint's; results/pretrained for --weights]")
+    batch_size: int = option(8, positive=True, help="videos per batch (each with all its views)")
+    num_workers: int = workers_option(2)
+    backend: Optional[str] = backend_option()
+    bad_items: str = bad_items_option()
+    precision: str = precision_option()
+    device: str = device_option("auto")
+    progress: bool = progress_option()
+
+    DEFAULT_VIEWS = "4x3"
+
+    def __post_init__(self) -> None:
+        if bool(self.checkpoint) == bool(self.weights):
+            raise ConfigError("give one of checkpoint (vidbench train's) or weights (published)")
+        if self.weights and not self.data:
+            raise ConfigError("--weights needs --data")
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.views:
+            parse_views(self.views)

@@ -1,5 +1,7 @@
-"""The training loop: AdamW, linear warm-up then cosine decay per step, label smoothing, gradient
-clipping, optional autocast, a checkpoint per epoch, --resume; DDP under torchrun.
+"""The video training loop (`vidbench train`): the training core (`vidbench.train.core`: AdamW
+groups, warm-up + cosine per step, autocast, clipping, resume state, per-epoch CSV) around clip
+datasets, label-smoothed cross-entropy, per-epoch validation and a checkpoint per epoch; DDP
+under torchrun.
 
 Each process takes `batch_size` clips of a shared random permutation (DistributedSampler); the
 loss is the sum over a process's clips divided by the clips of all processes, times the world
@@ -21,21 +23,21 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from ..models import VisionTransformer, create_model
+from ..options import canonical
 from ..results import ResultsStore, run_lock
 from ..weights import inspect_weights, load_pretrained
 from .config import TrainConfig, parse_views
+from .core import EpochLog, TrainingCore, is_finite, param_groups, params_finite, progress
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
-from .evaluate import autocast, evaluate, evaluate_checkpoint, make_loader, summarize
-from .state import load_train_state, read_state_tensors, save_train_state
+from .evaluate import evaluate, evaluate_checkpoint, make_loader, summarize
 
-__all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE"]
+__all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE", "RESUME_KEYS", "TrainingStopped"]
 
 CHECKPOINT, TRAIN_STATE = "checkpoint.safetensors", "train_state.safetensors"
 # config fields a video model takes from the image ViT it is initialised from
@@ -43,9 +45,12 @@ FOLLOW_IMAGE = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "ml
                 "class_token", "global_pool")
 
 
-def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) -> Tuple[nn.Module, str, Dict[str, Any]]:
+def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int,
+                image: Optional[Tuple[nn.Module, Dict[str, Any]]] = None) -> Tuple[nn.Module, str, Dict[str, Any]]:
     """The video model, initialised from `cfg.init` if given; returns (model, init label, the
-    config fields taken from the image checkpoint)."""
+    config fields taken from the image checkpoint). `image`: `cfg.init` already loaded
+    (`load_checkpoint`'s (model, extra)), so the file is read once. The model is built once: its
+    config fields are looked up on a meta-device instance (no memory, no random draws)."""
     overrides = dict(cfg.model_kwargs, num_classes=num_classes, num_frames=num_frames, img_size=size)
     if cfg.weights:
         model = load_pretrained(cfg.weights, model=cfg.model, format=cfg.weights_format, **overrides)
@@ -55,43 +60,26 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int) 
     if not cfg.init:
         return create_model(cfg.model, **overrides), "random", {}
     with torch.device("meta"):
-        initialisable = hasattr(create_model(cfg.model, **overrides), "from_image_backbone")
-    if not initialisable:
+        probe = create_model(cfg.model, **overrides)
+    if not hasattr(probe, "from_image_backbone"):
         raise TrainingStopped(f"--init: {cfg.model} has no image initialisation (no image counterpart in the zoo); "
                               "train it from scratch or fine-tune published weights with --weights")
-    vit, extra = load_checkpoint(cfg.init)
+    rules = probe.image_init_rules  # the tubelet rules its from_image_backbone takes (none: single frames)
+    if cfg.init_mode not in rules and cfg.init_mode != TrainConfig.init_mode:
+        raise TrainingStopped(f"--init-mode {cfg.init_mode}: {cfg.model} takes "
+                              + (f"one of {', '.join(rules)}" if rules else "no tubelet rule (its patches are single frames)"))
+    vit, extra = image if image is not None else load_checkpoint(cfg.init)
     if not isinstance(vit, VisionTransformer):
-        raise ValueError(f"--init {cfg.init}: expected an image ViT checkpoint, got {type(vit).__name__}")
-    probe = create_model(cfg.model, **overrides)
+        raise ConfigError(f"--init {cfg.init}: expected an image ViT checkpoint, got {type(vit).__name__}")
     fields = {f.name for f in dataclasses.fields(probe.config)}
     follow = {k: getattr(vit.config, k) for k in FOLLOW_IMAGE if k in fields}
     model = create_model(cfg.model, **{**overrides, **follow})
-    model.from_image_backbone(vit, init=cfg.init_mode)
+    if rules:
+        model.from_image_backbone(vit, init=cfg.init_mode)
+    else:
+        model.from_image_backbone(vit)
     label = cfg.init_label or extra.get("method") or Path(cfg.init).stem
     return model, str(label), follow
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
-    """AdamW groups as in DeiT / timm: no weight decay on biases and norms (1-d) nor on what the
-    model's `no_weight_decay()` names (tokens, position / time embeddings, relative-position
-    tables: decaying a zero-initialised time embedding holds it at zero)."""
-    spared = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim <= 1 or name in spared else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
-    total = cfg.epochs * steps_per_epoch
-    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total - 1)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=cfg.min_lr)
-    if warmup <= 0:
-        return cosine
-    linear = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
 
 
 def _warn_bad(bad: List[Tuple[str, str]], seen: Set[str]) -> None:
@@ -107,8 +95,8 @@ class TrainingStopped(UserError):
 
 # options whose change would make a resumed run a different run
 RESUME_KEYS = ("model", "epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_epochs", "label_smoothing",
-               "clip_grad", "amp", "seed", "init", "init_mode", "weights", "num_frames", "stride", "sampling", "size",
-               "model_kwargs")
+               "clip_grad", "precision", "seed", "init", "init_mode", "weights", "frames", "stride", "sampling",
+               "img_size", "model_kwargs")
 
 
 def train(cfg: TrainConfig) -> Dict[str, Any]:
@@ -130,7 +118,7 @@ def _check_fresh_or_resumable(cfg: TrainConfig, out: Path) -> Optional[Dict[str,
     if not (cfg.resume and (out / CHECKPOINT).exists()):
         return None
     _, extra = read_metadata(out / CHECKPOINT)
-    before = extra.get("train_config", {})
+    before = canonical(TrainConfig, extra.get("train_config", {}))  # a run of an older version: its spellings
     now = dataclasses.asdict(cfg)
     differ = [f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS
               if k in before and json.dumps(before.get(k)) != json.dumps(now.get(k))]
@@ -140,14 +128,12 @@ def _check_fresh_or_resumable(cfg: TrainConfig, out: Path) -> Optional[Dict[str,
     return extra
 
 
-def _drop_rows_after(store: ResultsStore, epochs_done: int) -> None:
-    """train.csv rows of epochs after the resume state (written just before a kill): that epoch
-    is trained again, so its row would come twice."""
-    rows = store.read("train")
-    if not rows.empty and (rows["epoch"] > epochs_done).any():
-        kept = rows[rows["epoch"] <= epochs_done]
-        print(f"dropping {len(rows) - len(kept)} train.csv row(s) after epoch {epochs_done} (their epoch is redone)")
-        store.rewrite("train", kept)
+def _test_evaluation(cfg: TrainConfig, out: Path) -> Dict[str, Any]:
+    """The test split with `cfg.eval_views`, into `<out>/accuracy.csv`."""
+    return evaluate_checkpoint(out / CHECKPOINT, data=cfg.data, views=cfg.eval_views, out=str(out),
+                               batch_size=cfg.batch_size, num_workers=cfg.num_workers, backend=cfg.backend,
+                               bad_items=cfg.bad_items, precision=cfg.precision, device=cfg.device,
+                               progress=cfg.progress)
 
 
 def _finished(cfg: TrainConfig, out: Path, extra: Dict[str, Any], is_main: bool) -> Dict[str, Any]:
@@ -161,9 +147,7 @@ def _finished(cfg: TrainConfig, out: Path, extra: Dict[str, Any], is_main: bool)
         acc = ResultsStore(out).read("accuracy")
         done = not acc.empty and "views" in acc and (acc["views"].astype(str) == cfg.eval_views).any()
         if not done:
-            row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, None, str(out),
-                                              cfg.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp,
-                                              cfg.device, cfg.progress)
+            row["test"] = _test_evaluation(cfg, out)
     return row
 
 
@@ -180,17 +164,20 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     previous = _check_fresh_or_resumable(cfg, out)
     if previous is not None and int(previous.get("epoch", 0)) >= cfg.epochs:
         return _finished(cfg, out, previous, env.is_main)
-    num_frames, size, norm = cfg.num_frames, cfg.size, {}
+    num_frames, size, norm, image = cfg.frames, cfg.img_size, {}, None
     if cfg.weights:  # clips follow the checkpoint unless the options say otherwise
         _, _, _, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
         num_frames = num_frames or ckpt.get("num_frames")
         img = ckpt.get("img_size")
         size = size or (img if isinstance(img, int) or img is None else img[0])
     sampler, size = clip_settings(spec, num_frames, cfg.stride, cfg.sampling, size)
-    if cfg.init and not cfg.size:  # the crop follows the image backbone's resolution
-        img = read_metadata(cfg.init)[0]["config"]["img_size"]
-        size = img if isinstance(img, int) else img[0]
-    model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size)
+    if cfg.init:  # read once: the crop follows the image backbone's resolution unless --img-size says otherwise
+        image = load_checkpoint(cfg.init)
+        if not cfg.img_size:
+            img = image[0].config.img_size
+            size = img if isinstance(img, int) else img[0]
+    model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size, image=image)
+    del image
     if followed and env.is_main:
         print(f"--init: {cfg.model} follows the image checkpoint's config: {followed}")
     if cfg.weights:
@@ -215,15 +202,14 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     train_loader = make_loader(train_set, cfg.batch_size, cfg.num_workers, train_sampler, pin)
     val_loader = make_loader(val_set, cfg.batch_size, cfg.num_workers,
                              ShardSampler(len(val_set), env.rank, env.world_size), pin)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    scheduler = _schedule(optimizer, cfg, len(train_loader))
-    scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.amp == "fp16")
+    core = TrainingCore(model, cfg, len(train_loader), env.device, warmup_from=1e-3)
     criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)
 
-    store = ResultsStore(out) if env.is_main else None
+    log = EpochLog(out, "train") if env.is_main else None
     start_epoch, train_time = 0, 0.0
     bad_seen: Set[str] = set()
     fallback_seen: Set[str] = set()  # files PyAV decoded after decord failed on them
+
     def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
         return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done,
                 "train_time_s": round(train_time, 2),
@@ -234,18 +220,18 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     if cfg.resume and (out / TRAIN_STATE).exists():
         # the state holds the model weights of its epoch with the optimizer's: a kill between writing
         # the state and the checkpoint cannot pair one epoch's weights with another's optimizer
-        start_epoch, info = load_train_state(out / TRAIN_STATE, optimizer, scheduler, scaler)
-        model.load_state_dict({k[len("model."):]: v for k, v in read_state_tensors(out / TRAIN_STATE).items()
-                               if k.startswith("model.")})
+        start_epoch, info, _ = core.load(out / TRAIN_STATE)
         train_time, init_label = float(info.get("train_time_s", 0.0)), info.get("init", init_label)
         bad_seen = set(info.get("bad_files", []))
         if env.is_main:
             print(f"resuming {out} after epoch {start_epoch}")
-            _drop_rows_after(store, start_epoch)
+            dropped = log.drop_after(start_epoch)
+            if dropped:
+                print(f"dropping {dropped} train.csv row(s) after epoch {start_epoch} (their epoch is redone)")
             if previous is None or int(previous.get("epoch", 0)) != start_epoch:  # killed before the checkpoint
                 save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(start_epoch))
     elif env.is_main:
-        store.write_environment(str(env.device), {"train_config": json.dumps(dataclasses.asdict(cfg))})
+        log.store.write_environment(str(env.device), {"train_config": json.dumps(dataclasses.asdict(cfg))})
 
     row: Dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
@@ -257,7 +243,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         first_bad_step, step_in_epoch = None, 0
         fallbacks: List[str] = []
         bad: List[Tuple[str, str]] = []
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and env.is_main))
+        bar = progress(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", enabled=cfg.progress and env.is_main)
         for batch in bar:
             bad.extend((b.path, b.reason) for b in batch.bad)
             fallbacks.extend(batch.fallbacks)
@@ -269,20 +255,13 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
             else:  # join the gradient all-reduce with a zero contribution
                 clips = torch.zeros(1, *model.input_size, device=env.device)
                 labels = torch.zeros(1, dtype=torch.long, device=env.device)
-            with autocast(env.device, cfg.amp):
+            with core.autocast():
                 logits = net(clips).float()
             loss_sum = criterion(logits, labels) * (1.0 if len(batch) else 0.0)
-            if first_bad_step is None and not bool(torch.isfinite(loss_sum)):
+            if first_bad_step is None and not is_finite(loss_sum):
                 first_bad_step = step_in_epoch + 1
             step_in_epoch += 1
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss_sum * env.world_size / n_all).backward()
-            if cfg.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            core.step(loss_sum * env.world_size / n_all)
             if len(batch):
                 sums += torch.tensor([loss_sum.item(), (logits.argmax(1) == labels).sum().item(), len(batch)],
                                      dtype=torch.float64)
@@ -290,7 +269,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         sums = all_reduce_sum(sums.to(env.device)).cpu()
         bad = all_gather_lists(bad)
         train_time += time.perf_counter() - tic
-        counts, val_bad, val_fallbacks = evaluate(model, val_loader, len(spec.classes), env.device, cfg.amp)
+        counts, val_bad, val_fallbacks = evaluate(model, val_loader, len(spec.classes), env.device, cfg.precision)
         new_fallbacks = set(all_gather_lists(fallbacks) + val_fallbacks) - fallback_seen
         fallback_seen.update(new_fallbacks)
         for note in sorted(new_fallbacks) if env.is_main else []:
@@ -301,32 +280,29 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         row = {"epoch": epoch + 1, "train_loss": float(sums[0] / sums[2]) if sums[2] else float("nan"),
                "train_acc": 100 * float(sums[1] / sums[2]) if sums[2] else float("nan"),
                **{f"val_{k}": v for k, v in val.items() if k != "num_videos"},
-               "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(time.perf_counter() - tic, 2),
+               "lr": core.lr, "epoch_time_s": round(time.perf_counter() - tic, 2),
                "train_time_s": round(train_time, 2), "skipped_items": len(bad_seen) + len(train_issues) + len(val_issues),
                "decoder_fallbacks": len(fallback_seen)}
         if sums[2] == 0:
             raise TrainingStopped(f"epoch {epoch + 1}: not one training clip could be decoded ({len(bad_seen)} bad "
                                   f"file(s), see the warnings); no checkpoint written for this epoch")
-        finite = math.isfinite(row["train_loss"]) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        finite = math.isfinite(row["train_loss"]) and params_finite(model)
         if env.is_main:
-            store.append("train", row)
+            log.append(row)
         if not finite:
             kept = f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > start_epoch or previous else \
                 "no checkpoint was written"
             step = f", first at step {first_bad_step}" if first_bad_step is not None else ""
             raise TrainingStopped(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}{step}); {kept}. "
-                                  "Try a lower --lr, --clip-grad 1.0 or --amp none")
+                                  "Try a lower --lr, --clip-grad 1.0 or --precision fp32")
         if env.is_main:  # row, then state (with the weights), then checkpoint: a kill between any two is resumable
-            save_train_state(out / TRAIN_STATE, optimizer, scheduler, epoch + 1, scaler,
-                             {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)},
-                             tensors={f"model.{k}": v for k, v in model.state_dict().items()})
+            core.save(out / TRAIN_STATE, epoch + 1,
+                      {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
             save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(epoch + 1))
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val top-1 {row['val_top1']:.1f}"
                   + "".join(f" {k} {v:.1f}" for k, v in row.items() if k.startswith("val_acc_")))
     if env.distributed:
         torch.distributed.barrier()  # the checkpoint is written before anyone reads it
     if cfg.eval_views:
-        row["test"] = evaluate_checkpoint(str(out / CHECKPOINT), str(cfg.data), cfg.eval_views, None, str(out),
-                                          cfg.batch_size, cfg.num_workers, cfg.backend, cfg.bad_items, cfg.amp,
-                                          cfg.device, cfg.progress)
+        row["test"] = _test_evaluation(cfg, out)
     return row

@@ -19,10 +19,13 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings, collate_clips
 from ..data.transforms import ClipTransform
+from ..errors import ConfigError
 from ..results import ResultsStore
+from .config import EvalConfig, parse_views
+from .core import autocast
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 
-__all__ = ["evaluate", "evaluate_checkpoint", "make_loader", "summarize"]
+__all__ = ["evaluate", "evaluate_checkpoint", "run_eval", "make_loader", "summarize"]
 
 
 def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, pin_memory: bool = False) -> DataLoader:
@@ -30,18 +33,13 @@ def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, p
                       collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False)
 
 
-def autocast(device: torch.device, amp: str) -> torch.autocast:
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype, enabled=amp != "none")
-
-
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: str = "none",
+def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, precision: str = "fp32",
              progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None
              ) -> Tuple[torch.Tensor, List[Tuple[str, str]], List[str]]:
     """Per-class counts (3, K): top-1 hits, top-5 hits, items; the (path, reason) of skipped
     items; and the files decoded by PyAV after decord failed on them. Summed / gathered over
-    processes. `label_map[i]`: the model's output index of dataset
+    processes. `precision`: autocast dtype (fp32, bf16, fp16). `label_map[i]`: the model's output index of dataset
     class i (a checkpoint with other or more classes); default: the same index."""
     model.eval()
     counts = torch.zeros(3, num_classes, dtype=torch.float64)
@@ -56,7 +54,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
         clips = batch.clips.to(device, non_blocking=True)
         views = clips.shape[1] if clips.ndim == 6 else 1
         x = rearrange(clips, "b v c t h w -> (b v) c t h w") if clips.ndim == 6 else clips
-        with autocast(device, amp):
+        with autocast(device, precision):
             logits = model(x).float()  # (B*V, K)
         probs = rearrange(logits.softmax(dim=-1), "(b v) k -> b v k", v=views).mean(dim=1)  # (B, K)
         labels = batch.labels.to(device)
@@ -89,36 +87,49 @@ def _default_split(spec: DataSpec, say: bool) -> str:
     return split
 
 
-def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str = "4x3", split: Optional[str] = None,
-                        out: Optional[str] = None, batch_size: int = 8, num_workers: int = 2,
-                        backend: Optional[str] = None, bad_items: str = "skip", amp: str = "none",
-                        device: str = "auto", progress: bool = True) -> Dict[str, Any]:
-    """Evaluate a trained checkpoint on a split with multi-view testing; rank 0 appends the row
-    to ``<out>/accuracy.csv`` (default: the checkpoint's directory) and returns it."""
-    from .config import parse_views
+def run_eval(cfg: EvalConfig) -> Dict[str, Any]:
+    """`vidbench eval`: a trained checkpoint (`cfg.checkpoint`) or published weights (`cfg.weights`,
+    `vidbench.train.pretrained_eval`) evaluated with multi-view testing; returns the accuracy row."""
+    if cfg.weights:
+        from .pretrained_eval import evaluate_pretrained
 
-    env = setup_distributed(device)
+        return evaluate_pretrained(cfg)
+    return _evaluate_checkpoint(cfg)
+
+
+def evaluate_checkpoint(checkpoint: Any, **options: Any) -> Dict[str, Any]:
+    """Evaluate a trained checkpoint on a split with multi-view testing; rank 0 appends the row
+    to ``<out>/accuracy.csv`` (default: the checkpoint's directory) and returns it. `options`:
+    `EvalConfig` fields (data, views, split, out, batch_size, num_workers, backend, bad_items,
+    precision, device, progress)."""
+    return _evaluate_checkpoint(EvalConfig(checkpoint=str(checkpoint), **options))
+
+
+def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
+    checkpoint, views = cfg.checkpoint, cfg.views or EvalConfig.DEFAULT_VIEWS
+    backend, progress = cfg.backend, cfg.progress
+    env = setup_distributed(cfg.device)
     model, extra = load_checkpoint(checkpoint)
     model.to(env.device)
-    data = data or extra.get("data")
+    data = cfg.data or extra.get("data")
     if not data:
-        raise ValueError(f"{checkpoint} does not record its dataset: pass --data")
+        raise ConfigError(f"{checkpoint} does not record its dataset: pass --data")
     spec = DataSpec.load(data)
     clip = extra.get("clip", {})
     sampler, size = clip_settings(spec, clip.get("num_frames"), clip.get("stride"), clip.get("mode"), clip.get("size"))
     if len(spec.classes) != model.num_classes:
-        raise ValueError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
-    split = split or _default_split(spec, env.is_main)
+        raise ConfigError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
+    split = cfg.split or _default_split(spec, env.is_main)
     norm = {k: tuple(clip[k]) for k in ("mean", "std") if clip.get(k)}  # fine-tuned from published weights
     dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler, size=size,
-                                    backend=backend, bad_items=bad_items, transform=ClipTransform(size=size, **norm))
+                                    backend=backend, bad_items=cfg.bad_items, transform=ClipTransform(size=size, **norm))
     for issue in issues if env.is_main else []:
         warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
-    loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
-                         pin_memory=env.device.type == "cuda")
+    loader = make_loader(dataset, cfg.batch_size, cfg.num_workers,
+                         ShardSampler(len(dataset), env.rank, env.world_size), pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
-    counts, bad, fallbacks = evaluate(model, loader, len(spec.classes), env.device, amp, progress and env.is_main,
-                                      desc=f"eval {views}")
+    counts, bad, fallbacks = evaluate(model, loader, len(spec.classes), env.device, cfg.precision,
+                                      progress and env.is_main, desc=f"eval {views}")
     row = {
         "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
         "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
@@ -134,5 +145,5 @@ def evaluate_checkpoint(checkpoint: str, data: Optional[str] = None, views: str 
             warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
         for note in sorted(set(fallbacks)):
             warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=2)
-        ResultsStore(out or Path(checkpoint).parent).append("accuracy", row)
+        ResultsStore(cfg.out or Path(checkpoint).parent).append("accuracy", row)
     return row

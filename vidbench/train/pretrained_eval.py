@@ -14,14 +14,15 @@ from typing import Any, Dict, Optional
 from ..data import DataSpec, build_dataset
 from ..data.sampling import ClipSampler
 from ..data.transforms import ClipTransform
+from ..errors import ConfigError
 from ..results import ResultsStore
 from ..weights import load_pretrained
 from ..weights.classes import match_classes
-from .config import parse_views
+from .config import EvalConfig, parse_views
 from .distributed import ShardSampler, setup_distributed
 from .evaluate import _default_split, evaluate, make_loader, summarize
 
-__all__ = ["evaluate_weights", "pretrained_clip_settings"]
+__all__ = ["evaluate_weights", "evaluate_pretrained", "pretrained_clip_settings"]
 
 
 def pretrained_clip_settings(preprocess: Dict[str, Any], spec: DataSpec, img_size: int, *,
@@ -42,35 +43,39 @@ def pretrained_clip_settings(preprocess: Dict[str, Any], spec: DataSpec, img_siz
     }
 
 
-def evaluate_weights(weights: str, data: str, *, model: Optional[str] = None, weights_format: Optional[str] = None,
-                     views: Optional[str] = None, split: Optional[str] = None, out: Optional[str] = None,
-                     num_frames: Optional[int] = None, stride: Optional[int] = None, img_size: Optional[int] = None,
-                     batch_size: int = 8, num_workers: int = 2, backend: Optional[str] = None,
-                     bad_items: str = "skip", amp: str = "none", device: str = "auto",
-                     progress: bool = True) -> Dict[str, Any]:
+def evaluate_weights(weights: Any, data: Optional[str] = None, **options: Any) -> Dict[str, Any]:
     """Evaluate a checkpoint in any supported format on `data`; rank 0 appends the row to
-    ``<out>/accuracy.csv`` (default results/pretrained) and returns it."""
-    env = setup_distributed(device)
+    ``<out>/accuracy.csv`` (default results/pretrained) and returns it. `options`: `EvalConfig`
+    fields (model, weights_format, views, split, out, frames, stride, img_size, batch_size,
+    num_workers, backend, bad_items, precision, device, progress)."""
+    return evaluate_pretrained(EvalConfig(weights=str(weights), data=data, **options))
+
+
+def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
+    """`evaluate_weights` of an `EvalConfig` with `weights` set."""
+    weights, data, backend, progress = cfg.weights, cfg.data, cfg.backend, cfg.progress
+    env = setup_distributed(cfg.device)
     spec = DataSpec.load(data)
-    net = load_pretrained(weights, model=model, format=weights_format, num_frames=num_frames, img_size=img_size)
+    net = load_pretrained(weights, model=cfg.model, format=cfg.weights_format, num_frames=cfg.frames,
+                          img_size=cfg.img_size)
     info = net.pretrained_cfg
     net.to(env.device)
     label_map, matched = match_classes(info.class_names, net.num_classes, spec.classes, where=f"{weights}: ")
-    split = split or _default_split(spec, env.is_main)
+    split = cfg.split or _default_split(spec, env.is_main)
     size = net.input_size[-1]
-    clip = pretrained_clip_settings(info.preprocess, spec, size, stride=stride, views=views)
+    clip = pretrained_clip_settings(info.preprocess, spec, size, stride=cfg.stride, views=cfg.views)
     if clip["transform"].size != size:
-        raise ValueError(f"{weights}: crop {clip['transform'].size} but the model takes {size}x{size}")
+        raise ConfigError(f"{weights}: crop {clip['transform'].size} but the model takes {size}x{size}")
     dataset, issues = build_dataset(spec, split, train=False, views=parse_views(clip["views"]),
-                                    sampler=clip["sampler"], backend=backend, bad_items=bad_items,
+                                    sampler=clip["sampler"], backend=backend, bad_items=cfg.bad_items,
                                     transform=clip["transform"])
     for issue in issues if env.is_main else []:
         warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
-    loader = make_loader(dataset, batch_size, num_workers, ShardSampler(len(dataset), env.rank, env.world_size),
-                         pin_memory=env.device.type == "cuda")
+    loader = make_loader(dataset, cfg.batch_size, cfg.num_workers,
+                         ShardSampler(len(dataset), env.rank, env.world_size), pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
-    counts, bad, fallbacks = evaluate(net, loader, len(spec.classes), env.device, amp, progress and env.is_main,
-                                      desc=f"eval {clip['views']}", label_map=label_map)
+    counts, bad, fallbacks = evaluate(net, loader, len(spec.classes), env.device, cfg.precision,
+                                      progress and env.is_main, desc=f"eval {clip['views']}", label_map=label_map)
     metrics = summarize(counts, spec.label_groups())
     weights_row = info.row()
     published = weights_row["published_top1"]
@@ -93,5 +98,5 @@ def evaluate_weights(weights: str, data: str, *, model: Optional[str] = None, we
     if env.is_main:
         for path, reason in sorted(set(bad)):
             warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
-        ResultsStore(out or "results/pretrained").append("accuracy", row)
+        ResultsStore(cfg.out or "results/pretrained").append("accuracy", row)
     return row

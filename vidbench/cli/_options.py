@@ -1,0 +1,190 @@
+"""Command-line flags generated from a job's dataclass (`vidbench.options`): one flag per field,
+named after it (``img_size`` -> ``--img-size``, or the field's ``flag``), with its help text, its
+default in brackets and its type:
+
+    bool                 --x (default False) / --no-x (default True); Optional[bool]: both
+    int, Optional[int]   counts and sizes through positive_int (Optional ones and ``positive``)
+    float, str           as they are; ``choices`` from the field's metadata
+    List[...]            a comma list ('1,2,4'), each item typed as above
+    Dict[str, Any]       KEY=VALUE, repeatable (values JSON, or comma lists as tuples)
+
+Flags the user does not give are absent from the namespace, so `config_from_args` leaves the
+dataclass defaults in place (one default, the dataclass's). Deprecated spellings (`Alias`) are
+hidden flags that print one line naming the new flag and store into the same field.
+"""
+from __future__ import annotations
+
+import argparse
+import collections.abc
+import dataclasses
+import json
+import sys
+import typing
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..errors import ConfigError
+from ..options import Alias, deprecation, field_types
+from ._args import comma_list, positive_int
+
+__all__ = ["add_options", "add_deprecated_flag", "config_from_args", "flag_name", "parse_key_values"]
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    return "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+
+
+def _unwrap(tp: Any) -> Tuple[Any, bool]:
+    """(type, optional) of an annotation: Optional[X] -> (X, True)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+def _choice(cast: Callable[[str], Any], choices: Optional[Sequence[Any]]) -> Callable[[str], Any]:
+    if not choices:
+        return cast
+
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(map(str, choices))})")
+        return value
+
+    return parse
+
+
+def _scalar(tp: Any, positive: bool) -> Callable[[str], Any]:
+    tp, optional = _unwrap(tp)
+    if tp is int:
+        return positive_int if positive or optional else int
+    if tp is float:
+        return float
+    return str
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if default is None or default == "" or default == {} or isinstance(default, bool) or f.metadata.get("required"):
+        return ""
+    if isinstance(default, (list, tuple)):
+        return "" if all(v is None for v in default) else f" [{','.join(map(str, default))}]"
+    return f" [{default}]"
+
+
+class _Deprecated(argparse.Action):
+    """A deprecated spelling: one line on stderr naming the new flag, then the new flag's value."""
+
+    def __init__(self, option_strings: List[str], dest: str, new: str = "", convert: Optional[Callable] = None,
+                 const: Any = None, **kwargs: Any):
+        self.new, self.convert = new, convert
+        super().__init__(option_strings, dest, nargs=0 if const is not None else None, const=const, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        value = self.const if self.nargs == 0 else values
+        value = self.convert(value) if self.convert and self.nargs != 0 else value
+        new = f"{self.new} {value}" if self.convert or self.nargs == 0 else self.new  # the meaning changed spelling
+        print(f"{parser.prog}: {deprecation(option_string, new)}", file=sys.stderr)
+        setattr(namespace, self.dest, value)
+
+
+def add_deprecated_flag(parser: Any, old: str, *, dest: str, new: str, type: Optional[Callable[[str], Any]] = None,
+                        convert: Optional[Callable[[Any], Any]] = None, const: Any = None,
+                        choices: Optional[Sequence[Any]] = None) -> None:
+    """A hidden flag `old` that stores into `dest` (whose flag is `new`) and says so on stderr.
+    `const`: the old flag took no value and meant this one; `convert`: old value -> new value."""
+    kwargs: Dict[str, Any] = {"const": const} if const is not None else {"type": type, "choices": choices,
+                                                                        "convert": convert}
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS, **kwargs)
+
+
+def _add_alias(parser: Any, f: dataclasses.Field, alias: Alias, new: str, field_type: Callable[[str], Any]) -> None:
+    add_deprecated_flag(parser, "--" + alias.name.replace("_", "-"), dest=f.name, new=new,
+                        type=None if alias.convert else field_type, convert=alias.convert, const=alias.const,
+                        choices=alias.choices)
+
+
+def add_options(parser: Any, cls: type, *, exclude: Iterable[str] = (), first: Sequence[str] = (),
+                exclusive: Sequence[str] = (), exclusive_required: bool = False) -> None:
+    """Add a flag for every field of `cls` (except `exclude` and fields with ``cli=False``) to
+    `parser` (a parser or an argument group), `first` leading; `exclusive`: fields that form one
+    mutually exclusive group (required with `exclusive_required`)."""
+    hints = field_types(cls)
+    exclude = set(exclude)
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in exclude and f.metadata.get("cli", True)]
+    fields.sort(key=lambda f: first.index(f.name) if f.name in first else len(first))
+    group = parser.add_mutually_exclusive_group(required=exclusive_required) if exclusive else None
+    for f in fields:
+        meta = f.metadata
+        flag, help_text = flag_name(f), meta.get("help", "") + _default_text(f)
+        tp, optional = _unwrap(hints[f.name])
+        target = group if f.name in exclusive else parser
+        common: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        old = [a for a in meta.get("aliases", ()) if a.flag and a.const is None and a.convert is None]
+        if old:
+            help_text += f" (deprecated alias: {', '.join('--' + a.name.replace('_', '-') for a in old)})"
+        field_type: Callable[[str], Any] = str
+        if tp is bool and optional:
+            both = target.add_mutually_exclusive_group() if target is parser else target
+            both.add_argument(flag, action="store_const", const=True, help=help_text, **common)
+            both.add_argument(f"--no-{flag[2:]}", action="store_const", const=False, help=f"not {flag}", **common)
+        elif tp is bool:
+            if f.default:
+                target.add_argument(f"--no-{flag[2:]}", action="store_false", help=f"no {help_text}", **common)
+            else:
+                target.add_argument(flag, action="store_true", help=help_text, **common)
+        elif typing.get_origin(tp) in (list, tuple, collections.abc.Sequence):
+            (item,) = typing.get_args(tp)[:1]
+            item_type = _scalar(item, positive=True)
+            field_type = comma_list(_choice(item_type, meta.get("choices")))
+            target.add_argument(flag, type=field_type, metavar=meta.get("metavar") or "LIST", help=help_text, **common)
+        elif typing.get_origin(tp) in (dict, typing.Dict):
+            target.add_argument(flag, action="append", metavar=meta.get("metavar") or "KEY=VALUE", help=help_text,
+                                **common)
+        else:
+            field_type = _scalar(hints[f.name], meta.get("positive", False))
+            metavar = meta.get("metavar") or (None if meta.get("choices") else flag[2:].upper().replace("-", "_"))
+            target.add_argument(flag, type=field_type, choices=meta.get("choices"), metavar=metavar,
+                                required=meta.get("required", False), help=help_text, **common)
+        for alias in meta.get("aliases", ()):
+            if alias.flag:
+                _add_alias(parser, f, alias, flag, field_type)
+
+
+def _value(text: str) -> Any:
+    """JSON (4, 0.1, true, [2, 8, 8], "x"), a comma list of those (2,8,8 -> (2, 8, 8)), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return tuple(_value(part.strip()) for part in text.split(","))
+    return text
+
+
+def parse_key_values(items: Iterable[str], flag: str) -> Dict[str, Any]:
+    """['depth=4', 'tubelet_size=2,8,8'] -> {'depth': 4, 'tubelet_size': (2, 8, 8)}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE (e.g. depth=4, tubelet_size=2,8,8), got {item!r}")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """`cls` from the flags given (absent ones keep the dataclass defaults) and `fixed` values."""
+    hints = field_types(cls)
+    values: Dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        if typing.get_origin(_unwrap(hints[f.name])[0]) in (dict, typing.Dict):
+            value = parse_key_values(value, flag_name(f))
+        values[f.name] = value
+    return cls(**{**values, **fixed})

@@ -1,0 +1,167 @@
+"""Job options declared once. Each runnable job (the bench sweep, train, pretrain, eval) is one
+dataclass; its fields carry their help text, choices and deprecated spellings in metadata
+(`option(...)`). The command-line flags (`vidbench.cli._options`) and the suite TOML sections
+(`vidbench.suite.spec`) are generated from those fields, so an option has one name, one default
+and one help text everywhere, and the results record the dataclass as it ran.
+
+    @accepts_aliases
+    @dataclass
+    class MyJob:
+        img_size: Optional[int] = option(None, help="crop side", aliases=[Alias("size")])
+
+An old spelling (`Alias`) keeps working for one release as a keyword argument, a TOML key and a
+flag, with a one-line deprecation warning naming the new one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+import warnings
+from dataclasses import MISSING, dataclass
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+from .errors import ConfigError
+
+__all__ = ["Alias", "option", "accepts_aliases", "canonical", "from_mapping", "field_types", "narrow",
+           "precision_from_amp", "deprecation", "check_choice", "override"]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A deprecated spelling of a field, kept for one release.
+
+    Args:
+        name: the old field / TOML key name (its flag is --name with dashes).
+        convert: old value -> new value, where the old option meant something else
+            (``amp="none"`` is ``precision="fp32"``).
+        const: the old flag took no value and meant this one (pretrain's ``--amp``: "bf16").
+        choices: the values the old flag took.
+        flag: the old name was a flag (kept as a hidden one).
+        key: the old name was a field / TOML key (accepted as a keyword and a TOML key).
+    """
+
+    name: str
+    convert: Optional[Callable[[Any], Any]] = None
+    const: Any = None
+    choices: Optional[Sequence[Any]] = None
+    flag: bool = True
+    key: bool = True
+
+
+def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING, choices: Optional[Sequence[Any]] = None,
+           flag: Optional[str] = None, aliases: Iterable[Alias] = (), cli: bool = True, required: bool = False,
+           positive: bool = False, metavar: Optional[str] = None) -> Any:
+    """A dataclass field with its documentation.
+
+    Args:
+        help: one line for ``--help`` and the README (the default is appended by the CLI).
+        choices: the values the field takes (checked by argparse; the dataclass checks too).
+        flag: the flag's name where it is not the field's (``num_workers`` is ``--workers``).
+        aliases: deprecated spellings (`Alias`).
+        cli: False for fields the command sets itself (not a flag).
+        required: a required flag (the dataclass default is a placeholder).
+        positive: a count or size that must be >= 1 (Optional[int] fields and int lists always are).
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
+            "aliases": tuple(aliases), "cli": cli, "required": required, "positive": positive, "metavar": metavar}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def deprecation(old: str, new: str, where: str = "") -> str:
+    return f"{where}{old} is deprecated, use {new} (the old spelling goes in the next release)"
+
+
+def _aliases(cls: type) -> Dict[str, Tuple[str, Alias]]:
+    """old name -> (field name, Alias) for every keyword / TOML alias of `cls`."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        for alias in f.metadata.get("aliases", ()):
+            if alias.key:
+                out[alias.name] = (f.name, alias)
+    return out
+
+
+def canonical(cls: type, values: Mapping[str, Any], where: Optional[str] = None) -> Dict[str, Any]:
+    """`values` with deprecated names replaced by the field names (values converted). `where`:
+    warn (FutureWarning) with this prefix; None: silently (reading what an older version wrote)."""
+    table = _aliases(cls)
+    out = dict(values)
+    for old in [k for k in values if k in table]:
+        new, alias = table[old]
+        value = out.pop(old)
+        if new in values:
+            raise ConfigError(f"{where or ''}give {new} or its old spelling {old}, not both")
+        out[new] = alias.convert(value) if alias.convert else value
+        if where is not None:
+            warnings.warn(deprecation(old, new, where), FutureWarning, stacklevel=3)
+    return out
+
+
+def accepts_aliases(cls: type) -> type:
+    """Let the dataclass `cls` take its deprecated keyword names too (put it above ``@dataclass``)."""
+    if not _aliases(cls):
+        return cls
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **canonical(cls, kwargs, f"{cls.__name__}: "))
+
+    cls.__init__ = __init__
+    return cls
+
+
+def from_mapping(cls: type, values: Mapping[str, Any], where: str, exclude: Iterable[str] = ()) -> Any:
+    """`cls` from a TOML table: unknown keys are an error naming `where` and the valid keys;
+    deprecated keys are accepted with a warning."""
+    exclude = set(exclude)
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - exclude
+    values = canonical(cls, values, f"{where}: ")
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def field_types(cls: type) -> Dict[str, Any]:
+    """Field name -> resolved annotation (the modules use ``from __future__ import annotations``)."""
+    return typing.get_type_hints(cls)
+
+
+def narrow(obj: Any, cls: type, **changes: Any) -> Any:
+    """The `cls` part of a dataclass that extends it (a suite section -> the job's config)."""
+    return cls(**{**{f.name: getattr(obj, f.name) for f in dataclasses.fields(cls) if f.init}, **changes})
+
+
+def precision_from_amp(value: Any) -> str:
+    """The old ``amp`` vocabulary in the one ``precision`` one: train / eval's "none" and
+    pretrain's False are fp32, pretrain's True was bf16; "bf16" / "fp16" stay."""
+    if value is True:
+        return "bf16"
+    if value is False or value is None or value == "none":
+        return "fp32"
+    return str(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def override(cls: type, name: str, default: Any = MISSING, *, default_factory: Any = MISSING, **metadata: Any) -> Any:
+    """Field `name` of `cls` again with another default (a subclass's own recipe: pretraining's
+    batch of 256 where video training takes 16), its help and spellings kept; `metadata` replaces
+    entries (aliases, help)."""
+    base = next(f for f in dataclasses.fields(cls) if f.name == name)
+    meta = {**base.metadata, **metadata}
+    if default is MISSING and default_factory is MISSING:
+        default, default_factory = base.default, base.default_factory
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
