@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -12,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import plots, tables
-from .load import Run, load_run
+from .load import ReportError, Run, load_run, read_table
 
 MODEL_COLUMNS = {
     "model": "model", "precision": "precision", "frames": "frames", "params_m": "params (M)",
@@ -31,6 +32,27 @@ ENV_KEYS = ("device", "device_name", "torch_version", "cuda_version", "vidbench_
             "cpu", "date")
 SECTIONS = ("Runs", "Models", "Accuracy vs compute", "Scaling with frames", "Self-supervised pretraining",
             "Initialisation", "Failures and skipped items")
+STUDY_COLUMNS = {
+    "model": "model", "attention": "attention", "frames": "frames", "img_size": "size", "tokens": "tokens",
+    "gmacs": "GMACs", "act_mib": "activation MiB", "act_ref_mib": "activation MiB (reference attn)",
+    "ms_per_clip": "ms/clip", "peak_mib": "peak MiB", "status": "measured",
+}
+SLOPE_COLUMNS = {
+    "model": "model", "attention": "attention", "kernel": "attention kernel counted", "points": "points",
+    "measured": "measured",
+    "slope_gmacs": "GMACs slope", "slope_act_mib": "activation slope", "slope_act_ref_mib": "activation slope (reference)",
+    "slope_ms_per_clip": "ms/clip slope",
+}
+NOTE_STUDY = ("benchmarks/scaling_study.py at paper width: GMACs (fvcore) and activation memory counted on the meta "
+              "device at every point; time and peak memory measured (inference, batch 1, fp32; {methods}) where one "
+              "forward was estimated to fit the run's limit, the rest listed as skipped. Tokens per clip: the patch / "
+              "tubelet grid of the first layer (Swin and MViT embed 2x4x4 patches, the ViTs 2x16x16 tubelets or "
+              "16x16 patches). Activation memory: what autograd saves for backward in one training step at batch 1 "
+              "(weights excluded) plus the output, with the fused attention kernel (F.scaled_dot_product_attention "
+              "with the backend the CPU picks for those shapes, per model below: flash saves q, k, v, output and "
+              "log-sum-exp, math the attention matrix); 'reference attn': vidbench's reference path, attention "
+              "matrix materialised. Slopes: least-squares log-log slopes against tokens (1: linear; "
+              "joint attention tends to 2 once the attention matrix dominates).")
 NOTE_GMACS = ("GMACs are multiply-adds per view at batch 1 (one multiply-add = one FLOP, the papers' "
               "convention), counted by fvcore with attention included. Peak memory is measured ({methods}). "
               "Accuracy columns are top-1 in percent on the test split (static / temporal: the class groups of "
@@ -91,7 +113,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Union[str, Path]] = None) -> Tuple[Path, Path]:
     """Write report.md and report.html for one or more results directories into `out_dir`
     (default: the first results directory). Returns both paths."""
-    runs = [load_run(d) for d in results_dirs]
+    runs = [_load(d) for d in results_dirs]
     out = Path(out_dir) if out_dir else runs[0].path
     out.mkdir(parents=True, exist_ok=True)
     doc = _Doc(out)
@@ -139,6 +161,10 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
             what = "cost per clip" if metric == "clips_per_s" else "peak memory"
             doc.figure(plots.scaling(group, metric, mode), f"scaling_{metric}_{mode}_{i}", f"{mode} {what} vs frames ({device})")
 
+    study = [(run, tables.scaling_study(run)) for run in runs]
+    if any(not t.empty for _, t in study):
+        _scaling_study(doc, study, by_device)
+
     doc.heading("Self-supervised pretraining")
     for run in runs:
         doc.heading(f"{run.name}", 3)
@@ -165,3 +191,47 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
     html_path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>vidbench report</title>"
                          f"<style>{_CSS}</style></head><body>" + "\n".join(doc.html) + "</body></html>\n")
     return md_path, html_path
+
+
+def _load(path: Union[str, Path]) -> Run:
+    """`load_run`, plus the scaling study's scaling.csv as the table "scaling" (a directory that
+    holds only that is a run too)."""
+    csv = Path(path) / "scaling.csv"
+    if not (csv.is_file() and csv.stat().st_size > 0):
+        return load_run(path)
+    try:
+        run = load_run(path)
+    except ReportError:  # holds none of the other tables
+        env_path = Path(path) / "environment.json"
+        try:
+            env = json.loads(env_path.read_text()) if env_path.exists() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ReportError(f"{env_path}: not readable JSON ({err})") from None
+        run = Run(Path(path), env, {})
+    run.tables["scaling"] = read_table(csv, "scaling")
+    return run
+
+
+def _scaling_study(doc: _Doc, study: List[Tuple[Run, pd.DataFrame]], by_device: Dict[str, List[Run]]) -> None:
+    doc.heading("Scaling study")
+    points = [t for _, t in study if not t.empty]
+    methods = sorted({str(m) for t in points for m in t["mem_method"].dropna()})
+    doc.para(NOTE_STUDY.format(methods="peak memory: " + (", ".join(methods) or "none measured")))
+    for run, t in study:
+        if t.empty:
+            continue
+        doc.heading(f"{run.name} ({run.device})", 3)
+        doc.table(tables.study_slopes(t).rename(columns=SLOPE_COLUMNS))
+        shown = t.assign(status=t["status"].fillna("ok").map(lambda s: "yes" if s == "ok" else s))
+        for c in ("frames", "img_size", "tokens"):
+            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else int(v)).astype(object)
+        doc.table(shown[[c for c in STUDY_COLUMNS if c in shown]].rename(columns=STUDY_COLUMNS))
+    with_study = [r for r, t in study if not t.empty]
+    doc.figure(plots.scaling_study(with_study, "gmacs"), "study_gmacs", "GMACs per clip vs tokens per clip (log-log)")
+    doc.figure(plots.scaling_study(with_study, "act_mib"), "study_activation",
+               "activation memory of a training step vs tokens per clip (log-log; dashed: reference attention)")
+    for i, (device, group) in enumerate(by_device.items()):
+        group = [r for r in group if any(r is w for w in with_study)]
+        if group:
+            doc.figure(plots.scaling_study(group, "ms_per_clip"), f"study_time_{i}",
+                       f"measured inference time per clip vs tokens per clip ({device})")

@@ -139,9 +139,12 @@ def failures(run: Run) -> pd.DataFrame:
             if name == "stages" and "stage" in df:  # a stage retried by --resume: its last outcome counts
                 df = df.drop_duplicates("stage", keep="last")
             bad = df[df["status"].fillna("ok") != "ok"]
+            extra: tuple = ()
+            if name == "scaling":  # points skipped by design are listed in the scaling study's own table
+                bad, extra = bad[~bad["status"].astype(str).str.startswith("skipped")], ("img_size",)
             if not bad.empty:
-                keep = [c for c in ("stage", "model", "method", "frames", "batch_size", "mode", "status", "error",
-                                    "message") if c in bad]
+                keep = [c for c in ("stage", "model", "method", "frames", *extra, "batch_size", "mode", "status",
+                                    "error", "message") if c in bad]
                 out.append(bad[keep].assign(table=name))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -181,3 +184,77 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
             front.append(p)
             best = p[y]
     return pd.DataFrame(front)
+
+
+# The scaling study (benchmarks/scaling_study.py, scaling.csv): one row per model x frames x size.
+MIB = 2**20
+STUDY_KEYS = ("model", "frames", "img_size", "device")
+STUDY_COLUMNS = ("model", "attention", "frames", "img_size", "device", "tokens", "params", "gmacs", "act_bytes",
+                 "act_attention", "act_ref_bytes", "step_ms_median", "peak_mem_mb", "mem_method", "status", "error")
+STUDY_METRICS = {"gmacs": "GMACs", "act_mib": "activation MiB", "act_ref_mib": "activation MiB (reference)",
+                 "ms_per_clip": "ms per clip"}
+
+
+def scaling_study(run: Run) -> pd.DataFrame:
+    """The study's points as last written, sorted by model (first-seen order), size, frames, with
+    activation memory in MiB (fused and reference attention) and the measured ms per clip and
+    peak memory where status is ok (blank where skipped)."""
+    df = run.table("scaling")
+    if df.empty or "model" not in df:
+        return pd.DataFrame()
+    df = df.reindex(columns=list(df.columns) + [c for c in STUDY_COLUMNS if c not in df.columns])
+    df = df.drop_duplicates(list(STUDY_KEYS), keep="last").copy()
+    ok = df["status"].fillna("ok").astype(str) == "ok"
+    for c in ("frames", "img_size", "tokens", "params"):  # integers, blank where not counted
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+    df["act_mib"] = pd.to_numeric(df["act_bytes"], errors="coerce") / MIB
+    df["act_ref_mib"] = pd.to_numeric(df["act_ref_bytes"], errors="coerce") / MIB
+    df["ms_per_clip"] = pd.to_numeric(df["step_ms_median"], errors="coerce").where(ok)
+    df["peak_mib"] = pd.to_numeric(df["peak_mem_mb"], errors="coerce").where(ok)
+    order = {m: i for i, m in enumerate(dict.fromkeys(df["model"]))}
+    df = df.assign(_order=df["model"].map(order)).sort_values(["_order", "img_size", "frames"])
+    return df.drop(columns="_order").reset_index(drop=True)
+
+
+def loglog_slope(x: pd.Series, y: pd.Series) -> float:
+    """Least-squares slope of log y against log x over the finite positive pairs (NaN below two
+    distinct x)."""
+    x, y = (pd.to_numeric(v, errors="coerce").astype(float) for v in (x, y))
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if x[ok].nunique() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def study_curves(points: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per model: `metric` against tokens per clip (sorted by tokens) with the model's log-log slope."""
+    if points.empty or metric not in points:
+        return pd.DataFrame()
+    rows = []
+    for model, p in points.groupby("model", sort=False):
+        value = pd.to_numeric(p[metric], errors="coerce").astype(float)
+        p = p[np.isfinite(value) & (value > 0) & p["tokens"].notna()].sort_values(["tokens", metric])
+        if p.empty:
+            continue
+        slope = loglog_slope(p["tokens"], p[metric])
+        for _, r in p.iterrows():
+            rows.append(dict(model=model, attention=r["attention"], frames=int(r["frames"]), img_size=int(r["img_size"]),
+                             tokens=int(r["tokens"]), value=float(r[metric]), slope=slope))
+    return pd.DataFrame(rows)
+
+
+def study_slopes(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: attention pattern, the SDPA backend(s) its activation count used, points
+    counted / measured, and the log-log slope against tokens per clip of GMACs, activation memory
+    (fused and reference) and measured time."""
+    if points.empty:
+        return pd.DataFrame()
+    rows = []
+    for model, p in points.groupby("model", sort=False):
+        row = dict(model=model, attention=p["attention"].dropna().iloc[0] if p["attention"].notna().any() else None,
+                   kernel="; ".join(dict.fromkeys(p["act_attention"].dropna().astype(str))),
+                   points=int(p["tokens"].notna().sum()), measured=int(p["ms_per_clip"].notna().sum()))
+        for metric in STUDY_METRICS:
+            row[f"slope_{metric}"] = loglog_slope(p["tokens"], p[metric])
+        rows.append(row)
+    return pd.DataFrame(rows)
