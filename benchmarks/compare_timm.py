@@ -1,8 +1,9 @@
 """vidbench ViT-B/16 vs timm vit_base_patch16_224 inference throughput and MFU, same process.
 
-    python benchmarks/compare_timm.py --batch-size 8 --threads 2 [--out results/timm_vit.json]
+    python benchmarks/compare_timm.py --batch-size 8 --threads 2 [--out results/timm_compare_cpu/timm_vit.json]
 
-A thin wrapper over vidbench.bench.timm_compare.compare_timm_vit (call that from a notebook)."""
+A thin wrapper over vidbench.bench.timm_compare.compare_timm_vit (call that from a notebook).
+With --out, environment.json (versions, commit, CPU, this command) is written beside the JSON."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's vidbench
 
 from vidbench.bench.timm_compare import compare_timm_vit  # noqa: E402
+from vidbench.results import ResultsStore  # noqa: E402
 
 
 def main() -> None:
@@ -33,6 +35,8 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
+        ResultsStore(Path(args.out).parent).write_environment(
+            args.device, {"benchmark": "compare_timm", "argv": ["benchmarks/compare_timm.py", *sys.argv[1:]]})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ estimated), the matmul peak and the MFU arithmetic."""
 import pytest
 import torch
 
+import vidbench.bench.throughput as throughput
 from vidbench.bench import PeakMemory, Timing, count_flops, make_step, matmul_peak_flops, measure, time_steps
 from vidbench.bench.memory import current_rss_bytes
 from vidbench.models import create_model
@@ -20,10 +21,27 @@ def test_timing_statistics():
     assert Timing([0.1]).iqr_s == 0.0
 
 
-def test_time_steps_runs_warmup_then_timed_steps():
-    calls = []
-    timing = time_steps(lambda: calls.append(1), torch.device("cpu"), warmup=2, iters=5)
-    assert len(calls) == 7 and len(timing.times_s) == 5 and min(timing.times_s) >= 0
+def test_time_steps_times_each_step_alone_after_untimed_warmup(monkeypatch):
+    """On a fake clock that only the steps move: each timed step is its own duration (warm-up
+    excluded, the clock restarted per step), and the device is synchronised right before each
+    clock start and stop."""
+    clock, events = [0.0], []
+    durations = iter([100.0, 100.0, 1.0, 2.0, 3.0, 4.0, 5.0])  # two warm-up steps, then five timed
+
+    def step():
+        clock[0] += next(durations)
+        events.append("step")
+
+    def perf_counter():
+        events.append("clock")
+        return clock[0]
+
+    monkeypatch.setattr(throughput.time, "perf_counter", perf_counter)
+    monkeypatch.setattr(throughput, "synchronize", lambda device: events.append("sync"))
+    timing = time_steps(step, torch.device("cpu"), warmup=2, iters=5)
+    assert timing.times_s == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert events == ["step", "step"] + ["sync", "clock", "step", "sync", "clock"] * 5
+    assert (timing.median_s, timing.iqr_s) == (3.0, 2.0)
     with pytest.raises(ValueError, match="iters"):
         time_steps(lambda: None, torch.device("cpu"), iters=0)
 
@@ -39,12 +57,21 @@ def test_train_step_updates_weights_and_infer_step_does_not():
     assert model.training
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_autocast_steps_run(precision):
+@pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_autocast_steps_compute_in_the_precision(precision, dtype):
+    """Both steps run the layers in the precision's dtype under autocast (fp32 weights kept);
+    the bf16 train step updates the weights, the fp16 one goes through a GradScaler, whose first
+    steps at scale 2**16 overflow and are skipped, leaving the weights finite and unchanged."""
     model = create_model("timesformer_tiny")
     x = torch.randn(1, *model.input_size)
+    seen = []
+    model.head.register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
     make_step(model, x, "infer", precision)()
+    before = model.head.weight.detach().clone()
     make_step(model, x, "train", precision)()
+    assert seen == [dtype, dtype]
+    assert model.head.weight.dtype == torch.float32 and torch.isfinite(model.head.weight).all()
+    assert torch.equal(model.head.weight, before) == (precision == "fp16")
 
 
 def test_bad_mode_and_precision_are_named():
@@ -73,8 +100,16 @@ def test_cpu_peak_memory_is_measured():
     assert current_rss_bytes() > 0
 
 
-def test_matmul_peak_is_positive():
-    assert matmul_peak_flops(torch.device("cpu"), "fp32", size=256, reps=2) > 1e6
+def test_matmul_peak_is_the_fastest_product(monkeypatch):
+    """2 n^3 FLOPs over the fastest of the timed products (a fake clock: 0.5 s, then 0.25 s)."""
+    ticks = iter([0.0, 0.5, 1.0, 1.25])
+    monkeypatch.setattr(throughput.time, "perf_counter", lambda: next(ticks))
+    assert matmul_peak_flops(torch.device("cpu"), "fp32", size=64, reps=2) == 2 * 64**3 / 0.25
+
+
+def test_matmul_peak_on_this_cpu_is_plausible():
+    # a 2-core CPU does about 1e11 FLOP/s in fp32; 1e8 would be a 256^3 product taking 0.3 s
+    assert 1e8 < matmul_peak_flops(torch.device("cpu"), "fp32", size=256, reps=2) < 1e15
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])

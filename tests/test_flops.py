@@ -1,17 +1,18 @@
 """FLOP counting: fvcore handles on hand-computed cases, fused vs reference attention, the meta
 device trace against a CPU trace, torch's FlopCounterMode as an independent count over the whole
-registry, and the published numbers in the registry's ModelMeta (../shared/REFERENCE.md)."""
+registry, and the papers' numbers (tests/paper_tables.json)."""
 from functools import cache
 
 import pytest
 import torch
+from _paper_tables import PAPER
 from torch import nn
 
 from vidbench.bench import count_flops, flop_counter_by_operator, flop_counter_macs, sdpa_macs
 from vidbench.bench.flops import FlopCountAnalysis  # fvcore's, imported without its jit.script warning
 from vidbench.cli.flops_cmd import render
 from vidbench.layers import Attention, fused_attn, scaled_dot_product
-from vidbench.models import create_model, list_models, model_entry
+from vidbench.models import create_model, list_models
 
 
 @cache
@@ -86,7 +87,7 @@ def test_unsupported_arithmetic_is_reported_not_lost():
     assert "1 MAC = 1 FLOP" in text
 
 
-PUBLISHED = [n for n in list_models() if model_entry(n).meta.gmacs]
+PUBLISHED = sorted(n for n, paper in PAPER.items() if paper["gmacs"])
 
 
 # every tiny config (each family, every attention axis) and one paper size where attention is 40%
@@ -109,16 +110,10 @@ def test_independent_count_agrees_within_one_percent(name):
 
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_published_gmacs(name):
-    meta = model_entry(name).meta
-    assert macs(name, True) / 1e9 == pytest.approx(meta.gmacs, rel=meta.gmacs_tol)
-
-
-def test_published_numbers_are_in_the_registry():
-    """The REFERENCE.md numbers this suite reproduces (MViT's join when its models land)."""
-    published = {"vit_base": 17.6, "vivit_m1_base": 455.2, "vivit_m2_base": 284.4, "vivit_m3_base": 372.3,
-                 "vivit_m4_base": 277.1, "timesformer_base": 196.0}
-    for name, gmacs in published.items():
-        assert model_entry(name).meta.gmacs == gmacs
+    """fvcore's count against the paper's figure (tests/paper_tables.json, which the registry's
+    ModelMeta must quote: tests/test_paper_sizes.py)."""
+    paper = PAPER[name]
+    assert macs(name, True) / 1e9 == pytest.approx(paper["gmacs"], rel=paper["gmacs_rel_tol"])
 
 
 # the CPU configs (vit_tiny is DeiT-Ti at 224: its image path is vit_frameavg_tiny's)

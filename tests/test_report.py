@@ -1,10 +1,14 @@
 """Report generation from small fixture results directories: both files, every section."""
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from vidbench.cli import main
-from vidbench.report import SECTIONS, load_run, write_report
+from vidbench.report import SECTIONS, load_run, readme, write_report
+from vidbench.report.readme import SECTIONS as README_SECTIONS
+from vidbench.report.readme import render_section
 from vidbench.report.tables import model_table, pareto_front, scaling
 from vidbench.results import ResultsStore
 
@@ -79,8 +83,6 @@ def test_scaling_slopes_recover_the_exponents(tmp_path):
 
 
 def test_pareto_front():
-    import pandas as pd
-
     pts = pd.DataFrame(dict(model=list("abcd"), gmacs=[1, 2, 3, 4], top1=[0.5, 0.4, 0.7, 0.6]))
     assert list(pareto_front(pts, "gmacs", "top1")["model"]) == ["a", "c"]
 
@@ -103,3 +105,73 @@ def test_empty_or_missing_directory_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="nothing to report"):
         write_report([tmp_path / "empty"])
+
+
+# --- README tables (`vidbench report --format readme`) -------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", list(README_SECTIONS))
+def test_quoted_tables_are_the_generated_ones(name, monkeypatch):
+    """Each table README.md (or a results directory's README) quotes is, with the line under
+    it, exactly what the command prints from the committed CSVs: an edited figure, a changed
+    CSV or a dropped table fails here (regenerate with the command in that line)."""
+    monkeypatch.chdir(REPO)
+    block = render_section(name)
+    assert f"--section {name}`" in block.splitlines()[-1]
+    assert block in (REPO / README_SECTIONS[name].target).read_text()
+
+
+def test_every_committed_results_directory_says_how_it_was_made():
+    """README.md (or environment.json's argv) names the suite TOML or benchmarks/ script and the
+    command; nothing in results/ is a script of its own."""
+    for run in sorted(p for p in (REPO / "results").iterdir() if p.is_dir()):
+        notes = run / "README.md"
+        env = json.loads((run / "environment.json").read_text()) if (run / "environment.json").exists() else {}
+        scripts = [a for a in env.get("argv", []) if a.endswith(".py") and (REPO / "benchmarks" / Path(a).name).exists()]
+        text = notes.read_text() if notes.exists() else ""
+        assert scripts or "python benchmarks/" in text or "vidbench run --suite" in text, run.name
+        assert not [p.name for p in run.iterdir() if p.suffix in (".sh", ".py")], run.name
+
+
+def test_readme_tables_from_hand_made_results(tmp_path, monkeypatch):
+    """The arithmetic and formatting on rows whose answers are worked out by hand."""
+    dl = tmp_path / "data_loading_cpu"
+    dl.mkdir()
+    pd.DataFrame(dict(loader=["fast", "naive-pyav-all-frames", "fast"], workers=[0, 0, 2], clips_per_s=[150.0, 100.0, 9.0])
+                 ).to_csv(dl / "data_loading.csv", index=False)
+    assert readme.data_loading(dl).splitlines()[2:] == ["| fast | 0 | 150.0 | 1.50x |",
+                                                        "| naive-pyav-all-frames | 0 | 100.0 | 1.00x |",
+                                                        "| fast | 2 | 9.0 | - |"]  # no naive row at 2 workers
+    acc = tmp_path / "accuracy_cpu"
+    (acc / "a").mkdir(parents=True)
+    (acc / "a" / "environment.json").write_text(json.dumps({"torch_threads": 2}))
+    pd.DataFrame(dict(run=["a"], model=["vivit_m2_tiny"], init=["random"], model_options=['{"temporal_pos_std": 0.5}'],
+                      epochs=[20], train_time_s=[434.6], top1=[99.2063], acc_static=[100.0], acc_temporal=[98.8889])
+                 ).to_csv(acc / "accuracy.csv", index=False)
+    assert readme.accuracy(acc).splitlines()[2] == \
+        "| `vivit_m2_tiny` | `temporal_pos_std=0.5` | 2 | 20 | 435 s | 99.2 | 100.0 | 98.9 |"
+    paper = tmp_path / "paper_cpu"
+    ResultsStore(paper).append("bench", dict(model="vivit_m1_base", params=88_954_000, gmacs=451.8259, mode="count",
+                                             status="ok"))
+    ResultsStore(paper).append("bench", dict(model="mvit_b_16x4", params=36_610_672, gmacs=70.8, mode="count",
+                                             status="ok"))
+    params = readme.paper_params(paper)
+    assert "| ViViT-B Model 1 / 2 / 3 / 4 | 88.95M / - / - / - | 88.9M / 115.1M / 117.3M / 88.9M |" in params
+    assert "| MViT-B 16x4 / 32x3 | 36,610,672 / - | 36,610,672 / 36.61M |" in params  # exact where the source is
+    assert "| ViViT-B Model 1 / 2 / 3 / 4 (32x224) | 451.83 / - / - / - | 455.2 / 284.4 / 372.3 / 277.1 |" \
+        in readme.paper_gmacs(paper)
+    monkeypatch.chdir(tmp_path)
+    assert readme.render_section("data-loading", ".").endswith(
+        "_Generated from `./data_loading_cpu` (`data_loading.csv`): "
+        "`vidbench report --format readme . --section data-loading`._")
+
+
+def test_readme_format_on_the_command_line(tmp_path, capsys):
+    assert main(["report", "--format", "readme", str(REPO / "results"), "--section", "data-loading"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| loader | workers | clips/s | vs naive |") and "--section data-loading`._" in out
+    assert main(["report", "--format", "readme", "--section", "nope"]) == 2
+    assert "--section nope: unknown; sections are paper-params" in capsys.readouterr().err
+    assert main(["report", "--section", "quick", str(tmp_path)]) == 2

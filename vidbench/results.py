@@ -1,8 +1,8 @@
 """The results store: one directory per run, one CSV per table (bench, accuracy, ssl, ...),
 written row by row with pandas as each measurement finishes, plus environment.json.
 
-A killed run loses at most the row in flight; `done(table, keys)` lets a resumed run skip rows
-already written.
+A killed run loses at most the row in flight; `key_str` normalises the values a resumed run
+compares to skip rows already written (the bench sweep's keys).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import platform
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import pandas as pd
 
@@ -140,15 +140,6 @@ class ResultsStore:
     def rewrite(self, table: str, df: pd.DataFrame) -> None:
         """Replace a table whole (atomically): for dropping rows a resumed run redoes."""
         _atomic_write(self.path(table), df.to_csv(index=False))
-
-    def done(self, table: str, keys: Iterable[str]) -> Set[Tuple[str, ...]]:
-        """The key tuples of rows already written, as normalised strings (8, 8.0 and "8" are all
-        "8"; blanks are ""), for --resume."""
-        df = self.read(table)
-        keys = list(keys)
-        if df.empty or not set(keys) <= set(df.columns):
-            return set()
-        return {tuple(key_str(v) for v in rec) for rec in df[keys].itertuples(index=False, name=None)}
 
     def write_environment(self, device: str = "cpu", extra: Optional[Dict[str, Any]] = None) -> Path:
         path = self.root / "environment.json"

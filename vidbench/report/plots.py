@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from . import tables  # noqa: E402
@@ -71,6 +72,16 @@ def scaling(runs: List[Run], metric: str, mode: str) -> Optional[Figure]:
     return fig
 
 
+def _finish_bars(fig: Figure, ax, ylabel: str, title: str) -> Figure:
+    """What every bar chart ends with: labels, legend, horizontal grid, tight layout."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def ssl_accuracy(runs: List[Run]) -> Optional[Figure]:
     """kNN and linear-probe top-1 of each pretraining method (random init included where run)."""
     parts = [(run, tables.ssl_table(run)) for run in runs]
@@ -88,12 +99,7 @@ def ssl_accuracy(runs: List[Run]) -> Optional[Figure]:
     ax.bar(x - 0.2, knn, 0.4, label="weighted kNN")
     ax.bar(x + 0.2, lin, 0.4, label="linear probe")
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("top-1 on frames (%)")
-    ax.set_title("Self-supervised image backbones")
-    ax.legend(fontsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish_bars(fig, ax, "top-1 on frames (%)", "Self-supervised image backbones")
 
 
 def init_accuracy(runs: List[Run]) -> Optional[Figure]:
@@ -114,9 +120,48 @@ def init_accuracy(runs: List[Run]) -> Optional[Figure]:
     for i, (c, vals) in enumerate(cols.items()):
         ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=c)
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("video top-1 (%)")
-    ax.set_title("Video accuracy by initialisation")
-    ax.legend(fontsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
+    return _finish_bars(fig, ax, "video top-1 (%)", "Video accuracy by initialisation")
+
+
+def scaling_study(runs: List[Run], metric: str) -> Optional[Figure]:
+    """The scaling study: `metric` ("gmacs", "act_mib" or "ms_per_clip") against tokens per clip,
+    log-log, one line per model with its attention pattern and fitted slope in the legend. Counted
+    metrics are the same on every device: each point is drawn once. For "act_mib" the reference
+    attention path is drawn dashed. For "ms_per_clip" all runs passed must share one device."""
+    points = [(run, tables.scaling_study(run)) for run in runs]
+    points = [(r, p) for r, p in points if not p.empty]
+    if not points:
+        return None
+    if metric == "ms_per_clip" and len(points) > 1:  # measured: one line per run and model
+        points = [(r, p.assign(model=r.name + ":" + p["model"])) for r, p in points]
+    merged = pd.concat([p for _, p in points], ignore_index=True)
+    if metric != "ms_per_clip":  # counted on the meta device: one point per model, frames and size
+        merged = merged.drop_duplicates(["model", "frames", "img_size"], keep="first")
+    curves = tables.study_curves(merged, metric)
+    if curves.empty:
+        return None
+    ref = tables.study_curves(merged, "act_ref_mib") if metric == "act_mib" else pd.DataFrame()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for i, (model, c) in enumerate(curves.groupby("model", sort=False)):
+        label = f"{model} ({c['attention'].iloc[0]}): slope {c['slope'].iloc[0]:.2f}"
+        r = ref[ref["model"] == model] if not ref.empty else ref
+        if not r.empty:
+            label += f", reference {r['slope'].iloc[0]:.2f}"
+        line, = ax.plot(c["tokens"], c["value"], marker=_MARKERS[i % len(_MARKERS)], label=label)
+        if not r.empty:
+            ax.plot(r["tokens"], r["value"], linestyle="--", marker=_MARKERS[i % len(_MARKERS)], markersize=3,
+                    color=line.get_color(), alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens per clip (patch / tubelet grid of the first layer)")
+    ylabel = {"gmacs": "GMACs per clip", "act_mib": "activation memory of a training step (MiB)",
+              "ms_per_clip": "inference ms per clip (batch 1)"}[metric]
+    ax.set_ylabel(ylabel)
+    title = {"gmacs": "Compute vs tokens (counted)",
+             "act_mib": "Activation memory vs tokens (counted; dashed: reference attention)",
+             "ms_per_clip": f"Measured time vs tokens on {runs[0].device}"}[metric]
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

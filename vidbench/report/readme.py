@@ -1,0 +1,233 @@
+"""The tables of measured and counted figures that README.md (and the results directories'
+own READMEs) quote, generated from the committed CSVs: `vidbench report --format readme`.
+
+Each section reads one results directory, renders a Markdown table (and a line or two of
+figures from the same rows), and ends with the line that names its files and the command that
+regenerates it. tests/test_report.py checks that every target file holds its sections exactly
+as generated, so a README figure cannot drift from its CSV.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import pandas as pd
+
+from ..errors import ConfigError
+from . import tables
+from .load import load_run, read_table
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _num(value, fmt: str, missing: str = "-") -> str:
+    return missing if value is None or pd.isna(value) else format(float(value), fmt)
+
+
+def _read(directory: Path, name: str) -> pd.DataFrame:
+    return read_table(directory / f"{name}.csv", name)
+
+
+# --- the quick suite's key table (README "Suites") -------------------------------------------
+
+def quick(directory: Path) -> str:
+    """One row per model of the committed quick run: counts, bench and random-init accuracy,
+    then a line per video model initialised from a self-supervised backbone."""
+    run = load_run(directory)
+    t = tables.model_table(run).sort_values("model")
+    rows = []
+    for _, r in t.iterrows():
+        rows.append([f"`{r['model']}`", _num(r.get("params_m"), ".2f"), _num(r.get("gmacs"), ".3f"),
+                     f"{_num(r.get('peak_mem_mb_infer'), '.0f')} / {_num(r.get('peak_mem_mb_train'), '.0f')}",
+                     f"{_num(r.get('clips_s_infer'), '.1f')} / {_num(r.get('clips_s_train'), '.1f')}",
+                     f"{_num(r.get('mfu_pct_infer'), '.0f')} / {_num(r.get('mfu_pct_train'), '.0f')}",
+                     _num(r.get("top1"), ".1f"), _num(r.get("acc_static"), ".1f"), _num(r.get("acc_temporal"), ".1f")])
+    out = [md_table(["model", "params (M)", "GMACs", "peak MB infer / train", "clips/s infer / train",
+                     "MFU % infer / train", "top-1", "static", "temporal"], rows)]
+    acc, stages = run.table("accuracy"), run.table("stages")
+    for _, a in acc[acc["init"].fillna("random") != "random"].iterrows():
+        choice = next((s.split(":")[2] for s in stages.get("stage", []) if s.startswith(f"init:{a['model']}:")
+                       and s.split(":")[2] in ("best", "worst")), None)
+        source = f"the {choice} SSL backbone by linear probe ({a['init']})" if choice else f"the {a['init']} backbone"
+        out.append(f"`{a['model']}` initialised from {source}: top-1 {a['top1']:.1f}, static {a['acc_static']:.1f}, "
+                   f"temporal {a['acc_temporal']:.1f}.")
+    return "\n\n".join(out)
+
+
+# --- paper sizes: counted (the paper suite's [flops] stage) against the registry's published figures
+
+# (label, input, models, where the published params and GMACs come from): grouping and wording
+# only; every figure is read from bench.csv or the registry's ModelMeta
+PAPER_GROUPS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
+    ("ViT-B/16", "224", ("vit_base",), "torchvision `vit_b_16` meta", "torchvision `vit_b_16` meta; timm's results CSV"),
+    ("ViViT-B Model 1 / 2 / 3 / 4", "32x224", ("vivit_m1_base", "vivit_m2_base", "vivit_m3_base", "vivit_m4_base"),
+     "ViViT Table 2", "ViViT Table 2"),
+    ("TimeSformer-B", "8x224", ("timesformer_base",),
+     "TimeSformer Tables 1, 5 (the code release with a 400-class head: vidbench's count exactly)",
+     "TimeSformer Table 5 (given over 3 views); mmaction2 README"),
+    ("MViT-B 16x4 / 32x3", "16x224 / 32x224", ("mvit_b_16x4", "mvit_b_32x3"),
+     "torchvision `mvit_v1_b` meta (the paper rounds to 0.1M); 32x3: pytorchvideo model zoo",
+     "MViT Table 4; 32x3: pytorchvideo model zoo"),
+    ("MViTv2-S 16x4", "16x224", ("mvitv2_s_16x4",), "torchvision `mvit_v2_s` meta", "torchvision `mvit_v2_s` meta"),
+    ("Video Swin T / S / B", "32x224", ("swin3d_t", "swin3d_s", "swin3d_b"), "torchvision `Swin3D_*_Weights` meta",
+     "Video-Swin-Transformer README (the paper rounds to whole GMACs)"),
+    ("VideoMAE S / B / L", "16x224", ("videomae_small", "videomae_base", "videomae_large"),
+     "mmaction2 README (vidbench's qkv bias has a zero k third: depth x width more than HF's count)",
+     "mmaction2 README"),
+)
+
+
+def _exact(n: float) -> bool:
+    """A count to the unit (a code release's), not a figure rounded to tens of thousands (a paper's)."""
+    return float(n).is_integer() and n % 10_000 != 0
+
+
+def _counts(directory: Path) -> pd.DataFrame:
+    bench = _read(directory, "bench")
+    bench = bench[(bench["mode"] == "count") & (bench["status"].fillna("ok") == "ok")]
+    return bench.drop_duplicates("model", keep="last").set_index("model")
+
+
+def _paper_rows(directory: Path, column: str) -> List[List[str]]:
+    from ..models import model_entry
+
+    counts, rows = _counts(directory), []
+    for label, size, models, params_source, gmacs_source in PAPER_GROUPS:
+        ours, paper = [], []
+        for name in models:
+            published = getattr(model_entry(name).meta, column)
+            counted = counts[column].get(name) if column in counts else None
+            if column == "params":
+                exact = published is not None and _exact(published)
+                ours.append(_num(counted, ",.0f") if exact else _num(None if counted is None else counted / 1e6, ".2f")
+                            + ("" if counted is None else "M"))
+                paper.append("-" if published is None else f"{published:,.0f}" if exact else f"{published / 1e6:g}M")
+            else:
+                ours.append(_num(counted, ".2f"))
+                paper.append("-" if published is None else f"{published:g}")
+        if column == "params":
+            rows.append([label, " / ".join(ours), " / ".join(paper), params_source])
+        else:
+            rows.append([f"{label} ({size})", " / ".join(ours), " / ".join(paper), gmacs_source])
+    return rows
+
+
+def paper_params(directory: Path) -> str:
+    return md_table(["model", "vidbench", "paper", "published figures"], _paper_rows(directory, "params"))
+
+
+def paper_gmacs(directory: Path) -> str:
+    return md_table(["model", "vidbench GMACs", "paper", "published figures"], _paper_rows(directory, "gmacs"))
+
+
+# --- longer runs: accuracy, data loading ---------------------------------------------------------
+
+def accuracy(directory: Path) -> str:
+    """One row per training run gathered in accuracy.csv (`run` names its directory, whose
+    environment.json gives the threads; `model_options` the options the runs compare)."""
+    acc, rows = _read(directory, "accuracy"), []
+    for _, a in acc.iterrows():
+        env_path = directory / str(a["run"]) / "environment.json"
+        threads = json.loads(env_path.read_text()).get("torch_threads", "-") if env_path.exists() else "-"
+        options = json.loads(a["model_options"]) if isinstance(a.get("model_options"), str) else {}
+        shown = ", ".join(f"`{k}={v}`" for k, v in options.items()) or "default"
+        rows.append([f"`{a['model']}`", shown, str(threads), str(int(a["epochs"])), f"{a['train_time_s']:.0f} s",
+                     f"{a['top1']:.1f}", f"{a['acc_static']:.1f}", f"{a['acc_temporal']:.1f}"])
+    return md_table(["model", "model options", "threads", "epochs", "train time", "top-1", "static top-1",
+                     "temporal top-1"], rows)
+
+
+def data_loading(directory: Path) -> str:
+    df, rows = pd.read_csv(directory / "data_loading.csv"), []
+    for _, r in df.iterrows():
+        naive = df[(df["workers"] == r["workers"]) & (df["loader"] == "naive-pyav-all-frames")]["clips_per_s"]
+        rows.append([r["loader"], str(r["workers"]), f"{r['clips_per_s']:.1f}",
+                     f"{r['clips_per_s'] / naive.iloc[0]:.2f}x" if len(naive) else "-"])
+    return md_table(["loader", "workers", "clips/s", "vs naive"], rows)
+
+
+# --- results/ssl_tiny_synthetic/README.md, results/timm_compare_cpu/README.md ---------------------
+
+def ssl(directory: Path) -> str:
+    """kNN / linear probe per method (ssl.csv) with the first and last epoch of ssl_log.csv;
+    the best of each probe in bold."""
+    df, log = _read(directory, "ssl").drop_duplicates("method", keep="last"), _read(directory, "ssl_log")
+    best = {c: df[c].max() for c in ("knn_top1", "linear_top1")}
+    rows = []
+    for _, r in df.iterrows():
+        first = log[log["method"] == r["method"]].head(1)
+        probes = [f"**{r[c]:.1f}**" if r[c] == best[c] else f"{r[c]:.1f}" for c in best]
+        trained = not first.empty
+        rows.append(["random init" if r["method"] == "random" else r["method"], *probes, f"{r['pretrain_time_s']:.0f}",
+                     f"{first['loss'].iloc[0]:.2f} -> {r['final_loss']:.2f}" if trained else "",
+                     f"{r['emb_std']:.3f} / {r['emb_std_ref']:.3f}" if trained else "",
+                     f"{first['feat_rank'].iloc[0]:.1f} -> {r['feat_rank']:.1f}" if trained else "",
+                     f"{r['eval_feat_rank']:.1f}"])
+    return md_table(["method", "kNN top-1", "linear top-1", "pretrain s", "loss first -> last epoch",
+                     "emb_std / ref", "feat_rank (train)", "eval feature rank"], rows)
+
+
+def ssl_video(directory: Path) -> str:
+    df = pd.read_csv(directory / "video_init.csv")
+    rows = [[r["init"], f"{r['top1']:.1f}", f"{r['acc_static']:.1f}", f"{r['acc_temporal']:.1f}",
+             f"{r['train_time_s']:.0f}"] for _, r in df.iterrows()]
+    return md_table(["init", "test top-1", "static", "temporal", "train s"], rows)
+
+
+def timm(directory: Path) -> str:
+    r = json.loads((directory / "timm_vit.json").read_text())
+    rows = [[name, f"{r[f'{key}_clips_per_s']:.2f}", f"{r[f'{key}_step_ms_median']:.0f} ({r[f'{key}_step_ms_iqr']:.0f})",
+             f"{r[f'{key}_mfu_pct']:.1f}", f"{r[f'{key}_gmacs']:.2f}"]
+            for name, key in (("vidbench `vit_base`", "vidbench"), ("timm `vit_base_patch16_224`", "timm"))]
+    return (md_table(["model", "clips/s", "step ms median (IQR)", "MFU %", "GMACs"], rows) + "\n\n"
+            f"Batch {r['batch_size']}, {r['precision']}, {r['device']}, {r['threads']} threads, {r['iters_per_model']} "
+            f"timed steps each; throughput ratio vidbench / timm {r['throughput_ratio_vidbench_over_timm']:.3f}; "
+            f"max |output difference| {r['max_abs_output_diff']:g}.")
+
+
+@dataclass(frozen=True)
+class Section:
+    directory: str  # under the results root
+    files: Tuple[str, ...]
+    target: str  # the file (from the repository root) that quotes it
+    build: Callable[[Path], str]
+
+
+SECTIONS: Dict[str, Section] = {
+    "paper-params": Section("paper_cpu", ("bench.csv",), "README.md", paper_params),
+    "paper-gmacs": Section("paper_cpu", ("bench.csv",), "README.md", paper_gmacs),
+    "accuracy": Section("accuracy_cpu", ("accuracy.csv", "*/environment.json"), "README.md", accuracy),
+    "data-loading": Section("data_loading_cpu", ("data_loading.csv",), "README.md", data_loading),
+    "quick": Section("quick_cpu", ("bench.csv", "accuracy.csv", "stages.csv"), "README.md", quick),
+    "ssl": Section("ssl_tiny_synthetic", ("ssl.csv", "ssl_log.csv"), "results/ssl_tiny_synthetic/README.md", ssl),
+    "ssl-video": Section("ssl_tiny_synthetic", ("video_init.csv",), "results/ssl_tiny_synthetic/README.md", ssl_video),
+    "timm": Section("timm_compare_cpu", ("timm_vit.json",), "results/timm_compare_cpu/README.md", timm),
+}
+
+
+def render_section(name: str, root: Union[str, Path] = "results") -> str:
+    """The section's Markdown and, under it, the line naming its files and the command."""
+    section = SECTIONS[name]
+    where = f"{Path(root).as_posix()}/{section.directory}"
+    files = ", ".join(f"`{f}`" for f in section.files)
+    command = f"vidbench report --format readme --section {name}"
+    if Path(root).as_posix() != "results":
+        command = f"vidbench report --format readme {Path(root).as_posix()} --section {name}"
+    return f"{section.build(Path(root) / section.directory)}\n\n_Generated from `{where}` ({files}): `{command}`._"
+
+
+def render(root: Union[str, Path] = "results", names: Optional[Sequence[str]] = None) -> str:
+    """Every section (or those named), each after a comment naming it and the file that quotes it."""
+    unknown = [n for n in names or () if n not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"--section {', '.join(unknown)}: unknown; sections are {', '.join(SECTIONS)}")
+    names = list(names or SECTIONS)
+    if len(names) == 1:
+        return render_section(names[0], root)
+    return "\n\n".join(f"<!-- section {n}: for {SECTIONS[n].target} -->\n{render_section(n, root)}" for n in names)
