@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: its class calls iter() when built (an extra DataLoader iterator)
 
 from ..bench.throughput import autocast_context
 from ..results import ResultsStore
