@@ -5,7 +5,10 @@ the traceback of user errors too.
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "ConfigError", "USER_ERRORS", "message"]
+import difflib
+from typing import Iterable
+
+__all__ = ["UserError", "ConfigError", "USER_ERRORS", "message", "did_you_mean"]
 
 
 class UserError(Exception):
@@ -26,3 +29,9 @@ def message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {exc.strerror or text}"
     return " ".join(text.split()) or type(exc).__name__
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 5) -> str:
+    """"; did you mean a, b?" for the known names close to `name` (empty when none is close)."""
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""

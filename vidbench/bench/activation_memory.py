@@ -44,7 +44,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..layers import fused_attn as fused_attn_ctx
 from ..layers import use_fused_attn
-from ..models import create_model
+from .flops import resolve_model
 
 __all__ = ["ActivationCount", "ATTENTION_PATHS", "activation_bytes", "count_activations"]
 
@@ -131,14 +131,7 @@ def count_activations(
         attention = "fused" if use_fused_attn() else "reference"
     if attention not in ATTENTION_PATHS:
         raise ValueError(f"attention must be one of {ATTENTION_PATHS}, got {attention!r}")
-    if isinstance(model, str):
-        name = model
-        with torch.device(device or "meta"):
-            model = create_model(name, **overrides)
-    else:
-        if overrides:
-            raise TypeError(f"count_activations: overrides {sorted(overrides)} only apply to registry names")
-        name = getattr(model, "model_name", type(model).__name__)
+    name, model = resolve_model(model, device or "meta", overrides, "count_activations")
     size = tuple(int(s) for s in (input_size if input_size is not None else model.input_size))
     param = next(model.parameters(), None)
     dev = param.device if param is not None else torch.device(device or "meta")

@@ -136,6 +136,18 @@ def _input_size(model: nn.Module, input_size: Optional[Sequence[int]]) -> Tuple[
     return tuple(size)
 
 
+def resolve_model(model: Union[str, nn.Module], device: Union[str, torch.device], overrides: Dict[str, Any],
+                  caller: str) -> Tuple[str, nn.Module]:
+    """(name, module) of what a counter was given: a registry name built on `device` with
+    `overrides`, or a module taken as it is (overrides are then an error naming `caller`)."""
+    if isinstance(model, str):
+        with torch.device(device):
+            return model, create_model(model, **overrides)
+    if overrides:
+        raise TypeError(f"{caller}: overrides {sorted(overrides)} only apply to registry names")
+    return getattr(model, "model_name", type(model).__name__), model
+
+
 def count_flops(
     model: Union[str, nn.Module],
     input_size: Optional[Sequence[int]] = None,
@@ -154,14 +166,7 @@ def count_flops(
         fused: attention path to trace (default: the current global setting).
         overrides: create_model options (num_frames, img_size, ...), registry names only.
     """
-    if isinstance(model, str):
-        name = model
-        with torch.device(device or "meta"):
-            model = create_model(name, **overrides)
-    else:
-        if overrides:
-            raise TypeError(f"count_flops: overrides {sorted(overrides)} only apply to registry names")
-        name = getattr(model, "model_name", type(model).__name__)
+    name, model = resolve_model(model, device or "meta", overrides, "count_flops")
     size = _input_size(model, input_size)
     param = next(model.parameters(), None)
     dev = param.device if param is not None else torch.device(device or "cpu")

@@ -7,14 +7,13 @@ Published figures (params, GMACs per view, input size, source) travel with each 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, did_you_mean
 
 __all__ = [
     "ModelMeta",
@@ -84,9 +83,8 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown model {name!r}{hint} (vidbench list shows all {len(_REGISTRY)})") from None
+        raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name, _REGISTRY)} "
+                                f"(vidbench list shows all {len(_REGISTRY)})") from None
 
 
 def create_model(name: str, weights: Optional[str] = None, weights_format: Optional[str] = None,

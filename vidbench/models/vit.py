@@ -19,7 +19,7 @@ from ._registry import ModelMeta, build_config, register_model
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig:  # each family keeps its own typed config; the common field names repeat on purpose
     img_size: Union[int, tuple] = 224
     patch_size: int = 16
     in_chans: int = 3

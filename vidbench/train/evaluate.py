@@ -107,7 +107,6 @@ def evaluate_checkpoint(checkpoint: Any, **options: Any) -> Dict[str, Any]:
 
 def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
     checkpoint, views = cfg.checkpoint, cfg.views or EvalConfig.DEFAULT_VIEWS
-    backend, progress = cfg.backend, cfg.progress
     env = setup_distributed(cfg.device)
     model, extra = load_checkpoint(checkpoint)
     model.to(env.device)
@@ -121,29 +120,42 @@ def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
         raise ConfigError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
     split = cfg.split or _default_split(spec, env.is_main)
     norm = {k: tuple(clip[k]) for k in ("mean", "std") if clip.get(k)}  # fine-tuned from published weights
-    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler, size=size,
-                                    backend=backend, bad_items=cfg.bad_items, transform=ClipTransform(size=size, **norm))
-    for issue in issues if env.is_main else []:
-        warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
+    result = evaluate_split(model, spec, split, cfg, env, views, sampler, ClipTransform(size=size, **norm))
+    row = {
+        "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
+        "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
+        "epochs": extra.get("epoch", ""), **result, "train_time_s": extra.get("train_time_s", ""),
+        "checkpoint": str(checkpoint),
+    }
+    if env.is_main:
+        ResultsStore(cfg.out or Path(checkpoint).parent).append("accuracy", row)
+    return row
+
+
+def evaluate_split(model: nn.Module, spec: DataSpec, split: str, cfg: Any, env: Any, views: str, sampler: Any,
+                   transform: ClipTransform, label_map: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """Multi-view evaluation of `model` on a split, the part `vidbench eval` shares for trained
+    checkpoints and published weights: the dataset, the loader sharded over processes, the
+    metrics, and what was skipped or decoded by the fallback (warned once, on rank 0). `cfg` is
+    the `EvalConfig` (batch_size, num_workers, backend, bad_items, precision, progress)."""
+    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler,
+                                    backend=cfg.backend, bad_items=cfg.bad_items, transform=transform)
     loader = make_loader(dataset, cfg.batch_size, cfg.num_workers,
                          ShardSampler(len(dataset), env.rank, env.world_size), pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
     counts, bad, fallbacks = evaluate(model, loader, len(spec.classes), env.device, cfg.precision,
-                                      progress and env.is_main, desc=f"eval {views}")
-    row = {
-        "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
-        "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
-        "epochs": extra.get("epoch", ""), **summarize(counts, spec.label_groups()),
+                                      cfg.progress and env.is_main, desc=f"eval {views}", label_map=label_map)
+    if env.is_main:
+        for issue in issues:
+            warnings.warn(f"skipping annotation: {issue}", stacklevel=3)
+        for path, reason in sorted(set(bad)):
+            warnings.warn(f"skipped {path}: {reason}", stacklevel=3)
+        for note in sorted(set(fallbacks)):
+            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=3)
+    return {
+        **summarize(counts, spec.label_groups()),
         "skipped_items": len(issues) + len({p for p, _ in bad}),
         "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
-        "decoder_fallbacks": len(set(fallbacks)),
-        "train_time_s": extra.get("train_time_s", ""), "eval_time_s": round(time.perf_counter() - start, 2),
-        "world_size": env.world_size, "backend": backend or "auto", "checkpoint": str(checkpoint),
+        "decoder_fallbacks": len(set(fallbacks)), "eval_time_s": round(time.perf_counter() - start, 2),
+        "world_size": env.world_size, "backend": cfg.backend or "auto",
     }
-    if env.is_main:
-        for path, reason in sorted(set(bad)):
-            warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
-        for note in sorted(set(fallbacks)):
-            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=2)
-        ResultsStore(cfg.out or Path(checkpoint).parent).append("accuracy", row)
-    return row

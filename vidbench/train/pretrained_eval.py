@@ -6,21 +6,18 @@ overridden; what was used is written into the row, beside the published top-1.
 """
 from __future__ import annotations
 
-import time
-import warnings
-from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..data import DataSpec, build_dataset
+from ..data import DataSpec
 from ..data.sampling import ClipSampler
 from ..data.transforms import ClipTransform
 from ..errors import ConfigError
 from ..results import ResultsStore
 from ..weights import load_pretrained
 from ..weights.classes import match_classes
-from .config import EvalConfig, parse_views
-from .distributed import ShardSampler, setup_distributed
-from .evaluate import _default_split, evaluate, make_loader, summarize
+from .config import EvalConfig
+from .distributed import setup_distributed
+from .evaluate import _default_split, evaluate_split
 
 __all__ = ["evaluate_weights", "evaluate_pretrained", "pretrained_clip_settings"]
 
@@ -53,7 +50,7 @@ def evaluate_weights(weights: Any, data: Optional[str] = None, **options: Any) -
 
 def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
     """`evaluate_weights` of an `EvalConfig` with `weights` set."""
-    weights, data, backend, progress = cfg.weights, cfg.data, cfg.backend, cfg.progress
+    weights, data = cfg.weights, cfg.data
     env = setup_distributed(cfg.device)
     spec = DataSpec.load(data)
     net = load_pretrained(weights, model=cfg.model, format=cfg.weights_format, num_frames=cfg.frames,
@@ -66,37 +63,22 @@ def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
     clip = pretrained_clip_settings(info.preprocess, spec, size, stride=cfg.stride, views=cfg.views)
     if clip["transform"].size != size:
         raise ConfigError(f"{weights}: crop {clip['transform'].size} but the model takes {size}x{size}")
-    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(clip["views"]),
-                                    sampler=clip["sampler"], backend=backend, bad_items=cfg.bad_items,
-                                    transform=clip["transform"])
-    for issue in issues if env.is_main else []:
-        warnings.warn(f"skipping annotation: {issue}", stacklevel=2)
-    loader = make_loader(dataset, cfg.batch_size, cfg.num_workers,
-                         ShardSampler(len(dataset), env.rank, env.world_size), pin_memory=env.device.type == "cuda")
-    start = time.perf_counter()
-    counts, bad, fallbacks = evaluate(net, loader, len(spec.classes), env.device, cfg.precision,
-                                      progress and env.is_main, desc=f"eval {clip['views']}", label_map=label_map)
-    metrics = summarize(counts, spec.label_groups())
+    result = evaluate_split(net, spec, split, cfg, env, clip["views"], clip["sampler"], clip["transform"],
+                            label_map=label_map)
     weights_row = info.row()
     published = weights_row["published_top1"]
     sampler, tf = clip["sampler"], clip["transform"]
     row = {
         "model": info.model, "init": f"weights:{info.name}", "data": str(data), "split": split,
-        "views": clip["views"], **metrics,
+        "views": clip["views"], **result,
         "published_top1": published,
-        "top1_minus_published": (metrics["top1"] - published) if published is not None else None,
+        "top1_minus_published": (result["top1"] - published) if published is not None else None,
         "num_frames": sampler.num_frames, "stride": sampler.stride, "crop_size": tf.size, "resize_size": tf.short_side,
         "mean": "/".join(f"{m:g}" for m in tf.mean), "std": "/".join(f"{s:g}" for s in tf.std),
         "class_match": matched,
         **{k: v for k, v in weights_row.items() if k != "published_top1"},
-        "skipped_items": len(issues) + len({p for p, _ in bad}),
-        "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
-        "decoder_fallbacks": len(set(fallbacks)),
-        "eval_time_s": round(time.perf_counter() - start, 2), "world_size": env.world_size,
-        "backend": backend or "auto", "checkpoint": str(weights),
+        "checkpoint": str(weights),
     }
     if env.is_main:
-        for path, reason in sorted(set(bad)):
-            warnings.warn(f"skipped {path}: {reason}", stacklevel=2)
         ResultsStore(cfg.out or "results/pretrained").append("accuracy", row)
     return row

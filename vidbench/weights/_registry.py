@@ -7,13 +7,13 @@ torchvision's `Weights` enums and timm's `pretrained_cfg` carry), matched by fil
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
+from ..errors import did_you_mean
 from .source import Source, WeightsError
 
 __all__ = ["WeightsFormat", "PublishedWeights", "register_format", "register_published", "get_format",
@@ -125,9 +125,8 @@ def get_format(name: str) -> WeightsFormat:
     try:
         return _FORMATS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _FORMATS, n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise WeightsError(f"unknown weights format {name!r}{hint}; known: {', '.join(_FORMATS)}") from None
+        raise WeightsError(f"unknown weights format {name!r}{did_you_mean(name, _FORMATS, n=3)} "
+                           f"(known: {', '.join(_FORMATS)})") from None
 
 
 def detect_format(source: Source) -> WeightsFormat:

@@ -2,7 +2,10 @@
 
 Each module defines `sniff`, `infer` and `convert` (see `vidbench.weights.WeightsFormat`), calls
 `register_format`, and registers the published checkpoints it knows with `register_published`.
-Modules whose name starts with an underscore are helpers, not formats.
+Modules whose name starts with an underscore are helpers, not formats: what formats share in
+logic lives there (`_util.py`, `_hf.py`). Each format module repeats the same sniff / infer /
+convert / register shape and a table of `PublishedWeights` entries on purpose: that is the
+registry's contract, one small self-contained module per source (STYLE.md).
 """
 import importlib
 import pkgutil

@@ -9,10 +9,11 @@ over frames before the final norm, so such checkpoints load with the official se
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
+from ._hf import hf_class_names, hf_preprocess
 from ._util import pick_model
 from .timesformer_official import block_key, default_name
 
@@ -102,28 +103,11 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
 
 
 def preprocess(source: Source) -> Dict[str, Any]:
-    """mean, std, crop_size, resize_size from the HF image / video processor config, where present."""
-    pre, out = source.preprocessor or {}, {}
-    if pre.get("image_mean") is not None:
-        out["mean"] = [float(v) for v in pre["image_mean"]]
-    if pre.get("image_std") is not None:
-        out["std"] = [float(v) for v in pre["image_std"]]
-    crop = pre.get("crop_size")
-    if isinstance(crop, dict) and (crop.get("height") or crop.get("shortest_edge")):
-        out["crop_size"] = int(crop.get("height") or crop.get("shortest_edge"))
-    elif isinstance(crop, int):
-        out["crop_size"] = crop
-    size = pre.get("size")
-    if isinstance(size, dict) and size.get("shortest_edge"):
-        out["resize_size"] = int(size["shortest_edge"])
-    return out
+    """`TimesformerImageProcessor`: rescale to [0, 1], then image_mean / image_std."""
+    return hf_preprocess(source)
 
 
-def class_names(source: Source) -> Optional[List[str]]:
-    """config.json id2label in index order (None for HF's placeholder LABEL_i names)."""
-    labels = (source.config or {}).get("id2label") or {}
-    names = [str(v) for _, v in sorted(((int(k), v) for k, v in labels.items()))]
-    return None if not names or names == [f"LABEL_{i}" for i in range(len(names))] else names
+class_names = hf_class_names
 
 
 register_format(WeightsFormat(

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
+from ._hf import hf_class_names, hf_preprocess
 from ._util import pick_model
 
 log = logging.getLogger("vidbench.weights")
@@ -197,36 +198,11 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
 
 
 def preprocess(source: Source) -> Dict[str, Any]:
-    """mean, std, crop_size, resize_size from the HF image / video processor config, where present
-    (`VideoMAEImageProcessor`: rescale to [0, 1], then image_mean / image_std)."""
-    pre, out = source.preprocessor or {}, {}
-    if pre.get("do_normalize", True):
-        if pre.get("image_mean") is not None:
-            out["mean"] = [float(v) for v in pre["image_mean"]]
-        if pre.get("image_std") is not None:
-            out["std"] = [float(v) for v in pre["image_std"]]
-    crop = pre.get("crop_size")
-    if pre.get("do_center_crop", True) and crop:
-        if isinstance(crop, dict) and (crop.get("height") or crop.get("shortest_edge")):
-            out["crop_size"] = int(crop.get("height") or crop.get("shortest_edge"))
-        elif isinstance(crop, int):
-            out["crop_size"] = crop
-    size = pre.get("size")
-    if pre.get("do_resize", True) and isinstance(size, dict) and size.get("shortest_edge"):
-        out["resize_size"] = int(size["shortest_edge"])
-    return out
+    """`VideoMAEImageProcessor`: rescale to [0, 1], then image_mean / image_std."""
+    return hf_preprocess(source)
 
 
-def class_names(source: Source) -> Optional[List[str]]:
-    """config.json id2label in head order; None when absent or only HF's placeholders LABEL_i."""
-    labels = (source.config or {}).get("id2label")
-    if not isinstance(labels, dict) or not labels:
-        return None
-    try:
-        ordered = [str(labels[k]) for k in sorted(labels, key=int)]
-    except (ValueError, TypeError):
-        return None
-    return None if all(n == f"LABEL_{i}" for i, n in enumerate(ordered)) else ordered
+class_names = hf_class_names
 
 
 register_format(WeightsFormat(

@@ -27,6 +27,7 @@ import torch
 
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
+from ._hf import hf_class_names, hf_preprocess
 from ._util import pick_model
 
 # HF hidden_act -> vidbench act_layer (transformers.activations.ACT2CLS): the erf GELU, and the
@@ -211,33 +212,11 @@ def hf_pixel_normalisation(pre: Dict[str, Any]) -> Tuple[List[float], List[float
 
 
 def preprocess(source: Source) -> Dict[str, Any]:
-    pre = source.preprocessor
-    if not pre:
-        return {}
-    mean, std = hf_pixel_normalisation(pre)
-    out: Dict[str, Any] = {"mean": mean, "std": std}
-    crop = pre.get("crop_size")
-    if pre.get("do_center_crop", True) and crop:
-        out["crop_size"] = int(crop.get("height", crop.get("shortest_edge", 0))) if isinstance(crop, dict) \
-            else int(crop)
-    size = pre.get("size")
-    if pre.get("do_resize", True) and isinstance(size, dict) and size.get("shortest_edge"):
-        out["resize_size"] = int(size["shortest_edge"])
-    return out
+    """`VivitImageProcessor`: its offset rescale and normalisation as mean / std on [0, 1] pixels."""
+    return hf_preprocess(source, normalisation=hf_pixel_normalisation)
 
 
-def class_names(source: Source) -> Optional[List[str]]:
-    """id2label in head order; None when absent or only HF's placeholders LABEL_0, LABEL_1, ..."""
-    labels = (source.config or {}).get("id2label")
-    if not isinstance(labels, dict) or not labels:
-        return None
-    try:
-        ordered = [str(labels[k]) for k in sorted(labels, key=int)]
-    except (ValueError, TypeError):
-        return None
-    if all(n == f"LABEL_{i}" for i, n in enumerate(ordered)):
-        return None
-    return ordered
+class_names = hf_class_names
 
 
 register_format(WeightsFormat(
