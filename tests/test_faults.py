@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from _weights_helpers import Marker
 
 from vidbench.checkpoint import load_checkpoint
 from vidbench.cli import main
@@ -36,17 +37,21 @@ def _rows(path: Path) -> int:
     return max(0, text.count("\n") - 1)
 
 
-def kill_at_random_point(argv, progress: Path, seed: int, min_rows: int = 1, timeout: float = 120) -> bool:
-    """Start `vidbench argv` in a process of its own, wait until `progress` has `min_rows` rows,
-    wait a random 0-0.8 s more, then SIGKILL it. Returns whether it was killed (not finished)."""
+def kill_at_random_point(argv, progress: Path, seed: int, max_rows: int = 1, timeout: float = 120) -> bool:
+    """Start `vidbench argv` in a process of its own, wait until `progress` has a random 1 to
+    `max_rows` rows, wait a random 0-0.1 s more (anywhere inside the next row's work, its writes
+    included), then SIGKILL it. Returns whether it was killed (not finished): pick `max_rows`
+    below the run's row count so it is, whatever the machine's speed."""
+    rng = random.Random(seed)
+    rows = rng.randint(1, max_rows)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VIDBENCH_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", "import torch, sys; torch.set_num_threads(1); "
                              "from vidbench.cli import main; sys.exit(main(sys.argv[1:]))", *argv],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while proc.poll() is None and _rows(progress) < min_rows and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(random.Random(seed).uniform(0.0, 0.8))
+    while proc.poll() is None and _rows(progress) < rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.1))
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
@@ -60,7 +65,7 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(data, tmp_path, s
             "--workers", "0", "--no-progress", *SMALL]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     out = tmp_path / "killed"
-    assert kill_at_random_point(args + ["--out", str(out)], out / "train.csv", seed)
+    assert kill_at_random_point(args + ["--out", str(out)], out / "train.csv", seed, max_rows=15)
     assert main(args + ["--out", str(out), "--resume"]) == 0
     assert list(pd.read_csv(out / "train.csv")["epoch"]) == list(range(1, 21))
     a, _ = load_checkpoint(tmp_path / "straight" / "checkpoint.safetensors")
@@ -75,7 +80,7 @@ def test_bench_killed_then_resumed_has_every_row_once(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--models", "vit_tiny,timesformer_tiny,vivit_m1_tiny,mvit_tiny", "--mode", "infer", "--iters", "2",
             "--warmup", "0", "--no-isolate", "--no-progress", "--out", str(out)]
-    assert kill_at_random_point(args, out / "bench.csv", seed=2)
+    assert kill_at_random_point(args, out / "bench.csv", seed=2, max_rows=2)
     assert main(args + ["--resume"]) == 0
     rows = pd.read_csv(out / "bench.csv")
     assert sorted(rows["model"]) == ["mvit_tiny", "timesformer_tiny", "vit_tiny", "vivit_m1_tiny"]
@@ -86,7 +91,7 @@ def test_pretrain_killed_then_resumed_logs_each_epoch_once(data, tmp_path):
     out = tmp_path / "ssl"
     args = ["pretrain", "--method", "byol", "--data", str(data), "--epochs", "4", "--no-eval", "--no-progress", *SSL,
             "--out", str(out)]
-    assert kill_at_random_point(args, out / "ssl_log.csv", seed=3)
+    assert kill_at_random_point(args, out / "ssl_log.csv", seed=3, max_rows=2)
     assert main(args + ["--resume"]) == 0
     assert list(pd.read_csv(out / "ssl_log.csv")["epoch"]) == [1, 2, 3, 4]
     rows = pd.read_csv(out / "ssl.csv")
@@ -112,19 +117,11 @@ def test_suite_killed_then_resumed_runs_every_stage_once(data, tmp_path):
     assert list(pd.read_csv(out / "train" / "vit_frameavg_tiny" / "train.csv")["epoch"]) == [1, 2]
 
 
-class _Marker:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 @pytest.mark.parametrize("where", ["eval-checkpoint", "train-init", "eval-weights-pth", "hf-dir-bin", "ssl-eval-init",
                                    "convert-pyth"])
 def test_a_crafted_pickle_is_never_executed(data, tmp_path, where, capsys):
     marker = tmp_path / "executed"
-    payload = {"state_dict": {"w": torch.zeros(1)}, "x": _Marker(marker)}
+    payload = {"state_dict": {"w": torch.zeros(1)}, "x": Marker(marker)}
     if where == "hf-dir-bin":
         path = tmp_path / "hf"
         path.mkdir()
