@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ from vidbench.bench.flops import sliding_window_macs  # noqa: E402
 from vidbench.bench.memory import PeakMemory  # noqa: E402
 from vidbench.layers import fused_attn, scaled_dot_product  # noqa: E402
 from vidbench.models.vtn import LongformerSelfAttention, banded_window_attention, dense_window_attention  # noqa: E402
+from vidbench.results import cpu_name  # noqa: E402
 
 FRAMES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 DIM, HEADS, WINDOW, GLOBAL = 768, 12, 18, 1  # VTN-B's temporal encoder (VTNConfig defaults)
@@ -80,16 +80,6 @@ def measure(module: nn.Module, x: torch.Tensor, warmup: int, iters: int) -> tupl
                 module(x)
                 times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times), min(times), peak.result.peak_mb, peak.result.method
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(out: Path, frames: Sequence[int], warmup: int, iters: int) -> List[Dict[str, object]]:

@@ -3,11 +3,14 @@ zero-initialised temporal fc, an identity LayerNorm or a tiny init hides real di
 compare logits on both attention kernel paths."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from vidbench.checkpoint import FORMAT
 from vidbench.layers import fused_attn
 
 
@@ -40,3 +43,26 @@ def assert_same_logits(ours: nn.Module, reference: Callable[[torch.Tensor], torc
             assert diff <= atol, f"fused={fused}: max |diff| {diff:.3g} > {atol}"
             worst = max(worst, diff)
     return worst
+
+
+class Marker:
+    """A pickle that would create the file `path` if it were ever unpickled with code execution."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def write_liar_checkpoint(path: Path, model: nn.Module) -> Path:
+    """`model`'s tensors in a vidbench checkpoint whose metadata declares a huge vit_tiny
+    (embed_dim 8192, depth 64: ~50 GB): the declared config must be checked against the
+    tensors before anything is allocated."""
+    from safetensors.torch import save_file
+
+    spec = {"name": "vit_tiny", "class": "VisionTransformer", "config_class": "ViTConfig",
+            "config": {"img_size": 32, "patch_size": 8, "embed_dim": 8192, "depth": 64, "num_heads": 64}}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
+              metadata={"format": FORMAT, "model": json.dumps(spec), "extra": "{}"})
+    return path

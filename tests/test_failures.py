@@ -3,7 +3,6 @@ before it. A user error is one line naming the file / option / value, exit code 
 traceback; nothing written before is lost or mixed with another run's rows."""
 import csv
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _weights_helpers import Marker, write_liar_checkpoint
 from safetensors.torch import save_file
 
 from vidbench.checkpoint import FORMAT, load_checkpoint, save_checkpoint
@@ -43,22 +43,12 @@ def _one_line_error(capsys, *needles):
     return err
 
 
-class _Marker:
-    """A pickle that would create a file if it were ever unpickled with code execution."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 # -- security --------------------------------------------------------------------------------
 def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
     out = tmp_path / "ssl"
     marker = tmp_path / "executed"
     (out / "checkpoints").mkdir(parents=True)
-    torch.save({"x": _Marker(marker)}, out / "checkpoints" / "byol.safetensors")
+    torch.save({"x": Marker(marker)}, out / "checkpoints" / "byol.safetensors")
     args = ["pretrain", "--method", "byol", "--data", str(data), "--out", str(out), "--epochs", "1",
             "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
             "--batch-size", "16", "--frames", "2", "--knn-k", "5", "--no-progress", "--resume"]
@@ -68,12 +58,8 @@ def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
 
 
 def test_init_checkpoint_declaring_a_huge_model_is_refused_before_allocation(data, tmp_path, capsys):
-    small = create_model("vit_tiny", img_size=32, patch_size=8, depth=1)
-    spec = {"name": "vit_tiny", "class": "VisionTransformer", "config_class": "ViTConfig",
-            "config": {"img_size": 32, "patch_size": 8, "embed_dim": 8192, "depth": 64, "num_heads": 64}}
-    liar = tmp_path / "liar.safetensors"
-    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(liar),
-              metadata={"format": FORMAT, "model": json.dumps(spec), "extra": "{}"})
+    liar = write_liar_checkpoint(tmp_path / "liar.safetensors", create_model("vit_tiny", img_size=32, patch_size=8,
+                                                                              depth=1))
     assert _train(data, tmp_path / "run", "--init", str(liar)) == 2
     _one_line_error(capsys, "liar.safetensors", "do not fit the declared vit_tiny config")
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
@@ -238,7 +224,7 @@ def test_a_pickle_given_as_train_state_is_named(data, tmp_path, capsys):
     out = tmp_path / "run"
     assert _train(data, out, "--epochs", "1") == 0
     marker = tmp_path / "executed"
-    torch.save({"x": _Marker(marker)}, out / "train_state.safetensors")
+    torch.save({"x": Marker(marker)}, out / "train_state.safetensors")
     assert _train(data, out, "--resume", "--epochs", "1") == 0  # finished: the state is not needed
     out2 = tmp_path / "run2"
     shutil.copytree(out, out2)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _weights_helpers import perturb_
+from _weights_helpers import Marker, perturb_, write_liar_checkpoint
 from safetensors.torch import save_file
 
 import vidbench
@@ -66,12 +66,8 @@ def test_requesting_another_family_names_the_file(tmp_path):
 def test_declared_config_is_checked_against_the_tensors_before_allocation(tmp_path):
     """Metadata claiming a huge model (embed_dim 8192, depth 64: ~50 GB) over tiny tensors is
     refused from the header and shapes alone: the real model is never built."""
-    model = create_model("vit_tiny", img_size=32, patch_size=8, depth=2)
-    spec = {"name": "vit_tiny", "class": "VisionTransformer", "config_class": "ViTConfig",
-            "config": {"img_size": 32, "patch_size": 8, "embed_dim": 8192, "depth": 64, "num_heads": 64}}
-    path = tmp_path / "liar.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
-              metadata={"format": FORMAT, "model": json.dumps(spec), "extra": "{}"})
+    path = write_liar_checkpoint(tmp_path / "liar.safetensors", create_model("vit_tiny", img_size=32, patch_size=8,
+                                                                              depth=2))
     with pytest.raises(WeightsError, match=r"liar.safetensors.*do not fit.*missing .*shape mismatch"):
         load_pretrained(path)
 
@@ -99,19 +95,11 @@ def test_non_finite_weights_are_refused(tmp_path):
         load_pretrained(path)
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.parametrize("suffix", [".pth", ".pyth", ".bin", ".safetensors"])
 def test_a_crafted_pickle_is_never_executed(tmp_path, suffix):
     marker = tmp_path / "executed"
     path = tmp_path / f"evil{suffix}"
-    torch.save({"model_state": {"w": torch.zeros(1)}, "payload": _Evil(str(marker))}, path)
+    torch.save({"model_state": {"w": torch.zeros(1)}, "payload": Marker(marker)}, path)
     with pytest.raises(WeightsError, match=f"evil{suffix}"):
         load_pretrained(path)
     assert not marker.exists()

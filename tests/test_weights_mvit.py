@@ -10,6 +10,7 @@ from typing import Dict
 import pytest
 import torch
 from _weights_helpers import assert_same_logits, perturb_
+from test_mvit import _tv_tiny as _tv_tiny_layout
 
 from vidbench.models import create_model
 from vidbench.weights import (
@@ -33,22 +34,8 @@ State = Dict[str, torch.Tensor]
 
 
 def _tv_tiny(version: int) -> torch.nn.Module:
-    """torchvision's MViT with mvit_tiny's layout (as tests/test_mvit.py builds it)."""
-    v1 = version == 1
-    table = dict(
-        num_heads=[1, 2, 4, 4, 8],
-        input_channels=[24, 48, 96, 96, 192] if v1 else [24, 24, 48, 96, 96],
-        output_channels=[48, 96, 96, 192, 192] if v1 else [24, 48, 96, 96, 192],
-        kernel_q=[[], [3, 3, 3], [3, 3, 3], [], [3, 3, 3]] if v1 else [[3, 3, 3]] * 5,
-        stride_q=[[], [1, 2, 2], [1, 2, 2], [], [1, 2, 2]] if v1 else
-        [[1, 1, 1], [1, 2, 2], [1, 2, 2], [1, 1, 1], [1, 2, 2]],
-        kernel_kv=[[3, 3, 3]] * 5,
-        stride_kv=[[1, 4, 4], [1, 2, 2], [1, 1, 1], [1, 1, 1], [1, 1, 1]],
-    )
-    blocks = [tv_mvit.MSBlockConfig(**{k: v[i] for k, v in table.items()}) for i in range(5)]
-    ref = tv_mvit.MViT((32, 32), 8, blocks, residual_pool=not v1, residual_with_cls_embed=False,
-                       rel_pos_embed=not v1, proj_after_attn=not v1, num_classes=10)
-    return perturb_(ref, seed=version).eval()
+    """torchvision's MViT with mvit_tiny's layout (tests/test_mvit.py's), every weight perturbed."""
+    return perturb_(_tv_tiny_layout(version), seed=version).eval()
 
 
 # test-side key map, torchvision's MViT -> SlowFast's MViT (slowfast/models/video_model_builder.py,

@@ -102,17 +102,9 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
         raise source.error(str(err)) from None
 
 
-def preprocess(source: Source) -> Dict[str, Any]:
-    """`TimesformerImageProcessor`: rescale to [0, 1], then image_mean / image_std."""
-    return hf_preprocess(source)
-
-
-class_names = hf_class_names
-
-
 register_format(WeightsFormat(
     "hf-timesformer", "Hugging Face TimeSformer directory (config.json model_type 'timesformer')",
-    sniff, infer, convert, families=("timesformer",), preprocess=preprocess, class_names=class_names))
+    sniff, infer, convert, families=("timesformer",), preprocess=hf_preprocess, class_names=hf_class_names))
 
 # Conversions of the official K400 checkpoints (transformers' convert_timesformer_to_pytorch.py).
 # The model cards give no accuracy: top-1 / top-5 are left unset (the official README's are on the

@@ -197,18 +197,10 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
         raise source.error(str(err)) from None
 
 
-def preprocess(source: Source) -> Dict[str, Any]:
-    """`VideoMAEImageProcessor`: rescale to [0, 1], then image_mean / image_std."""
-    return hf_preprocess(source)
-
-
-class_names = hf_class_names
-
-
 register_format(WeightsFormat(
     "hf-videomae", "Hugging Face VideoMAE directory (VideoMAEForVideoClassification / VideoMAEModel; "
     "VideoMAEForPreTraining: encoder only)",
-    sniff, infer, convert, families=("videomae",), preprocess=preprocess, class_names=class_names))
+    sniff, infer, convert, families=("videomae",), preprocess=hf_preprocess, class_names=hf_class_names))
 
 # Hugging Face conversions of the official Kinetics-400 fine-tuned checkpoints (transformers'
 # convert_videomae_to_pytorch.py lists videomae-{small,base,large,huge}-finetuned-kinetics).

@@ -216,12 +216,9 @@ def preprocess(source: Source) -> Dict[str, Any]:
     return hf_preprocess(source, normalisation=hf_pixel_normalisation)
 
 
-class_names = hf_class_names
-
-
 register_format(WeightsFormat(
     "hf-vivit", "Hugging Face ViViT directory (VivitForVideoClassification / VivitModel; Model 1)",
-    sniff, infer, convert, families=("vivit",), preprocess=preprocess, class_names=class_names))
+    sniff, infer, convert, families=("vivit",), preprocess=preprocess, class_names=hf_class_names))
 
 # google/vivit-b-16x2-kinetics400 holds scenic's ViViT-B/16x2 Kinetics-400 checkpoint, converted
 # (transformers' convert_vivit_flax_to_pytorch.py downloads scenic-bucket/vivit/kinetics_400/
