@@ -159,14 +159,15 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     spec = DataSpec.load(cfg.data)
-    if cfg.weights:
-        cfg = dataclasses.replace(cfg, model=inspect_weights(cfg.weights, cfg.model, cfg.weights_format)[2])
+    ckpt: Dict[str, Any] = {}
+    if cfg.weights:  # the model and config the checkpoint holds (read once here, once to load)
+        _, _, name, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
+        cfg = dataclasses.replace(cfg, model=name)
     previous = _check_fresh_or_resumable(cfg, out)
     if previous is not None and int(previous.get("epoch", 0)) >= cfg.epochs:
         return _finished(cfg, out, previous, env.is_main)
     num_frames, size, norm, image = cfg.frames, cfg.img_size, {}, None
     if cfg.weights:  # clips follow the checkpoint unless the options say otherwise
-        _, _, _, ckpt = inspect_weights(cfg.weights, cfg.model, cfg.weights_format)
         num_frames = num_frames or ckpt.get("num_frames")
         img = ckpt.get("img_size")
         size = size or (img if isinstance(img, int) or img is None else img[0])
