@@ -221,9 +221,11 @@ class _Run:
         root = Path(spec.weights_dir)
         if not root.is_dir():
             raise FileNotFoundError(f"[published] weights_dir {root} is not a directory")
-        entries = sorted(p for p in root.iterdir() if _is_checkpoint(p))
+        from ..weights.source import looks_like_checkpoint
+
+        entries = sorted(p for p in root.iterdir() if looks_like_checkpoint(p))
         if not entries:
-            raise ValueError(f"{root}: no checkpoints (.safetensors, .pth, .pt, .bin, .pyth, .npz, .msgpack, "
+            raise ValueError(f"{root}: no checkpoints (.safetensors, .pth, .pt, .bin, .pyth, .ckpt, .npz, .msgpack, "
                              "checkpoint_<step>, or Hugging Face directories with config.json)")
         return entries
 
@@ -260,15 +262,6 @@ class _Run:
 
         md, html = write_report([self.out])
         return f"wrote {md} and {html}"
-
-
-_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pyth", ".npz", ".msgpack")
-
-
-def _is_checkpoint(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "config.json").is_file()
-    return path.suffix.lower() in _CHECKPOINT_SUFFIXES or path.name.startswith("checkpoint_")
 
 
 def plan(suite: Suite, out: PathLike, progress: bool = True) -> List[Stage]:

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import UserError
 
-__all__ = ["Source", "read_source", "WeightsError", "PathLike"]
+__all__ = ["Source", "read_source", "looks_like_checkpoint", "WeightsError", "PathLike"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -214,6 +214,16 @@ def _read_hf_dir(path: Path) -> Source:
         state, _ = _read_torch(weights)
         metadata = {}
     return Source(path, "hf-dir", state, metadata, config, preprocessor, weights_file=weights)
+
+
+def looks_like_checkpoint(path: PathLike) -> bool:
+    """Whether `read_source` would take `path` by its name alone: a file of a suffix it reads, a
+    Flax `checkpoint_<step>` file, or a directory with a config.json (without opening files)."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "config.json").is_file()
+    return (path.suffix.lower() in (".safetensors", ".npz", ".msgpack") + PICKLE_SUFFIXES
+            or path.name.startswith("checkpoint_"))
 
 
 def read_source(path: PathLike) -> Source:
