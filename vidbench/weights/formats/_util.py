@@ -3,7 +3,7 @@ a requested model against what a checkpoint holds."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, Optional
+from typing import Iterable, Optional
 
 from ...models import list_models, model_entry
 from ..source import Source
@@ -25,7 +25,7 @@ def square_side(n: int, source: Source, what: str) -> int:
     return side
 
 
-def pick_model(source: Source, requested: Optional[str], family: str, default: str, config: Dict[str, Any]) -> str:
+def pick_model(source: Source, requested: Optional[str], family: str, default: str) -> str:
     """`requested` if given (checked to be of `family`), else `default`."""
     if requested is None:
         return default

@@ -139,7 +139,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     qkv_bias = f"{block}MultiHeadDotProductAttention_{layout.mha}/query/bias" in source.state
     cfg = vit_config(source, width, tuple(kernel.shape[:2]), pos_tokens, class_token, layout.depth, mlp_hidden,
                      qkv_bias, num_classes, int(kernel.shape[2]), heads, pool)
-    return pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"), cfg), cfg
+    return pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base")), cfg
 
 
 def _t(a: np.ndarray) -> torch.Tensor:

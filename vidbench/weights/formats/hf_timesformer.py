@@ -92,7 +92,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         "num_heads": int(cfg.get("num_attention_heads", 12)), "mlp_ratio": hidden / dim,
         "qkv_bias": bool(cfg.get("qkv_bias", True)), "num_classes": num_classes,
     }
-    return pick_model(source, model, "timesformer", default_name(frames, img), config), config
+    return pick_model(source, model, "timesformer", default_name(frames, img)), config
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:

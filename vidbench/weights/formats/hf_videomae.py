@@ -187,7 +187,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         "attn_drop_rate": float(cfg.get("attention_probs_dropout_prob", 0.0)),
     }
     default = _SIZES.get((hidden, config["depth"]), "videomae_base")
-    return pick_model(source, model, "videomae", default, config), config
+    return pick_model(source, model, "videomae", default), config
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:

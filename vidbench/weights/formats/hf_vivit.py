@@ -161,7 +161,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         "attn_drop_rate": float(cfg.get("attention_probs_dropout_prob", 0.0)),
     }
     default = "vivit_m1_tiny" if (hidden, config["depth"]) == (192, 4) else "vivit_m1_base"
-    name = pick_model(source, model, "vivit", default, config)
+    name = pick_model(source, model, "vivit", default)
     check_variant(source, name, "joint")
     return name, config
 

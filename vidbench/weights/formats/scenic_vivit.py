@@ -248,7 +248,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     if dim % heads or width != dim or int(dim * (mlp / dim)) != mlp:
         raise source.error(f"attention / MLP shapes (width {width}, {heads} heads, mlp {mlp}) do not fit embed dim {dim}")
     config.update(num_heads=heads, mlp_ratio=mlp / dim)
-    name = pick_model(source, model, "vivit", default, config)
+    name = pick_model(source, model, "vivit", default)
     check_variant(source, name, attention_type)
     return name, config
 

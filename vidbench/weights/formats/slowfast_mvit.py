@@ -201,7 +201,7 @@ def infer_mvit(source: Source, model: Optional[str], overrides: Dict[str, Any],
         side = (shapes["blocks.0.attn.rel_pos_h"][0] + 1) // 2
     config: Dict[str, Any] = {"num_classes": shapes["head.weight"][0], "version": version}
     default = "mvitv2_s_16x4" if v2 else ("mvit_b_32x3" if t * 2 == 32 else "mvit_b_16x4")  # MViT-B's stride 2
-    name = pick_model(source, model, "mvit", default, config)
+    name = pick_model(source, model, "mvit", default)
     with torch.device("meta"):
         ref = create_model(name, version=version).config
     stride = tuple(overrides.get("patch_stride") or ref.patch_stride)

@@ -106,7 +106,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         config["num_frames"] = source.shape("model.time_embed")[1]
     elif overrides.get("num_frames"):  # space-only checkpoints hold nothing per frame
         config["num_frames"] = overrides["num_frames"]
-    name = pick_model(source, model, "timesformer", default_name(config.get("num_frames", 8), side * patch), config)
+    name = pick_model(source, model, "timesformer", default_name(config.get("num_frames", 8), side * patch))
     config["num_heads"] = default_heads(dim, model, overrides)
     return name, config
 

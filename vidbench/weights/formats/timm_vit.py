@@ -200,7 +200,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
                      source.shape("head.weight")[0] if source.has("head.weight") else 0,
                      source.shape("patch_embed.proj.weight")[1], default_heads(width, model, overrides, source),
                      pool)
-    name = pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"), cfg)
+    name = pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"))
     return name, cfg
 
 

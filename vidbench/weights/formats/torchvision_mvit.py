@@ -63,7 +63,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         side = (source.shape("blocks.0.attn.rel_pos_h")[0] + 1) // 2
         config.update(num_frames=t * stride_t, img_size=side * 4)
         default = "mvitv2_s_16x4"
-    return pick_model(source, model, "mvit", default, config), config
+    return pick_model(source, model, "mvit", default), config
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:

@@ -114,7 +114,7 @@ def _infer(source: Source, model: Optional[str], prefix: str, stage_key: Callabl
         "patch_norm": source.has(prefix + "patch_embed.norm.weight"),
     }
     default = "swin3d_b" if proj[0] == 128 else "swin3d_s" if sum(depths) > 12 else "swin3d_t"
-    return pick_model(source, model, "swin", default, config), config
+    return pick_model(source, model, "swin", default), config
 
 
 def sniff_torchvision(source: Source) -> bool:
