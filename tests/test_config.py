@@ -298,8 +298,8 @@ def test_measure_arguments_are_written_once():
     cfg = SweepConfig(models=["vivit_m1_tiny"], frames=[16], batch_size=[2], mode=["train"], warmup=1, iters=2)
     args = measure_args(expand_grid(cfg)[0], cfg, gmacs=1.0, peak=None)
     assert args == {"model": "vivit_m1_tiny", "mode": "train", "precision": "fp32", "device": "cpu", "batch_size": 2,
-                    "warmup": 1, "iters": 2, "compile": False, "gmacs": 1.0, "peak_flops": None, "img_size": 32,
-                    "num_frames": 16}
+                    "warmup": 1, "iters": 2, "compile": None, "gmacs": 1.0, "peak_flops": None, "img_size": 32,
+                    "num_frames": 16, "attn_backend": "auto", "grad_checkpointing": False, "detail": False}
 
 
 def test_bench_key_columns_are_sweep_fields():

@@ -51,7 +51,8 @@ class Alias:
 
 def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING, choices: Optional[Sequence[Any]] = None,
            flag: Optional[str] = None, aliases: Iterable[Alias] = (), cli: bool = True, required: bool = False,
-           positive: bool = False, metavar: Optional[str] = None) -> Any:
+           positive: bool = False, metavar: Optional[str] = None, parse: Optional[Any] = None,
+           const: Any = None) -> Any:
     """A dataclass field with its documentation.
 
     Args:
@@ -62,9 +63,12 @@ def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING,
         cli: False for fields the command sets itself (not a flag).
         required: a required flag (the dataclass default is a placeholder).
         positive: a count or size that must be >= 1 (Optional[int] fields and int lists always are).
+        parse: the CLI's parser of a value (of each item, for lists) where the type's is not right.
+        const: the value of the flag given bare (``--compile`` = ``--compile default``).
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
-            "aliases": tuple(aliases), "cli": cli, "required": required, "positive": positive, "metavar": metavar}
+            "aliases": tuple(aliases), "cli": cli, "required": required, "positive": positive, "metavar": metavar,
+            "parse": parse, "const": const}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

@@ -2,21 +2,90 @@
 FLOP utilisation, as a flat dict (a results row). The sweep runner and users call the same thing."""
 from __future__ import annotations
 
+import contextlib
+import time
+from collections import Counter
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..layers import ATTN_BACKENDS
+from ..layers import attn_backend as attn_backend_ctx
 from ..models import create_model
 from .flops import count_flops
-from .memory import PeakMemory, current_rss_bytes, release_free_heap
-from .throughput import MODES, check_precision, make_step, matmul_peak_flops, time_steps
+from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize
+from .throughput import (
+    COMPILE_MODES,
+    MODES,
+    autocast_context,
+    check_precision,
+    make_phases,
+    make_step,
+    matmul_peak_flops,
+    time_phases,
+    time_steps,
+)
 
-__all__ = ["measure", "TRAIN_FLOP_FACTOR"]
+__all__ = ["measure", "TRAIN_FLOP_FACTOR", "compile_mode", "attention_kernels"]
 
 # a training step is counted as 3 forward passes (backward ~ 2x forward), the usual convention
 TRAIN_FLOP_FACTOR = 3
 WEIGHT_ARGS = ("weights", "weights_format")  # create_model options that load weights
+PHASES = ("forward", "backward", "optimizer")
+# the ops F.scaled_dot_product_attention dispatches to, by the backend names of `attn_backend`
+_SDPA_OPS = {"_scaled_dot_product_flash_attention_for_cpu": "flash", "_scaled_dot_product_flash_attention": "flash",
+             "_scaled_dot_product_efficient_attention": "efficient", "_scaled_dot_product_cudnn_attention": "cudnn",
+             "_scaled_dot_product_attention_math": "math", "_scaled_dot_product_fused_attention_overrideable": "other",
+             "flex_attention": "flex"}
+
+
+def compile_mode(value: Union[bool, str, None]) -> Optional[str]:
+    """torch.compile's mode from a config value: None / False / "off": no compile; True: "default"."""
+    if value is None or value is False or value == "off":
+        return None
+    if value is True:
+        return "default"
+    if value not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {value!r}; expected off or one of {', '.join(COMPILE_MODES)}")
+    return value
+
+
+class _KernelCounter(TorchDispatchMode):
+    """Counts the attention kernels the dispatcher runs (below F.scaled_dot_product_attention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 (torch's signature)
+        name = func.overloadpacket.__name__
+        if name in _SDPA_OPS:
+            self.counts[_SDPA_OPS[name]] += 1
+        elif name == "_safe_softmax":  # SDPA's math kernel, composed of aten ops
+            self.counts["math"] += 1
+        elif name == "_softmax":
+            self.counts["softmax"] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32") -> str:
+    """Which attention kernels one forward of `model` on `x` really runs, as "flash x12" (the
+    SDPA kernel names of `attn_backend`; "reference" for the explicit softmax path). Run eagerly
+    under no_grad (inference_mode would hide the SDPA dispatch)."""
+    from ..layers import get_attn_backend
+
+    if get_attn_backend() == "flex":  # a higher-order op that dispatch modes do not see into; it has no fallback
+        return "flex"
+    counter = _KernelCounter()
+    with torch.no_grad(), autocast_context(x.device, precision), counter:
+        model(x)
+    counts = dict(counter.counts)
+    softmax = counts.pop("softmax", 0)
+    if not counts and softmax:
+        counts = {"reference": softmax}
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "none"
 
 
 def measure(
@@ -29,7 +98,11 @@ def measure(
     batch_size: int = 1,
     warmup: int = 3,
     iters: int = 10,
-    compile: bool = False,
+    compile: Union[bool, str, None] = None,
+    attn_backend: str = "auto",
+    grad_checkpointing: bool = False,
+    detail: bool = False,
+    distributed: bool = False,
     gmacs: Optional[float] = None,
     peak_flops: Optional[float] = None,
     memory: bool = True,
@@ -44,7 +117,17 @@ def measure(
             (batch_size, *model.input_size).
         mode: "infer" (forward under inference_mode) or "train" (forward, backward, AdamW step).
         precision: "fp32", "bf16" or "fp16" (autocast).
-        compile: wrap the model in torch.compile (compilation happens in the warm-up).
+        compile: torch.compile mode ("default", "reduce-overhead", "max-autotune"; True:
+            "default"); compilation happens in the first warm-up step, whose time minus the
+            median step is recorded as compile_s.
+        attn_backend: the attention kernel's backend (vidbench.layers.ATTN_BACKENDS); the kernels
+            one eager forward really dispatches to are recorded as attn_kernels.
+        grad_checkpointing: activation checkpointing per block (train mode).
+        detail: also time each phase (forward, backward, optimizer step) separately, with the
+            peak memory of each, over another `iters` steps (the step timing is unaffected).
+        distributed: train under DistributedDataParallel in the running process group (every
+            process calls this): each step's time is the slowest process's; clips_per_s is the
+            total over processes, clips_per_s_per_process one process's.
         gmacs: multiply-adds per clip in billions; default: counted with fvcore at batch 1.
         peak_flops: the device's matmul FLOP/s in this precision; default: measured here.
         memory: measure peak memory (CUDA allocator; on CPU peak RSS above the RSS before the
@@ -56,7 +139,19 @@ def measure(
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if attn_backend not in ATTN_BACKENDS:
+        raise ValueError(f"unknown attention backend {attn_backend!r}; expected one of {', '.join(ATTN_BACKENDS)}")
     check_precision(precision)
+    mode_c = compile_mode(compile)
+    return _measure(model, input_shape, mode, precision, device, batch_size, warmup, iters, mode_c, attn_backend,
+                    grad_checkpointing, detail, distributed, gmacs, peak_flops, memory, fresh_process,
+                    overrides)
+
+
+def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]], mode: str, precision: str,
+             device: Union[str, torch.device], batch_size: int, warmup: int, iters: int, compile: Optional[str],
+             attn_backend: str, grad_checkpointing: bool, detail: bool, distributed: bool, gmacs: Optional[float],
+             peak_flops: Optional[float], memory: bool, fresh_process: bool, overrides: Dict[str, Any]) -> Dict[str, Any]:
     device = torch.device(device)
     name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
     baseline = None
@@ -77,20 +172,45 @@ def measure(
     if gmacs is None:
         gmacs = count_flops(model, shape[1:]).gmacs
     params = sum(p.numel() for p in model.parameters())
+    if grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise ValueError(f"{name} has no set_grad_checkpointing: activation checkpointing is not available")
+        model.set_grad_checkpointing(True)
     x = torch.randn(shape, device=device)
-    runner = torch.compile(model) if compile else model
-    step = make_step(runner, x, mode, precision) if mode == "infer" else make_step(
-        runner, x, mode, precision, torch.optim.AdamW(model.parameters(), lr=1e-4))
+    world, dist_backend, runner = 1, None, model
+    if distributed:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        if mode != "train":
+            raise ValueError("distributed=True measures training steps (mode='train')")
+        world, dist_backend = dist.get_world_size(), dist.get_backend()
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    runner = torch.compile(runner, mode=compile) if compile else runner
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
+    step = make_step(runner, x, mode, precision, optimizer)
     meter = PeakMemory(device, baseline_rss=baseline, fresh_process=fresh_process)
-    if memory:
-        with meter:
-            timing = time_steps(step, device, warmup, iters)
-    else:
-        timing = time_steps(step, device, warmup, iters)
+    with attn_backend_ctx(attn_backend):
+        try:
+            kernels = attention_kernels(model, x[:1], precision)
+        except RuntimeError as exc:
+            if attn_backend in ("auto", "reference"):
+                raise
+            raise RuntimeError(f"attention backend {attn_backend!r} cannot run {name} on {device.type}: "
+                               f"{str(exc).splitlines()[0]}") from exc
+        with meter if memory else contextlib.nullcontext():
+            first_s = _time_one(step, device) if warmup > 0 or compile else None  # compilation happens here
+            timing = time_steps(step, device, max(warmup - 1, 0), iters)
+        phases = time_phases(make_phases(runner, x, mode, precision, optimizer), device, iters, memory,
+                             meter.baseline_rss) if detail else {}
     del step, x
+    if distributed:
+        from .ddp import slowest_steps
+
+        timing = type(timing)(slowest_steps(timing.times_s))
     if peak_flops is None:
         peak_flops = matmul_peak_flops(device, precision)
-    clips_per_s = shape[0] / timing.median_s
+    clips_per_s = world * shape[0] / timing.median_s
     factor = TRAIN_FLOP_FACTOR if mode == "train" else 1
     achieved = factor * 2 * gmacs * 1e9 * clips_per_s  # FLOP/s, 2 FLOPs per multiply-add
     mem = meter.result
@@ -103,7 +223,11 @@ def measure(
         "precision": precision,
         "device": str(device),
         "mode": mode,
-        "compile": bool(compile),
+        "compile": compile or "off",
+        "compile_s": (first_s - timing.median_s) if compile and first_s is not None else None,
+        "attn_backend": attn_backend,
+        "attn_kernels": kernels,
+        "grad_checkpointing": bool(grad_checkpointing),
         "clips_per_s": clips_per_s,
         "step_ms_median": timing.median_s * 1e3,
         "step_ms_iqr": timing.iqr_s * 1e3,
@@ -116,5 +240,18 @@ def measure(
         "flop_factor": factor,
         "achieved_tflops": achieved / 1e12,
         "matmul_peak_tflops": peak_flops / 1e12,
-        "mfu_pct": 100 * achieved / peak_flops,
+        "mfu_pct": 100 * achieved / (world * peak_flops),
+        "nproc": world,
+        "dist_backend": dist_backend,
+        "clips_per_s_per_process": shape[0] / timing.median_s,
+        **{f"{p}_ms": phases[p]["ms"] if p in phases else None for p in PHASES},
+        **{f"{p}_peak_mem_mb": phases[p]["peak_mb"] if p in phases else None for p in PHASES},
     }
+
+
+def _time_one(step: Any, device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start

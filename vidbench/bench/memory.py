@@ -21,10 +21,23 @@ from typing import Optional
 
 import torch
 
-__all__ = ["PeakMemory", "MemoryResult", "current_rss_bytes", "peak_rss_bytes", "release_free_heap",
+__all__ = ["parse_size", "PeakMemory", "MemoryResult", "current_rss_bytes", "peak_rss_bytes", "release_free_heap",
            "reset_peak_rss", "synchronize"]
 
 MIB = 2**20
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'4GB' -> 4e9 bytes, '512MiB' -> 512 * 2**20, '1.5g' -> 1.5e9 (SI units, IEC with an i)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise ValueError(f"bad memory size {text!r}: expected a positive number with a unit, e.g. 4GB, 512MiB")
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def synchronize(device: torch.device) -> None:

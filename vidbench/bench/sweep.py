@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -26,26 +27,45 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..layers import ATTN_BACKENDS
 from ..models import create_model, list_models, model_entry
 from ..options import Alias, accepts_aliases, option
 from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
 from .measure import measure
-from .throughput import MODES, PRECISIONS, matmul_peak_flops
+from .memory import parse_size
+from .throughput import COMPILE_MODES, MODES, PRECISIONS, matmul_peak_flops
 
 __all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_grid", "measure_args", "resolve_models",
            "run_sweep", "row_key", "uncounted_text"]
 
 TABLE = "bench"
-# a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights)
-KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights")
+# a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights,
+# the process count); a `--batch-size max` row keys on "max", not on the batch it found
+KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights",
+               "attn_backend", "grad_checkpointing", "nproc")
 BENCH_COLUMNS = (
     "model", "params", "gmacs", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile",
-    "clips_per_s", "step_ms_median", "step_ms_iqr", "peak_mem_mb", "peak_mem_reserved_mb", "mem_method",
-    "achieved_tflops", "matmul_peak_tflops", "mfu_pct", "flop_factor", "uncounted_ops", "threads", "warmup",
-    "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights",
+    "attn_backend", "grad_checkpointing", "nproc",
+    "clips_per_s", "step_ms_median", "step_ms_iqr", "iqr_pct", "peak_mem_mb", "peak_mem_reserved_mb", "mem_method",
+    "achieved_tflops", "matmul_peak_tflops", "mfu_pct", "flop_factor", "uncounted_ops", "attn_kernels",
+    "compile_s", "forward_ms", "backward_ms", "optimizer_ms", "forward_peak_mem_mb", "backward_peak_mem_mb",
+    "optimizer_peak_mem_mb", "batch_search", "mem_limit_mb", "process_peak_mb", "batch_tries",
+    "dist_backend", "clips_per_s_per_process", "scaling_efficiency",
+    "threads", "warmup", "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights",
 )
 RESULT_PREFIX = "VIDBENCH_RESULT "
+NOISY_IQR_PCT = 10.0  # a row whose step-time IQR exceeds this % of the median is flagged in reports
+MAX = "max"  # --batch-size max: the largest batch that fits
+
+
+def _batch_item(text: str) -> Any:
+    """A --batch-size item: a positive count or "max"."""
+    if str(text).strip().lower() == MAX:
+        return MAX
+    from ..cli._args import positive_int
+
+    return positive_int(text)
 
 
 def _positive_or_default(name: str, values: Sequence[Optional[int]]) -> None:
@@ -67,14 +87,32 @@ class SweepConfig:
     frames: List[Optional[int]] = option(default_factory=lambda: [None], help="clip frames [each model's]")
     img_size: List[Optional[int]] = option(default_factory=lambda: [None], aliases=[Alias("img_sizes", flag=False)],
                                            help="input side [each model's]")
-    batch_size: List[int] = option(default_factory=lambda: [1], aliases=[Alias("batch_sizes", flag=False)],
-                                   help="clips per step")
+    batch_size: List[Any] = option(default_factory=lambda: [1], aliases=[Alias("batch_sizes", flag=False)],
+                                   parse=_batch_item, help="clips per step; 'max': the largest batch that fits "
+                                                           "(on CPU under --mem-limit), found by doubling then bisection")
     precision: List[str] = option(default_factory=lambda: ["fp32"], choices=tuple(PRECISIONS),
                                   aliases=[Alias("precisions", flag=False)], help="autocast dtype: fp32 (none), bf16, fp16")
     mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES, aliases=[Alias("modes", flag=False)],
                              help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
+    attn_backend: List[str] = option(default_factory=lambda: ["auto"], choices=ATTN_BACKENDS,
+                                     help="attention kernel backend: auto (SDPA's choice), flash, efficient, cudnn, "
+                                          "math (SDPA restricted to one kernel), reference (explicit softmax), flex "
+                                          "(FlexAttention)")
+    grad_checkpointing: List[str] = option(default_factory=lambda: ["off"], choices=("off", "on"),
+                                           help="activation checkpointing per block in train rows: off, on, or off,on "
+                                                "for both side by side")
     device: str = option("cpu", help="cpu, cuda, cuda:1, ...")
-    compile: bool = option(False, help="torch.compile the model (compiled during the warm-up)")
+    compile: Optional[str] = option(None, choices=COMPILE_MODES, const="default", metavar="MODE",
+                                    help="torch.compile with this mode (default, reduce-overhead, max-autotune; bare "
+                                         "--compile: default); compile time recorded as compile_s")
+    detail: bool = option(False, help="also time the forward, backward and optimizer phases, with the peak memory "
+                                      "of each")
+    mem_limit: Optional[str] = option(None, help="with --batch-size max on CPU: cap on each try's peak resident "
+                                                 "memory (e.g. 4GB), enforced by killing the try; on CUDA the limit "
+                                                 "is the device's memory unless given")
+    max_batch_cap: int = option(4096, positive=True, help="the largest batch --batch-size max tries")
+    nproc: Optional[int] = option(None, help="train rows on N processes with DistributedDataParallel (launches "
+                                             "torchrun; gloo on CPU, nccl on CUDA), beside the 1-process row")
     warmup: int = option(3, help="untimed steps before timing")
     iters: int = option(10, positive=True, help="timed steps")
     isolate: Optional[bool] = option(None, help="each configuration in a fresh process [on CPU yes, where it makes "
@@ -93,7 +131,12 @@ class SweepConfig:
                                                "of the checkpoint's config")
 
     def __post_init__(self) -> None:
-        for name in ("models", "frames", "img_size", "batch_size", "precision", "mode"):
+        if isinstance(self.compile, bool) or self.compile == "off":  # older configs: compile = true / false
+            self.compile = "default" if self.compile is True else None
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)} (or off), got {self.compile!r}")
+        for name in ("models", "frames", "img_size", "batch_size", "precision", "mode", "attn_backend",
+                     "grad_checkpointing"):
             if isinstance(getattr(self, name), (str, int)) or getattr(self, name) is None:
                 raise ConfigError(f"{name} is a list (each value one axis of the grid), got {getattr(self, name)!r}")
         for p in self.precision:
@@ -104,7 +147,22 @@ class SweepConfig:
                 raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
         _positive_or_default("frames", self.frames)
         _positive_or_default("img_size", self.img_size)
-        _positive_or_default("batch_size", self.batch_size)
+        self.batch_size = [MAX if str(b).lower() == MAX else b for b in self.batch_size]
+        _positive_or_default("batch_size", [b for b in self.batch_size if b != MAX])
+        for name, allowed in (("attn_backend", ATTN_BACKENDS), ("grad_checkpointing", ("off", "on"))):
+            bad = [v for v in getattr(self, name) if v not in allowed]
+            if bad:
+                raise ConfigError(f"{name}: unknown {bad}; expected some of {', '.join(allowed)}")
+        if self.mem_limit is not None:
+            parse_size(self.mem_limit)  # a clear error for a bad size
+        if MAX in self.batch_size and self.device.startswith("cpu") and self.mem_limit is None:
+            raise ConfigError("--batch-size max on CPU needs --mem-limit SIZE (e.g. 4GB): the largest batch that fits "
+                              "is only defined under a memory cap")
+        if MAX in self.batch_size and self.device.startswith("cpu") and self.isolate is False:
+            raise ConfigError("--batch-size max on CPU runs each try in a fresh process (its peak resident memory is "
+                              "what --mem-limit caps): drop --no-isolate")
+        if self.nproc is not None and self.nproc < 1:
+            raise ConfigError(f"nproc must be >= 1, got {self.nproc}")
         if self.iters < 1 or self.warmup < 0:
             raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={self.iters} warmup={self.warmup}")
         if self.retry_oom < 0:
@@ -131,7 +189,8 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
 
 
 def row_key(row: Dict[str, Any]) -> Tuple[str, ...]:
-    return tuple(key_str(row.get(k)) for k in KEY_COLUMNS)
+    values = {**row, "batch_size": MAX} if row.get("batch_search") == MAX else row
+    return tuple(key_str(values.get(k)) for k in KEY_COLUMNS)
 
 
 def _default_size(name: str, model_kwargs: Dict[str, Any]) -> Tuple[int, ...]:
@@ -147,17 +206,17 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
     for name in resolve_models(cfg.models):
         size = _default_size(name, cfg.model_kwargs)
         video = len(size) == 4
-        for frames in cfg.frames:
-            for img in cfg.img_size:
-                for batch in cfg.batch_size:
-                    for precision in cfg.precision:
-                        for mode in cfg.mode:
-                            row = dict(model=name, frames=(size[1] if frames is None else frames) if video else None,
-                                       img_size=size[-1] if img is None else img, batch_size=int(batch), precision=precision,
-                                       device=cfg.device, mode=mode, compile=bool(cfg.compile), weights=cfg.weights)
-                            if row_key(row) not in seen:
-                                seen.add(row_key(row))
-                                rows.append(row)
+        for frames, img, batch, precision, mode, backend, ckpt in itertools.product(
+                cfg.frames, cfg.img_size, cfg.batch_size, cfg.precision, cfg.mode, cfg.attn_backend,
+                cfg.grad_checkpointing):
+            row = dict(model=name, frames=(size[1] if frames is None else frames) if video else None,
+                       img_size=size[-1] if img is None else img, batch_size=None if batch == MAX else int(batch),
+                       batch_search=MAX if batch == MAX else None, precision=precision, device=cfg.device, mode=mode,
+                       compile=cfg.compile or "off", weights=cfg.weights, attn_backend=backend,
+                       grad_checkpointing=ckpt == "on" and mode == "train", nproc=1)
+            if row_key(row) not in seen:
+                seen.add(row_key(row))
+                rows.append(row)
     return rows
 
 
@@ -194,19 +253,28 @@ def measure_args(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Opti
     in-process call passes them, the isolated worker gets them as its JSON job)."""
     return dict(model=row["model"], mode=row["mode"], precision=row["precision"], device=cfg.device,
                 batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile, gmacs=gmacs,
-                peak_flops=peak, **_overrides(row, cfg, with_weights=True))
+                peak_flops=peak, attn_backend=row.get("attn_backend", "auto"),
+                grad_checkpointing=bool(row.get("grad_checkpointing", False)),
+                detail=cfg.detail, **_overrides(row, cfg, with_weights=True))
 
 
 def _measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
-                        measure_fn: MeasureFn) -> Dict[str, Any]:
+                        measure_fn: MeasureFn, mem_limit: Optional[int] = None) -> Dict[str, Any]:
+    """In this process; `mem_limit` (bytes, CUDA only: the caching allocator's cap for this process)."""
+    device = torch.device(cfg.device)
     try:
+        if mem_limit is not None and device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, mem_limit / total), device)
         args = measure_args(row, cfg, gmacs, peak)
         return {"status": "ok", **measure_fn(args.pop("model"), **args)}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
         return {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
     finally:
         gc.collect()
-        if cfg.device.startswith("cuda"):
+        if device.type == "cuda":
+            if mem_limit is not None:
+                torch.cuda.set_per_process_memory_fraction(1.0, device)
             torch.cuda.empty_cache()
 
 
@@ -218,8 +286,12 @@ def _worker_env() -> Dict[str, str]:
     return env
 
 
-def _measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
-    job = {"measure": measure_args(row, cfg, gmacs, peak), "threads": cfg.threads or torch.get_num_threads()}
+def _measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
+                      mem_limit: Optional[int] = None) -> Dict[str, Any]:
+    """In a fresh worker process; `mem_limit` (bytes): the worker's peak resident memory (CPU) or
+    allocator cap (CUDA), enforced there (an "oom" row beyond it)."""
+    job = {"measure": measure_args(row, cfg, gmacs, peak), "threads": cfg.threads or torch.get_num_threads(),
+           "mem_limit_bytes": mem_limit}
     try:
         proc = subprocess.run([sys.executable, "-m", "vidbench.bench.worker"], input=json.dumps(job), text=True,
                               capture_output=True, timeout=cfg.timeout_s, env=_worker_env())
@@ -274,11 +346,13 @@ def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
         result = _run_one(row, cfg, flops, peaks, env_extra, store, measure_fn)
         record = {**{c: None for c in BENCH_COLUMNS}, **result, **row, "retry_of": retry_of,
                   "isolated": cfg.isolated, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        if row.get("batch_search") == MAX:  # the batch it found
+            record["batch_size"] = result.get("found_batch_size")
         store.append(TABLE, {c: record[c] for c in BENCH_COLUMNS})
         done.add(row_key(row))
         written.append(record)
         bar.update(1)
-        if record["status"] == "oom" and retries_left > 0 and row["batch_size"] > 1:
+        if record["status"] == "oom" and retries_left > 0 and (row["batch_size"] or 0) > 1:
             smaller = {**row, "batch_size": row["batch_size"] // 2}
             if row_key(smaller) not in done and all(row_key(smaller) != row_key(q[0]) for q in queue):
                 queue.appendleft((smaller, retries_left - 1, row["batch_size"]))
@@ -309,9 +383,67 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
         store.write_environment(cfg.device, env_extra)
     base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": uncounted_text(report)}
     peak = peaks[row["precision"]]
-    if cfg.isolated:
-        result = _measure_isolated(row, cfg, report.gmacs, peak)
+    if row.get("batch_search") == MAX:
+        result = _largest_batch(row, cfg, report.gmacs, peak, measure_fn)
     else:
-        result = _measure_in_process(row, cfg, report.gmacs, peak, measure_fn)
+        result = _measure_row(row, cfg, report.gmacs, peak, measure_fn)
+    found = result.get("batch_size")
     result = {k: v for k, v in result.items() if k in BENCH_COLUMNS and k not in KEY_COLUMNS}
-    return {**base, **result}
+    if result.get("step_ms_median"):
+        result["iqr_pct"] = 100 * (result.get("step_ms_iqr") or 0.0) / result["step_ms_median"]
+    return {**base, **result, "found_batch_size": found}
+
+
+def _measure_row(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float], measure_fn: MeasureFn,
+                 mem_limit: Optional[int] = None) -> Dict[str, Any]:
+    if cfg.isolated:
+        return _measure_isolated(row, cfg, gmacs, peak, mem_limit)
+    return _measure_in_process(row, cfg, gmacs, peak, measure_fn, mem_limit)
+
+
+def _largest_batch(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
+                   measure_fn: MeasureFn) -> Dict[str, Any]:
+    """`--batch-size max`: the largest batch whose step fits the memory limit, and the row measured
+    there. Batches 1, 2, 4, ... are tried until one does not fit (or max_batch_cap), then the gap is
+    bisected; each try is one warm-up and one timed step, in a fresh process on CPU (the limit is
+    that process's peak resident memory) or on CUDA after emptying the cache (the limit is the
+    device's memory, or mem_limit). Only "oom" means "does not fit": any other failure ends the
+    search as the row's error."""
+    limit = parse_size(cfg.mem_limit) if cfg.mem_limit else None
+    quick = dataclasses.replace(cfg, warmup=1, iters=1, detail=False)
+    tries: List[str] = []
+
+    def fits(batch: int) -> Optional[Dict[str, Any]]:
+        """None if it fits; else the failed try's result."""
+        result = _measure_row({**row, "batch_size": batch}, quick, gmacs, peak, measure_fn, limit)
+        tries.append(f"{batch} {result['status']}")
+        return None if result["status"] == "ok" else result
+
+    info = {"batch_search": MAX, "mem_limit_mb": None if limit is None else limit / 2**20}
+    lo, hi, batch = 0, cfg.max_batch_cap + 1, 1
+    while batch <= cfg.max_batch_cap:
+        failed = fits(batch)
+        if failed is not None:
+            if failed["status"] != "oom":
+                return {**failed, **info, "batch_tries": ", ".join(tries)}
+            hi = batch
+            break
+        lo, batch = batch, batch * 2
+    if lo == 0:
+        return {**failed, "error": "batch 1 does not fit: " + str(failed.get("error")), **info,
+                "batch_tries": ", ".join(tries)}
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        failed = fits(mid)
+        if failed is None:
+            lo = mid
+        elif failed["status"] == "oom":
+            hi = mid
+        else:
+            return {**failed, **info, "batch_tries": ", ".join(tries)}
+    while True:  # the full measurement (more steps) can end a little above a quick try: then one batch less
+        result = _measure_row({**row, "batch_size": lo}, cfg, gmacs, peak, measure_fn, limit)
+        tries.append(f"{lo} {result['status']} (measured)")
+        if result["status"] != "oom" or lo == 1:
+            return {**result, **info, "batch_size": lo, "batch_tries": ", ".join(tries)}
+        lo -= 1

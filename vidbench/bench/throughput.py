@@ -7,7 +7,7 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Dict, List, Optional
+from typing import Callable, ContextManager, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +15,12 @@ from torch import nn
 
 from .memory import synchronize
 
-__all__ = ["PRECISIONS", "MODES", "Timing", "make_step", "time_steps", "matmul_peak_flops", "autocast_context"]
+__all__ = ["PRECISIONS", "MODES", "COMPILE_MODES", "Timing", "make_step", "make_phases", "time_steps", "time_phases",
+           "matmul_peak_flops", "autocast_context"]
 
 PRECISIONS: Dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's mode argument
 
 
 def check_precision(precision: str) -> None:
@@ -80,6 +82,40 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
     return train
 
 
+def make_phases(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp32",
+                optimizer: Optional[torch.optim.Optimizer] = None) -> List[Tuple[str, Callable[[], None]]]:
+    """The step of `make_step` cut into its phases, to be called in order: infer: forward;
+    train: forward (zero_grad, forward and loss), backward, optimizer (the step, with the fp16
+    scaler's unscale / update)."""
+    if mode == "infer":
+        return [("forward", make_step(model, x, mode, precision))]
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    device = x.device
+    model.train()
+    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    state: Dict[str, torch.Tensor] = {}
+
+    def forward() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast_context(device, precision):
+            state["loss"] = _loss(model(x))
+
+    def backward() -> None:
+        loss = state.pop("loss")
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    def optimizer_step() -> None:
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+
+    return [("forward", forward), ("backward", backward), ("optimizer", optimizer_step)]
+
+
 @dataclass
 class Timing:
     times_s: List[float]  # one per timed step
@@ -112,6 +148,33 @@ def time_steps(step: Callable[[], None], device: torch.device, warmup: int = 3, 
         synchronize(device)
         times.append(time.perf_counter() - start)
     return Timing(times)
+
+
+def time_phases(phases: List[Tuple[str, Callable[[], None]]], device: torch.device, iters: int = 10,
+                memory: bool = True, baseline_rss: Optional[int] = None) -> Dict[str, Dict[str, Optional[float]]]:
+    """Time each phase of `iters` steps separately (the device synchronised around each phase),
+    after one untimed step; with `memory`, the peak memory of each phase too (the peak since the
+    phase began, over all steps; CPU: peak RSS above `baseline_rss`). The peak counters are reset
+    outside the clocks. Returns {phase: {"ms": median, "iqr_ms": ..., "peak_mb": ...}}."""
+    from .memory import PeakMemory
+
+    for _, fn in phases:
+        fn()
+    times: Dict[str, List[float]] = {name: [] for name, _ in phases}
+    peaks: Dict[str, Optional[float]] = {name: None for name, _ in phases}
+    for _ in range(iters):
+        for name, fn in phases:
+            meter = PeakMemory(device, baseline_rss=baseline_rss) if memory else contextlib.nullcontext()
+            with meter:
+                synchronize(device)
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                times[name].append(time.perf_counter() - start)
+            if memory and meter.result.peak_mb is not None:
+                peaks[name] = max(peaks[name] or 0.0, meter.result.peak_mb)
+    return {name: {"ms": Timing(t).median_s * 1e3, "iqr_ms": Timing(t).iqr_s * 1e3, "peak_mb": peaks[name]}
+            for name, t in times.items()}
 
 
 def matmul_peak_flops(device: torch.device, precision: str = "fp32", size: Optional[int] = None,

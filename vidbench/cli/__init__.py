@@ -29,6 +29,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..errors import USER_ERRORS, message
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given, for a command that relaunches itself
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:

@@ -138,17 +138,18 @@ def add_options(parser: Any, cls: type, *, exclude: Iterable[str] = (), first: S
                 target.add_argument(flag, action="store_true", help=help_text, **common)
         elif typing.get_origin(tp) in (list, tuple, collections.abc.Sequence):
             (item,) = typing.get_args(tp)[:1]
-            item_type = _scalar(item, positive=True)
+            item_type = meta.get("parse") or _scalar(item, positive=True)
             field_type = comma_list(_choice(item_type, meta.get("choices")))
             target.add_argument(flag, type=field_type, metavar=meta.get("metavar") or "LIST", help=help_text, **common)
         elif typing.get_origin(tp) in (dict, typing.Dict):
             target.add_argument(flag, action="append", metavar=meta.get("metavar") or "KEY=VALUE", help=help_text,
                                 **common)
         else:
-            field_type = _scalar(hints[f.name], meta.get("positive", False))
+            field_type = meta.get("parse") or _scalar(hints[f.name], meta.get("positive", False))
             metavar = meta.get("metavar") or (None if meta.get("choices") else flag[2:].upper().replace("-", "_"))
+            bare = {"nargs": "?", "const": meta["const"]} if meta.get("const") is not None else {}
             target.add_argument(flag, type=field_type, choices=meta.get("choices"), metavar=metavar,
-                                required=meta.get("required", False), help=help_text, **common)
+                                required=meta.get("required", False), help=help_text, **bare, **common)
         for alias in meta.get("aliases", ()):
             if alias.flag:
                 _add_alias(parser, f, alias, flag, field_type)

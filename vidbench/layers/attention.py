@@ -1,9 +1,19 @@
 """The one attention kernel every vidbench model uses.
 
-`scaled_dot_product` is the kernel: `F.scaled_dot_product_attention` (fused path) or an explicit
-softmax(q k^T * scale + bias) v (reference path that materialises the attention matrix). A global
-switch picks the path (`set_fused_attn`, the `fused_attn` context manager, or the environment
-variable VIDBENCH_FUSED_ATTN=0), in the spirit of timm's `fused_attn`.
+`scaled_dot_product` is the kernel. One global setting picks its backend (`set_attn_backend`, the
+`attn_backend` context manager, or the environment variable VIDBENCH_ATTN_BACKEND):
+
+- ``auto`` (default): `F.scaled_dot_product_attention`, which picks its own kernel;
+- ``flash``, ``efficient``, ``cudnn``, ``math``: the same call restricted to that SDPA kernel
+  (`torch.nn.attention.sdpa_kernel`); a kernel that cannot run the call (cudnn on a CPU, say)
+  raises torch's error;
+- ``reference``: an explicit softmax(q k^T * scale + bias) v that materialises the attention
+  matrix (the textbook computation, and the one to compare against);
+- ``flex``: `torch.nn.attention.flex_attention`, the bias as a score_mod and a boolean mask as a
+  mask_mod (block-sparse where the mask allows); eager unless the model is compiled.
+
+`set_fused_attn(False)` / `fused_attn(False)` / VIDBENCH_FUSED_ATTN=0 are the older spelling of the
+reference backend (True: auto), in the spirit of timm's `fused_attn`.
 
 `Attention` is multi-head self-attention with a fused qkv projection. The factorisations several
 models share are a reshape around the kernel with the axis given, never another attention class:
@@ -31,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = [
     "Attention",
@@ -42,33 +53,96 @@ __all__ = [
     "from_axis",
     "check_grid",
     "AXES",
+    "ATTN_BACKENDS",
+    "attn_backend",
+    "get_attn_backend",
+    "set_attn_backend",
 ]
 
 AXES = ("joint", "space", "time")
 
-_FUSED_ATTN = os.environ.get("VIDBENCH_FUSED_ATTN", "1") not in ("0", "false", "False")
+# backend name -> the SDPA kernel it restricts F.scaled_dot_product_attention to (None: not SDPA)
+_SDPA_KERNELS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                 "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+ATTN_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math", "reference", "flex")
+
+
+def _check_backend(name: str) -> str:
+    if name not in ATTN_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; expected one of {', '.join(ATTN_BACKENDS)}")
+    return name
+
+
+def _initial_backend() -> str:
+    if os.environ.get("VIDBENCH_ATTN_BACKEND"):
+        return _check_backend(os.environ["VIDBENCH_ATTN_BACKEND"])
+    return "reference" if os.environ.get("VIDBENCH_FUSED_ATTN", "1") in ("0", "false", "False") else "auto"
+
+
+_BACKEND = _initial_backend()
+
+
+def get_attn_backend() -> str:
+    """The kernel's current backend (one of ATTN_BACKENDS)."""
+    return _BACKEND
+
+
+def set_attn_backend(name: str) -> None:
+    """Select the kernel's backend for every model, globally."""
+    global _BACKEND
+    _BACKEND = _check_backend(name)
+
+
+@contextlib.contextmanager
+def attn_backend(name: str) -> Iterator[None]:
+    """Context manager: run the enclosed code with the kernel on backend `name`."""
+    previous = get_attn_backend()
+    set_attn_backend(name)
+    try:
+        yield
+    finally:
+        set_attn_backend(previous)
 
 
 def use_fused_attn() -> bool:
-    """Whether the kernel currently runs `F.scaled_dot_product_attention`."""
-    return _FUSED_ATTN
+    """Whether the kernel runs a fused kernel (any backend but the reference)."""
+    return _BACKEND != "reference"
 
 
 def set_fused_attn(enable: bool) -> None:
-    """Select the fused (True) or the reference (False) path for every model, globally."""
-    global _FUSED_ATTN
-    _FUSED_ATTN = bool(enable)
+    """The fused (True: auto) or the reference (False) backend for every model, globally."""
+    set_attn_backend("auto" if enable else "reference")
 
 
 @contextlib.contextmanager
 def fused_attn(enable: bool) -> Iterator[None]:
-    """Context manager: run the enclosed code with the fused path on or off."""
-    previous = use_fused_attn()
-    set_fused_attn(enable)
-    try:
+    """Context manager: run the enclosed code with the fused (auto) or the reference backend."""
+    with attn_backend("auto" if enable else "reference"):
         yield
-    finally:
-        set_fused_attn(previous)
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor], dropout_p: float,
+          scale: Optional[float]) -> torch.Tensor:
+    """The kernel on FlexAttention: (B, H, N, D) views of q, k, v; a float bias added by a
+    score_mod, a boolean mask given as a block mask."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    if dropout_p > 0.0:
+        raise ValueError("the flex attention backend has no attention dropout: set attn_drop=0 or use another backend")
+    lead, (h, nq, d), nk = q.shape[:-3], q.shape[-3:], k.shape[-2]
+    q4, k4, v4 = (t.reshape(-1, h, t.shape[-2], d) for t in (q, k, v))
+    b = q4.shape[0]
+    score_mod = block_mask = None
+    if bias is not None:
+        full = bias.expand(*lead, h, nq, nk).reshape(b, h, nq, nk)
+        if bias.dtype == torch.bool:
+            block_mask = create_block_mask(lambda bi, hi, qi, ki: full[bi, hi, qi, ki], b, h, nq, nk,
+                                           device=q.device.type)
+        else:
+            def score_mod(score, bi, hi, qi, ki):  # noqa: ANN001, ANN202 (flex's signature)
+                return score + full[bi, hi, qi, ki]
+    out = flex_attention(q4, k4, v4, score_mod=score_mod, block_mask=block_mask, scale=scale)
+    return out.reshape(*lead, h, nq, d)
 
 
 def scaled_dot_product(
@@ -88,8 +162,14 @@ def scaled_dot_product(
         dropout_p: dropout on the attention weights; callers pass 0 outside training.
         scale: defaults to head_dim ** -0.5.
     """
-    if use_fused_attn():
+    backend = _BACKEND
+    if backend == "auto":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    if backend in _SDPA_KERNELS:
+        with sdpa_kernel(_SDPA_KERNELS[backend]):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    if backend == "flex":
+        return _flex(q, k, v, bias, dropout_p, scale)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     attn = (q * scale) @ k.transpose(-2, -1)  # (..., heads, Nq, Nk)
     if bias is not None:

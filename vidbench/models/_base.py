@@ -1,16 +1,29 @@
 """Pieces every model shares: the classifier interface and image-to-video weight transfer."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Set, Tuple
+from typing import Any, Iterable, List, Set, Tuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..layers import init_weights
 
 
 def _NO_DECAY_LEAF(leaf: str) -> bool:
     return "token" in leaf or "embed" in leaf or leaf.startswith("rel_pos") or leaf == "relative_position_bias_table"
+
+
+CHECKPOINT_LISTS = ("blocks", "temporal_blocks", "temporal_layers")
+
+
+def _checkpointed(forward: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled():
+            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        return forward(*args, **kwargs)
+
+    return run
 
 
 class Classifier(nn.Module):
@@ -30,6 +43,7 @@ class Classifier(nn.Module):
     num_features: int
     head: nn.Module
     image_init_rules: Tuple[str, ...] = ()
+    grad_checkpointing: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -58,6 +72,28 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def checkpoint_blocks(self) -> List[nn.Module]:
+        """The modules activation checkpointing wraps: every element of a ModuleList named
+        ``blocks`` / ``temporal_blocks`` / ``temporal_layers`` anywhere in the model (the
+        transformer blocks of every family; Swin's inside its stages)."""
+        out: List[nn.Module] = []
+        for name, module in self.named_modules():
+            if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in CHECKPOINT_LISTS:
+                out += list(module)
+        return out
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per block (timm's method name): while gradients are enabled,
+        each block's forward runs under `torch.utils.checkpoint` (non-reentrant, RNG state kept,
+        so dropout draws the same masks) and is recomputed in the backward pass. Outputs, weights
+        and state-dict keys are unchanged; inference is untouched."""
+        for block in self.checkpoint_blocks():
+            if "forward" in block.__dict__:  # undo an earlier wrap first
+                del block.forward
+            if enable:
+                block.forward = _checkpointed(block.forward)
+        self.grad_checkpointing = bool(enable)
 
     def no_weight_decay(self) -> Set[str]:
         """Parameter names weight decay should spare (timm's hook): tokens, position and time

@@ -35,7 +35,9 @@ def model_table(run: Run) -> pd.DataFrame:
     """One row per (model, precision): params, GMACs and published figures with deviation, peak
     memory (smallest batch), best clips/s for inference and training with MFU, at the model's
     default frame count; accuracy (random init where several inits exist)."""
-    bench = _ok(run.table("bench"))
+    from .measurement import default_rows
+
+    bench = default_rows(_ok(run.table("bench")))  # the option rows have their own tables
     acc = run.table("accuracy")
     rows: List[dict] = []
     models = list(dict.fromkeys(list(bench.get("model", [])) + list(acc.get("model", []))))

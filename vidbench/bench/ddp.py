@@ -1,0 +1,161 @@
+"""Multi-process training throughput: `vidbench bench --nproc N` (or the bench command under
+``torchrun --nproc_per_node N``) measures DistributedDataParallel training steps.
+
+Each train row of the grid is measured twice in the same command: on one process first (the
+row with nproc 1, measured by rank 0 in a fresh worker process while the others wait, and only
+where the results directory lacks it), then on all N processes, each holding the row's batch
+(the global batch is N x batch), with gradients all-reduced by DDP (gloo on CPU, NCCL on CUDA,
+one GPU per process). A step ends when the slowest process ends it, so the step time is, for
+each step, the largest over processes; total clips/s = N x batch / median step, and the scaling
+efficiency is total clips/s / (N x the one-process clips/s). Rank 0 writes the rows. Processes
+on one CPU share its cores: torchrun gives each one thread unless --threads says otherwise, and
+the one-process row uses the same threads per process, so the efficiency compares like with like.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+
+from ..errors import ConfigError
+from ..results import ResultsStore, run_lock
+from ..train.distributed import setup_distributed
+from .flops import count_flops
+from .throughput import matmul_peak_flops
+
+__all__ = ["launched_world", "torchrun_argv", "run_ddp_sweep"]
+
+
+def launched_world() -> int:
+    """The process count torchrun started this process in (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def torchrun_argv(nproc: int, argv: List[str]) -> List[str]:
+    """The command that runs `vidbench <argv>` on `nproc` local processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "vidbench", *argv]
+
+
+def _broadcast(value: Any) -> Any:
+    """Rank 0's small JSON-able value on every rank (as text in a byte tensor: nothing is unpickled)."""
+    import json
+
+    data = torch.tensor(list(json.dumps(value).encode()) if dist.get_rank() == 0 else [], dtype=torch.uint8)
+    size = torch.tensor([data.numel()], dtype=torch.int64)
+    dist.broadcast(size, 0)
+    buf = data if dist.get_rank() == 0 else torch.empty(int(size.item()), dtype=torch.uint8)
+    dist.broadcast(buf, 0)
+    return json.loads(bytes(buf.tolist()).decode())
+
+
+def slowest_steps(times_s: List[float]) -> List[float]:
+    """Per step, the largest time over processes (a DDP step ends when every process has ended it)."""
+    t = torch.tensor(times_s, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
+    """The train rows of `cfg` on torchrun's processes (see the module docstring); rank 0's list
+    of the rows written (other ranks return [])."""
+    from .measure import measure
+    from .sweep import BENCH_COLUMNS, TABLE, _run_one, error_text, expand_grid, row_key
+
+    env = setup_distributed(cfg.device if cfg.device != "cpu" else "cpu")
+    world, rank = env.world_size, env.rank
+    if cfg.nproc not in (None, world):
+        raise ConfigError(f"--nproc {cfg.nproc} but torchrun started {world} processes")
+    if "train" not in cfg.mode:
+        raise ConfigError("multi-process bench measures training steps: give --mode train")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if "max" in cfg.batch_size:
+        raise ConfigError("--batch-size max is a one-process search: give the batch per process with --nproc")
+    cfg = dataclasses.replace(cfg, mode=["train"], nproc=world)
+    grid = expand_grid(cfg)
+    written: List[Dict[str, Any]] = []
+    lock = run_lock(out, "vidbench bench (torchrun)") if rank == 0 else None
+    store = ResultsStore(out) if rank == 0 else None
+    try:
+        if lock is not None:
+            lock.__enter__()
+        done: List[str] = []
+        if rank == 0:
+            existing = store.read(TABLE)
+            if not existing.empty and not resume:
+                raise FileExistsError(f"{store.path(TABLE)} already has {len(existing)} rows: pass --resume to "
+                                      "continue it, or choose another output directory")
+            done = ["|".join(row_key(r)) for r in existing.to_dict("records")] if not existing.empty else []
+            env_extra = {"sweep": dataclasses.asdict(cfg), "world_size": world, "dist_backend": dist.get_backend(),
+                         "matmul_peak_tflops": {}}
+            store.write_environment(str(env.device), env_extra)
+        done_set = set(_broadcast(done))
+        peaks: Dict[str, Optional[float]] = {}
+        for row in grid:
+            single = {**row, "nproc": 1}
+            if _broadcast("|".join(row_key(single)) not in done_set):
+                if rank == 0:  # the one-process row, in a fresh worker as any bench row
+                    result = _run_one(single, dataclasses.replace(cfg, nproc=None), {}, peaks, env_extra, store,
+                                      measure)
+                    written.append(_append(store, single, result, cfg, BENCH_COLUMNS))
+                dist.barrier()
+            multi = {**row, "nproc": world}
+            if "|".join(row_key(multi)) in done_set:
+                continue
+            result = _measure_ddp(multi, cfg, env.device, world, error_text)
+            if rank == 0:
+                base = _one_process_row(store, single, row_key, TABLE)
+                if result.get("clips_per_s") and base:
+                    result["scaling_efficiency"] = result["clips_per_s"] / (world * base)
+                written.append(_append(store, multi, result, cfg, BENCH_COLUMNS))
+        return written
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, world: int, error_text: Any) -> Dict[str, Any]:
+    from .measure import measure
+    from .sweep import _overrides
+
+    try:
+        overrides = _overrides(row, cfg, with_weights=True)
+        report = count_flops(row["model"], **{k: v for k, v in overrides.items() if k not in ("weights", "weights_format")})
+        peak = matmul_peak_flops(device, row["precision"])
+        result = measure(row["model"], mode="train", precision=row["precision"], device=device,
+                         batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile,
+                         gmacs=report.gmacs, peak_flops=peak, attn_backend=row["attn_backend"],
+                         grad_checkpointing=row["grad_checkpointing"], detail=cfg.detail, distributed=True, **overrides)
+        ok = torch.tensor([1.0])
+    except Exception as exc:  # every rank learns that one failed, then the row says why
+        result, ok = {"status": "error", "error": error_text(exc)}, torch.tensor([0.0])
+    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() == 0.0 and result.get("status") != "error":
+        result = {"status": "error", "error": "another process failed this configuration"}
+    if ok.item() == 1.0:
+        result = {"status": "ok", "params": report.params, "gmacs": report.gmacs, **result}
+    return result
+
+
+def _one_process_row(store: ResultsStore, single: Dict[str, Any], row_key: Any, table: str) -> Optional[float]:
+    df = store.read(table)
+    for r in df.to_dict("records")[::-1]:
+        if row_key(r) == row_key(single) and r.get("status") == "ok":
+            return float(r["clips_per_s"])
+    return None
+
+
+def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cfg: Any, columns: Any) -> Dict[str, Any]:
+    record = {**{c: None for c in columns}, **{k: v for k, v in result.items() if k in columns}, **row,
+              "isolated": row["nproc"] == 1 and cfg.isolated,
+              "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if record.get("step_ms_median"):
+        record["iqr_pct"] = 100 * (record.get("step_ms_iqr") or 0.0) / record["step_ms_median"]
+    store.append("bench", {c: record[c] for c in columns})
+    return record
