@@ -16,6 +16,7 @@ from vidbench.data import (
     VideoRecord,
     collate_clips,
 )
+from vidbench.data.videoio import torchcodec_problem
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def files(tmp_path):
 
 
 BAD = ("random.mp4", "truncated.mp4", "empty.mp4", "three.mp4")
+BACKENDS = ["decord", "pyav"] + ([] if torchcodec_problem() else ["torchcodec"])  # torchcodec where FFmpeg loads
 
 
 def _dataset(paths, backend, policy, train=True, views=(1, 1)):
@@ -38,7 +40,7 @@ def _dataset(paths, backend, policy, train=True, views=(1, 1)):
                             backend=backend, bad_items=policy)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_skip_policy_drops_and_reports_every_bad_item(files, backend):
     root, good = files
     paths = [good[0], *(root / n for n in BAD), good[1]]
@@ -91,3 +93,32 @@ def test_segment_bounds(files):
 def test_policy_argument_checked():
     with warnings.catch_warnings(), pytest.raises(ValueError, match="bad_items"):
         VideoClipDataset([], ClipSampler(), ClipTransform(), bad_items="ignore")
+
+
+def test_test_item_decodes_each_frame_once(files, monkeypatch):
+    """4 clips x 3 crops: one decode call per item with the sorted unique frame indices of all
+    clips, and views identical to decoding each view's clip on its own."""
+    import vidbench.data.dataset as dataset_module
+    from vidbench.data import open_video
+
+    _, good = files
+    calls = []
+
+    def counting_open(path, backend=None):
+        video = open_video(path, backend)
+        decode = video.get
+        video.get = lambda indices: calls.append(list(indices)) or decode(indices)
+        return video
+
+    monkeypatch.setattr(dataset_module, "open_video", counting_open)
+    sampler, tf = ClipSampler(8, 2), ClipTransform(size=16)
+    for backend in BACKENDS:
+        calls.clear()
+        dataset = VideoClipDataset([VideoRecord(str(good[0]), 0)], sampler, tf, train=False, views=(4, 3),
+                                   backend=backend, bad_items="raise")
+        views = dataset[0][0]
+        clips = sampler.test_indices(20, 4)  # overlapping clips: starts 0, 2, 3, 5
+        assert calls == [sorted({i for clip in clips for i in clip})]
+        assert len(calls[0]) < 4 * 8
+        per_view = [tf.test(open_video(good[0], backend).get(clip), 3)[crop] for clip in clips for crop in range(3)]
+        assert torch.equal(views, torch.stack(per_view))

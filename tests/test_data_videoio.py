@@ -3,13 +3,18 @@ import pytest
 import torch
 from _video_helpers import ramp_frames, write_video
 
-from vidbench.data import BadVideoError, available_backends, open_video, write_mp4
+from vidbench.data import BadVideoError, available_backends, default_backend, open_video, write_mp4
+from vidbench.data.videoio import torchcodec_problem
 
-BACKENDS = ["decord", "pyav"]
+# decord and PyAV are installed wherever the tests run; torchcodec joins them where its FFmpeg
+# libraries load (test_data_backends asserts the one-line error where they do not)
+BACKENDS = ["decord", "pyav"] + (["torchcodec"] if torchcodec_problem() is None else [])
 
 
-def test_both_backends_installed_here():
+def test_backends_installed_here_and_the_automatic_choice():
     assert set(available_backends()) == set(BACKENDS)
+    assert default_backend() == "decord"  # decord first where it works, then torchcodec, then PyAV
+    assert available_backends() == [b for b in ("decord", "torchcodec", "pyav") if b in BACKENDS]
 
 
 @pytest.mark.parametrize("gop_size", [1, 5])
@@ -23,7 +28,8 @@ def test_backends_decode_the_same_frames(tmp_path, gop_size):
     for idx in ([0, 2, 4, 6, 8, 10, 12, 14], [22, 3, 3, 17, 0], [21], list(range(23))):
         frames = {b: v.get(idx) for b, v in videos.items()}
         assert frames["decord"].dtype == torch.uint8 and frames["decord"].shape == (len(idx), 32, 40, 3)
-        assert torch.equal(frames["decord"], frames["pyav"])
+        for b in BACKENDS:
+            assert torch.equal(frames[b], frames["pyav"]), b
         error = (frames["pyav"].float()[:, None] - original[None]).abs().mean(dim=(2, 3, 4))  # (len(idx), 23)
         assert error.argmin(dim=1).tolist() == idx  # each decoded frame is the requested one
         assert error[range(len(idx)), idx].max() < 4  # qp 12: close to the source
@@ -34,16 +40,17 @@ def test_generated_dataset_videos_agree(tmp_path):
 
     root = make_dataset(tmp_path / "syn", classes=["move_right", "rotate_ccw"], videos_per_class=2)
     for path in sorted((root / "videos").rglob("*.mp4")):
-        a, b = open_video(path, "decord"), open_video(path, "pyav")
+        videos = [open_video(path, b) for b in BACKENDS]
         idx = list(range(1, 17, 2))
-        assert a.num_frames == b.num_frames == 17
-        assert torch.equal(a.get(idx), b.get(idx))
+        assert {v.num_frames for v in videos} == {17}
+        for v in videos[1:]:
+            assert torch.equal(v.get(idx), videos[0].get(idx))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_frame_count_ignores_container_metadata(tmp_path, backend):
     """A faststart MP4 cut in half still declares every frame in its header; the decoders must
-    not trust it (decord refuses the file, PyAV counts the packets actually present)."""
+    not trust it (decord refuses the file, PyAV and torchcodec count the packets actually present)."""
     import av
 
     path = write_video(tmp_path / "v.mp4", 30, gop_size=5, faststart=True)

@@ -2,7 +2,16 @@
 
 - CSV with a header: ``path,label[,start,end]`` (start/end: frame indices, end exclusive);
 - mmaction2 video lists: one ``path label`` per line (space separated, ``#`` comments);
-- a class-per-folder tree (Kinetics / UCF101 layout): ``root/<class>/<video>``.
+- a class-per-folder tree (Kinetics / UCF101 layout): ``root/<class>/<video>``;
+- Kinetics CSV files as distributed (``label,youtube_id,time_start,time_end,split``), the video of
+  a row being ``<split folder>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` (split folder:
+  the ``split`` column or the CSV's name, ``val``/``validate``/... accepted for each other; a
+  flat ``<split folder>/<file>`` also works);
+- Something-Something v2 JSON files (``train.json``: a list of {"id", "label", "template",
+  "placeholders"}), the video of an entry being ``<videos>/<id>.webm`` (``videos``: the
+  ``20bn-something-something-v2`` folder where there is one) and its class the template without
+  brackets (a key of ``labels.json``); entries without one (the released ``test.json``) take
+  their label from ``test-answers.csv`` (``id;label``) beside the JSON file.
 
 Labels are class names from the label map or integer ids. Relative paths resolve against `root`.
 Problems (a label outside the map, a missing file, a malformed line) are collected as
@@ -11,16 +20,24 @@ Problems (a label outside the map, a missing file, a malformed line) are collect
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..errors import UserError
+
 __all__ = ["AnnotationError", "AnnotationIssue", "LabelMap", "VideoRecord", "read_annotations", "read_csv",
-           "read_folder", "read_list", "VIDEO_EXTENSIONS"]
+           "read_folder", "read_kinetics_csv", "read_list", "read_ssv2_json", "kinetics_classes", "ssv2_class_name",
+           "SSV2_VIDEO_DIR", "VIDEO_EXTENSIONS"]
 
 PathLike = Union[str, os.PathLike]
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")  # and "label" (absent from unlabelled test CSVs), "split"
+SSV2_VIDEO_DIR = "20bn-something-something-v2"
+_SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "validate", "valid", "validation"),
+                  "test": ("test", "testing")}
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,9 @@ class AnnotationIssue:
         return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
+    """Annotations that cannot be used (every problem listed): a user error, one line at the CLI."""
+
     def __init__(self, issues: Sequence[AnnotationIssue]):
         shown = "\n  ".join(str(i) for i in issues[:20])
         more = f"\n  ... and {len(issues) - 20} more" if len(issues) > 20 else ""
@@ -62,8 +81,28 @@ class LabelMap:
 
     @classmethod
     def from_file(cls, path: PathLike) -> LabelMap:
+        """One name per line, or a ``.json`` object {name: index} (Something-Something v2's
+        ``labels.json``, indices as strings or numbers) or list of names."""
+        if Path(path).suffix.lower() == ".json":
+            return cls._from_json(Path(path))
         lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8-sig").splitlines()]
         return cls([ln for ln in lines if ln and not ln.startswith("#")])
+
+    @classmethod
+    def _from_json(cls, path: Path) -> LabelMap:
+        data = _load_json(path)
+        if isinstance(data, list):
+            return cls([str(n) for n in data])
+        if not isinstance(data, dict):
+            raise AnnotationError([AnnotationIssue(str(path), 0, "a label map must be a JSON object {name: index} "
+                                                   f"or a list of names, got {type(data).__name__}")])
+        try:
+            ids = {name: int(index) for name, index in data.items()}
+        except (TypeError, ValueError):
+            raise AnnotationError([AnnotationIssue(str(path), 0, "label indices must be integers")]) from None
+        if sorted(ids.values()) != list(range(len(ids))):
+            raise AnnotationError([AnnotationIssue(str(path), 0, f"label indices must be 0..{len(ids) - 1}, each once")])
+        return cls(sorted(ids, key=ids.__getitem__))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -123,6 +162,8 @@ def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) 
     seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not a column name
         reader = csv.DictReader(f)
+        if set(KINETICS_COLUMNS) <= set(reader.fieldnames or []):
+            return read_kinetics_csv(path, labels, root)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
             raise AnnotationError([AnnotationIssue(str(path), 1, f"CSV header lacks column(s) {sorted(missing)}; "
@@ -171,6 +212,145 @@ def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None)
     return records, issues
 
 
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise AnnotationError([AnnotationIssue(str(path), err.lineno, f"malformed JSON: {err.msg} "
+                                               f"(column {err.colno})")]) from None
+
+
+def is_kinetics_csv(path: PathLike) -> bool:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return set(KINETICS_COLUMNS) <= set(next(csv.reader(f), []))
+
+
+def kinetics_classes(path: PathLike) -> List[str]:
+    """The sorted class names of a Kinetics CSV (Kinetics numbers its classes in this order)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return sorted({row["label"].strip() for row in csv.DictReader(f) if (row.get("label") or "").strip()})
+
+
+def _split_folder(base: Path, split: str, cache: Dict[str, Optional[Path]]) -> Optional[Path]:
+    if split not in cache:
+        names = next((v for v in _SPLIT_FOLDERS.values() if split in v), (split,))
+        cache[split] = next((base / n for n in (split, *names) if (base / n).is_dir()), None)
+    return cache[split]
+
+
+def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
+    """A Kinetics CSV (``label,youtube_id,time_start,time_end,split``); videos under `root`
+    (default: the CSV's folder) in ``<split folder>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4``
+    (or any video extension, or without the class folder). Records cover the whole file: the
+    times are the clip's place in the YouTube video, not in the file."""
+    path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    records, issues = [], []
+    seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int] = {}
+    folders: Dict[str, Optional[Path]] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = set(KINETICS_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise AnnotationError([AnnotationIssue(str(path), 1, f"Kinetics CSV header lacks column(s) {sorted(missing)}; "
+                                                   "expected label,youtube_id,time_start,time_end,split")])
+        for row in reader:
+            line = reader.line_num
+            label, vid = (row.get("label") or "").strip(), (row.get("youtube_id") or "").strip()
+            if not vid:
+                issues.append(AnnotationIssue(str(path), line, f"incomplete row {row}"))
+                continue
+            if not label:
+                issues.append(AnnotationIssue(str(path), line, f"no label for {vid} (an unlabelled test CSV?)"))
+                continue
+            try:
+                label_id = labels.lookup(label)
+                start, end = int(row["time_start"]), int(row["time_end"])
+            except KeyError as err:
+                issues.append(AnnotationIssue(str(path), line, err.args[0]))
+                continue
+            except (TypeError, ValueError):
+                issues.append(AnnotationIssue(str(path), line, "time_start/time_end must be whole seconds, got "
+                                              f"{row['time_start']!r}, {row['time_end']!r}"))
+                continue
+            split = (row.get("split") or "").strip() or path.stem
+            folder = _split_folder(base, split, folders)
+            stem = f"{vid}_{start:06d}_{end:06d}"
+            if folder is None:
+                issues.append(AnnotationIssue(str(path), line, f"video file not found: no folder for split {split!r} "
+                                              f"under {base}"))
+                continue
+            where = [folder / label, folder / label.replace(" ", "_"), folder]
+            found = next((str(d / (stem + ext)) for d in where for ext in VIDEO_EXTENSIONS
+                          if os.path.isfile(d / (stem + ext))), None)
+            if found is None:
+                issues.append(AnnotationIssue(str(path), line, f"video file not found: {folder / label / stem}.mp4"))
+                continue
+            rec = VideoRecord(found, label_id)
+            if _first(rec, str(path), line, seen, issues):
+                records.append(rec)
+    return records, issues
+
+
+def ssv2_class_name(template: str) -> str:
+    """Something-Something v2's class name of a template: the template without its brackets."""
+    return template.replace("[", "").replace("]", "")
+
+
+def read_ssv2_json(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
+    """A Something-Something v2 JSON list; videos ``<id>.webm`` in `root`'s (default: the JSON's
+    folder's) ``20bn-something-something-v2/`` folder, or in `root` itself without one."""
+    path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    videos = base / SSV2_VIDEO_DIR if (base / SSV2_VIDEO_DIR).is_dir() else base
+    entries = _load_json(path)
+    if not isinstance(entries, list):
+        raise AnnotationError([AnnotationIssue(str(path), 0, "expected a JSON list of {\"id\", \"label\", "
+                                               f"\"template\", \"placeholders\"}} entries, got {type(entries).__name__}")])
+    answers: Optional[Dict[str, str]] = None
+    records, issues = [], []
+    seen: Dict[Tuple[str, int, Optional[int], Optional[int]], int] = {}
+    for number, entry in enumerate(entries, start=1):
+        vid = str(entry.get("id", "")).strip() if isinstance(entry, dict) else ""
+        if not vid:
+            issues.append(AnnotationIssue(str(path), 0, f"entry {number}: no video id in {entry!r}"))
+            continue
+        where = f"entry {number} (id {vid})"
+        if entry.get("template"):
+            name: Optional[str] = ssv2_class_name(str(entry["template"]))
+        elif entry.get("label"):
+            name = str(entry["label"])
+        else:
+            if answers is None:
+                answers = _ssv2_answers(path.parent / "test-answers.csv")
+            name = answers.get(vid)
+        if name is None:
+            issues.append(AnnotationIssue(str(path), 0, f"{where}: no label (no template or label, and not in "
+                                          f"{path.parent / 'test-answers.csv'})"))
+            continue
+        if name not in labels:
+            issues.append(AnnotationIssue(str(path), 0, f"{where}: label {name!r} is not in the label map "
+                                          f"({len(labels)} classes)"))
+            continue
+        found = next((videos / (vid + ext) for ext in (".webm", *VIDEO_EXTENSIONS) if (videos / (vid + ext)).is_file()),
+                     None)
+        if found is None:
+            issues.append(AnnotationIssue(str(path), 0, f"{where}: video file not found: {videos / vid}.webm"))
+            continue
+        rec = VideoRecord(str(found), labels.lookup(name))
+        if _first(rec, str(path), number, seen, issues):
+            records.append(rec)
+    return records, issues
+
+
+def _ssv2_answers(path: Path) -> Dict[str, str]:
+    """``id;label`` lines (Something-Something v2's test-answers.csv); empty if there is none."""
+    if not path.is_file():
+        return {}
+    pairs = (line.split(";", 1) for line in path.read_text(encoding="utf-8-sig").splitlines() if ";" in line)
+    return {vid.strip(): label.strip() for vid, label in pairs}
+
+
 def folder_classes(root: PathLike) -> List[str]:
     """Sorted names of the class folders under `root`."""
     return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -197,8 +377,9 @@ def read_folder(root: PathLike, labels: Optional[LabelMap] = None,
 
 def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: Optional[PathLike] = None,
                      on_error: str = "raise") -> Tuple[List[VideoRecord], List[AnnotationIssue], LabelMap]:
-    """Any of the three formats, chosen by `source`: a folder (class-per-folder), a ``.csv``, or
-    another text file (mmaction2 list). CSV and list formats need `labels`.
+    """Any of the formats, chosen by `source`: a folder (class-per-folder), a ``.csv`` (path,label
+    or Kinetics, by its header), a ``.json`` (Something-Something v2) or another text file
+    (mmaction2 list). All but folders need `labels`.
 
     Args:
         on_error: "raise" (AnnotationError listing every problem) or "skip" (drop those lines and
@@ -214,7 +395,10 @@ def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: 
     else:
         if labels is None:
             raise ValueError(f"{source}: a label map is needed for CSV and list annotations")
-        reader = read_csv if source.suffix.lower() == ".csv" else read_list
+        suffix = source.suffix.lower()
+        reader = read_csv if suffix == ".csv" else read_ssv2_json if suffix == ".json" else read_list
+        from .rawframes import is_rawframe_list, read_rawframes  # here: rawframes imports this module
+        reader = read_rawframes if reader is read_list and is_rawframe_list(source) else reader
         records, issues = reader(source, labels, root)
     if issues and on_error == "raise":
         raise AnnotationError(issues)

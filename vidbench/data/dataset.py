@@ -1,8 +1,11 @@
 """`VideoClipDataset`: annotation records -> decoded, sampled, transformed clips.
 
-Each item decodes its video (decord or PyAV), picks frame indices with a `ClipSampler` and
-transforms them. Training items are one random clip (C, T, H, W); test items are every view,
-`num_clips` temporal clips x `num_crops` spatial crops, stacked as (V, C, T, H, W).
+Each item decodes its video (decord, torchcodec or PyAV; or a folder of JPEG frames), picks frame
+indices with a `ClipSampler` and transforms them. Training items are one random clip
+(C, T, H, W); test items are every view, `num_clips` temporal clips x `num_crops` spatial crops,
+stacked as (V, C, T, H, W). A test item decodes each frame it needs once: the frame indices of all
+its clips are gathered, sorted and deduplicated, decoded in one call (one pass through the file,
+no seek back to an earlier keyframe), and every view is built from those frames.
 
 A bad video (unreadable, corrupt, truncated, empty, shorter than the clip) never stops an epoch
 silently or loudly by accident: with ``bad_items="raise"`` the item raises `BadVideoError` naming
@@ -22,9 +25,10 @@ import torch
 from torch.utils.data import Dataset
 
 from .annotations import VideoRecord
+from .rawframes import is_frame_dir, open_frames
 from .sampling import ClipSampler, ClipTooShortError
 from .transforms import ClipTransform
-from .videoio import BadVideoError, available_backends, default_backend, open_video
+from .videoio import BadVideoError, VideoSource, available_backends, check_backend, default_backend, open_video
 
 
 class ClipTooShort(BadVideoError):
@@ -72,7 +76,8 @@ class VideoClipDataset(Dataset):
         transform: crops, flips, normalisation.
         train: one random clip per item; otherwise every test view.
         views: (num_clips, num_crops) at test time, e.g. (4, 3).
-        backend: 'decord', 'pyav' or None (decord where installed).
+        backend: 'decord', 'torchcodec', 'pyav' or None (`default_backend`); records that are
+            frame folders (`vidbench extract-frames`) are read as JPEGs whatever the backend.
         bad_items: 'raise' or 'skip'.
         no_flip_labels: labels a horizontal flip would change (no flips for them).
         seed: base of the per-item random seeds.
@@ -83,6 +88,7 @@ class VideoClipDataset(Dataset):
                  bad_items: str = "skip", no_flip_labels: Collection[int] = (), seed: int = 0):
         if bad_items not in BAD_ITEM_POLICIES:
             raise ValueError(f"bad_items must be one of {BAD_ITEM_POLICIES}, got {bad_items!r}")
+        check_backend(backend)  # a backend asked for by name fails here, in one line, not in every worker
         self.records = list(records)
         self.sampler, self.transform, self.train = sampler, transform, train
         self.views = (int(views[0]), int(views[1]))
@@ -112,7 +118,7 @@ class VideoClipDataset(Dataset):
                 clip = self._load(record)
         except BadVideoError as err:
             fallback = self._fallback_backend()
-            if fallback is None or isinstance(err, ClipTooShort):
+            if fallback is None or isinstance(err, ClipTooShort) or is_frame_dir(record):
                 if self.bad_items == "raise":
                     raise
                 return BadItem(index, err.path, err.reason)
@@ -129,10 +135,15 @@ class VideoClipDataset(Dataset):
 
     def _fallback_backend(self) -> Optional[str]:
         backend = self.backend or default_backend()
-        return "pyav" if backend == "decord" and "pyav" in available_backends() else None
+        return "pyav" if backend in ("decord", "torchcodec") and "pyav" in available_backends() else None
+
+    def _open(self, record: VideoRecord, backend: Optional[str] = None) -> VideoSource:
+        if is_frame_dir(record):
+            return open_frames(record.path, record.num_frames)
+        return open_video(record.path, backend or self.backend)
 
     def _load(self, record: VideoRecord, backend: Optional[str] = None) -> torch.Tensor:
-        video = open_video(record.path, backend or self.backend)
+        video = self._open(record, backend)
         first = record.start or 0
         last = min(record.end, video.num_frames) if record.end is not None else video.num_frames
         try:
@@ -144,7 +155,10 @@ class VideoClipDataset(Dataset):
             where = f" in segment [{first}, {record.end})" if record.start is not None or record.end is not None else ""
             raise ClipTooShort(record.path, f"{err}{where}") from None
         flat = [first + i for clip in clips for i in clip]
-        frames = video.get(flat)  # (n_clips * T, H, W, C) uint8, one decode for every view
+        unique = sorted(set(flat))
+        decoded = video.get(unique)  # (U, H, W, C) uint8: each frame once, in file order
+        position = {frame: k for k, frame in enumerate(unique)}
+        frames = decoded[[position[f] for f in flat]]  # (n_clips * T, H, W, C), every view's frames
         t = self.sampler.num_frames
         if self.train:
             return self.transform.train(frames, allow_flip=record.label not in self.no_flip_labels)

@@ -22,36 +22,54 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from .videoio import PathLike, write_mp4
 
-__all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "make_dataset", "render_video"]
+__all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "action_spans", "make_dataset", "render_video"]
 
 Rng = np.random.Generator
 Colour = Tuple[float, float, float]
 
 
 class Canvas:
-    """Per-frame painting with anti-aliased shapes on float RGB frames (T, S, S, 3)."""
+    """Anti-aliased shapes painted over a plain background, frames (T, H, W, 3) of `height` x
+    `width` (default square, `size` x `size`). `size` is the short side: object sizes and speeds
+    are fractions of it, so the videos look the same at any resolution.
 
-    def __init__(self, frames: int, size: int, rng: Rng):
-        self.size, self.rng = size, rng
-        self.pixels = np.broadcast_to(rng.uniform(0, 60, size=3), (frames, size, size, 3)).copy()
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5  # pixel centres
+    Painting is recorded and `finish` renders one frame at a time (each shape only inside its
+    bounding box, where its coverage is not zero), so a 300-frame 340 x 256 video needs one
+    float frame in memory, not 300.
+    """
+
+    def __init__(self, frames: int, size: int, rng: Rng, width: Optional[int] = None):
+        self.height, self.width = size, width or size
+        self.size, self.frames, self.rng = min(self.height, self.width), frames, rng
+        self.extent = np.array([self.width, self.height], dtype=np.float64)  # x, y
+        self.unit = max(1.0, self.size / 32)  # line widths and stripe periods grow past the 32-pixel original
+        self.background = rng.uniform(0, 60, size=3)
+        self.offset = 0  # first frame of the action being drawn (actions can repeat along a video)
+        self._ops: List[List[Tuple[Shape, np.ndarray]]] = [[] for _ in range(frames)]
+        yy, xx = np.mgrid[0:self.height, 0:self.width].astype(np.float64) + 0.5  # pixel centres
         self.xx, self.yy = xx, yy
 
-    def paint(self, t: int, alpha: np.ndarray, colour: Colour) -> None:
-        a = alpha[..., None]
-        self.pixels[t] = self.pixels[t] * (1 - a) + np.asarray(colour) * a
+    def paint(self, t: int, shape: Shape, colour: Colour) -> None:
+        self._ops[self.offset + t].append((shape, np.asarray(colour)))
 
-    def shape(self, kind: str, cx: float, cy: float, r: float, angle: float = 0.0) -> np.ndarray:
-        """Coverage in [0, 1] of a disc, square, triangle, stripes (a striped square) or hand (a bar
-        from (cx, cy) at `angle`, length r)."""
-        dx, dy = self.xx - cx, self.yy - cy
+    def shape(self, kind: str, cx: float, cy: float, r: float, angle: float = 0.0) -> Shape:
+        """A disc, square, triangle, stripes (a striped square) or hand (a bar from (cx, cy) at
+        `angle`, length r), centred at (cx, cy) with radius r."""
+        if kind not in ("disc", "square", "stripes", "triangle", "hand"):
+            raise ValueError(f"unknown shape {kind!r}")
+        return Shape(kind, float(cx), float(cy), float(r), float(angle))
+
+    def coverage(self, shape: Shape, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
+        """Coverage in [0, 1] of `shape` over the pixels [ys, xs]."""
+        kind, cx, cy, r, angle = shape
+        dx, dy = self.xx[ys, xs] - cx, self.yy[ys, xs] - cy
         u = dx * np.cos(angle) + dy * np.sin(angle)
         v = -dx * np.sin(angle) + dy * np.cos(angle)
         if kind == "disc":
@@ -61,29 +79,53 @@ class Canvas:
         elif kind == "triangle":
             normals = [(np.cos(a), np.sin(a)) for a in (np.pi / 2 + angle + k * 2 * np.pi / 3 for k in range(3))]
             dist = np.max([nx * dx + ny * dy for nx, ny in normals], axis=0) - r / 2
-        elif kind == "hand":
-            dist = np.maximum(np.abs(u - r / 2) - r / 2, np.abs(v) - 2.5)
-        else:
-            raise ValueError(f"unknown shape {kind!r}")
+        else:  # hand
+            dist = np.maximum(np.abs(u - r / 2) - r / 2, np.abs(v) - 2.5 * self.unit)
         alpha = np.clip(0.5 - dist, 0.0, 1.0)
         if kind == "stripes":
-            alpha = alpha * (np.sin(u * 1.6) > 0)
+            alpha = alpha * (np.sin(u * 1.6 / self.unit) > 0)
         return alpha
 
+    def _box(self, shape: Shape) -> Tuple[slice, slice]:
+        """Pixels outside these rows/columns are not covered (coverage exactly 0): every shape
+        lies within 1.5 r (+ the hand's half width) of its centre."""
+        reach = 1.5 * shape.r + 2.5 * self.unit + 2
+        return (slice(max(0, int(shape.cy - reach)), max(0, int(shape.cy + reach) + 1)),
+                slice(max(0, int(shape.cx - reach)), max(0, int(shape.cx + reach) + 1)))
+
     def finish(self, noise: float = 4.0) -> np.ndarray:
-        out = self.pixels + self.rng.normal(0, noise, size=self.pixels.shape)
-        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        """uint8 frames: the painted shapes plus Gaussian pixel noise (drawn frame by frame, the
+        same numbers as one draw for the whole video)."""
+        out = np.empty((self.frames, self.height, self.width, 3), dtype=np.uint8)
+        for t, ops in enumerate(self._ops):
+            frame = np.broadcast_to(self.background, (self.height, self.width, 3)).copy()
+            for shape, colour in ops:
+                ys, xs = self._box(shape)
+                a = self.coverage(shape, ys, xs)[..., None]
+                frame[ys, xs] = frame[ys, xs] * (1 - a) + colour * a
+            frame += self.rng.normal(0, noise, size=frame.shape)
+            out[t] = np.clip(np.round(frame), 0, 255)
+        return out
+
+
+class Shape(NamedTuple):
+    kind: str
+    cx: float
+    cy: float
+    r: float
+    angle: float
 
 
 def _jitter(rng: Rng, colour: Colour, amount: float = 20.0) -> Colour:
     return tuple(float(np.clip(c + rng.uniform(-amount, amount), 0, 255)) for c in colour)
 
 
-def _linear_path(rng: Rng, frames: int, size: int, r: float, velocity: Tuple[float, float]) -> np.ndarray:
-    """Centres (T, 2) moving at `velocity` px/frame, starting where the object stays in view."""
+def _linear_path(rng: Rng, frames: int, extent: np.ndarray, r: float, velocity: Tuple[float, float]) -> np.ndarray:
+    """Centres (T, 2) moving at `velocity` px/frame, starting where the object stays in view of a
+    frame `extent` = (width, height) pixels."""
     travel = np.asarray(velocity) * (frames - 1)
     lo = r + np.maximum(0, -travel)
-    hi = size - r - np.maximum(0, travel)
+    hi = extent - r - np.maximum(0, travel)
     start = rng.uniform(lo, np.maximum(lo, hi))
     return start + np.outer(np.arange(frames), velocity)
 
@@ -96,7 +138,7 @@ def _static(kind: str, colour: Colour) -> Callable[[Canvas, int, Rng], None]:
         r = rng.uniform(0.14, 0.2) * s
         angle = rng.uniform(0, 2 * np.pi)
         speed = rng.uniform(0.0, 0.6) * s / (frames - 1)
-        path = _linear_path(rng, frames, s, r, (speed * np.cos(angle), speed * np.sin(angle)))
+        path = _linear_path(rng, frames, canvas.extent, r, (speed * np.cos(angle), speed * np.sin(angle)))
         col, tilt = _jitter(rng, colour), rng.uniform(0, 2 * np.pi) if kind != "triangle" else 0.0
         for t, (cx, cy) in enumerate(path):
             canvas.paint(t, canvas.shape(kind, cx, cy, r, tilt), col)
@@ -109,7 +151,7 @@ def _translate(kind: str, colour: Colour, direction: Tuple[float, float]) -> Cal
         s = canvas.size
         r = rng.uniform(0.14, 0.18) * s
         speed = rng.uniform(0.4, 0.5) * s / (frames - 1)
-        path = _linear_path(rng, frames, s, r, (speed * direction[0], speed * direction[1]))
+        path = _linear_path(rng, frames, canvas.extent, r, (speed * direction[0], speed * direction[1]))
         col = _jitter(rng, colour)
         for t, (cx, cy) in enumerate(path):
             canvas.paint(t, canvas.shape(kind, cx, cy, r), col)
@@ -124,7 +166,7 @@ def _rotate(canvas: Canvas, frames: int, rng: Rng) -> None:
     start anywhere on the circle makes the motion's direction depend on where the hand is, which
     ViViT Model 2 did not learn in 20 epochs at 32 x 32; README.)"""
     s = canvas.size
-    cx, cy = s / 2 + rng.uniform(-0.05, 0.05, size=2) * s
+    cx, cy = canvas.extent / 2 + rng.uniform(-0.05, 0.05, size=2) * s
     cy -= 0.1 * s  # the pivot sits a little high so the hand's sweep fits the frame
     length = rng.uniform(0.3, 0.36) * s
     start = np.deg2rad(rng.uniform(-40, 40))
@@ -139,7 +181,7 @@ def _rotate(canvas: Canvas, frames: int, rng: Rng) -> None:
 def _grow(canvas: Canvas, frames: int, rng: Rng) -> None:
     s = canvas.size
     r0, r1 = rng.uniform(0.06, 0.1) * s, rng.uniform(0.3, 0.36) * s
-    cx, cy = rng.uniform(r1, s - r1, size=2)
+    cx, cy = rng.uniform(r1, canvas.extent - r1)
     col = _jitter(rng, (230, 60, 230))
     for t, r in enumerate(np.linspace(r0, r1, frames)):
         canvas.paint(t, canvas.shape("disc", cx, cy, r), col)
@@ -153,7 +195,7 @@ def _a_then_b(canvas: Canvas, frames: int, rng: Rng) -> None:
     for kind, colour, span in (("disc", (250, 150, 30), range(0, switch)),
                                ("square", (120, 40, 200), range(switch, frames))):
         r = rng.uniform(0.14, 0.2) * s
-        cx, cy = rng.uniform(r, s - r, size=2)
+        cx, cy = rng.uniform(r, canvas.extent - r)
         col = _jitter(rng, colour)
         for t in span:
             canvas.paint(t, canvas.shape(kind, cx, cy, r), col)
@@ -193,12 +235,33 @@ CLASSES: Dict[str, SyntheticClass] = {c.name: c for c in [
 DEFAULT_CLASSES = tuple(CLASSES)
 
 
-def render_video(cls: SyntheticClass, index: int, frames: int, size: int, seed: int) -> np.ndarray:
-    """uint8 RGB frames (T, S, S, 3) of video `index` of class `cls`; the same for the same
-    arguments whichever other classes are generated."""
+def action_spans(frames: int, action_frames: Optional[int]) -> List[Tuple[int, int]]:
+    """(first frame, length) of each action of a video: one action over the whole video, or
+    repeats of about `action_frames` frames (near-equal lengths, at least 2 frames each)."""
+    if action_frames is None or action_frames >= frames:
+        return [(0, frames)]
+    lengths = [len(part) for part in np.array_split(np.arange(frames), max(1, round(frames / max(2, action_frames))))]
+    starts = np.cumsum([0] + lengths[:-1])
+    return [(int(s), n) for s, n in zip(starts, lengths)]
+
+
+def render_video(cls: SyntheticClass, index: int, frames: int, size: int, seed: int, width: Optional[int] = None,
+                 action_frames: Optional[int] = None) -> np.ndarray:
+    """uint8 RGB frames (T, H, W, 3) of video `index` of class `cls`, `size` rows by `width`
+    columns (default square); the same for the same arguments whichever other classes are
+    generated.
+
+    The class's action (one path, turn, growth or switch, with its own random draw) spans the
+    whole video, or, with `action_frames`, repeats every ~`action_frames` frames, so that a
+    short clip of a long video still shows the action at a natural speed (objects move a
+    fraction of the frame per action, whatever the resolution). A reverse class reverses the
+    whole video, which reverses every action.
+    """
     rng = np.random.default_rng([seed, cls.seed_key, index])
-    canvas = Canvas(frames, size, rng)
-    cls.draw(canvas, frames, rng)
+    canvas = Canvas(frames, size, rng, width)
+    for start, length in action_spans(frames, action_frames):
+        canvas.offset = start
+        cls.draw(canvas, length, rng)
     video = canvas.finish()
     return np.ascontiguousarray(video[::-1]) if cls.reverse else video
 

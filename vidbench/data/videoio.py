@@ -1,30 +1,43 @@
-"""Video decoding (decord, PyAV) and H.264 writing (PyAV).
+"""Video decoding (decord, torchcodec, PyAV) and H.264 writing (PyAV).
 
-Both decoders return the same thing: uint8 frames (T, H, W, C) in RGB for a list of frame
+Every decoder returns the same thing: uint8 frames (T, H, W, C) in RGB for a list of frame
 indices, and a frame count taken from the stream's packets (the frames that are really there),
 never from the container's metadata, which a truncated file still reports in full.
 
-decord is the fast path (`VideoReader` + `get_batch`); its output is converted to numpy and then
-torch explicitly, since decord's torch bridge is a process-global switch that does not reach
-DataLoader workers. PyAV is the fallback where decord is not installed (it ships no arm64 or
-macOS wheels) and can be chosen by name.
+- decord (`VideoReader` + `get_batch`): the default where it is installed and imports. Its output
+  is converted to numpy and then torch explicitly, since decord's torch bridge is a
+  process-global switch that does not reach DataLoader workers.
+- torchcodec (`VideoDecoder` in exact seek mode, which indexes every packet when it opens the
+  file): chosen automatically where decord is not, when it imports *and* loads the system FFmpeg
+  shared libraries it links against (FFmpeg 4-9; pip does not bring them). When it cannot,
+  `torchcodec_problem()` says why in one line, naming the missing library.
+- PyAV (bundles its own FFmpeg): the fallback that installs everywhere.
+
+All three use FFmpeg's default YUV->RGB conversion and give identical frames (tested on long-GOP
+H.264 with B-frames and on VP9).
 """
 from __future__ import annotations
 
 import bisect
+import functools
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-__all__ = ["BACKENDS", "BadVideoError", "VideoSource", "available_backends", "default_backend", "open_video",
-           "write_mp4"]
+from ..errors import UserError
 
-BACKENDS = ("decord", "pyav")
+__all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
+           "default_backend", "open_video", "torchcodec_problem", "write_mp4"]
+
+BACKENDS = ("decord", "torchcodec", "pyav")  # in the order of the automatic choice
 PathLike = Union[str, os.PathLike]
+# what brings the FFmpeg shared libraries torchcodec links against (Debian / Ubuntu; any FFmpeg 4-9)
+FFMPEG_APT = "apt-get install -y --no-install-recommends ffmpeg"
 
 
 class BadVideoError(ValueError):
@@ -35,16 +48,91 @@ class BadVideoError(ValueError):
         self.path, self.reason = str(path), reason
 
 
+class VideoBackendError(UserError, RuntimeError):
+    """A video backend that was asked for by name but is not installed or cannot load."""
+
+
+@functools.cache
+def _import_problem(module: str) -> Optional[str]:
+    if importlib.util.find_spec(module) is None:
+        return f"{module} is not installed"
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # a broken install: any error on import means "does not work here"
+        return f"{module} does not import ({_first_line(err)})"
+    return None
+
+
+@functools.cache
+def torchcodec_problem() -> Optional[str]:
+    """None when torchcodec imports and its FFmpeg libraries load; else one line saying why not
+    (naming the missing shared library) and how to install them."""
+    problem = _import_problem("torchcodec")
+    if problem is not None:
+        return f"{problem} (pip install torchcodec)"
+    import torchcodec
+
+    if getattr(torchcodec, "ffmpeg_major_version", None) is not None:
+        return None
+    try:  # torchcodec imports without FFmpeg; its decoder raises the loader's errors, one per FFmpeg version
+        from torchcodec.decoders import VideoDecoder
+
+        VideoDecoder(b"\0")
+    except Exception as err:
+        return torchcodec_load_error(str(err))
+    return None
+
+
+def torchcodec_load_error(text: str) -> str:
+    """One line from torchcodec's "Could not load libtorchcodec" error: which shared library is
+    missing. torchcodec tries FFmpeg 9 down to 4; a version whose libavutil loads but whose other
+    libraries do not is the one partly installed, so its missing library is the one named."""
+    tried = re.split(r"FFmpeg version (\d+):", text)
+    missing: Dict[int, str] = {}
+    for version, body in zip(tried[1::2], tried[2::2]):
+        found = re.search(r"OSError: ([^\s:]+\.so[.\d]*): cannot open shared object file", body)
+        other = re.findall(r"(?:OSError|ImportError): (.+)", body)
+        missing[int(version)] = found.group(1) if found else (other[-1].strip() if other else "unknown error")
+    fix = f"install FFmpeg 4-9 shared libraries (e.g. {FFMPEG_APT}) or choose --backend pyav"
+    if not missing:
+        return f"torchcodec cannot load ({_first_line(ValueError(text))}); {fix}"
+    partial = {v: lib for v, lib in missing.items() if not lib.startswith("libavutil.so")}
+    if partial:
+        version = max(partial)
+        return f"torchcodec cannot load FFmpeg {version}: {partial[version]} (not found or not loadable); {fix}"
+    libs = ", ".join(missing[v] for v in sorted(missing, reverse=True))
+    return f"torchcodec cannot load FFmpeg: shared library not found ({libs}); {fix}"
+
+
+def _backend_problem(backend: str) -> Optional[str]:
+    if backend == "torchcodec":
+        return torchcodec_problem()
+    return _import_problem("av" if backend == "pyav" else backend)
+
+
+def check_backend(backend: Optional[str]) -> None:
+    """Raise (one line) unless `backend` is None or a backend that works here."""
+    if backend is None:
+        return
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+    problem = _backend_problem(backend)
+    if problem is not None:
+        raise VideoBackendError(f"video backend {backend!r} is not usable: {problem}")
+
+
 def available_backends() -> List[str]:
-    return [b for b in BACKENDS if importlib.util.find_spec("av" if b == "pyav" else b) is not None]
+    """The backends that work here, in the order of the automatic choice."""
+    return [b for b in BACKENDS if _backend_problem(b) is None]
 
 
 def default_backend() -> str:
-    """decord where it is installed, else PyAV."""
-    found = available_backends()
-    if not found:
-        raise RuntimeError("no video decoder: install decord (x86_64) or av (PyAV)")
-    return found[0]
+    """decord where it is installed and imports, else torchcodec where its FFmpeg libraries load,
+    else PyAV."""
+    for backend in BACKENDS:
+        if _backend_problem(backend) is None:
+            return backend
+    raise VideoBackendError("no video decoder: install decord (x86_64), torchcodec (with FFmpeg) or av (PyAV)")
 
 
 class VideoSource:
@@ -86,6 +174,29 @@ class DecordSource(VideoSource):
         except (RuntimeError, decord.DECORDError) as err:
             raise BadVideoError(self.path, f"decord cannot decode frames {idx} ({_first_line(err)})") from None
         return torch.from_numpy(np.ascontiguousarray(frames))
+
+
+class TorchCodecSource(VideoSource):
+    """torchcodec's `VideoDecoder` in exact mode: opening scans every packet, so `num_frames` is
+    the frames present and frame i is the i-th in presentation order (no keyframe snapping)."""
+
+    def __init__(self, path: PathLike):
+        from torchcodec.decoders import VideoDecoder
+
+        self.path = str(path)
+        try:  # one thread: parallelism comes from DataLoader workers
+            self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
+            self.num_frames = int(self._decoder.metadata.num_frames_from_content or 0)
+        except (RuntimeError, ValueError) as err:
+            raise BadVideoError(path, f"torchcodec cannot open it ({_first_line(err)})") from None
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        idx = self._check(indices)
+        try:
+            frames = self._decoder.get_frames_at(idx).data  # (T, H, W, C) uint8
+        except (RuntimeError, ValueError, IndexError) as err:
+            raise BadVideoError(self.path, f"torchcodec cannot decode frames {idx} ({_first_line(err)})") from None
+        return frames.contiguous()
 
 
 class PyAVSource(VideoSource):
@@ -145,20 +256,19 @@ class PyAVSource(VideoSource):
 
 
 def open_video(path: PathLike, backend: Optional[str] = None) -> VideoSource:
-    """Open a video with `backend` ('decord', 'pyav'; None: decord where installed, else PyAV).
+    """Open a video with `backend` ('decord', 'torchcodec', 'pyav'; None: the first of those that
+    works here, see `default_backend`).
 
-    Raises BadVideoError (naming the file) for a missing, unreadable, corrupt or empty video.
+    Raises BadVideoError (naming the file) for a missing, unreadable, corrupt or empty video, and
+    VideoBackendError (one line, naming what is missing) for a backend that cannot run here.
     """
     backend = backend or default_backend()
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
-    if backend not in available_backends():
-        raise RuntimeError(f"video backend {backend!r} is not installed (available: {available_backends()})")
+    check_backend(backend)
     if not os.path.isfile(path):
         raise BadVideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise BadVideoError(path, "empty file (0 bytes)")
-    source = DecordSource(path) if backend == "decord" else PyAVSource(path)
+    source = {"decord": DecordSource, "torchcodec": TorchCodecSource, "pyav": PyAVSource}[backend](path)
     if source.num_frames == 0:
         raise BadVideoError(path, "no video frames")
     return source

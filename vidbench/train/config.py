@@ -59,7 +59,8 @@ def img_size_option(help: str) -> Any:
 
 
 def backend_option() -> Any:
-    return option(None, choices=("decord", "pyav"), help="video decoder [decord where installed, else pyav]")
+    return option(None, choices=("decord", "torchcodec", "pyav"),
+                  help="video decoder [decord where installed, else torchcodec where FFmpeg loads, else pyav]")
 
 
 def bad_items_option() -> Any:
