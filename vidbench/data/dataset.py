@@ -52,7 +52,7 @@ class ClipBatch:
     labels: torch.Tensor  # (B,)
     indices: torch.Tensor  # (B,) dataset indices
     bad: List[BadItem]
-    fallbacks: List[str] = field(default_factory=list)  # files decoded by PyAV after decord failed on them
+    fallbacks: List[str] = field(default_factory=list)  # files decoded by PyAV after decord / torchcodec failed on them
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -130,7 +130,7 @@ class VideoClipDataset(Dataset):
                 if self.bad_items == "raise":
                     raise err from None
                 return BadItem(index, err.path, err.reason)
-            return clip, record.label, index, f"{record.path}: {err.reason}"
+            return clip, record.label, index, f"{record.path} ({self.backend or default_backend()}): {err.reason}"
         return clip, record.label, index
 
     def _fallback_backend(self) -> Optional[str]:

@@ -209,7 +209,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     log = EpochLog(out, "train") if env.is_main else None
     start_epoch, train_time = 0, 0.0
     bad_seen: Set[str] = set()
-    fallback_seen: Set[str] = set()  # files PyAV decoded after decord failed on them
+    fallback_seen: Set[str] = set()  # files PyAV decoded after decord / torchcodec failed on them
 
     def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
         return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done,
@@ -274,7 +274,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         new_fallbacks = set(all_gather_lists(fallbacks) + val_fallbacks) - fallback_seen
         fallback_seen.update(new_fallbacks)
         for note in sorted(new_fallbacks) if env.is_main else []:
-            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=2)
+            warnings.warn(f"decoded with PyAV after the first decoder failed: {note}", stacklevel=2)
         if env.is_main:
             _warn_bad(bad + val_bad, bad_seen)
         val = summarize(counts, spec.label_groups())

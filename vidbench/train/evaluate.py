@@ -38,7 +38,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
              progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None
              ) -> Tuple[torch.Tensor, List[Tuple[str, str]], List[str]]:
     """Per-class counts (3, K): top-1 hits, top-5 hits, items; the (path, reason) of skipped
-    items; and the files decoded by PyAV after decord failed on them. Summed / gathered over
+    items; and the files decoded by PyAV after decord / torchcodec failed on them. Summed / gathered over
     processes. `precision`: autocast dtype (fp32, bf16, fp16). `label_map[i]`: the model's output index of dataset
     class i (a checkpoint with other or more classes); default: the same index."""
     model.eval()
@@ -151,7 +151,7 @@ def evaluate_split(model: nn.Module, spec: DataSpec, split: str, cfg: Any, env: 
         for path, reason in sorted(set(bad)):
             warnings.warn(f"skipped {path}: {reason}", stacklevel=3)
         for note in sorted(set(fallbacks)):
-            warnings.warn(f"decoded with PyAV after decord failed: {note}", stacklevel=3)
+            warnings.warn(f"decoded with PyAV after the first decoder failed: {note}", stacklevel=3)
     return {
         **summarize(counts, spec.label_groups()),
         "skipped_items": len(issues) + len({p for p, _ in bad}),
