@@ -144,12 +144,103 @@ def accuracy(directory: Path) -> str:
 
 
 def data_loading(directory: Path) -> str:
+    """benchmarks/data_loading.py's rows: training clips per loader, sampling and worker count
+    (against the naive loader at the same sampling and workers), multi-view test items decoded
+    once against per view, the targets, the PyAV stage profile (data_loading_profile.csv, when
+    present) and the CPU cores per GPU the best video loader implies. A run of the earlier
+    script (no sampling column) gets its one table."""
     df, rows = pd.read_csv(directory / "data_loading.csv"), []
-    for _, r in df.iterrows():
-        naive = df[(df["workers"] == r["workers"]) & (df["loader"] == "naive-pyav-all-frames")]["clips_per_s"]
-        rows.append([r["loader"], str(r["workers"]), f"{r['clips_per_s']:.1f}",
-                     f"{r['clips_per_s'] / naive.iloc[0]:.2f}x" if len(naive) else "-"])
-    return md_table(["loader", "workers", "clips/s", "vs naive"], rows)
+    if "sampling" not in df.columns:
+        for _, r in df.iterrows():
+            naive = df[(df["workers"] == r["workers"]) & (df["loader"] == "naive-pyav-all-frames")]["clips_per_s"]
+            rows.append([r["loader"], str(r["workers"]), f"{r['clips_per_s']:.1f}",
+                         f"{r['clips_per_s'] / naive.iloc[0]:.2f}x" if len(naive) else "-"])
+        return md_table(["loader", "workers", "clips/s", "vs naive"], rows)
+    train, test = df[df["views"] == "1x1"], df[df["views"] != "1x1"]
+
+    def naive_of(r) -> Optional[pd.Series]:
+        n = train[(train["loader"] == "naive-pyav-all-frames") & (train["sampling"] == r["sampling"])
+                  & (train["workers"] == r["workers"])]
+        return n.iloc[0] if len(n) else None
+
+    for (loader, sampling), group in train.groupby(["loader", "sampling"], sort=False):  # one row, every worker count
+        ratios = []
+        for _, r in group.iterrows():
+            n = naive_of(r)
+            ratios.append("-" if n is None else f"{r['clips_per_s'] / n['clips_per_s']:.2f}x")
+        rows.append([loader, " / ".join(str(w) for w in group["workers"]),
+                     " / ".join(f"{v:.2f}" for v in group["clips_per_s"]), " / ".join(ratios),
+                     " / ".join(f"{v:.3f}" for v in group["cpu_s_per_clip"]), sampling])
+    out = [md_table(["loader", "workers", "clips/s", "vs naive", "CPU s / clip", "sampling"], rows)]
+    targets = []
+    dense = train[(train["sampling"] == "dense16x4") & train["loader"].str.startswith("vidbench-")]
+    for workers, group in dense.groupby("workers"):
+        best = group.loc[group["clips_per_s"].idxmax()]
+        n = naive_of(best)
+        if n is not None:
+            targets.append(f"{workers} worker{'' if workers == 1 else 's'}: {best['loader']} "
+                           f"{best['clips_per_s'] / n['clips_per_s']:.2f}x")
+    if targets:
+        out.append("Clip loader vs naive, dense 16x4 training clips, fastest backend (target 3x): "
+                   + "; ".join(targets) + ".")
+    if len(test):
+        rows, speedups = [], []
+        keys = ["loader", "sampling", "views", "workers"]
+        for _, group in test.groupby(keys, sort=False):
+            once, each = group[group["decode"] == "once"], group[group["decode"] == "per-view"]
+            if not len(once) or not len(each):
+                continue
+            o, e = once.iloc[-1], each.iloc[-1]
+            speedup = o["clips_per_s"] / e["clips_per_s"]
+            speedups.append(f"{o['loader']} {speedup:.2f}x")
+            rows.append([o["loader"], o["sampling"], o["views"], str(o["workers"]), f"{o['clips_per_s']:.2f}",
+                         f"{e['clips_per_s']:.2f}", f"{speedup:.2f}x",
+                         f"{o['cpu_s_per_clip']:.2f} / {e['cpu_s_per_clip']:.2f}"])
+        out.append(md_table(["test items", "sampling", "views", "workers", "items/s, decode once", "items/s, each view",
+                             "speed-up", "CPU s / item, once / each view"], rows))
+        out.append("Decode-once vs each view decoded separately (target 2x): " + "; ".join(speedups) + ".")
+    profile_path = directory / "data_loading_profile.csv"
+    if profile_path.exists():
+        prof = pd.read_csv(profile_path)
+        columns = list(dict.fromkeys(zip(prof["loader"], prof["sampling"])))
+        stages: List[str] = []  # each column's stages in its order, merged
+        for loader, sampling in columns:
+            previous = None
+            for stage in prof[(prof["loader"] == loader) & (prof["sampling"] == sampling)]["stage"]:
+                if stage not in stages:
+                    stages.insert(stages.index(previous) + 1 if previous is not None else 0, stage)
+                previous = stage
+        rows = []
+        for stage in stages:
+            row = [stage]
+            for loader, sampling in columns:
+                hit = prof[(prof["loader"] == loader) & (prof["sampling"] == sampling) & (prof["stage"] == stage)]
+                row.append("-" if not len(hit) else f"{hit['ms_per_clip'].iloc[0]:.1f} ({hit['share'].iloc[0]:.0%})")
+            rows.append(row)
+        first = {c: prof[(prof["loader"] == c[0]) & (prof["sampling"] == c[1])].iloc[0] for c in columns}
+        rows.append(["frames decoded per clip (needed)"] + [
+            f"{first[c]['frames_decoded_per_clip']:.0f} ({first[c]['frames_needed_per_clip']:.0f} of "
+            f"{first[c]['frames_per_video']:.0f})" for c in columns])
+        out.append(md_table(["stage (ms / clip, share)"] + [f"{loader}, {sampling}" for loader, sampling in columns],
+                            rows))
+        bounds = [f"{first[c]['frames_decoded_per_clip']:.0f} of {first[c]['frames_per_video']:.0f} frames per "
+                  f"{c[1]} clip (at most {first[c]['frames_per_video'] / first[c]['frames_decoded_per_clip']:.1f}x less "
+                  "decoding than the naive loader's)" for c in columns if not c[0].startswith("naive")]
+        env_path = directory / "environment.json"
+        env = json.loads(env_path.read_text()) if env_path.exists() else {}
+        gop = (f" with {env['keyframes_per_video']:g} keyframes per video (one every {env['frames_per_gop']:.0f} "
+               "frames)" if "keyframes_per_video" in env else "")
+        out.append(f"Where a clip's time goes (`data_loading_profile.csv`: torch.profiler ranges, "
+                   f"{int(prof['clips'].iloc[0])} clips each, one process). Decoding starts at the keyframe before the "
+                   f"first frame needed{gop}: PyAV decodes " + "; ".join(bounds) + ".")
+    if len(dense):
+        at = dense[dense["workers"] == dense["workers"].max()]
+        best = at.loc[at["cpu_s_per_clip"].idxmin()]
+        c = best["cpu_s_per_clip"]
+        out.append(f"CPU per dense 16x4 training clip, least of the video loaders at {best['workers']} workers: "
+                   f"{c:.3f} s ({best['loader']}); a GPU taking t s per training clip needs {c:.3f} / t CPU cores "
+                   f"for loading alone (cores = CPU s per clip x clips per step / step time).")
+    return "\n\n".join(out)
 
 
 # --- results/ssl_tiny_synthetic/README.md, results/timm_compare_cpu/README.md ---------------------
