@@ -2,7 +2,8 @@
 
     python benchmarks/compare_timm.py --batch-size 8 --threads 2 [--out results/timm_compare_cpu/timm_vit.json]
 
-A thin wrapper over vidbench.bench.timm_compare.compare_timm_vit (call that from a notebook).
+A thin wrapper over vidbench.bench.timm_compare.compare_timm_vit (itself `vidbench compare vit_base`,
+inference only, in the one-JSON form of results/timm_compare_cpu; call it from a notebook).
 With --out, environment.json (versions, commit, CPU, this command) is written beside the JSON."""
 from __future__ import annotations
 

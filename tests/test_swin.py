@@ -136,7 +136,9 @@ def test_every_block_calls_the_shared_kernel_once(monkeypatch):
         model(torch.randn(2, *model.input_size))
     assert len(calls) == sum(model.config.depths) == 8
     # stage 1: a 4x9x9 padded grid in 2x3x3 windows: 18 windows of 18 tokens, 1 head of 24
-    assert calls[0] == ((2, 18, 1, 18, 24), (1, 18, 18))  # relative position bias only
+    # (clips x windows) as the batch where the bias broadcasts over it (the fused CPU kernel takes
+    # 4-D only); with the per-window shift mask on 2 clips, clips and windows kept apart
+    assert calls[0] == ((36, 1, 18, 24), (1, 18, 18))  # relative position bias only
     assert calls[1] == ((2, 18, 1, 18, 24), (18, 1, 18, 18))  # plus the shift mask per window
 
 

@@ -87,12 +87,15 @@ class DividedBlock(nn.Module):
         cls_tok, xt = x[:, :1], x[:, 1:]  # (B, 1, C), (B, T*S, C)
         res_t = self.temporal_attn(self.temporal_norm1(xt), axis="time", grid=grid)
         xt = xt + self.temporal_fc(self.temporal_drop_path(res_t))
-        xs = rearrange(xt, "b (t s) c -> (b t) s c", t=t, s=s)
+        b, c = xt.shape[0], xt.shape[-1]
+        xs = rearrange(xt, "b (t s) c -> (b t) s c", t=t, s=s)  # a view: xt is a new, time-major tensor
         xs = torch.cat([repeat(cls_tok, "b 1 c -> (b t) 1 c", t=t), xs], dim=1)  # cls in every frame
-        res_s = self.block.attn_residual(xs)  # (B*T, 1 + S, C)
-        res_cls = rearrange(res_s[:, :1], "(b t) 1 c -> b t c", t=t).mean(dim=1, keepdim=True)
-        res_s = rearrange(res_s[:, 1:], "(b t) s c -> b (t s) c", t=t, s=s)
-        x = torch.cat([cls_tok, xt], dim=1) + torch.cat([res_cls, res_s], dim=1)
+        res_s = self.block.attn_residual(xs).view(b, t, 1 + s, c)
+        # the residual sums written straight into the (B, 1 + T*S, C) layout: one add and one cat,
+        # where re-laying out the patch residual and concatenating both sides first took 4 passes
+        cls_tok = cls_tok + res_s[:, :, 0].mean(dim=1, keepdim=True)
+        xt = xt.view(b, t, s, c) + res_s[:, :, 1:]
+        x = torch.cat([cls_tok, xt.view(b, t * s, c)], dim=1)
         return x + self.block.mlp_residual(x)
 
 

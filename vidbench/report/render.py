@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import plots, tables
+from . import compare, measurement, plots, tables
 from .load import ReportError, Run, load_run, read_table
 
 MODEL_COLUMNS = {
@@ -146,6 +146,9 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
                 doc.heading(f"{run.name} ({run.device})", 3)
                 doc.table(t.rename(columns=PUBLISHED_COLUMNS))
 
+    compare.add_section(doc, runs)
+    measurement.add_section(doc, runs)
+
     doc.heading("Accuracy vs compute")
     doc.figure(plots.accuracy_vs_gmacs(runs), "accuracy_vs_gmacs", "top-1 against GMACs per view; dashed: Pareto front")
 
@@ -194,10 +197,11 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
 
 
 def _load(path: Union[str, Path]) -> Run:
-    """`load_run`, plus the scaling study's scaling.csv as the table "scaling" (a directory that
-    holds only that is a run too)."""
-    csv = Path(path) / "scaling.csv"
-    if not (csv.is_file() and csv.stat().st_size > 0):
+    """`load_run`, plus the scaling study's scaling.csv as the table "scaling" and `vidbench
+    compare`'s compare.csv as "compare" (a directory that holds only those is a run too)."""
+    extra = {name: Path(path) / f"{name}.csv" for name in ("scaling", "compare")}
+    extra = {name: csv for name, csv in extra.items() if csv.is_file() and csv.stat().st_size > 0}
+    if not extra:
         return load_run(path)
     try:
         run = load_run(path)
@@ -208,7 +212,8 @@ def _load(path: Union[str, Path]) -> Run:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ReportError(f"{env_path}: not readable JSON ({err})") from None
         run = Run(Path(path), env, {})
-    run.tables["scaling"] = read_table(csv, "scaling")
+    for name, csv in extra.items():
+        run.tables[name] = read_table(csv, name)
     return run
 
 

@@ -1,0 +1,501 @@
+"""vidbench's models side by side with another library's implementation of the same family
+(`vidbench compare`): timm's ViT, torchvision's MViT v1 / MViTv2 / Video Swin, Hugging Face's
+TimeSformer, ViViT and VideoMAE.
+
+For each family both models are built at the same config: the reference library's model from its
+own config object (no download), every weight perturbed away from its initial value, and vidbench's
+model built and loaded from the reference's state dict through the published-weights converter of
+that library (`vidbench.weights.formats`), so the two compute the same function. One run then
+reports, per implementation and mode (infer; train = forward, backward, AdamW step):
+
+- the largest |difference| of the logits on the same clip (eval mode),
+- clips/s and step time (median, IQR), timed in interleaved rounds (vidbench, reference,
+  vidbench, ...) so that load drift on a shared machine hits both alike,
+- peak memory: on CPU in a fresh process per implementation and mode (`python -m
+  vidbench.bench.compare`), peak RSS above the RSS before the model was built; on CUDA the
+  allocator's peak in this process. The method is in each row's `mem_method`.
+
+A library that is not installed gives rows with status "skipped" and the reason. Rows go to
+`<out>/compare.csv` (vidbench.results.ResultsStore) as each family and mode finishes, with
+environment.json; an existing table is never added to.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import gc
+import importlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, did_you_mean
+from ..options import option
+from ..results import ResultsStore, run_lock
+from .memory import PeakMemory, current_rss_bytes, release_free_heap
+from .throughput import MODES, PRECISIONS, Timing, make_step, time_steps
+
+__all__ = ["COMPARE_COLUMNS", "CompareConfig", "FAMILIES", "Family", "build_pair", "compare_family", "run_compare"]
+
+TABLE = "compare"
+RESULT_PREFIX = "VIDBENCH_COMPARE "
+COMPARE_COLUMNS = (
+    "model", "impl", "reference", "library", "library_version", "mode", "frames", "img_size", "batch_size",
+    "precision", "device", "threads", "params", "max_abs_logit_diff", "clips_per_s", "step_ms_median",
+    "step_ms_iqr", "speedup_vs_reference", "peak_mem_mb", "mem_method", "rounds", "iters", "warmup", "status",
+    "error", "timestamp",
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A vidbench model and the other library's implementation of it.
+
+    build(frames, img_size, overrides): the reference model, randomly initialised, from the
+    library's config objects (overrides: config fields, e.g. a tiny depth for tests).
+    source(model): (Source kind, config dict or None) handed to the weights format with the
+    reference's state dict. forward(model, x): logits of vidbench's (B, C, T, H, W) clip.
+    """
+
+    model: str
+    library: str  # the importable module that must be installed
+    reference: str  # what is built, for the rows
+    format: str  # the vidbench.weights format converting its state dict
+    frames: Optional[int]  # the paper config's clip (None: an image model)
+    img_size: int
+    build: Callable[[Optional[int], int, Dict[str, Any]], nn.Module]
+    source: Callable[[nn.Module], Tuple[str, Optional[Dict[str, Any]]]]
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def _timm_vit(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    import timm
+
+    return timm.create_model("vit_base_patch16_224", pretrained=False, img_size=img, **over)
+
+
+def _hf(config_cls: str, model_cls: str, frames_key: str = "num_frames"):
+    def build(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+        import transformers
+
+        cfg = getattr(transformers, config_cls)(**{"num_labels": 400, "image_size": img, frames_key: frames, **over})
+        return getattr(transformers, model_cls)(cfg)
+
+    return build
+
+
+def _tv_mvit(builder: str):
+    def build(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+        from unittest import mock
+
+        from torchvision.models.video import mvit
+
+        inner = mvit._mvit
+
+        def sized(**kwargs: Any) -> nn.Module:  # the builders fix 16 x 224: keep their block table, not the size
+            return inner(**{**kwargs, "spatial_size": (img, img), "temporal_size": frames})
+
+        with mock.patch.object(mvit, "_mvit", sized):
+            return getattr(mvit, builder)(weights=None, stochastic_depth_prob=0.0, **over)
+
+    return build
+
+
+def _tv_swin(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    from torchvision.models.video import swin_transformer
+    from torchvision.ops import StochasticDepth
+
+    model = swin_transformer.swin3d_t(weights=None, **over)
+    for m in model.modules():  # the builder fixes 0.1; vidbench's model has no drop path by default
+        if isinstance(m, StochasticDepth):
+            m.p = 0.0
+    return model
+
+
+def _state_only(model: nn.Module) -> Tuple[str, Optional[Dict[str, Any]]]:
+    return "torch", None
+
+
+def _hf_source(model: nn.Module) -> Tuple[str, Optional[Dict[str, Any]]]:
+    return "hf-dir", model.config.to_dict()
+
+
+def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x)
+
+
+def _hf_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(pixel_values=x.transpose(1, 2)).logits  # (B, C, T, H, W) -> HF's (B, T, C, H, W)
+
+
+FAMILIES: Dict[str, Family] = {f.model: f for f in (
+    Family("vit_base", "timm", "timm vit_base_patch16_224", "timm-vit", None, 224, _timm_vit, _state_only, _call),
+    Family("mvit_b_16x4", "torchvision", "torchvision mvit_v1_b", "torchvision-mvit", 16, 224,
+           _tv_mvit("mvit_v1_b"), _state_only, _call),
+    Family("mvitv2_s_16x4", "torchvision", "torchvision mvit_v2_s", "torchvision-mvit", 16, 224,
+           _tv_mvit("mvit_v2_s"), _state_only, _call),
+    Family("swin3d_t", "torchvision", "torchvision swin3d_t", "torchvision-swin3d", 32, 224, _tv_swin, _state_only,
+           _call),
+    Family("timesformer_base", "transformers", "transformers TimesformerForVideoClassification", "hf-timesformer", 8,
+           224, _hf("TimesformerConfig", "TimesformerForVideoClassification"), _hf_source, _hf_call),
+    Family("vivit_m1_base", "transformers", "transformers VivitForVideoClassification", "hf-vivit", 32, 224,
+           _hf("VivitConfig", "VivitForVideoClassification"), _hf_source, _hf_call),
+    Family("videomae_base", "transformers", "transformers VideoMAEForVideoClassification", "hf-videomae", 16, 224,
+           _hf("VideoMAEConfig", "VideoMAEForVideoClassification"), _hf_source, _hf_call),
+)}
+
+
+@dataclass
+class CompareConfig:
+    """A `vidbench compare` job: each model against the other library's implementation, one row
+    per implementation and mode in compare.csv."""
+
+    models: List[str] = option(default_factory=list, cli=False, help="vidbench models with a reference implementation")
+    mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES,
+                             help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
+    batch_size: int = option(1, positive=True, help="clips per step")
+    frames: Optional[int] = option(None, help="clip frames [each family's paper config]")
+    img_size: Optional[int] = option(None, help="input side [each family's paper config]")
+    precision: str = option("fp32", choices=tuple(PRECISIONS), help="autocast dtype: fp32 (none), bf16, fp16")
+    device: str = option("cpu", help="cpu, cuda, cuda:1, ...")
+    threads: Optional[int] = option(None, help="torch intra-op threads [torch's]")
+    warmup: int = option(2, help="untimed steps of each implementation before the first round")
+    iters: int = option(3, positive=True, help="timed steps of each implementation per round")
+    rounds: int = option(3, positive=True, help="interleaved rounds (vidbench, reference, vidbench, ...)")
+    isolate_memory: Optional[bool] = option(None, help="peak memory of each implementation and mode in a fresh "
+                                                       "process [on CPU yes; on CUDA no: the allocator's peak]")
+    memory_iters: int = option(2, positive=True, help="steps run in the fresh process measuring peak memory")
+    seed: int = option(0, help="seed of the weight perturbation and the clip")
+    reference_kwargs: Dict[str, Any] = option(default_factory=dict, flag="reference-arg", metavar="KEY=VALUE",
+                                              help="reference config override, repeatable (tests: tiny configs, "
+                                                   "e.g. num_hidden_layers=2)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mode, str) or isinstance(self.models, str):
+            raise ConfigError(f"models and mode are lists, got {self.models!r} / {self.mode!r}")
+        for m in self.mode:
+            if m not in MODES:
+                raise ConfigError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        for m in self.models:
+            if m not in FAMILIES:
+                raise ConfigError(f"no reference implementation for model {m!r}{did_you_mean(m, FAMILIES)} "
+                                  f"(compare knows {', '.join(FAMILIES)})")
+        for name in ("frames", "img_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+
+    @property
+    def isolated(self) -> bool:
+        return self.device.startswith("cpu") if self.isolate_memory is None else bool(self.isolate_memory)
+
+
+def missing_library(family: Family) -> Optional[str]:
+    """Why the family's reference cannot be built here, or None."""
+    try:
+        importlib.import_module(family.library)
+    except ImportError as exc:
+        return f"{family.library} is not installed ({exc}); pip install {family.library}"
+    return None
+
+
+def library_version(family: Family) -> Optional[str]:
+    try:
+        return getattr(importlib.import_module(family.library), "__version__", None)
+    except ImportError:
+        return None
+
+
+@torch.no_grad()
+def perturb_(module: nn.Module, seed: int = 0, scale: float = 0.05) -> nn.Module:
+    """Add N(0, scale * max(1, std)) noise to every floating-point parameter and buffer: no tensor
+    keeps its initial special value (zero bias, identity LayerNorm), yet the scales stay plausible."""
+    gen = torch.Generator().manual_seed(seed)
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.is_floating_point() and not tensor.is_meta:
+            std = float(tensor.float().std()) if tensor.numel() > 1 else 0.0
+            tensor.add_((torch.randn(tensor.shape, generator=gen) * scale * max(1.0, std)).to(tensor.dtype))
+    return module
+
+
+def _sizes(family: Family, cfg: CompareConfig) -> Tuple[Optional[int], int]:
+    frames = None if family.frames is None else (cfg.frames or family.frames)
+    return frames, cfg.img_size or family.img_size
+
+
+def input_shape(family: Family, cfg: CompareConfig) -> Tuple[int, ...]:
+    frames, img = _sizes(family, cfg)
+    return (cfg.batch_size, 3, img, img) if frames is None else (cfg.batch_size, 3, frames, img, img)
+
+
+def _vidbench_from(family: Family, reference: nn.Module, frames: Optional[int], img: int,
+                   load: bool) -> nn.Module:
+    """vidbench's model at the reference's config, through the family's weights format (its
+    `infer` reads the config, its `convert` maps the tensors); `load`: with the reference's weights."""
+    from ..models import create_model
+    from ..weights import Source, check_fit, get_format
+
+    fmt = get_format(family.format)
+    kind, config = family.source(reference)
+    source = Source(Path(family.reference.replace(" ", ":")), kind, dict(reference.state_dict()), config=config)
+    name, model_cfg = fmt.infer(source, family.model, {})
+    sizes = {"img_size": img, **({} if frames is None else {"num_frames": frames})}
+    model_cfg = {**sizes, **model_cfg}  # a format that reads the size from the weights has the last word
+    if not load:
+        return create_model(family.model, **model_cfg)
+    with torch.device("meta"):
+        meta = create_model(family.model, **model_cfg)
+    state = fmt.convert(source, meta)
+    check_fit(state, meta, family.reference)
+    net = create_model(family.model, **model_cfg)
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
+    return net
+
+
+def build_pair(family: Family, cfg: CompareConfig) -> Tuple[nn.Module, nn.Module]:
+    """(vidbench model, reference model) with the same weights, the reference's perturbed."""
+    frames, img = _sizes(family, cfg)
+    torch.manual_seed(cfg.seed)
+    reference = perturb_(family.build(frames, img, dict(cfg.reference_kwargs)), seed=cfg.seed).eval()
+    ours = _vidbench_from(family, reference, frames, img, load=True).eval()
+    return ours, reference
+
+
+def build_one(family: Family, cfg: CompareConfig, impl: str) -> nn.Module:
+    """One implementation with initial weights (memory does not depend on the values): for
+    vidbench the config comes from the reference built on the meta device."""
+    frames, img = _sizes(family, cfg)
+    if impl == "reference":
+        return family.build(frames, img, dict(cfg.reference_kwargs))
+    with torch.device("meta"):
+        meta_ref = family.build(frames, img, dict(cfg.reference_kwargs))
+    return _vidbench_from(family, meta_ref, frames, img, load=False)
+
+
+class _Forward(nn.Module):
+    """The reference's logits on vidbench's input layout, as a module make_step can drive."""
+
+    def __init__(self, family: Family, model: nn.Module):
+        super().__init__()
+        self.family, self.model = family, model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.family.forward(self.model, x)
+
+
+def _step_module(family: Family, impl: str, model: nn.Module) -> nn.Module:
+    return model if impl == "vidbench" else _Forward(family, model)
+
+
+def _clip(family: Family, cfg: CompareConfig, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    return torch.randn(input_shape(family, cfg), generator=gen).to(device)
+
+
+def _logit_diff(ours: nn.Module, reference: nn.Module, family: Family, x: torch.Tensor) -> float:
+    ours.eval()
+    reference.eval()
+    with torch.no_grad():
+        return float((ours(x).float() - family.forward(reference, x).float()).abs().max())
+
+
+def _warm_runtime() -> None:
+    """Run the kinds of kernels the models use once on tiny tensors, so that the runtime's own
+    one-time allocations (thread pools, kernel libraries) are in the baseline, not the peak."""
+    with torch.no_grad():
+        x = torch.randn(1, 3, 4, 8, 8)
+        y = torch.nn.functional.conv3d(x, torch.randn(8, 3, 2, 2, 2), stride=2).flatten(2).transpose(1, 2)
+        y = torch.nn.functional.gelu(torch.nn.functional.layer_norm(y @ torch.randn(8, 8), (8,)))
+        torch.nn.functional.scaled_dot_product_attention(y[None], y[None], y[None]).softmax(-1).sum()
+    w = torch.randn(8, 8, requires_grad=True)
+    (torch.randn(4, 8) @ w).sum().backward()
+
+
+def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> Tuple[Optional[float], str]:
+    """Peak memory of `memory_iters` steps of one implementation in this (fresh worker) process,
+    the model built inside the measurement: peak RSS above the RSS before it existed (weights,
+    gradients and optimizer state included), or CUDA's peak."""
+    device = torch.device(cfg.device)
+    baseline = None
+    if device.type == "cpu":
+        _warm_runtime()
+        importlib.import_module("vidbench.weights")  # the modules building the model: loaded before the baseline
+        frames, img = _sizes(family, cfg)
+        with torch.device("meta"):
+            family.build(frames, img, dict(cfg.reference_kwargs))
+        gc.collect()
+        release_free_heap()
+        baseline = current_rss_bytes()
+    model = build_one(family, cfg, impl).to(device)
+    step = make_step(_step_module(family, impl, model), _clip(family, cfg, device), mode, cfg.precision)
+    with PeakMemory(device, baseline_rss=baseline, fresh_process=cfg.isolated) as meter:
+        time_steps(step, device, warmup=0, iters=cfg.memory_iters)
+    result = meter.result
+    method = result.method + (", weights, gradients and AdamW state included" if mode == "train" else
+                              ", weights included")
+    return result.peak_mb, method
+
+
+def _memory_isolated(family: Family, cfg: CompareConfig, impl: str, mode: str) -> Tuple[Optional[float], str]:
+    from .sweep import _worker_env
+
+    job = {"config": dataclasses.asdict(cfg), "model": family.model, "impl": impl, "mode": mode,
+           "threads": cfg.threads or torch.get_num_threads()}
+    proc = subprocess.run([sys.executable, "-m", "vidbench.bench.compare"], input=json.dumps(job), text=True,
+                          capture_output=True, env=_worker_env())
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            got = json.loads(line[len(RESULT_PREFIX):])
+            if "error" in got:
+                return None, f"fresh-process measurement failed: {got['error']}"
+            return got["peak_mem_mb"], got["mem_method"]
+    tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+    return None, f"fresh-process measurement crashed (code {proc.returncode}): {tail}"[:300]
+
+
+def _time_interleaved(steps: Dict[str, Callable[[], None]], cfg: CompareConfig, device: torch.device,
+                      memory: Optional[Dict[str, Tuple[Optional[float], str]]] = None) -> Dict[str, Timing]:
+    """`rounds` rounds, each timing every implementation in turn; with `memory` (a dict to fill),
+    the first round of each is measured in this process, where both models and the clip already
+    exist: the peak RSS above the RSS then, or CUDA's peak above what was allocated then."""
+    times: Dict[str, List[float]] = {impl: [] for impl in steps}
+    for r in range(cfg.rounds):
+        for impl, step in steps.items():  # vidbench first, then the reference, every round
+            if r == 0 and memory is not None:
+                resident = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+                with PeakMemory(device) as meter:
+                    times[impl] += time_steps(step, device, cfg.warmup, cfg.iters).times_s
+                peak = meter.result.peak_mb
+                # both models are resident here: count what the steps add above them
+                memory[impl] = (None if peak is None else peak - resident,
+                                meter.result.method + (" minus resident" if resident else "") + ", weights excluded")
+            else:
+                times[impl] += time_steps(step, device, cfg.warmup if r == 0 else 1, cfg.iters).times_s
+    return {impl: Timing(t) for impl, t in times.items()}
+
+
+def _label(family: Family, impl: str) -> str:
+    """A row's impl: "vidbench" or the reference's library."""
+    return "vidbench" if impl == "vidbench" else family.library
+
+
+def compare_family(family: Family, cfg: CompareConfig, modes: Optional[Sequence[str]] = None,
+                   on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """The rows of one family: for each mode, vidbench's and the reference's, timed interleaved."""
+    modes = list(modes or cfg.mode)
+    frames, img = _sizes(family, cfg)
+    device = torch.device(cfg.device)
+    base = dict(model=family.model, reference=family.reference, library=family.library,
+                library_version=library_version(family), frames=frames, img_size=img, batch_size=cfg.batch_size,
+                precision=cfg.precision, device=cfg.device, threads=torch.get_num_threads(), rounds=cfg.rounds,
+                iters=cfg.iters, warmup=cfg.warmup)
+    rows: List[Dict[str, Any]] = []
+
+    def emit(row: Dict[str, Any]) -> None:
+        row = {**{c: None for c in COMPARE_COLUMNS}, **base, **row,
+               "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    why = missing_library(family)
+    if why is not None:
+        for mode in modes:
+            for impl in ("vidbench", "reference"):
+                emit(dict(impl=_label(family, impl), mode=mode, status="skipped", error=why))
+        return rows
+    for mode in modes:
+        try:
+            ours, reference = build_pair(family, cfg)
+            diff = _logit_diff(ours, reference, family, _clip(family, cfg, torch.device("cpu")))
+            ours, reference = ours.to(device), reference.to(device)
+            x = _clip(family, cfg, device)
+            models = {"vidbench": ours, "reference": reference}
+            steps = {impl: make_step(_step_module(family, impl, m), x, mode, cfg.precision)
+                     for impl, m in models.items()}
+            params = {impl: sum(p.numel() for p in m.parameters()) for impl, m in models.items()}
+            memory: Dict[str, Tuple[Optional[float], str]] = {}
+            timing = _time_interleaved(steps, cfg, device, None if cfg.isolated else memory)
+            del steps, models, ours, reference, x
+            gc.collect()
+            if cfg.isolated:
+                memory = {impl: _memory_isolated(family, cfg, impl, mode) for impl in ("vidbench", "reference")}
+        except Exception as exc:  # one family's failure is its rows, not the end of the run
+            text = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+            for impl in ("vidbench", "reference"):
+                emit(dict(impl=_label(family, impl), mode=mode, status="error", error=text))
+            continue
+        clips = {impl: cfg.batch_size / t.median_s for impl, t in timing.items()}
+        for impl in ("vidbench", "reference"):
+            emit(dict(impl=_label(family, impl), mode=mode, params=params[impl], max_abs_logit_diff=diff, clips_per_s=clips[impl],
+                      step_ms_median=timing[impl].median_s * 1e3, step_ms_iqr=timing[impl].iqr_s * 1e3,
+                      speedup_vs_reference=clips[impl] / clips["reference"], peak_mem_mb=memory[impl][0],
+                      mem_method=memory[impl][1], status="ok"))
+    return rows
+
+
+def run_compare(cfg: CompareConfig, out: Any, progress: bool = True) -> List[Dict[str, Any]]:
+    """Every model of `cfg` against its reference; rows appended to `<out>/compare.csv` as they
+    are made. An existing, non-empty compare.csv is an error (runs are never mixed)."""
+    if not cfg.models:
+        raise ConfigError(f"give at least one model: {', '.join(FAMILIES)}")
+    with run_lock(out, "vidbench compare"):
+        store = ResultsStore(out)
+        if not store.read(TABLE).empty:
+            raise FileExistsError(f"{store.path(TABLE)} already has rows: choose another output directory "
+                                  "(a results directory is never added to)")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        store.write_environment(cfg.device, {"compare": dataclasses.asdict(cfg), "argv": sys.argv,
+                                             "threads": torch.get_num_threads(),
+                                             "libraries": {f.library: library_version(f) for f in FAMILIES.values()}})
+        rows: List[Dict[str, Any]] = []
+        for name in cfg.models:
+            if progress:
+                print(f"vidbench compare: {name} vs {FAMILIES[name].reference} ...", file=sys.stderr, flush=True)
+            rows += compare_family(FAMILIES[name], cfg, on_row=lambda row: store.append(TABLE, row))
+        return rows
+
+
+def summary(rows: Sequence[Dict[str, Any]]) -> str:
+    """A short text table of a run's rows."""
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None or v != v else format(v, spec)
+
+    head = ("model", "impl", "mode", "max|diff|", "clips/s", "step ms", "iqr ms", "x ref", "peak MiB", "status")
+    table = [head]
+    for r in rows:
+        table.append((r["model"], r["impl"], r["mode"], fmt(r["max_abs_logit_diff"], ".1e"), fmt(r["clips_per_s"], ".3f"),
+                      fmt(r["step_ms_median"], ".0f"), fmt(r["step_ms_iqr"], ".0f"),
+                      fmt(r["speedup_vs_reference"], ".2f"), fmt(r["peak_mem_mb"], ".0f"),
+                      r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['error'])[:60]}"))
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+
+
+def _worker() -> int:
+    """`python -m vidbench.bench.compare`: peak memory of one implementation and mode in this
+    fresh process; a JSON job on stdin, one `VIDBENCH_COMPARE {json}` line out."""
+    job = json.loads(sys.stdin.read())
+    torch.set_num_threads(int(job["threads"]))
+    try:
+        cfg = CompareConfig(**{**job["config"], "isolate_memory": True})
+        peak, method = measure_memory(FAMILIES[job["model"]], cfg, job["impl"], job["mode"])
+        out: Dict[str, Any] = {"peak_mem_mb": peak, "mem_method": method}
+    except Exception as exc:
+        out = {"error": f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]}
+    print(RESULT_PREFIX + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker())

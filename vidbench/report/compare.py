@@ -1,0 +1,115 @@
+"""The report's "Implementations side by side" section, from a run's compare.csv (`vidbench
+compare`): per model and mode, vidbench's and the other library's throughput, step time, peak
+memory and the largest logit difference, as a Markdown table and a speed-up plot."""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .load import Run  # noqa: E402
+
+__all__ = ["NOTE", "TABLE", "add_section", "compare_table", "markdown", "speedup_plot"]
+
+TABLE = "compare"
+NOTE = ("`vidbench compare`: each vidbench model against the other library's implementation of the same paper "
+        "config, built from its config objects with every weight perturbed away from its initial value, vidbench's "
+        "loaded from the same weights through its published-weights converter. Both are timed in interleaved rounds "
+        "on the same clip (batch {batch}, {precision}, {threads} threads); step time is the median (IQR) of all "
+        "timed steps; x ref is vidbench's clips/s over the reference's; peak memory: {methods}.")
+_COLUMNS = ("model", "mode", "reference", "max |diff|", "vidbench clips/s", "ref clips/s", "x ref",
+            "vidbench step ms", "ref step ms", "vidbench peak MiB", "ref peak MiB", "status")
+
+
+def _ms(median: Any, iqr: Any) -> str:
+    return "" if pd.isna(median) else f"{median:.0f} ({iqr:.0f})"
+
+
+def _num(value: Any, spec: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, spec)
+
+
+def compare_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One line per (model, mode): vidbench beside the reference. Rows that did not run show
+    their status and reason."""
+    if df.empty:
+        return pd.DataFrame(columns=_COLUMNS)
+    lines = []
+    for (model, mode), group in df.groupby(["model", "mode"], sort=False):
+        ours = group[group["impl"] == "vidbench"]
+        ref = group[group["impl"] != "vidbench"]
+        if ours.empty or ref.empty:
+            continue
+        a, b = ours.iloc[0], ref.iloc[0]
+        ok = a["status"] == "ok" and b["status"] == "ok"
+        status = "ok" if ok else f"{a['status']}: {a['error'] if not pd.isna(a['error']) else b['error']}"
+        lines.append({
+            "model": model, "mode": mode, "reference": b["reference"],
+            "max |diff|": _num(a["max_abs_logit_diff"], ".1e"),
+            "vidbench clips/s": _num(a["clips_per_s"], ".3g"), "ref clips/s": _num(b["clips_per_s"], ".3g"),
+            "x ref": _num(a["speedup_vs_reference"], ".2f"),
+            "vidbench step ms": _ms(a["step_ms_median"], a["step_ms_iqr"]),
+            "ref step ms": _ms(b["step_ms_median"], b["step_ms_iqr"]),
+            "vidbench peak MiB": _num(a["peak_mem_mb"], ".0f"), "ref peak MiB": _num(b["peak_mem_mb"], ".0f"),
+            "status": status,
+        })
+    return pd.DataFrame(lines, columns=_COLUMNS)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """The table of a compare.csv as Markdown (for a README)."""
+    table = compare_table(df)
+    return table.to_markdown(index=False) if not table.empty else "_no comparison rows_"
+
+
+def speedup_plot(runs: List[Run]) -> Optional[Figure]:
+    """vidbench's throughput over the reference's, one bar per model and mode (1: as fast)."""
+    data = [(run, run.table(TABLE)) for run in runs]
+    data = [(run, df[(df["impl"] == "vidbench") & (df["status"] == "ok")]) for run, df in data if not df.empty]
+    data = [(run, df) for run, df in data if not df.empty]
+    if not data:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / (2 * len(data))
+    labels: List[str] = []
+    for df in (d for _, d in data):
+        labels += [m for m in df["model"] if m not in labels]
+    for i, (run, df) in enumerate(data):
+        for j, mode in enumerate(("infer", "train")):
+            part = df[df["mode"] == mode].set_index("model")
+            xs = [k + (2 * i + j - len(data) + 0.5) * width for k, m in enumerate(labels) if m in part.index]
+            ys = [part.loc[m, "speedup_vs_reference"] for m in labels if m in part.index]
+            if xs:
+                name = mode + (f" ({run.name})" if len(data) > 1 else "")
+                ax.bar(xs, ys, width=width, label=name, color=f"C{2 * i + j}")
+    ax.axhline(1.0, color="0.3", linewidth=1, linestyle="--")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("vidbench clips/s / reference clips/s")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def add_section(doc: Any, runs: List[Run]) -> None:
+    """Heading, note, one table per run holding compare.csv, and the speed-up plot; nothing when
+    no run has one. `doc` is the report's document builder (heading / para / table / figure)."""
+    with_rows = [run for run in runs if not run.table(TABLE).empty]
+    if not with_rows:
+        return
+    doc.heading("Implementations side by side")
+    for run in with_rows:
+        df = run.table(TABLE)
+        methods = sorted({str(m) for m in df["mem_method"].dropna()}) if "mem_method" in df else []
+        first = df.iloc[0]
+        doc.heading(f"{run.name} ({run.device})", 3)
+        doc.para(NOTE.format(batch=_num(first.get("batch_size"), ".0f"), precision=first.get("precision"),
+                             threads=_num(first.get("threads"), ".0f"), methods="; ".join(methods) or "not measured"))
+        doc.table(compare_table(df))
+    doc.figure(speedup_plot(with_rows), "compare_speedup",
+               "vidbench throughput over the other library's on the same weights (dashed: as fast)")
