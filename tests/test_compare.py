@@ -182,3 +182,22 @@ def test_cli_runs_a_tiny_comparison(tmp_path: Path, capsys) -> None:
     assert "## Implementations side by side" in text and "transformers VideoMAEForVideoClassification" in text
     assert (out / "report_plots" / "compare_speedup.png").stat().st_size > 0
     assert cmp_report.compare_table(table).iloc[0]["x ref"] == f"{table['speedup_vs_reference'].iloc[0]:.2f}"
+
+
+def test_profile_rows_split_each_forward_by_kind(tmp_path: Path) -> None:
+    from vidbench.report import write_report
+
+    out = tmp_path / "prof"
+    run_compare(_cfg("timesformer_base", mode=["infer"], profile=2), out, progress=False)
+    prof = pd.read_csv(out / "compare_profile.csv")
+    assert set(prof["impl"]) == {"vidbench", "transformers"}
+    for _, g in prof.groupby("impl"):
+        ops = g[~g["op"].str.startswith("total")]
+        total = g.loc[g["op"] == "total", "self_ms"].item()
+        assert ops["self_ms"].sum() == pytest.approx(total)
+        assert ops["share_pct"].sum() == pytest.approx(100.0)
+        kinds = g[g["op"].str.startswith("total ")].set_index("kind")["self_ms"]
+        assert kinds.sum() == pytest.approx(total)
+        assert kinds["gemm/conv/attention"] > 0 and "aten::addmm" in set(ops["op"])
+    text = write_report([out])[0].read_text()
+    assert "Where the time goes" in text and "GEMM / conv / attention %" in text

@@ -172,6 +172,9 @@ class CompareConfig:
                                                        "process [on CPU yes; on CUDA no: the allocator's peak]")
     memory_iters: int = option(2, positive=True, help="steps run in the fresh process measuring peak memory")
     seed: int = option(0, help="seed of the weight perturbation and the clip")
+    profile: int = option(0, help="also profile one inference forward of each implementation this many times "
+                                  "(torch.profiler, alternately; per op the least self time) into "
+                                  "compare_profile.csv [0: no]")
     reference_kwargs: Dict[str, Any] = option(default_factory=dict, flag="reference-arg", metavar="KEY=VALUE",
                                               help="reference config override, repeatable (tests: tiny configs, "
                                                    "e.g. num_hidden_layers=2)")
@@ -463,7 +466,71 @@ def run_compare(cfg: CompareConfig, out: Any, progress: bool = True) -> List[Dic
             if progress:
                 print(f"vidbench compare: {name} vs {FAMILIES[name].reference} ...", file=sys.stderr, flush=True)
             rows += compare_family(FAMILIES[name], cfg, on_row=lambda row: store.append(TABLE, row))
+            if cfg.profile:
+                for row in profile_family(FAMILIES[name], cfg):
+                    store.append(PROFILE_TABLE, row)
         return rows
+
+
+PROFILE_TABLE = "compare_profile"
+# op kinds of a profile: the kernels both implementations must run (matrix products, convolution,
+# fused attention), layout copies, and everything else (elementwise, norms, softmax written out)
+_KERNEL_OPS = {"aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
+               "aten::mkldnn_convolution", "aten::convolution", "aten::_scaled_dot_product_flash_attention_for_cpu",
+               "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
+               "aten::_scaled_dot_product_cudnn_attention"}
+_COPY_OPS = {"aten::copy_", "aten::cat", "aten::contiguous", "aten::clone", "aten::_to_copy", "aten::index",
+             "aten::constant_pad_nd", "aten::roll"}
+
+
+def op_kind(op: str) -> str:
+    """'gemm/conv/attention' (work both implementations share), 'copy' or 'other'."""
+    return "gemm/conv/attention" if op in _KERNEL_OPS else "copy" if op in _COPY_OPS else "other"
+
+
+def profile_family(family: Family, cfg: CompareConfig) -> List[Dict[str, Any]]:
+    """Where one inference forward's time goes in each implementation: `cfg.profile` forwards of
+    each, profiled alternately (torch.profiler, CPU activity) after one unprofiled warm-up; per op,
+    the least self time over the repetitions (the least disturbed run on a shared machine). One
+    row per (implementation, op) with its self time, share and kind (`op_kind`), plus a row per
+    implementation and kind ("total <kind>")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if missing_library(family):
+        return []
+    device = torch.device(cfg.device)
+    ours, reference = (m.to(device).eval() for m in build_pair(family, cfg))
+    x = _clip(family, cfg, device)
+    runs = {"vidbench": lambda: ours(x), "reference": lambda: family.forward(reference, x)}
+    best: Dict[str, Dict[str, float]] = {impl: {} for impl in runs}
+    calls: Dict[str, Dict[str, int]] = {impl: {} for impl in runs}
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.inference_mode():
+        for run in runs.values():
+            run()
+        for _ in range(cfg.profile):
+            for impl, run in runs.items():
+                with profile(activities=activities) as prof:
+                    run()
+                for event in prof.key_averages():
+                    t = event.self_cpu_time_total / 1e3  # ms
+                    best[impl][event.key] = min(best[impl].get(event.key, t), t)
+                    calls[impl][event.key] = event.count
+    rows: List[Dict[str, Any]] = []
+    label = {"vidbench": "vidbench", "reference": _label(family, "reference")}
+    for impl, ops in best.items():
+        total = sum(ops.values()) or 1.0
+        kinds: Dict[str, float] = {}
+        for op, ms in sorted(ops.items(), key=lambda kv: -kv[1]):
+            kinds[op_kind(op)] = kinds.get(op_kind(op), 0.0) + ms
+            rows.append(dict(model=family.model, impl=label[impl], op=op, kind=op_kind(op), self_ms=ms,
+                             share_pct=100 * ms / total, calls=calls[impl][op], reps=cfg.profile))
+        for kind, ms in kinds.items():
+            rows.append(dict(model=family.model, impl=label[impl], op=f"total {kind}", kind=kind, self_ms=ms,
+                             share_pct=100 * ms / total, calls=None, reps=cfg.profile))
+        rows.append(dict(model=family.model, impl=label[impl], op="total", kind="all", self_ms=total, share_pct=100.0,
+                         calls=None, reps=cfg.profile))
+    return rows
 
 
 def summary(rows: Sequence[Dict[str, Any]]) -> str:

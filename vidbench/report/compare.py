@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .load import Run  # noqa: E402
 
-__all__ = ["NOTE", "TABLE", "add_section", "compare_table", "markdown", "speedup_plot"]
+__all__ = ["NOTE", "TABLE", "add_section", "compare_table", "markdown", "profile_table", "speedup_plot"]
 
 TABLE = "compare"
 NOTE = ("`vidbench compare`: each vidbench model against the other library's implementation of the same paper "
@@ -96,11 +96,31 @@ def speedup_plot(runs: List[Run]) -> Optional[Figure]:
     return fig
 
 
+def profile_table(df: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """From compare_profile.csv: per model and implementation, one forward's profiled op time and
+    its shares: the GEMM / convolution / fused-attention kernels both implementations run, layout
+    copies, and the rest, with the largest ops outside the kernels."""
+    if df.empty:
+        return pd.DataFrame()
+    lines = []
+    for (model, impl), g in df.groupby(["model", "impl"], sort=False):
+        ops = g[~g["op"].astype(str).str.startswith("total")]
+        total = ops["self_ms"].sum()
+        share = {k: 100 * ops.loc[ops["kind"] == k, "self_ms"].sum() / total for k in ("gemm/conv/attention", "copy", "other")}
+        rest = ops[ops["kind"] != "gemm/conv/attention"].nlargest(top, "self_ms")
+        lines.append({"model": model, "impl": impl, "op time ms": round(total, 0),
+                      "GEMM / conv / attention %": round(share["gemm/conv/attention"], 1),
+                      "copies %": round(share["copy"], 1), "other %": round(share["other"], 1),
+                      "largest other ops": ", ".join(f"{str(o).replace('aten::', '')} {p:.1f}%"
+                                                     for o, p in zip(rest["op"], 100 * rest["self_ms"] / total))})
+    return pd.DataFrame(lines)
+
+
 def add_section(doc: Any, runs: List[Run]) -> None:
     """Heading, note, one table per run holding compare.csv, and the speed-up plot; nothing when
     no run has one. `doc` is the report's document builder (heading / para / table / figure)."""
     with_rows = [run for run in runs if not run.table(TABLE).empty]
-    if not with_rows:
+    if not with_rows and all(run.table("compare_profile").empty for run in runs):
         return
     doc.heading("Implementations side by side")
     for run in with_rows:
@@ -111,5 +131,16 @@ def add_section(doc: Any, runs: List[Run]) -> None:
         doc.para(NOTE.format(batch=_num(first.get("batch_size"), ".0f"), precision=first.get("precision"),
                              threads=_num(first.get("threads"), ".0f"), methods="; ".join(methods) or "not measured"))
         doc.table(compare_table(df))
-    doc.figure(speedup_plot(with_rows), "compare_speedup",
-               "vidbench throughput over the other library's on the same weights (dashed: as fast)")
+    if with_rows:
+        doc.figure(speedup_plot(with_rows), "compare_speedup",
+                   "vidbench throughput over the other library's on the same weights (dashed: as fast)")
+    profiled = [run for run in runs if not run.table("compare_profile").empty]
+    if profiled:
+        doc.heading("Where the time goes (torch.profiler)", 3)
+        doc.para("One inference forward of each implementation, profiled alternately (`vidbench compare --profile N`); "
+                 "per op the least self CPU time of the N runs. GEMM / conv / attention: the matrix products, "
+                 "convolutions and fused attention kernels, the work both implementations must do; copies: layout "
+                 "copies (copy_, cat, clone, ...); other: elementwise ops, norms, softmax written out, ...")
+        for run in profiled:
+            doc.para(f"{run.name} ({run.device}):")
+            doc.table(profile_table(run.table("compare_profile")))

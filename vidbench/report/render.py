@@ -198,8 +198,9 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
 
 def _load(path: Union[str, Path]) -> Run:
     """`load_run`, plus the scaling study's scaling.csv as the table "scaling" and `vidbench
-    compare`'s compare.csv as "compare" (a directory that holds only those is a run too)."""
-    extra = {name: Path(path) / f"{name}.csv" for name in ("scaling", "compare")}
+    compare`'s compare.csv and compare_profile.csv as "compare" and "compare_profile" (a directory
+    that holds only those is a run too)."""
+    extra = {name: Path(path) / f"{name}.csv" for name in ("scaling", "compare", "compare_profile")}
     extra = {name: csv for name, csv in extra.items() if csv.is_file() and csv.stat().st_size > 0}
     if not extra:
         return load_run(path)
