@@ -126,6 +126,45 @@ def paper_gmacs(directory: Path) -> str:
     return md_table(["model", "vidbench GMACs", "paper", "published figures"], _paper_rows(directory, "gmacs"))
 
 
+def paper_measured(directory: Path) -> str:
+    """The paper-size models measured on this CPU (bench rows of paper_cpu, batch 1): inference
+    of every model, a training step of the Base-size ones, beside the counted GMACs."""
+    bench = _read(directory, "bench")
+    bench = bench[bench["mode"].isin(["infer", "train"]) & (bench["status"] == "ok")]
+    rows = []
+    for model in dict.fromkeys(bench["model"]):
+        b = bench[bench["model"] == model]
+        i, t = b[b["mode"] == "infer"], b[b["mode"] == "train"]
+        first = b.iloc[0]
+        size = f"{int(first['frames'])}x{int(first['img_size'])}" if pd.notna(first["frames"]) else f"{int(first['img_size'])}"
+        cells = [f"`{model}`", size, _num(first["gmacs"], ".1f")]
+        for part in (i, t):
+            if part.empty:
+                cells += ["-"] * 4
+            else:
+                r = part.iloc[-1]
+                flag = "*" if r["step_ms_median"] and r["step_ms_iqr"] / r["step_ms_median"] > 0.1 else ""
+                cells += [_num(r["clips_per_s"], ".3f"), _num(r["step_ms_median"], ",.0f") + flag,
+                          _num(r["peak_mem_mb"], ",.0f"), _num(r["mfu_pct"], ".0f")]
+        rows.append(cells)
+    return md_table(["model", "input", "GMACs", "infer clips/s", "infer ms", "infer peak MiB", "infer MFU %",
+                     "train clips/s", "train ms", "train peak MiB", "train MFU %"], rows)
+
+
+def compare(directory: Path) -> str:
+    """`vidbench compare`'s committed run: vidbench beside each other library's implementation."""
+    from .compare import markdown
+
+    return markdown(_read(directory, "compare"))
+
+
+def compare_profile(directory: Path) -> str:
+    """Where one inference forward's time goes, per implementation (compare_profile.csv)."""
+    from .compare import profile_table
+
+    return profile_table(_read(directory, "compare_profile")).to_markdown(index=False)
+
+
 # --- longer runs: accuracy, data loading ---------------------------------------------------------
 
 def accuracy(directory: Path) -> str:
@@ -293,6 +332,9 @@ class Section:
 SECTIONS: Dict[str, Section] = {
     "paper-params": Section("paper_cpu", ("bench.csv",), "README.md", paper_params),
     "paper-gmacs": Section("paper_cpu", ("bench.csv",), "README.md", paper_gmacs),
+    "paper-measured": Section("paper_cpu", ("bench.csv",), "README.md", paper_measured),
+    "compare": Section("compare_cpu", ("compare.csv",), "README.md", compare),
+    "compare-profile": Section("compare_cpu_profile", ("compare_profile.csv",), "README.md", compare_profile),
     "accuracy": Section("accuracy_cpu", ("accuracy.csv", "*/environment.json"), "README.md", accuracy),
     "data-loading": Section("data_loading_cpu", ("data_loading.csv",), "README.md", data_loading),
     "quick": Section("quick_cpu", ("bench.csv", "accuracy.csv", "stages.csv"), "README.md", quick),
