@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from .synthetic import SyntheticClass, render_video, select_classes
-from .videoio import PathLike
+from .videoio import PathLike, encode_rgb
 
 __all__ = ["PRESETS", "Preset", "SSV2_TEMPLATES", "encode_video", "make_preset_dataset"]
 
@@ -102,38 +102,14 @@ def encode_video(path: PathLike, frames: np.ndarray, fps: int, codec: str, seed:
     the same frames twice in one process gave different bytes about half the time), so the same
     frames give the same bytes.
     """
-    import av
-
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"4:2:0 needs even frame sizes, got {frames.shape[2]}x{frames.shape[1]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if codec == "h264":
-        fmt, name = "mp4", "libx264"
-        options = {"crf": "23", "preset": "medium", "threads": "1",
-                   "x264-params": "keyint=250:min-keyint=25:bframes=3:mbtree=0"}
-    elif codec == "vp9":
-        fmt, name = "webm", "libvpx-vp9"
-        options = {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "4", "threads": "1"}
-    else:
-        raise ValueError(f"unknown codec {codec!r}; choose h264 or vp9")
-    with av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"}) as container:  # no random ids
-        stream = container.add_stream(name, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        if codec == "h264":
-            stream.codec_context.gop_size = 250
-            stream.codec_context.max_b_frames = 3
-        stream.options = options
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+        return encode_rgb(path, frames, fps, "mp4", "libx264", {"fflags": "+bitexact"},  # bitexact: no random ids
+                          {"crf": "23", "preset": "medium", "threads": "1",
+                           "x264-params": "keyint=250:min-keyint=25:bframes=3:mbtree=0"}, gop_size=250, max_b_frames=3)
+    if codec == "vp9":
+        return encode_rgb(path, frames, fps, "webm", "libvpx-vp9", {"fflags": "+bitexact"},
+                          {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "4", "threads": "1"})
+    raise ValueError(f"unknown codec {codec!r}; choose h264 or vp9")
 
 
 def _split_counts(n: int, val_fraction: float, test_fraction: float) -> Dict[str, int]:

@@ -284,22 +284,34 @@ def write_mp4(path: PathLike, frames: np.ndarray, fps: int = 8, qp: Optional[int
             so a video and its time reversal decode to the same set of frames.
         faststart: moov atom at the front (a truncated file still opens and reports every frame).
     """
+    options = {"movflags": "faststart"} if faststart else {}
+    stream_options = {"threads": "1", **({"qp": str(qp)} if qp is not None else {})}
+    return encode_rgb(path, frames, fps, "mp4", "libx264", options, stream_options, gop_size=gop_size)
+
+
+def encode_rgb(path: PathLike, frames: np.ndarray, fps: int, fmt: str, codec: str, container_options: Dict[str, str],
+               stream_options: Dict[str, str], gop_size: Optional[int] = None,
+               max_b_frames: Optional[int] = None) -> Path:
+    """Encode uint8 RGB frames (T, H, W, 3) with PyAV into `path` as yuv420p (the one encoding
+    loop behind `write_mp4` and the real-size presets)."""
     import av
 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"H.264 4:2:0 needs even frame sizes, got {frames.shape[1]}x{frames.shape[2]}")
+        raise ValueError(f"4:2:0 needs even frame sizes, got {frames.shape[2]}x{frames.shape[1]} (width x height)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
+    with av.open(str(path), "w", format=fmt, options=container_options) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = gop_size
-        stream.options = {"threads": "1", **({"qp": str(qp)} if qp is not None else {})}
+        if gop_size is not None:
+            stream.codec_context.gop_size = gop_size
+        if max_b_frames is not None:
+            stream.codec_context.max_b_frames = max_b_frames
+        stream.options = stream_options
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)
