@@ -155,27 +155,30 @@ def test_batch_size_max_on_cpu_needs_a_memory_limit(capsys):
     assert "bad memory size '4 parsecs'" in capsys.readouterr().err
 
 
-def test_two_gloo_processes_write_scaling_rows(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def test_two_gloo_processes_write_scaling_rows(tmp_path, monkeypatch):
+    # the Python API (what a suite's [bench] nproc = 2 runs) launches torchrun itself
+    monkeypatch.chdir(ROOT)
     out = tmp_path / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "vidbench", "bench", "--models", "vit_tiny", "--img-size", "32",
-                           "--model-arg", "depth=2", "--mode", "train", "--batch-size", "2", "--nproc", "2",
-                           "--warmup", "1", "--iters", "3", "--out", str(out), "--no-progress"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = SweepConfig(models=["vit_tiny"], img_size=[32], model_kwargs={"depth": 2}, mode=["train"], batch_size=[2],
+                      nproc=2, warmup=1, iters=3)
+    rows = run_sweep(cfg, out, progress=False)
     df = pd.read_csv(out / "bench.csv")
     print(df.to_string())  # shown when an assertion below fails
+    assert [r["nproc"] for r in rows] == [1, 2]
     assert df["nproc"].tolist() == [1, 2] and (df["status"] == "ok").all()
     one, two = df.iloc[0], df.iloc[1]
     assert two["dist_backend"] == "gloo" and one["threads"] == two["threads"]
     assert two["clips_per_s"] == pytest.approx(2 * two["clips_per_s_per_process"])
     assert two["scaling_efficiency"] == pytest.approx(two["clips_per_s"] / (2 * one["clips_per_s"]))
-    # a second run into the same directory is refused, a resumed one has nothing left to do
-    again = subprocess.run([sys.executable, "-m", "vidbench", "bench", "--models", "vit_tiny", "--img-size", "32",
-                            "--model-arg", "depth=2", "--mode", "train", "--batch-size", "2", "--nproc", "2",
-                            "--out", str(out), "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=300)
-    assert again.returncode != 0 and "already has 2 rows" in again.stderr
+    # the command: a second run into the same directory is refused in one line; a resumed one has nothing to do
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "vidbench", "bench", "--models", "vit_tiny", "--img-size", "32", "--model-arg",
+            "depth=2", "--mode", "train", "--batch-size", "2", "--nproc", "2", "--out", str(out), "--no-progress"]
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already has 2 rows" in again.stderr and "Traceback" not in again.stderr
+    resumed = subprocess.run([*args, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(pd.read_csv(out / "bench.csv")) == 2
 
 
 def test_report_flags_noisy_rows_and_shows_each_option_table(tmp_path):

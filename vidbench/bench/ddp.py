@@ -28,7 +28,7 @@ from ..train.distributed import setup_distributed
 from .flops import count_flops
 from .throughput import matmul_peak_flops
 
-__all__ = ["launched_world", "torchrun_argv", "run_ddp_sweep"]
+__all__ = ["launched_world", "torchrun_argv", "launch_ddp_sweep", "run_ddp_sweep"]
 
 
 def launched_world() -> int:
@@ -36,10 +36,50 @@ def launched_world() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def torchrun_argv(nproc: int, argv: List[str]) -> List[str]:
-    """The command that runs `vidbench <argv>` on `nproc` local processes."""
+def torchrun_argv(nproc: int, argv: List[str], module: str = "vidbench") -> List[str]:
+    """The command that runs `python -m <module> <argv>` on `nproc` local processes."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "vidbench", *argv]
+            "-m", module, *argv]
+
+
+def launch_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
+    """`cfg.nproc` > 1 outside torchrun: run this module under torchrun with the config as JSON
+    (what `vidbench bench --nproc N` and a suite's `nproc = N` do), then return the rows of this
+    grid that the results directory holds."""
+    import json
+    import subprocess
+
+    from .sweep import TABLE, _worker_env, expand_grid, row_key
+
+    existing = ResultsStore(out).read(TABLE)
+    if not existing.empty and not resume:  # said here, in one line, rather than by every process
+        raise FileExistsError(f"{ResultsStore(out).path(TABLE)} already has {len(existing)} rows: pass resume=True "
+                              "(--resume) to continue it, or choose another output directory")
+    job = json.dumps({"sweep": dataclasses.asdict(cfg), "out": str(out), "resume": resume, "progress": progress})
+    code = subprocess.call(torchrun_argv(cfg.nproc, [job], module="vidbench.bench.ddp"), env=_worker_env())
+    if code != 0:
+        raise RuntimeError(f"the {cfg.nproc}-process bench (torchrun) exited with code {code}; see its output above")
+    keys = {row_key({**r, "nproc": n}) for r in expand_grid(cfg) if r["mode"] == "train" for n in (1, cfg.nproc)}
+    df = ResultsStore(out).read(TABLE)
+    return [r for r in df.to_dict("records") if row_key(r) in keys]
+
+
+def main() -> int:
+    """torchrun's entry (`launch_ddp_sweep`): argv[1] is the JSON job."""
+    import json
+
+    from ..checkpoint import _tuples
+    from ..cli.bench_cmd import summary
+    from .sweep import SweepConfig
+
+    job = json.loads(sys.argv[1])
+    sweep = job["sweep"]
+    sweep["model_kwargs"] = _tuples(sweep.get("model_kwargs") or {})
+    rows = run_ddp_sweep(SweepConfig(**sweep), job["out"], job["resume"], job["progress"])
+    dist.destroy_process_group()
+    if rows:
+        print(summary(rows), flush=True)
+    return 0
 
 
 def _broadcast(value: Any) -> Any:
@@ -69,7 +109,7 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
 
     env = setup_distributed(cfg.device if cfg.device != "cpu" else "cpu")
     world, rank = env.world_size, env.rank
-    if cfg.nproc not in (None, world):
+    if cfg.nproc not in (None, 1, world):
         raise ConfigError(f"--nproc {cfg.nproc} but torchrun started {world} processes")
     if "train" not in cfg.mode:
         raise ConfigError("multi-process bench measures training steps: give --mode train")
@@ -114,6 +154,7 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
                 if result.get("clips_per_s") and base:
                     result["scaling_efficiency"] = result["clips_per_s"] / (world * base)
                 written.append(_append(store, multi, result, cfg, BENCH_COLUMNS))
+        dist.barrier()  # no process leaves while another still receives (gloo aborts on a closed peer)
         return written
     finally:
         if lock is not None:
@@ -159,3 +200,7 @@ def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cf
         record["iqr_pct"] = 100 * (record.get("step_ms_iqr") or 0.0) / record["step_ms_median"]
     store.append("bench", {c: record[c] for c in columns})
     return record
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -311,8 +311,16 @@ def run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool = False, progress
     Args:
         resume: skip configurations already in the CSV (any status). Without it an existing,
             non-empty bench.csv is an error rather than a silent mix of runs.
+    With `cfg.nproc` > 1 (or inside torchrun) the train rows are measured on several processes
+    (`vidbench.bench.ddp`).
         measure_fn: the in-process measurement (tests inject failures through it).
     """
+    from .ddp import launch_ddp_sweep, launched_world, run_ddp_sweep
+
+    if launched_world() > 1:  # this process is one of torchrun's
+        return run_ddp_sweep(cfg, out, resume, progress)
+    if (cfg.nproc or 1) > 1:
+        return launch_ddp_sweep(cfg, out, resume, progress)
     with run_lock(out, "vidbench bench"):
         return _run_sweep(cfg, out, resume, progress, measure_fn)
 

@@ -44,21 +44,9 @@ def summary(rows: List[Dict[str, Any]]) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
 
-def _without_nproc(argv: List[str]) -> List[str]:
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == "--nproc":
-            skip = True
-        elif not item.startswith("--nproc="):
-            out.append(item)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from ..bench import SweepConfig, run_sweep
-    from ..bench.ddp import launched_world, run_ddp_sweep, torchrun_argv
+    from ..bench.ddp import launched_world
 
     out = args.out
     if out is None:
@@ -71,18 +59,6 @@ def run(args: argparse.Namespace) -> int:
         out = f"results/bench-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     try:
         cfg = config_from_args(SweepConfig, args)
-        if cfg.nproc and cfg.nproc > 1 and launched_world() == 1:  # relaunch this command on N processes
-            import subprocess
-
-            argv = _without_nproc(args.argv)
-            argv = argv if args.out else [*argv, "--out", out]
-            return subprocess.call(torchrun_argv(cfg.nproc, argv))  # the processes read N from torchrun
-        if launched_world() > 1:
-            rows = run_ddp_sweep(cfg, out, resume=args.resume, progress=not args.no_progress)
-            if rows:
-                print(summary(rows))
-                print(f"\n{len(rows)} rows -> {out}/bench.csv")
-            return 0
         if cfg.weights:
             from ..weights import inspect_weights
 
@@ -97,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, FileExistsError) as exc:
         print(f"vidbench bench: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
+    if launched_world() > 1 and not rows:  # torchrun's other processes: rank 0 reports
+        return 0
     print(summary(rows))
     print(f"\nGMACs: multiply-adds per clip (1 MAC = 1 FLOP, papers' convention); MFU: achieved FLOP/s "
           f"(2 x GMACs x clips/s, x3 for train) / matmul peak measured in this run. {len(rows)} rows -> {out}/bench.csv")
