@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vidbench.data import BadVideoError, ClipSampler, ClipTransform, VideoClipDataset, available_backends, open_video
-from vidbench.data.videoio import VideoBackendError, torchcodec_load_error, torchcodec_problem
+from vidbench.data.videoio import VideoBackendError, encode_rgb, torchcodec_load_error, torchcodec_problem
 
 FRAMES, HEIGHT, WIDTH = 90, 64, 96
 TORCHCODEC_PROBLEM = torchcodec_problem()
@@ -30,19 +30,8 @@ def colour_frames(n: int) -> np.ndarray:
 
 
 def encode(path, frames: np.ndarray, codec: str, fmt: str, options: dict, bframes: int = 0):
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.gop_size = 60
-        if bframes:
-            stream.codec_context.max_b_frames = bframes
-        stream.options = {"threads": "1", **options}
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_rgb(path, frames, 25, fmt, codec, {}, {"threads": "1", **options}, gop_size=60,
+                      max_b_frames=bframes or None)
 
 
 def decode_all(path) -> torch.Tensor:

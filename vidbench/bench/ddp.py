@@ -14,7 +14,6 @@ the one-process row uses the same threads per process, so the efficiency compare
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import os
 import sys
 from typing import Any, Dict, List, Optional
@@ -107,7 +106,7 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
     from .measure import measure
     from .sweep import BENCH_COLUMNS, TABLE, _run_one, error_text, expand_grid, row_key
 
-    env = setup_distributed(cfg.device if cfg.device != "cpu" else "cpu")
+    env = setup_distributed(cfg.device)
     world, rank = env.world_size, env.rank
     if cfg.nproc not in (None, 1, world):
         raise ConfigError(f"--nproc {cfg.nproc} but torchrun started {world} processes")
@@ -148,7 +147,12 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
             multi = {**row, "nproc": world}
             if "|".join(row_key(multi)) in done_set:
                 continue
-            result = _measure_ddp(multi, cfg, env.device, world, error_text)
+            if multi["precision"] not in peaks:  # the one-process row may have measured it already
+                try:
+                    peaks[multi["precision"]] = matmul_peak_flops(env.device, multi["precision"])
+                except Exception:  # the row still gets throughput; MFU stays blank
+                    peaks[multi["precision"]] = None
+            result = _measure_ddp(multi, cfg, env.device, peaks[multi["precision"]], error_text)
             if rank == 0:
                 base = _one_process_row(store, single, row_key, TABLE)
                 if result.get("clips_per_s") and base:
@@ -161,18 +165,16 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
             lock.__exit__(None, None, None)
 
 
-def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, world: int, error_text: Any) -> Dict[str, Any]:
+def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, peak: Optional[float],
+                 error_text: Any) -> Dict[str, Any]:
+    """Every process measures the row with DistributedDataParallel (`measure(distributed=True)`)."""
     from .measure import measure
-    from .sweep import _overrides
+    from .sweep import _overrides, measure_args
 
     try:
-        overrides = _overrides(row, cfg, with_weights=True)
-        report = count_flops(row["model"], **{k: v for k, v in overrides.items() if k not in ("weights", "weights_format")})
-        peak = matmul_peak_flops(device, row["precision"])
-        result = measure(row["model"], mode="train", precision=row["precision"], device=device,
-                         batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile,
-                         gmacs=report.gmacs, peak_flops=peak, attn_backend=row["attn_backend"],
-                         grad_checkpointing=row["grad_checkpointing"], detail=cfg.detail, distributed=True, **overrides)
+        report = count_flops(row["model"], **_overrides(row, cfg))
+        args = {**measure_args(row, cfg, report.gmacs, peak), "device": device}
+        result = measure(args.pop("model"), distributed=True, **args)
         ok = torch.tensor([1.0])
     except Exception as exc:  # every rank learns that one failed, then the row says why
         result, ok = {"status": "error", "error": error_text(exc)}, torch.tensor([0.0])
@@ -193,11 +195,9 @@ def _one_process_row(store: ResultsStore, single: Dict[str, Any], row_key: Any, 
 
 
 def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cfg: Any, columns: Any) -> Dict[str, Any]:
-    record = {**{c: None for c in columns}, **{k: v for k, v in result.items() if k in columns}, **row,
-              "isolated": row["nproc"] == 1 and cfg.isolated,
-              "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    if record.get("step_ms_median"):
-        record["iqr_pct"] = 100 * (record.get("step_ms_iqr") or 0.0) / record["step_ms_median"]
+    from .sweep import bench_record
+
+    record = bench_record(row, {k: v for k, v in result.items() if k in columns}, row["nproc"] == 1 and cfg.isolated)
     store.append("bench", {c: record[c] for c in columns})
     return record
 

@@ -352,10 +352,7 @@ def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
         row, retries_left, retry_of = queue.popleft()
         bar.set_postfix_str(f"{row['model']} b{row['batch_size']} {row['precision']} {row['mode']}")
         result = _run_one(row, cfg, flops, peaks, env_extra, store, measure_fn)
-        record = {**{c: None for c in BENCH_COLUMNS}, **result, **row, "retry_of": retry_of,
-                  "isolated": cfg.isolated, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        if row.get("batch_search") == MAX:  # the batch it found
-            record["batch_size"] = result.get("found_batch_size")
+        record = bench_record(row, result, cfg.isolated, retry_of)
         store.append(TABLE, {c: record[c] for c in BENCH_COLUMNS})
         done.add(row_key(row))
         written.append(record)
@@ -397,9 +394,18 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
         result = _measure_row(row, cfg, report.gmacs, peak, measure_fn)
     found = result.get("batch_size")
     result = {k: v for k, v in result.items() if k in BENCH_COLUMNS and k not in KEY_COLUMNS}
-    if result.get("step_ms_median"):
-        result["iqr_pct"] = 100 * (result.get("step_ms_iqr") or 0.0) / result["step_ms_median"]
     return {**base, **result, "found_batch_size": found}
+
+
+def bench_record(row: Dict[str, Any], result: Dict[str, Any], isolated: bool,
+                 retry_of: Optional[int] = None) -> Dict[str, Any]:
+    """A bench.csv row: every column, the measurement's values under the grid row's keys (a
+    `--batch-size max` row gets the batch it found), stamped now."""
+    record = {**{c: None for c in BENCH_COLUMNS}, **result, **row, "retry_of": retry_of, "isolated": isolated,
+              "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if row.get("batch_search") == MAX:  # the batch it found
+        record["batch_size"] = result.get("found_batch_size")
+    return record
 
 
 def _measure_row(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float], measure_fn: MeasureFn,

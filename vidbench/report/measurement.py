@@ -10,7 +10,7 @@ import pandas as pd
 
 from .load import Run
 
-__all__ = ["add_section", "backend_table", "phase_table", "checkpoint_table", "max_batch_table", "nproc_table",
+__all__ = ["add_section", "is_noisy", "backend_table", "phase_table", "checkpoint_table", "max_batch_table", "nproc_table",
            "noisy_rows", "default_rows"]
 
 
@@ -20,6 +20,13 @@ def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[_col(df, "status", "ok").fillna("ok") == "ok"] if not df.empty else df
+
+
+def is_noisy(step_ms_median: Any, step_ms_iqr: Any) -> bool:
+    """Whether one row's step-time IQR exceeds NOISY_IQR_PCT % of its median."""
+    from ..bench.sweep import NOISY_IQR_PCT
+
+    return bool(step_ms_median) and 100 * step_ms_iqr / step_ms_median > NOISY_IQR_PCT
 
 
 def _flag(df: pd.DataFrame) -> pd.Series:

@@ -129,6 +129,8 @@ def paper_gmacs(directory: Path) -> str:
 def paper_measured(directory: Path) -> str:
     """The paper-size models measured on this CPU (bench rows of paper_cpu, batch 1): inference
     of every model, a training step of the Base-size ones, beside the counted GMACs."""
+    from .measurement import is_noisy
+
     bench = _read(directory, "bench")
     bench = bench[bench["mode"].isin(["infer", "train"]) & (bench["status"] == "ok")]
     rows = []
@@ -143,7 +145,7 @@ def paper_measured(directory: Path) -> str:
                 cells += ["-"] * 4
             else:
                 r = part.iloc[-1]
-                flag = "*" if r["step_ms_median"] and r["step_ms_iqr"] / r["step_ms_median"] > 0.1 else ""
+                flag = "*" if is_noisy(r["step_ms_median"], r["step_ms_iqr"]) else ""
                 cells += [_num(r["clips_per_s"], ".3f"), _num(r["step_ms_median"], ",.0f") + flag,
                           _num(r["peak_mem_mb"], ",.0f"), _num(r["mfu_pct"], ".0f")]
         rows.append(cells)
