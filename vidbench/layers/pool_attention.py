@@ -9,6 +9,11 @@ is re-attached before the norm (Fan et al., ICCV 2021). MViTv2 (Li et al., CVPR 
   to the kernel as its additive `bias` (zero on the cls row and column);
 - residual pooling: the pooled query added to the kernel's output (cls row excluded).
 
+The pooling convolves the tokens where the qkv projection left them, as channels-last
+(B, heads*head_dim, T, H, W) views with the shared filter repeated per head, and MViTv2's bias is
+written in place into the kernel's padded bias tensor: no per-head layout copies (what profiling
+MViT against torchvision found; the README's comparison section).
+
 Grids are fixed at construction (the model is built for one clip size), so nothing in the
 forward pass depends on the data's shape beyond the batch: it traces with torch.jit.trace.
 """
@@ -18,7 +23,6 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from .attention import Attention, scaled_dot_product
@@ -57,12 +61,21 @@ class TokenPool(nn.Module):
         self.norm = LayerNorm(head_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, heads, 1 + T*H*W, head_dim) -> (B, heads, 1 + T'*H'*W', head_dim)."""
+        """(B, heads, 1 + T*H*W, head_dim) -> (B, heads, 1 + T'*H'*W', head_dim).
+
+        The conv runs on the tokens in place, as channels-last (B, heads*head_dim, T, H, W) views
+        of the qkv projection's output, with the filter repeated for every head: no per-head
+        layout copy, and the channels-last depthwise kernel (~10x the (B*heads, head_dim, T, H, W)
+        one on a CPU). The result is the same convolution."""
         t, h, w = self.grid
-        cls, tokens = x[:, :, :1], x[:, :, 1:]
-        tokens = rearrange(tokens, "b heads (t h w) d -> (b heads) d t h w", t=t, h=h, w=w)
-        tokens = rearrange(self.conv(tokens), "(b heads) d t h w -> b heads (t h w) d", b=x.shape[0])
-        return self.norm(torch.cat([cls, tokens], dim=2))
+        x = x.transpose(1, 2)  # (B, 1 + N, heads, head_dim): the projection's own layout
+        b, _, heads, d = x.shape
+        tokens = x[:, 1:].reshape(b, t, h, w, heads * d).permute(0, 4, 1, 2, 3)  # channels-last (B, C, T, H, W)
+        conv = self.conv
+        tokens = F.conv3d(tokens, conv.weight.repeat(heads, 1, 1, 1, 1), None, conv.stride, conv.padding,
+                          groups=heads * d)
+        tokens = tokens.permute(0, 2, 3, 4, 1).reshape(b, -1, heads, d)  # (B, N', heads, head_dim)
+        return self.norm(torch.cat([x[:, :1], tokens], dim=1)).transpose(1, 2)
 
 
 def rel_pos_index(q_size: int, k_size: int, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -132,13 +145,19 @@ class PoolingAttention(Attention):
         r_t = self.rel_pos_t[rel_pos_index(qt, kt, q.device)]  # (qt, kt, head_dim)
         r_h = self.rel_pos_h[rel_pos_index(qh, kh, q.device)]  # (qh, kh, head_dim)
         r_w = self.rel_pos_w[rel_pos_index(qw, kw, q.device)]  # (qw, kw, head_dim)
-        q = rearrange(q[:, :, 1:], "b heads (t h w) d -> b heads t h w d", t=qt, h=qh, w=qw)
+        b, n = q.shape[:2]
+        q = q[:, :, 1:].unflatten(2, (qt, qh, qw))  # (B, heads, qt, qh, qw, head_dim)
         bias_t = torch.einsum("bnthwd,tkd->bnthwk", q, r_t)  # (B, heads, qt, qh, qw, kt)
         bias_h = torch.einsum("bnthwd,hkd->bnthwk", q, r_h)  # (B, heads, qt, qh, qw, kh)
         bias_w = torch.einsum("bnthwd,wkd->bnthwk", q, r_w)  # (B, heads, qt, qh, qw, kw)
-        bias = bias_t[..., :, None, None] + bias_h[..., None, :, None] + bias_w[..., None, None, :]
-        bias = rearrange(bias, "b n t h w i j k -> b n (t h w) (i j k)")  # (B, heads, Nq, Nk)
-        return F.pad(bias, (1, 0, 1, 0))  # cls row and column: no relative position
+        # written in place into the kernel's (B, heads, 1 + Nq, 1 + Nk) bias: two passes over it
+        bias = q.new_empty(b, n, 1 + qt * qh * qw, 1 + kt * kh * kw)
+        bias[:, :, 0].zero_()
+        bias[:, :, 1:, 0].zero_()  # cls row and column: no relative position
+        grid = bias[:, :, 1:, 1:].unflatten(3, (kt, kh, kw)).unflatten(2, (qt, qh, qw))
+        grid.copy_((bias_t[..., :, None] + bias_h[..., None, :])[..., None])  # (..., kt, kh, 1) broadcast
+        grid.add_(bias_w[..., None, None, :])
+        return bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """x: (B, 1 + T*H*W, dim), cls token first, tokens time-major on `grid` ->
@@ -151,5 +170,7 @@ class PoolingAttention(Attention):
         bias = self.rel_pos_bias(q) if self.rel_pos_h is not None else None
         out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p)  # (B, heads, 1 + Nq, head_dim)
         if self.residual_pool:
-            out = torch.cat([out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]], dim=2)
+            pooled = out + q
+            pooled[:, :, :1] = out[:, :, :1]  # cls row excluded
+            out = pooled
         return self._project(out)  # (B, 1 + Nq, dim_out)
