@@ -134,12 +134,36 @@ def test_every_block_calls_the_shared_kernel_once(monkeypatch):
     model = create_model("swin3d_tiny").eval()
     with torch.no_grad():
         model(torch.randn(2, *model.input_size))
-    assert len(calls) == sum(model.config.depths) == 8
-    # stage 1: a 4x9x9 padded grid in 2x3x3 windows: 18 windows of 18 tokens, 1 head of 24
+    # unshifted blocks: one call; shifted blocks: one call per clip and chunk of windows
+    assert len(calls) == 4 + 2 * 4
+    # stage 1: a 4x9x9 padded grid in 2x3x3 windows: 18 windows of 18 tokens, 1 head of 24;
     # (clips x windows) as the batch where the bias broadcasts over it (the fused CPU kernel takes
-    # 4-D only); with the per-window shift mask on 2 clips, clips and windows kept apart
+    # 4-D only); with the per-window shift mask, each clip's windows with their own bias
     assert calls[0] == ((36, 1, 18, 24), (1, 18, 18))  # relative position bias only
-    assert calls[1] == ((2, 18, 1, 18, 24), (18, 1, 18, 18))  # plus the shift mask per window
+    assert calls[1] == calls[2] == ((18, 1, 18, 24), (18, 1, 18, 18))  # plus the shift mask per window
+
+
+def test_shifted_windows_are_chunked_without_changing_the_output(monkeypatch):
+    """A shifted block's per-window bias is made a few windows at a time (WINDOW_BIAS_BYTES):
+    one window per call gives the same logits and gradients as all of a clip's windows at once."""
+    torch.manual_seed(0)
+    model = create_model("swin3d_tiny").train()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, *model.input_size)
+
+    def run():
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    whole, whole_grads = run()
+    monkeypatch.setattr(swin, "WINDOW_BIAS_BYTES", 1)  # one window per call
+    chunked, chunked_grads = run()
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+    for a, b in zip(chunked_grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_shift_mask_is_minus_100_between_regions():

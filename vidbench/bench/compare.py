@@ -13,7 +13,11 @@ reports, per implementation and mode (infer; train = forward, backward, AdamW st
   vidbench, ...) so that load drift on a shared machine hits both alike,
 - peak memory: on CPU in a fresh process per implementation and mode (`python -m
   vidbench.bench.compare`), peak RSS above the RSS before the model was built; on CUDA the
-  allocator's peak in this process. The method is in each row's `mem_method`.
+  allocator's peak in this process. The method is in each row's `mem_method`. The CPU memory
+  processes run glibc malloc with a fixed 64 KiB mmap threshold (MALLOC_MMAP_THRESHOLD_, unless
+  set already): with glibc's default dynamic threshold, freed blocks of up to 32 MiB stay in the
+  heap and the peak RSS of the same model varied by up to 10% between runs; with it, large blocks
+  go back on free, and the peak is that of live memory, repeatable to the MiB.
 
 A library that is not installed gives rows with status "skipped" and the reason. Rows go to
 `<out>/compare.csv` (vidbench.results.ResultsStore) as each family and mode finishes, with
@@ -26,6 +30,7 @@ import datetime as _dt
 import gc
 import importlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -45,6 +50,7 @@ __all__ = ["COMPARE_COLUMNS", "CompareConfig", "FAMILIES", "Family", "build_pair
 
 TABLE = "compare"
 RESULT_PREFIX = "VIDBENCH_COMPARE "
+MMAP_THRESHOLD = 64 << 10  # bytes: glibc malloc's mmap threshold in the CPU memory processes
 COMPARE_COLUMNS = (
     "model", "impl", "reference", "library", "library_version", "mode", "frames", "img_size", "batch_size",
     "precision", "device", "threads", "params", "max_abs_logit_diff", "clips_per_s", "step_ms_median",
@@ -345,6 +351,8 @@ def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> 
     result = meter.result
     method = result.method + (", weights, gradients and AdamW state included" if mode == "train" else
                               ", weights included")
+    if device.type == "cpu" and os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        method += f", glibc mmap threshold {os.environ['MALLOC_MMAP_THRESHOLD_']} B"
     return result.peak_mb, method
 
 
@@ -353,8 +361,15 @@ def _memory_isolated(family: Family, cfg: CompareConfig, impl: str, mode: str) -
 
     job = {"config": dataclasses.asdict(cfg), "model": family.model, "impl": impl, "mode": mode,
            "threads": cfg.threads or torch.get_num_threads()}
+    env = _worker_env()
+    if cfg.device == "cpu":
+        # glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in the heap, so the peak
+        # RSS varied by up to 10% between runs of the same model (fragmentation, not tensors); a
+        # fixed 64 KiB threshold returns every large block on free: the peak of live memory,
+        # the same to the MiB run after run (timing is not done in this process)
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     proc = subprocess.run([sys.executable, "-m", "vidbench.bench.compare"], input=json.dumps(job), text=True,
-                          capture_output=True, env=_worker_env())
+                          capture_output=True, env=env)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             got = json.loads(line[len(RESULT_PREFIX):])

@@ -163,6 +163,11 @@ def scaled_dot_product(
         scale: defaults to head_dim ** -0.5.
     """
     backend = _BACKEND
+    if bias is not None and bias.dim() < q.dim():
+        # leading dimensions of 1 made explicit: torch's fused CPU kernel copies a bias of fewer
+        # dimensions out to the full (B, heads, Nq, Nk) (301 MiB for Swin-T's first block at
+        # 32x224), while a (1, heads, Nq, Nk) view broadcasts for free
+        bias = bias.view((1,) * (q.dim() - bias.dim()) + tuple(bias.shape))
     if backend == "auto":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
     if backend in _SDPA_KERNELS:

@@ -186,6 +186,10 @@ def shift_regions(cfg: SwinBlockConfig) -> torch.Tensor:
     return rearrange(ids, "(nt wt) (nh wh) (nw ww) -> (nt nh nw) (wt wh ww)", wt=wt, wh=wh, ww=ww)
 
 
+# how much of a shifted block's per-window bias is made for one kernel call
+WINDOW_BIAS_BYTES = 16 << 20
+
+
 class WindowAttention3d(Attention):
     """`Attention` (fused qkv, output projection) within windows, with the relative position
     bias. `window` is the window used, `table_window` the configured one that sizes the table."""
@@ -202,21 +206,24 @@ class WindowAttention3d(Attention):
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, num_windows, N, C) tokens per window; mask: (num_windows, N, N) shift mask or None."""
-        b = x.shape[0]
+        b, nw = x.shape[:2]
         q, k, v = self._qkv(rearrange(x, "b w n c -> (b w) n c"))  # each (B*nW, heads, N, head_dim)
         bias = rearrange(self.relative_position_bias_table[self.relative_position_index], "i j h -> h i j")  # (heads, N, N)
-        if mask is not None:
-            bias = bias + mask[:, None]  # (num_windows, heads, N, N)
-        bias = bias.to(q.dtype)
-        if mask is None or b == 1:
-            # 4-D (B*nW, heads, N, head_dim) with a bias that broadcasts over that batch: torch's fused
-            # CPU kernel takes it; with 5-D inputs SDPA falls back to its math path (bmm, softmax and
-            # -inf checks), 4-5x slower on Swin-T's windows
-            out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p)  # (B*nW, heads, N, head_dim)
-        else:  # a per-window mask on several clips: windows and clips kept apart, the bias broadcast over clips
-            q, k, v = (rearrange(t, "(b w) h n d -> b w h n d", b=b) for t in (q, k, v))
-            out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p)  # (B, nW, heads, N, head_dim)
-            out = rearrange(out, "b w h n d -> (b w) h n d")
+        if mask is None:  # one bias for every window: one call, 4-D inputs (torch's fused CPU kernel takes them)
+            out = scaled_dot_product(q, k, v, bias=bias.to(q.dtype), dropout_p=self.dropout_p)
+            return rearrange(self._project(out), "(b w) n c -> b w n c", b=b)  # (B, nW, N, C)
+        # Shifted windows: each window's bias is the position bias plus its own mask. Made for all
+        # windows at once it would be (nW, heads, N, N), 236 MB in Swin-T's first stage at 32x224
+        # (more than the reference's peak): instead a few windows of one clip per kernel call.
+        step = max(1, WINDOW_BIAS_BYTES // (bias.shape[0] * bias.shape[1] * bias.shape[2] * q.element_size()))
+        outs = []
+        for clip in range(b):
+            for w0 in range(0, nw, step):
+                rows = slice(clip * nw + w0, clip * nw + min(w0 + step, nw))
+                chunk_bias = (bias + mask[w0:w0 + step, None]).to(q.dtype)  # (windows, heads, N, N)
+                out = scaled_dot_product(q[rows], k[rows], v[rows], bias=chunk_bias, dropout_p=self.dropout_p)
+                outs.append(out.transpose(1, 2))  # (windows, N, heads, head_dim)
+        out = torch.cat(outs).transpose(1, 2)  # (B*nW, heads, N, head_dim), laid out for the projection
         return rearrange(self._project(out), "(b w) n c -> b w n c", b=b)  # (B, nW, N, C)
 
 
