@@ -2,6 +2,7 @@
 and official layouts) on clips where windows pad, shift and shrink; full-size layout, parameter
 counts and GMACs against the published numbers; one kernel call per block."""
 import re
+from math import prod
 from pathlib import Path
 
 import pytest
@@ -144,25 +145,47 @@ def test_every_block_calls_the_shared_kernel_once(monkeypatch):
 
 
 def test_shifted_windows_are_chunked_without_changing_the_output(monkeypatch):
-    """A shifted block's per-window bias is made a few windows at a time (WINDOW_BIAS_BYTES):
-    one window per call gives the same logits and gradients as all of a clip's windows at once."""
+    """Outside training a shifted block's per-window bias is made a few windows at a time
+    (WINDOW_BIAS_BYTES): one window per call gives the same logits as all of a clip's windows at
+    once, and the same gradients where the bias needs none (frozen position tables); with a bias
+    that needs a gradient, one call per clip."""
     torch.manual_seed(0)
     model = create_model("swin3d_tiny").train()
     for p in model.parameters():
         p.data.add_(torch.randn_like(p) * 0.05)
     x = torch.randn(2, *model.input_size)
+    calls = []
+    kernel = swin.scaled_dot_product
+    monkeypatch.setattr(swin, "scaled_dot_product", lambda *a, **kw: calls.append(1) or kernel(*a, **kw))
 
-    def run():
+    def run(grad: bool):
+        calls.clear()
         model.zero_grad()
-        out = model(x)
-        out.square().sum().backward()
-        return out.detach(), [p.grad.clone() for p in model.parameters()]
+        with torch.set_grad_enabled(grad):
+            out = model(x)
+        if grad:
+            out.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return out.detach(), grads, len(calls)
 
-    whole, whole_grads = run()
+    whole, _, whole_calls = run(grad=False)
     monkeypatch.setattr(swin, "WINDOW_BIAS_BYTES", 1)  # one window per call
-    chunked, chunked_grads = run()
+    chunked, _, chunked_calls = run(grad=False)
+    shifted = [b for stage in model.config.stages for b in stage.blocks if b.shifted]
+    windows = sum(prod(p // w for p, w in zip(b.padded_grid, b.window)) for b in shifted)  # 18 in stage 1
+    assert (whole_calls, chunked_calls) == (4 + 2 * len(shifted), 4 + 2 * windows)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
-    for a, b in zip(chunked_grads, whole_grads):
+
+    tables = [p for n, p in model.named_parameters() if n.endswith("relative_position_bias_table")]
+    _, trained_grads, trained_calls = run(grad=True)
+    assert trained_calls == whole_calls  # the bias needs a gradient: one call per clip
+    for t in tables:
+        t.requires_grad_(False)
+    _, frozen_chunked, frozen_chunked_calls = run(grad=True)
+    monkeypatch.setattr(swin, "WINDOW_BIAS_BYTES", 16 << 40)
+    _, frozen_whole, _ = run(grad=True)
+    assert frozen_chunked_calls == chunked_calls
+    for a, b in zip(frozen_chunked, frozen_whole):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 

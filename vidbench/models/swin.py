@@ -9,7 +9,9 @@
   window shrinks to the grid and that axis is not shifted; the normed tokens are zero-padded to
   whole windows. Attention is fused qkv and the one kernel `scaled_dot_product` with an additive
   bias: the relative position bias (a (2Wt-1)(2Wh-1)(2Ww-1) x heads table, indexed) plus, in
-  shifted blocks, -100 between tokens the shift brought together from different regions;
+  shifted blocks, -100 between tokens the shift brought together from different regions (that
+  per-window bias is made for a few windows of one clip at a time, `WINDOW_BIAS_BYTES`, outside
+  training, never for all windows at once);
 - final LayerNorm, average over (T, H, W), dropout, linear head.
 
 Grids, windows, shifts and padding are fixed at construction (`Swin3dConfig.stages`, one
@@ -215,7 +217,10 @@ class WindowAttention3d(Attention):
         # Shifted windows: each window's bias is the position bias plus its own mask. Made for all
         # windows at once it would be (nW, heads, N, N), 236 MB in Swin-T's first stage at 32x224
         # (more than the reference's peak): instead a few windows of one clip per kernel call.
-        step = max(1, WINDOW_BIAS_BYTES // (bias.shape[0] * bias.shape[1] * bias.shape[2] * q.element_size()))
+        # Where autograd records the graph, every chunk's bias is kept for the backward anyway:
+        # there one call per clip (smaller chunks only fragmented glibc's heap: +9% peak RSS).
+        step = nw if bias.requires_grad else max(
+            1, WINDOW_BIAS_BYTES // (bias.shape[0] * bias.shape[1] * bias.shape[2] * q.element_size()))
         outs = []
         for clip in range(b):
             for w0 in range(0, nw, step):
