@@ -50,7 +50,7 @@ __all__ = ["COMPARE_COLUMNS", "CompareConfig", "FAMILIES", "Family", "build_pair
 
 TABLE = "compare"
 RESULT_PREFIX = "VIDBENCH_COMPARE "
-MMAP_THRESHOLD = 64 << 10  # bytes: glibc malloc's mmap threshold in the CPU memory processes
+MMAP_ENV, MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_", 64 << 10  # glibc malloc's mmap threshold (bytes) in the CPU memory processes
 COMPARE_COLUMNS = (
     "model", "impl", "reference", "library", "library_version", "mode", "frames", "img_size", "batch_size",
     "precision", "device", "threads", "params", "max_abs_logit_diff", "clips_per_s", "step_ms_median",
@@ -351,8 +351,8 @@ def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> 
     result = meter.result
     method = result.method + (", weights, gradients and AdamW state included" if mode == "train" else
                               ", weights included")
-    if device.type == "cpu" and os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        method += f", glibc mmap threshold {os.environ['MALLOC_MMAP_THRESHOLD_']} B"
+    if device.type == "cpu" and os.environ.get(MMAP_ENV):
+        method += f", glibc mmap threshold {os.environ[MMAP_ENV]} B"
     return result.peak_mb, method
 
 
@@ -367,7 +367,7 @@ def _memory_isolated(family: Family, cfg: CompareConfig, impl: str, mode: str) -
         # RSS varied by up to 10% between runs of the same model (fragmentation, not tensors); a
         # fixed 64 KiB threshold returns every large block on free: the peak of live memory,
         # the same to the MiB run after run (timing is not done in this process)
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
+        env.setdefault(MMAP_ENV, str(MMAP_THRESHOLD))
     proc = subprocess.run([sys.executable, "-m", "vidbench.bench.compare"], input=json.dumps(job), text=True,
                           capture_output=True, env=env)
     for line in reversed(proc.stdout.splitlines()):

@@ -219,8 +219,7 @@ class WindowAttention3d(Attention):
         # (more than the reference's peak): instead a few windows of one clip per kernel call.
         # Where autograd records the graph, every chunk's bias is kept for the backward anyway:
         # there one call per clip (smaller chunks only fragmented glibc's heap: +9% peak RSS).
-        step = nw if bias.requires_grad else max(
-            1, WINDOW_BIAS_BYTES // (bias.shape[0] * bias.shape[1] * bias.shape[2] * q.element_size()))
+        step = nw if bias.requires_grad else max(1, WINDOW_BIAS_BYTES // (prod(bias.shape) * q.element_size()))
         outs = []
         for clip in range(b):
             for w0 in range(0, nw, step):
@@ -228,7 +227,8 @@ class WindowAttention3d(Attention):
                 chunk_bias = (bias + mask[w0:w0 + step, None]).to(q.dtype)  # (windows, heads, N, N)
                 out = scaled_dot_product(q[rows], k[rows], v[rows], bias=chunk_bias, dropout_p=self.dropout_p)
                 outs.append(out.transpose(1, 2))  # (windows, N, heads, head_dim)
-        out = torch.cat(outs).transpose(1, 2)  # (B*nW, heads, N, head_dim), laid out for the projection
+        # (B*nW, heads, N, head_dim), laid out for the projection (one chunk: the kernel's output as it is)
+        out = (outs[0] if len(outs) == 1 else torch.cat(outs)).transpose(1, 2)
         return rearrange(self._project(out), "(b w) n c -> b w n c", b=b)  # (B, nW, N, C)
 
 
