@@ -28,7 +28,7 @@ from .annotations import VideoRecord
 from .rawframes import is_frame_dir, open_frames
 from .sampling import ClipSampler, ClipTooShortError
 from .transforms import ClipTransform
-from .videoio import BadVideoError, VideoSource, available_backends, check_backend, default_backend, open_video
+from .videoio import BadVideoError, VideoSource, check_backend, default_backend, fallback_backend, open_video
 
 
 class ClipTooShort(BadVideoError):
@@ -117,7 +117,7 @@ class VideoClipDataset(Dataset):
                 torch.manual_seed(self.item_seed(index))
                 clip = self._load(record)
         except BadVideoError as err:
-            fallback = self._fallback_backend()
+            fallback = fallback_backend(self.backend)
             if fallback is None or isinstance(err, ClipTooShort) or is_frame_dir(record):
                 if self.bad_items == "raise":
                     raise
@@ -132,10 +132,6 @@ class VideoClipDataset(Dataset):
                 return BadItem(index, err.path, err.reason)
             return clip, record.label, index, f"{record.path} ({self.backend or default_backend()}): {err.reason}"
         return clip, record.label, index
-
-    def _fallback_backend(self) -> Optional[str]:
-        backend = self.backend or default_backend()
-        return "pyav" if backend in ("decord", "torchcodec") and "pyav" in available_backends() else None
 
     def _open(self, record: VideoRecord, backend: Optional[str] = None) -> VideoSource:
         if is_frame_dir(record):

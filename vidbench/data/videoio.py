@@ -32,7 +32,7 @@ import torch
 from ..errors import UserError
 
 __all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
-           "default_backend", "open_video", "torchcodec_problem", "write_mp4"]
+           "default_backend", "fallback_backend", "open_video", "torchcodec_problem", "write_mp4"]
 
 BACKENDS = ("decord", "torchcodec", "pyav")  # in the order of the automatic choice
 PathLike = Union[str, os.PathLike]
@@ -133,6 +133,13 @@ def default_backend() -> str:
         if _backend_problem(backend) is None:
             return backend
     raise VideoBackendError("no video decoder: install decord (x86_64), torchcodec (with FFmpeg) or av (PyAV)")
+
+
+def fallback_backend(backend: Optional[str]) -> Optional[str]:
+    """The backend that reads a file `backend` (None: the default) failed on, per file: PyAV for
+    decord and torchcodec where PyAV works here, else None."""
+    backend = backend or default_backend()
+    return "pyav" if backend in ("decord", "torchcodec") and "pyav" in available_backends() else None
 
 
 class VideoSource:
