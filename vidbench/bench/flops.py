@@ -63,7 +63,7 @@ ELEMENTWISE_OPS = frozenset(
         "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices max_pool3d_with_indices "
         "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d linalg_vector_norm norm cumsum "
         "fill_ zero_ clone repeat repeat_interleave tile expand_as pad flip embedding index_select triu tril "
-        "new_ones unfold"
+        "new_ones unfold unflatten"
     ).split()
 )
 
