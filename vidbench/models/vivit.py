@@ -72,7 +72,9 @@ class ViViTConfig:
     # MLP activation: "gelu" (exact, erf; PyTorch / timm) or "gelu_tanh" (tanh approximation).
     # Published ViViT weights need "gelu_tanh": scenic's MlpBlock uses flax's nn.gelu, which is
     # jax.nn.gelu(approximate=True), and Hugging Face's ViViT config says hidden_act "gelu_fast"
-    # (the same formula). vidbench.weights sets it when loading them.
+    # (the same formula). The registry's paper configs (vivit_m*_base, vivit_m2_large) use it, so
+    # that the official models are what the names build; the tiny CPU configs and a bare config keep
+    # PyTorch's exact form. vidbench.weights sets it from the checkpoint when loading.
     act_layer: str = "gelu"
     # epsilon of every LayerNorm (scenic / flax and HF ViViT: 1e-6)
     norm_eps: float = 1e-6
@@ -312,34 +314,35 @@ def _vivit(name: str, cls: type, defaults: dict, overrides: dict) -> Classifier:
 
 TINY = dict(img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=192, depth=4, num_heads=3, num_classes=10)
 _SRC = "ViViT (ICCV 2021) Table 2, K400, 32x224, tubelet 2x16x16"
+_OFFICIAL = dict(act_layer="gelu_tanh")  # scenic's flax nn.gelu, HF's gelu_fast: the tanh approximation
 _IN = (3, 32, 224, 224)
 
 
 @register_model("vivit", ModelMeta(params=88.9e6, gmacs=455.2, gmacs_tol=0.02, input_size=_IN, source=_SRC))
 def vivit_m1_base(**kw: Any) -> ViViT:
-    return _vivit("vivit_m1_base", ViViT, dict(attention_type="joint"), kw)
+    return _vivit("vivit_m1_base", ViViT, dict(_OFFICIAL, attention_type="joint"), kw)
 
 
 @register_model("vivit", ModelMeta(params=115.1e6, gmacs=284.4, gmacs_tol=0.02, input_size=_IN, source=_SRC))
 def vivit_m2_base(**kw: Any) -> ViViTFactorisedEncoder:
-    return _vivit("vivit_m2_base", ViViTFactorisedEncoder, dict(attention_type="factorised_encoder"), kw)
+    return _vivit("vivit_m2_base", ViViTFactorisedEncoder, dict(_OFFICIAL, attention_type="factorised_encoder"), kw)
 
 
 @register_model("vivit", ModelMeta(params=117.3e6, gmacs=372.3, gmacs_tol=0.02, input_size=_IN, source=_SRC))
 def vivit_m3_base(**kw: Any) -> ViViT:
-    return _vivit("vivit_m3_base", ViViT, dict(attention_type="factorised_self_attention"), kw)
+    return _vivit("vivit_m3_base", ViViT, dict(_OFFICIAL, attention_type="factorised_self_attention"), kw)
 
 
 @register_model("vivit", ModelMeta(params=88.9e6, gmacs=277.1, gmacs_tol=0.02, input_size=_IN, source=_SRC))
 def vivit_m4_base(**kw: Any) -> ViViT:
-    return _vivit("vivit_m4_base", ViViT, dict(attention_type="factorised_dot_product"), kw)
+    return _vivit("vivit_m4_base", ViViT, dict(_OFFICIAL, attention_type="factorised_dot_product"), kw)
 
 
 @register_model("vivit", ModelMeta(input_size=_IN, source="ViViT-L/16x2 factorised encoder (scenic config)"))
 def vivit_m2_large(**kw: Any) -> ViViTFactorisedEncoder:
     # scenic configs/kinetics{400,600}/vivit_large_factorised_encoder.py: 24 spatial and 24
     # temporal layers of width 1024, 16 heads, mlp 4096
-    large = dict(attention_type="factorised_encoder", embed_dim=1024, depth=24, temporal_depth=24, num_heads=16)
+    large = dict(_OFFICIAL, attention_type="factorised_encoder", embed_dim=1024, depth=24, temporal_depth=24, num_heads=16)
     return _vivit("vivit_m2_large", ViViTFactorisedEncoder, large, kw)
 
 
