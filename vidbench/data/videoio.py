@@ -11,10 +11,19 @@ never from the container's metadata, which a truncated file still reports in ful
   file): chosen automatically where decord is not, when it imports *and* loads the system FFmpeg
   shared libraries it links against (FFmpeg 4-9; pip does not bring them). When it cannot,
   `torchcodec_problem()` says why in one line, naming the missing library.
-- PyAV (bundles its own FFmpeg): the fallback that installs everywhere.
+- PyAV (bundles its own FFmpeg): the fallback that installs everywhere, and the reference.
 
-All three use FFmpeg's default YUV->RGB conversion and give identical frames (tested on long-GOP
-H.264 with B-frames and on VP9).
+One definition of a video's frames, whatever the backend: frame i is the i-th frame in
+presentation order, turned for display by the container's rotation (display matrix; decord and
+torchcodec turn frames themselves, PyAV's are turned here; `open_video(..., rotate=False)` gives
+them as stored, in every backend), converted to RGB by FFmpeg's default YUV->RGB conversion. On
+real encodings (H.264 and HEVC with B-frames, VP9, MPEG-4 part 2 AVI, rotation, variable frame
+rate; tests/test_data_real_videos.py) every backend returns PyAV's decode-everything frames.
+Where decord or torchcodec would not (decord after a seek in open-GOP video and MPEG-4 part 2
+with B-frames, torchcodec on B-frames in AVI, both on odd 4:2:0 sizes and >8-bit colour, where
+their FFmpeg builds convert colour differently), `open_video` finds out from the stream's
+parameters and first packets (`probe.py`, no decoding) and raises `BadVideoError` with the
+reason; the dataset then reads that file with PyAV (`fallback_backend`) and counts it.
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .probe import MAX_PACKETS, NO_PRESENTATION_ORDER, VideoProbe, decode_order_pts, probe_video, refusal
 
 __all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
            "default_backend", "fallback_backend", "open_video", "torchcodec_problem", "write_mp4"]
@@ -162,10 +172,14 @@ class VideoSource:
 
 
 class DecordSource(VideoSource):
-    def __init__(self, path: PathLike):
+    """decord's `VideoReader`. decord turns frames for display itself (the container's rotation
+    tag); with `rotate=False` that turn is undone (the angle read by PyAV from the first frame)."""
+
+    def __init__(self, path: PathLike, rotate: bool = True):
         import decord
 
         self.path = str(path)
+        self._unturn = 0 if rotate else -_quarter_turns(display_rotation(path))
         try:  # one thread: parallelism comes from DataLoader workers
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
             self.num_frames = len(self._reader)  # decord indexes every packet when it opens the file
@@ -180,14 +194,15 @@ class DecordSource(VideoSource):
             frames = self._reader.get_batch(idx).asnumpy()  # (T, H, W, C) uint8
         except (RuntimeError, decord.DECORDError) as err:
             raise BadVideoError(self.path, f"decord cannot decode frames {idx} ({_first_line(err)})") from None
-        return torch.from_numpy(np.ascontiguousarray(frames))
+        return _turn(torch.from_numpy(np.ascontiguousarray(frames)), self._unturn)
 
 
 class TorchCodecSource(VideoSource):
     """torchcodec's `VideoDecoder` in exact mode: opening scans every packet, so `num_frames` is
-    the frames present and frame i is the i-th in presentation order (no keyframe snapping)."""
+    the frames present and frame i is the i-th in presentation order (no keyframe snapping).
+    torchcodec turns frames for display itself; with `rotate=False` that turn is undone."""
 
-    def __init__(self, path: PathLike):
+    def __init__(self, path: PathLike, rotate: bool = True):
         from torchcodec.decoders import VideoDecoder
 
         self.path = str(path)
@@ -196,6 +211,8 @@ class TorchCodecSource(VideoSource):
             self.num_frames = int(self._decoder.metadata.num_frames_from_content or 0)
         except (RuntimeError, ValueError) as err:
             raise BadVideoError(path, f"torchcodec cannot open it ({_first_line(err)})") from None
+        rotation = getattr(self._decoder.metadata, "rotation", None) or 0
+        self._unturn = 0 if rotate else -_quarter_turns(rotation)
 
     def get(self, indices: Sequence[int]) -> torch.Tensor:
         idx = self._check(indices)
@@ -203,27 +220,31 @@ class TorchCodecSource(VideoSource):
             frames = self._decoder.get_frames_at(idx).data  # (T, H, W, C) uint8
         except (RuntimeError, ValueError, IndexError) as err:
             raise BadVideoError(self.path, f"torchcodec cannot decode frames {idx} ({_first_line(err)})") from None
-        return frames.contiguous()
+        return _turn(frames.contiguous(), self._unturn)
 
 
 class PyAVSource(VideoSource):
     """Frame-accurate access by packet index: frame i is the i-th packet in presentation order;
-    decoding seeks to the last keyframe at or before each requested frame."""
+    decoding seeks to the last keyframe at or before each requested frame. Frames are turned by
+    their display matrix (`rotate=True`), as FFmpeg's command-line tools do."""
 
-    def __init__(self, path: PathLike):
+    def __init__(self, path: PathLike, rotate: bool = True):
         import av
 
-        self.path = str(path)
+        self.path, self._rotate = str(path), rotate
         if not os.path.isfile(self.path):
             raise BadVideoError(path, "file not found")
         try:
             with av.open(self.path) as container:
                 stream = container.streams.video[0]
                 packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size > 0]
+                has_b_frames, demuxer = bool(stream.codec_context.has_b_frames), container.format.name
         except (av.error.FFmpegError, IndexError) as err:
             raise BadVideoError(path, f"PyAV cannot open it ({_first_line(err)})") from None
         if any(pts is None for pts, _ in packets):
             raise BadVideoError(path, "packets without timestamps: cannot index frames")
+        if decode_order_pts(demuxer, has_b_frames, [pts for pts, _ in packets[:MAX_PACKETS]]):
+            raise BadVideoError(path, NO_PRESENTATION_ORDER)
         self._pts = sorted(pts for pts, _ in packets)
         self._index: Dict[int, int] = {pts: i for i, pts in enumerate(self._pts)}
         self._keyframes = sorted(self._index[pts] for pts, key in packets if key)
@@ -251,7 +272,8 @@ class PyAVSource(VideoSource):
                     for frame in decoder:
                         position = self._index.get(frame.pts, -1)
                         if position in wanted_set and position not in frames:
-                            frames[position] = frame.to_ndarray(format="rgb24")
+                            turns = _quarter_turns(frame_rotation(frame, stream)) if self._rotate else 0
+                            frames[position] = np.rot90(frame.to_ndarray(format="rgb24"), turns)
                         if position >= target:
                             break
         except av.error.FFmpegError as err:
@@ -259,15 +281,17 @@ class PyAVSource(VideoSource):
         missing = [i for i in wanted if i not in frames]
         if missing:
             raise BadVideoError(self.path, f"frame {missing[0]} is indexed but does not decode (truncated?)")
-        return torch.from_numpy(np.stack([frames[i] for i in idx]))  # (T, H, W, C)
+        return torch.from_numpy(np.ascontiguousarray(np.stack([frames[i] for i in idx])))  # (T, H, W, C)
 
 
-def open_video(path: PathLike, backend: Optional[str] = None) -> VideoSource:
+def open_video(path: PathLike, backend: Optional[str] = None, rotate: bool = True) -> VideoSource:
     """Open a video with `backend` ('decord', 'torchcodec', 'pyav'; None: the first of those that
-    works here, see `default_backend`).
+    works here, see `default_backend`). Frames come turned for display by the container's rotation
+    (display matrix), as FFmpeg's tools show them; `rotate=False`: as stored.
 
-    Raises BadVideoError (naming the file) for a missing, unreadable, corrupt or empty video, and
-    VideoBackendError (one line, naming what is missing) for a backend that cannot run here.
+    Raises BadVideoError (naming the file) for a missing, unreadable, corrupt or empty video, or
+    one that `backend` would decode wrong (the reason says why: see `probe.refusal`; PyAV reads
+    it), and VideoBackendError (one line, naming what is missing) for a backend that cannot run here.
     """
     backend = backend or default_backend()
     check_backend(backend)
@@ -275,7 +299,11 @@ def open_video(path: PathLike, backend: Optional[str] = None) -> VideoSource:
         raise BadVideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise BadVideoError(path, "empty file (0 bytes)")
-    source = {"decord": DecordSource, "torchcodec": TorchCodecSource, "pyav": PyAVSource}[backend](path)
+    if backend != "pyav":  # PyAV checks the same on the packets it indexes anyway
+        reason = refusal(backend, _probe(path))
+        if reason is not None:
+            raise BadVideoError(path, reason)
+    source = {"decord": DecordSource, "torchcodec": TorchCodecSource, "pyav": PyAVSource}[backend](path, rotate)
     if source.num_frames == 0:
         raise BadVideoError(path, "no video frames")
     return source
@@ -325,6 +353,46 @@ def encode_rgb(path: PathLike, frames: np.ndarray, fps: int, fmt: str, codec: st
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _probe(path: PathLike) -> VideoProbe:
+    import av
+
+    try:
+        return probe_video(path)
+    except (av.error.FFmpegError, IndexError) as err:
+        raise BadVideoError(path, f"PyAV cannot probe it ({_first_line(err)})") from None
+
+
+def frame_rotation(frame, stream) -> float:
+    """A decoded PyAV frame's display rotation, degrees counter-clockwise (its display matrix;
+    PyAV before `VideoFrame.rotation`: the stream's clockwise "rotate" tag, where FFmpeg sets it)."""
+    rotation = getattr(frame, "rotation", None)
+    if rotation is None:
+        rotation = -float(stream.metadata.get("rotate", 0) or 0)
+    return float(rotation or 0)
+
+
+def display_rotation(path: PathLike) -> float:
+    """The display rotation of `path`'s first video frame (decodes one frame with PyAV)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return frame_rotation(next(container.decode(stream)), stream)
+    except (av.error.FFmpegError, IndexError, StopIteration) as err:
+        raise BadVideoError(path, f"PyAV cannot decode its first frame ({_first_line(err)})") from None
+
+
+def _quarter_turns(degrees: float) -> int:
+    """Counter-clockwise quarter turns nearest to `degrees` (0-3)."""
+    return int(round(float(degrees) / 90)) % 4
+
+
+def _turn(frames: torch.Tensor, turns: int) -> torch.Tensor:
+    """(T, H, W, C) frames turned `turns` quarter turns counter-clockwise."""
+    return torch.rot90(frames, turns, dims=(1, 2)).contiguous() if turns % 4 else frames
 
 
 def _first_line(err: BaseException) -> str:
