@@ -364,7 +364,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         splits = sorted({args.train_split} | ({args.test_split} if args.views != "none" else set()))
         if not (raw_dir / "dataset.json").exists():
             start = time.perf_counter()
-            _, frames, problems = extract_frames(spec, raw_dir, splits=splits, quality=95, workers=0)
+            _, frames, problems, _ = extract_frames(spec, raw_dir, splits=splits, quality=95, workers=0)
             if problems:
                 raise RuntimeError(f"extract-frames: {problems[0]}")
             env["rawframes_extract_s"] = round(time.perf_counter() - start, 1)

@@ -9,7 +9,8 @@ from ._args import positive_int
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract-frames",
                        help="write a dataset's videos as JPEG frame folders + rawframes lists (mmaction2 layout)")
-    p.add_argument("--data", required=True, help="dataset directory (dataset.json, or <split>.csv/.txt/folders)")
+    p.add_argument("--data", required=True, help="dataset directory (dataset.json, or <split>.csv/.txt/folders); "
+                                                 "each video's frame folder keeps its path under it (whitespace -> '_')")
     p.add_argument("--out", required=True, help="output dataset directory (frame folders, <split>_rawframes.txt, "
                                                 "classes.txt, dataset.json); `--data <out>` then reads it")
     p.add_argument("--split", action="append", default=None,
@@ -32,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     tic = time.perf_counter()
-    out, totals, problems = extract_frames(DataSpec.load(args.data), args.out, args.split, args.quality,
-                                           args.workers, args.backend, progress=args.progress)
-    for problem in problems:
+    result = extract_frames(DataSpec.load(args.data), args.out, args.split, args.quality, args.workers, args.backend,
+                            progress=args.progress)
+    for problem in result.problems:
         print(f"skipped: {problem}")
-    counts = ", ".join(f"{split} {n} frames" for split, n in totals.items())
-    print(f"wrote {out} in {time.perf_counter() - tic:.1f}s ({counts}; {len(problems)} skipped)")
+    for note in result.fallbacks:
+        print(f"decoded with PyAV after the first decoder failed: {note}")
+    counts = ", ".join(f"{split} {n} frames" for split, n in result.totals.items())
+    print(f"wrote {result.out} in {time.perf_counter() - tic:.1f}s ({counts}; {len(result.problems)} skipped; "
+          f"{len(result.fallbacks)} decoded by PyAV after the first decoder failed)")
     return 0

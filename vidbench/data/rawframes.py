@@ -14,9 +14,10 @@ exactly as for a bad video.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from .annotations import VIDEO_EXTENSIONS, AnnotationIssue, LabelMap, VideoRecor
 from .videoio import BadVideoError, PathLike, VideoSource
 
 __all__ = ["FRAME_TEMPLATE", "FrameDirRecord", "FrameFolderSource", "frame_name", "is_frame_dir",
-           "is_rawframe_list", "open_frames", "read_rawframes", "write_rawframe_list"]
+           "is_rawframe_list", "open_frames", "read_rawframes", "write_rawframe_list", "Extraction", "extract_frames"]
 
 FRAME_TEMPLATE = "img_{:05d}.jpg"  # mmaction2's default filename_tmpl, frames numbered from 1
 
@@ -93,25 +94,48 @@ def _data_lines(path: Path) -> List[Tuple[int, str]]:
 
 
 def _is_rawframe_line(text: str) -> bool:
-    parts = text.rsplit(maxsplit=2)
+    """``frame_dir total_frames label``: three whitespace-separated fields, as mmaction2's
+    `RawframeDataset` splits them (``line.split()``), the last two integers."""
+    parts = text.split()
     return (len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit()
             and not parts[0].lower().endswith(VIDEO_EXTENSIONS))
 
 
+def _looks_rawframe(text: str) -> bool:
+    """Ends in two integers after at least one other field (well formed or not)."""
+    parts = text.split()
+    return len(parts) >= 3 and parts[-2].isdigit() and parts[-1].lstrip("-").isdigit()
+
+
 def is_rawframe_list(path: PathLike, probe: int = 20) -> bool:
-    """True for an mmaction2 rawframes list: its first `probe` lines all read ``dir frames label``
-    (two integer fields after a path that is not a video file)."""
+    """True for an mmaction2 rawframes list: among its first `probe` lines some read ``dir
+    frames label`` (two integer fields after a path) and none names a video file. A malformed
+    line among them does not make the file a video list: `read_rawframes` names it by number."""
     path = Path(path)
     if path.suffix.lower() == ".csv" or not path.is_file():
         return False
-    lines = _data_lines(path)[:probe]
-    return bool(lines) and all(_is_rawframe_line(text) for _, text in lines)
+    lines = [text for _, text in _data_lines(path)[:probe]]
+    names_video = any(part.lower().endswith(VIDEO_EXTENSIONS) for text in lines for part in text.split())
+    return any(_looks_rawframe(text) for text in lines) and not names_video
+
+
+def _line_problem(text: str) -> str:
+    parts = text.split()
+    hint = ""
+    if len(parts) > 3 and _looks_rawframe(text):
+        hint = ("; whitespace in the folder name, or mmaction2's offset / multi-label columns? mmaction2 splits a "
+                "line on whitespace: rename the folder (vidbench extract-frames writes '_' for whitespace)")
+    elif len(parts) == 2 and parts[1].isdigit():
+        hint = "; no label"
+    return f"expected 'frame_dir total_frames label' (3 fields separated by whitespace), got {text!r}{hint}"
 
 
 def read_rawframes(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None
                    ) -> Tuple[List[VideoRecord], List[AnnotationIssue]]:
-    """mmaction2 rawframes list: ``frame_dir total_frames label`` per line. Folders are not
-    opened here (a missing one becomes a bad item when loaded, named and counted)."""
+    """mmaction2 rawframes list: ``frame_dir total_frames label`` per line, split on whitespace
+    as mmaction2 does (a line that does not split into those three fields is an issue naming its
+    number). Folders are not opened here (a missing one becomes a bad item when loaded, named
+    and counted)."""
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     records: List[VideoRecord] = []
@@ -119,9 +143,9 @@ def read_rawframes(path: PathLike, labels: LabelMap, root: Optional[PathLike] = 
     seen: Dict[str, int] = {}
     for line_no, text in _data_lines(path):
         if not _is_rawframe_line(text):
-            issues.append(AnnotationIssue(str(path), line_no, f"expected 'frame_dir total_frames label', got {text!r}"))
+            issues.append(AnnotationIssue(str(path), line_no, _line_problem(text)))
             continue
-        folder, total, label = text.rsplit(maxsplit=2)
+        folder, total, label = text.split()
         try:
             label_id = labels.lookup(label)
         except KeyError as err:
@@ -138,13 +162,20 @@ def read_rawframes(path: PathLike, labels: LabelMap, root: Optional[PathLike] = 
 
 
 def write_rawframe_list(path: PathLike, rows: Sequence[Tuple[str, int, int]]) -> Path:
-    """Write ``frame_dir total_frames label`` lines (label ids, as mmaction2 does)."""
+    """Write ``frame_dir total_frames label`` lines (label ids, as mmaction2 does). A folder name
+    with whitespace is refused: mmaction2 splits lines on it."""
     path = Path(path)
+    spaced = [folder for folder, _, _ in rows if len(folder.split()) != 1]
+    if spaced:
+        raise ValueError(f"{path}: frame folder {spaced[0]!r} has whitespace, which mmaction2 splits lines on")
     path.write_text("".join(f"{folder} {total} {label}\n" for folder, total, label in rows))
     return path
 
 
 # -- extraction: a dataset's videos -> frame folders + rawframes lists ------------------------------
+EXTERNAL = "external"  # where videos outside the dataset directory go, under their common folder
+
+
 @dataclass(frozen=True)
 class _Job:
     video: str
@@ -155,58 +186,145 @@ class _Job:
     backend: Optional[str]
 
 
-def _folder_name(record: VideoRecord, root: Path) -> str:
-    """The output folder of a record, relative to the output root: the video's path under the
-    dataset root without its extension (its stem where it lies elsewhere), plus the segment."""
-    video = Path(record.path)
-    try:
-        name = video.relative_to(root).with_suffix("")
-    except ValueError:
-        name = Path(video.stem)
-    if record.start is not None or record.end is not None:
-        name = name.with_name(f"{name.name}_{record.start or 0}-{record.end if record.end is not None else 'end'}")
-    return name.as_posix()
+def _under(video: str, bases: Sequence[Path]) -> Optional[PurePosixPath]:
+    """The video's path below the first of `bases` that holds it: compared as given (made
+    absolute, ``..`` folded), then with symlinks resolved on both sides; None below none."""
+    for base in bases:
+        for norm in (os.path.abspath, os.path.realpath):
+            try:
+                return PurePosixPath(Path(norm(video)).relative_to(norm(base)).as_posix())
+            except ValueError:
+                continue
+    return None
 
 
-def _extract(job: _Job, chunk: int = 64) -> Tuple[_Job, int, Optional[str]]:
-    """Decode the video (chunk by chunk, in order) and write its frames; (job, frames, error)."""
+def _mmaction_name(part: str) -> str:
+    """A path component without whitespace, which mmaction2 splits list lines on (its Kinetics
+    tools write class names the same way: each space -> '_')."""
+    return re.sub(r"\s", "_", part)
+
+
+def _folder_names(records: Sequence[VideoRecord], bases: Sequence[Path]) -> Dict[VideoRecord, str]:
+    """The output folder of each record, relative to the output root: the video's path under the
+    dataset directory (or video_root) without its extension, whitespace -> '_', plus the segment
+    (``_<start>-<end>``); videos outside both go under ``external/``, by their path below the
+    folder that holds them all."""
+    inside = {r: _under(r.path, bases) for r in records}
+    outside = [os.path.abspath(r.path) for r, rel in inside.items() if rel is None]
+    common = Path(os.path.commonpath([os.path.dirname(v) for v in outside])) if outside else None
+    names: Dict[VideoRecord, str] = {}
+    for record, rel in inside.items():
+        if rel is None:
+            rel = PurePosixPath(EXTERNAL) / Path(os.path.abspath(record.path)).relative_to(common).as_posix()
+        name = rel.with_suffix("") if rel.suffix.lower() in VIDEO_EXTENSIONS else rel
+        if record.start is not None or record.end is not None:
+            name = name.with_name(f"{name.name}_{record.start or 0}-{record.end if record.end is not None else 'end'}")
+        names[record] = "/".join(_mmaction_name(part) for part in name.parts)
+    return names
+
+
+def _write_frames(job: _Job, backend: Optional[str], chunk: int) -> int:
+    """Decode the video (chunk by chunk, in order) into a temporary folder beside the target,
+    then rename it into place: a failure leaves nothing behind, a finished folder replaces an
+    earlier extraction whole."""
+    import shutil
+    import uuid
+
     from PIL import Image
 
     from .videoio import open_video
 
+    target = Path(job.folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        video = open_video(job.video, job.backend)
+        video = open_video(job.video, backend)
         first = job.start or 0
         last = min(job.end, video.num_frames) if job.end is not None else video.num_frames
         if last <= first:
             raise BadVideoError(job.video, f"no frames in [{first}, {last})")
-        os.makedirs(job.folder, exist_ok=True)
+        tmp.mkdir()
         for lo in range(first, last, chunk):
             frames = video.get(list(range(lo, min(lo + chunk, last)))).numpy()  # (t, H, W, C) uint8
             for k, frame in enumerate(frames):
-                Image.fromarray(frame).save(os.path.join(job.folder, frame_name(lo - first + k)), quality=job.quality)
+                Image.fromarray(frame).save(tmp / frame_name(lo - first + k), quality=job.quality)
+        if target.exists():  # an earlier extraction: replaced whole, no stale frames kept
+            old = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return last - first
+
+
+def _extract(job: _Job, chunk: int = 64) -> Tuple[_Job, int, Optional[str], Optional[str]]:
+    """Extract one video: (job, frames, error, fallback note). Where the backend (decord or
+    torchcodec) fails on the file and PyAV works here, PyAV extracts it, as the loaders do per
+    file; the note says which backend failed and why."""
+    from .videoio import default_backend, fallback_backend
+
+    try:
+        return job, _write_frames(job, job.backend, chunk), None, None
     except BadVideoError as err:
-        return job, 0, err.reason
-    return job, last - first, None
+        fallback = fallback_backend(job.backend)
+        if fallback is None:
+            return job, 0, err.reason, None
+        try:
+            count = _write_frames(job, fallback, chunk)
+        except BadVideoError as again:
+            return job, 0, f"{err.reason}; {fallback}: {again.reason}", None
+        return job, count, None, f"{job.video} ({job.backend or default_backend()}): {err.reason}"
+
+
+def _prune_empty(folder: Path, out: Path) -> None:
+    """Remove `folder` and its parents up to `out` (excluded) while they are empty."""
+    out = out.resolve()
+    folder = folder.resolve()
+    while folder != out and out in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+class Extraction(NamedTuple):
+    """What `extract_frames` wrote: the output directory, frames per split, the videos and
+    annotation lines left out (named), and the files PyAV extracted after the first decoder
+    failed on them."""
+
+    out: Path
+    totals: Dict[str, int]
+    problems: List[str]
+    fallbacks: List[str]
 
 
 def extract_frames(spec, out: PathLike, splits: Optional[Sequence[str]] = None, quality: int = 95,
-                   workers: int = 0, backend: Optional[str] = None, progress: bool = False
-                   ) -> Tuple[Path, Dict[str, int], List[str]]:
+                   workers: int = 0, backend: Optional[str] = None, progress: bool = False) -> Extraction:
     """Write every video of `splits` (default: all) of the `DataSpec` as JPEG frame folders under
     `out`, a ``<split>_rawframes.txt`` list per split, ``classes.txt`` and a ``dataset.json``
     (the source's groups, no_flip and clip settings), so that `out` is a dataset directory.
 
-    Returns (out, frames per split, problems): unusable videos and annotation lines are named
-    in `problems` and left out of the lists. A video in several splits is extracted once.
+    Each video's folder keeps its path under the dataset directory (without the extension;
+    whitespace -> '_', so that mmaction2 reads the lists), whatever form `spec.root` or the
+    annotations give it in; two videos that would share a folder are refused (ConfigError)
+    before anything is written. A video in several splits is extracted once. Unusable videos
+    and annotation lines are named in `problems` and left out of the lists, with no folder.
     """
     import json
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
+    from .videoio import check_backend
+
     if not 1 <= quality <= 100:
         raise ConfigError(f"--quality must be within 1..100, got {quality}")
+    check_backend(backend)
     out = Path(out)
     splits = list(splits or spec.splits)
     unknown = [s for s in splits if s not in spec.splits]
@@ -216,50 +334,58 @@ def extract_frames(spec, out: PathLike, splits: Optional[Sequence[str]] = None, 
         raise ConfigError(f"--out must differ from --data ({out})")
     problems: List[str] = []
     per_split: Dict[str, List[VideoRecord]] = {}
-    jobs: Dict[str, _Job] = {}
-    root = Path(spec.root).resolve()
     for split in splits:
         records, issues = spec.records(split, on_error="skip")
         problems += [str(i) for i in issues]
         per_split[split] = records
-        for record in records:
-            if is_frame_dir(record):
-                raise ConfigError(f"{spec.splits[split]}: already raw frames, nothing to extract")
-            folder = _folder_name(record, root)
-            jobs.setdefault(folder, _Job(record.path, str(out / folder), record.start, record.end, quality, backend))
+        if any(is_frame_dir(r) for r in records):
+            raise ConfigError(f"{spec.splits[split]}: already raw frames, nothing to extract")
+    bases = [Path(spec.root)] + ([Path(spec.video_root)] if getattr(spec, "video_root", None) else [])
+    names = _folder_names([r for records in per_split.values() for r in records], bases)
+    jobs: Dict[str, _Job] = {}
+    source: Dict[str, Tuple[str, Optional[int], Optional[int]]] = {}
+    for record, folder in names.items():
+        same = (os.path.realpath(record.path), record.start, record.end)
+        if folder in source and source[folder] != same:
+            raise ConfigError(f"{jobs[folder].video} and {record.path} would both be extracted to {out / folder} "
+                              "(folders drop the extension and write '_' for whitespace): rename one of them")
+        source[folder] = same
+        jobs.setdefault(folder, _Job(record.path, str(out / folder), record.start, record.end, quality, backend))
     out.mkdir(parents=True, exist_ok=True)
     done: Dict[str, int] = {}
+    fallbacks: List[str] = []
+    failed: List[Path] = []  # parents of folders not written: removed once every job is over, where empty
     todo = list(jobs.values())
     bar = tqdm(total=len(todo), desc="extract-frames", unit="video", disable=not progress)
+
+    def record_result(job: _Job, count: int, error: Optional[str], note: Optional[str]) -> None:
+        done[job.folder] = count
+        if error:
+            problems.append(f"{job.video}: {error}")
+            failed.append(Path(job.folder).parent)
+        if note:
+            fallbacks.append(note)
+        bar.update()
+
     if workers > 0:
         with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_extract, todo, chunksize=4)
-            for job, count, error in results:
-                done[job.folder] = count
-                if error:
-                    problems.append(f"{job.video}: {error}")
-                bar.update()
+            for result in pool.map(_extract, todo, chunksize=4):
+                record_result(*result)
     else:
         for job in todo:
-            _, count, error = _extract(job)
-            done[job.folder] = count
-            if error:
-                problems.append(f"{job.video}: {error}")
-            bar.update()
+            record_result(*_extract(job))
     bar.close()
+    for folder in failed:
+        _prune_empty(folder, out)
     totals: Dict[str, int] = {}
     for split, records in per_split.items():
-        rows = []
-        for record in records:
-            folder = _folder_name(record, root)
-            if done.get(str(out / folder)):
-                rows.append((folder, done[str(out / folder)], record.label))
+        rows = [(names[r], done[str(out / names[r])], r.label) for r in records if done.get(str(out / names[r]))]
         write_rawframe_list(out / f"{split}_rawframes.txt", rows)
         totals[split] = sum(r[1] for r in rows)
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in spec.classes))
     manifest = {"label_map": "classes.txt", "splits": {s: f"{s}_rawframes.txt" for s in per_split},
                 "groups": spec.groups, "no_flip": spec.no_flip, "clip": spec.clip,
-                "source": {"data": str(spec.root), "format": "rawframes", "template": FRAME_TEMPLATE,
-                           "quality": quality}}
+                "source": {"data": str(Path(spec.root).resolve()), "format": "rawframes", "template": FRAME_TEMPLATE,
+                           "quality": quality, "decoder_fallbacks": len(fallbacks)}}
     (out / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return out, totals, problems
+    return Extraction(out, totals, problems, fallbacks)
