@@ -14,6 +14,9 @@
   their label from ``test-answers.csv`` (``id;label``) beside the JSON file.
 
 Labels are class names from the label map or integer ids. Relative paths resolve against `root`.
+A split without labels (a test CSV with no ``label`` column or empty labels, Kinetics' test CSV,
+SSv2's test JSON without answers, a list of paths) is read with ``unlabelled=True`` for
+predictions: its records carry `NO_LABEL`; by default a missing label is an issue.
 Problems (a label outside the map, a missing file, a malformed line) are collected as
 `AnnotationIssue`s naming the file and line; `on_error="raise"` turns them into one error.
 """
@@ -30,9 +33,10 @@ from ..errors import UserError
 
 __all__ = ["AnnotationError", "AnnotationIssue", "LabelMap", "VideoRecord", "read_annotations", "read_csv",
            "read_folder", "read_kinetics_csv", "read_list", "read_ssv2_json", "kinetics_classes", "ssv2_class_name",
-           "SSV2_VIDEO_DIR", "VIDEO_EXTENSIONS"]
+           "NO_LABEL", "SSV2_VIDEO_DIR", "VIDEO_EXTENSIONS"]
 
 PathLike = Union[str, os.PathLike]
+NO_LABEL = -1  # the label of a record read with unlabelled=True from a line that has none
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")  # and "label" (absent from unlabelled test CSVs), "split"
 SSV2_VIDEO_DIR = "20bn-something-something-v2"
@@ -131,10 +135,11 @@ def _resolve(root: Path, path: str) -> str:
     return str(p if p.is_absolute() else root / p)
 
 
-def _make_record(source: str, line: int, path: str, label: str, labels: LabelMap, root: Path,
-                 start: Optional[str], end: Optional[str], issues: List[AnnotationIssue]) -> Optional[VideoRecord]:
+def _make_record(source: str, line: int, path: str, label: Optional[str], labels: LabelMap, root: Path,
+                 start: Optional[str], end: Optional[str], issues: List[AnnotationIssue],
+                 unlabelled: bool = False) -> Optional[VideoRecord]:
     try:
-        label_id = labels.lookup(label)
+        label_id = NO_LABEL if unlabelled and not (label or "").strip() else labels.lookup(label or "")
     except KeyError as err:
         issues.append(AnnotationIssue(source, line, err.args[0]))
         return None
@@ -154,8 +159,9 @@ def _make_record(source: str, line: int, path: str, label: str, labels: LabelMap
     return VideoRecord(full, label_id, s, e)
 
 
-def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
-    """CSV with a header naming at least ``path`` and ``label`` (optional ``start``, ``end``)."""
+def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None, unlabelled: bool = False) -> Result:
+    """CSV with a header naming at least ``path`` and ``label`` (optional ``start``, ``end``);
+    `unlabelled`: ``label`` may be absent or empty (records with `NO_LABEL`)."""
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     records, issues = [], []
@@ -163,18 +169,18 @@ def read_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) 
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not a column name
         reader = csv.DictReader(f)
         if set(KINETICS_COLUMNS) <= set(reader.fieldnames or []):
-            return read_kinetics_csv(path, labels, root)
-        missing = {"path", "label"} - set(reader.fieldnames or [])
+            return read_kinetics_csv(path, labels, root, unlabelled)
+        missing = {"path", *(() if unlabelled else ("label",))} - set(reader.fieldnames or [])
         if missing:
             raise AnnotationError([AnnotationIssue(str(path), 1, f"CSV header lacks column(s) {sorted(missing)}; "
                                                    f"expected path,label[,start,end], got {reader.fieldnames}")])
         for row in reader:
             line = reader.line_num
-            if not (row.get("path") or "").strip() or row.get("label") is None:
+            if not (row.get("path") or "").strip() or (row.get("label") is None and not unlabelled):
                 issues.append(AnnotationIssue(str(path), line, f"incomplete row {row}"))
                 continue
-            rec = _make_record(str(path), line, row["path"], row["label"], labels, root, row.get("start"),
-                               row.get("end"), issues)
+            rec = _make_record(str(path), line, row["path"], row.get("label"), labels, root, row.get("start"),
+                               row.get("end"), issues, unlabelled)
             if rec is not None and _first(rec, str(path), line, seen, issues):
                 records.append(rec)
     return records, issues
@@ -192,8 +198,9 @@ def _first(rec: VideoRecord, source: str, line: int, seen: Dict[Tuple[str, int, 
     return True
 
 
-def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
-    """mmaction2 video list: ``relative/path.mp4 label`` per line (the label is the last field)."""
+def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None, unlabelled: bool = False) -> Result:
+    """mmaction2 video list: ``relative/path.mp4 label`` per line (the label is the last field);
+    `unlabelled`: a line may be a path alone (mmaction2's inference lists; record with `NO_LABEL`)."""
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     records, issues = [], []
@@ -203,10 +210,12 @@ def read_list(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None)
         if not text or text.startswith("#"):
             continue
         parts = text.rsplit(maxsplit=1)
+        if unlabelled and (len(parts) == 1 or text.lower().endswith(VIDEO_EXTENSIONS)):
+            parts = [text, ""]
         if len(parts) != 2:
             issues.append(AnnotationIssue(str(path), line_no, f"expected 'path label', got {text!r}"))
             continue
-        rec = _make_record(str(path), line_no, parts[0], parts[1], labels, root, None, None, issues)
+        rec = _make_record(str(path), line_no, parts[0], parts[1], labels, root, None, None, issues, unlabelled)
         if rec is not None and _first(rec, str(path), line_no, seen, issues):
             records.append(rec)
     return records, issues
@@ -238,7 +247,8 @@ def _split_folder(base: Path, split: str, cache: Dict[str, Optional[Path]]) -> O
     return cache[split]
 
 
-def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
+def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None,
+                      unlabelled: bool = False) -> Result:
     """A Kinetics CSV (``label,youtube_id,time_start,time_end,split``); videos under `root`
     (default: the CSV's folder) in ``<split folder>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4``
     (or any video extension, or without the class folder). Records cover the whole file: the
@@ -260,11 +270,11 @@ def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike]
             if not vid:
                 issues.append(AnnotationIssue(str(path), line, f"incomplete row {row}"))
                 continue
-            if not label:
+            if not label and not unlabelled:
                 issues.append(AnnotationIssue(str(path), line, f"no label for {vid} (an unlabelled test CSV?)"))
                 continue
             try:
-                label_id = labels.lookup(label)
+                label_id = labels.lookup(label) if label else NO_LABEL
                 start, end = int(row["time_start"]), int(row["time_end"])
             except KeyError as err:
                 issues.append(AnnotationIssue(str(path), line, err.args[0]))
@@ -280,7 +290,7 @@ def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike]
                 issues.append(AnnotationIssue(str(path), line, f"video file not found: no folder for split {split!r} "
                                               f"under {base}"))
                 continue
-            where = [folder / label, folder / label.replace(" ", "_"), folder]
+            where = [folder / label, folder / label.replace(" ", "_"), folder] if label else [folder]
             found = next((str(d / (stem + ext)) for d in where for ext in VIDEO_EXTENSIONS
                           if os.path.isfile(d / (stem + ext))), None)
             if found is None:
@@ -297,7 +307,8 @@ def ssv2_class_name(template: str) -> str:
     return template.replace("[", "").replace("]", "")
 
 
-def read_ssv2_json(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None) -> Result:
+def read_ssv2_json(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None,
+                   unlabelled: bool = False) -> Result:
     """A Something-Something v2 JSON list; videos ``<id>.webm`` in `root`'s (default: the JSON's
     folder's) ``20bn-something-something-v2/`` folder, or in `root` itself without one."""
     path = Path(path)
@@ -324,11 +335,11 @@ def read_ssv2_json(path: PathLike, labels: LabelMap, root: Optional[PathLike] = 
             if answers is None:
                 answers = _ssv2_answers(path.parent / "test-answers.csv")
             name = answers.get(vid)
-        if name is None:
+        if name is None and not unlabelled:
             issues.append(AnnotationIssue(str(path), 0, f"{where}: no label (no template or label, and not in "
                                           f"{path.parent / 'test-answers.csv'})"))
             continue
-        if name not in labels:
+        if name is not None and name not in labels:
             issues.append(AnnotationIssue(str(path), 0, f"{where}: label {name!r} is not in the label map "
                                           f"({len(labels)} classes)"))
             continue
@@ -337,7 +348,7 @@ def read_ssv2_json(path: PathLike, labels: LabelMap, root: Optional[PathLike] = 
         if found is None:
             issues.append(AnnotationIssue(str(path), 0, f"{where}: video file not found: {videos / vid}.webm"))
             continue
-        rec = VideoRecord(str(found), labels.lookup(name))
+        rec = VideoRecord(str(found), labels.lookup(name) if name is not None else NO_LABEL)
         if _first(rec, str(path), number, seen, issues):
             records.append(rec)
     return records, issues
@@ -376,7 +387,8 @@ def read_folder(root: PathLike, labels: Optional[LabelMap] = None,
 
 
 def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: Optional[PathLike] = None,
-                     on_error: str = "raise") -> Tuple[List[VideoRecord], List[AnnotationIssue], LabelMap]:
+                     on_error: str = "raise", unlabelled: bool = False
+                     ) -> Tuple[List[VideoRecord], List[AnnotationIssue], LabelMap]:
     """Any of the formats, chosen by `source`: a folder (class-per-folder), a ``.csv`` (path,label
     or Kinetics, by its header), a ``.json`` (Something-Something v2) or another text file
     (mmaction2 list). All but folders need `labels`.
@@ -384,6 +396,9 @@ def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: 
     Args:
         on_error: "raise" (AnnotationError listing every problem) or "skip" (drop those lines and
             return the problems).
+        unlabelled: keep lines without a label as records labelled `NO_LABEL` (for predictions
+            on a test split without labels) instead of issues; class folders and rawframes lists
+            always have labels.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -399,7 +414,10 @@ def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: 
         reader = read_csv if suffix == ".csv" else read_ssv2_json if suffix == ".json" else read_list
         from .rawframes import is_rawframe_list, read_rawframes  # here: rawframes imports this module
         reader = read_rawframes if reader is read_list and is_rawframe_list(source) else reader
-        records, issues = reader(source, labels, root)
+        if unlabelled and reader is not read_rawframes:
+            records, issues = reader(source, labels, root, unlabelled=True)
+        else:
+            records, issues = reader(source, labels, root)
     if issues and on_error == "raise":
         raise AnnotationError(issues)
     return records, issues, labels

@@ -1,10 +1,16 @@
 """Multi-view evaluation: softmax probabilities averaged over N temporal clips x 1 or 3 crops;
 top-1, top-5 and top-1 per class group (acc_static, acc_temporal on the generated dataset).
 
-Counts are summed over processes under torchrun, each item seen exactly once.
+Counts are summed over processes under torchrun, each item seen exactly once. A split with no
+usable video (header only, every label unknown, every video unreadable) is refused in one line,
+never written as a NaN row; so is a split without labels, unless `predict` names a CSV: each
+video's top-5 classes and scores (views averaged, as for accuracy) are written there, and an
+accuracy row only where the split has labels.
 """
 from __future__ import annotations
 
+import csv
+import os
 import time
 import warnings
 from pathlib import Path
@@ -17,7 +23,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data import DataSpec, build_dataset, clip_settings, collate_clips
+from ..data import DataSpec, VideoClipDataset, clip_settings, collate_clips
+from ..data.annotations import NO_LABEL, AnnotationError, AnnotationIssue, VideoRecord, read_annotations
 from ..data.transforms import ClipTransform
 from ..errors import ConfigError
 from ..results import ResultsStore
@@ -33,15 +40,20 @@ def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, p
                       collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False)
 
 
+Prediction = Tuple[int, List[int], List[float]]  # dataset index, top-5 output indices, their probabilities
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, precision: str = "fp32",
-             progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None
-             ) -> Tuple[torch.Tensor, List[Tuple[str, str]], List[str]]:
+             progress: bool = False, desc: str = "eval", label_map: Optional[Sequence[int]] = None,
+             predictions: Optional[List[Prediction]] = None) -> Tuple[torch.Tensor, List[Tuple[str, str]], List[str]]:
     """Per-class counts (3, K): top-1 hits, top-5 hits, items; the (path, reason) of skipped
     items; and the files decoded by PyAV after decord / torchcodec failed on them. Summed / gathered over
     processes. `precision`: autocast dtype (fp32, bf16, fp16). `label_map[i]`: the model's output index of dataset
-    class i (a checkpoint with other or more classes); default: the same index."""
+    class i (a checkpoint with other or more classes); default: the same index. Items labelled `NO_LABEL`
+    are not counted. `predictions`: a list extended with every item's top-5 (gathered over processes)."""
     model.eval()
+    top_items: List[Prediction] = []
     counts = torch.zeros(3, num_classes, dtype=torch.float64)
     bad: List[Tuple[str, str]] = []
     fallbacks: List[str] = []
@@ -57,13 +69,21 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
         with autocast(device, precision):
             logits = model(x).float()  # (B*V, K)
         probs = rearrange(logits.softmax(dim=-1), "(b v) k -> b v k", v=views).mean(dim=1)  # (B, K)
-        labels = batch.labels.to(device)
+        scores, top = probs.topk(min(5, probs.shape[1]), dim=1)  # (B, k) each
+        if predictions is not None:
+            top_items.extend(zip(batch.indices.tolist(), top.tolist(), scores.tolist()))
+        known = batch.labels != NO_LABEL  # (B,)
+        if not bool(known.any()):
+            continue
+        labels = batch.labels[known].to(device)
         targets = mapping[labels] if mapping is not None else labels  # in the model's class indices
-        top = probs.topk(min(5, probs.shape[1]), dim=1).indices  # (B, k)
+        top = top[known.to(top.device)]
         hits = torch.stack([top[:, 0] == targets, (top == targets[:, None]).any(dim=1),
                             torch.ones_like(labels, dtype=torch.bool)]).double().cpu()  # (3, B)
         for row in range(3):
-            counts[row].index_add_(0, batch.labels, hits[row])
+            counts[row].index_add_(0, batch.labels[known], hits[row])
+    if predictions is not None:
+        predictions.extend(all_gather_lists(top_items))
     return all_reduce_sum(counts.to(device)).cpu(), all_gather_lists(bad), all_gather_lists(fallbacks)
 
 
@@ -90,6 +110,8 @@ def _default_split(spec: DataSpec, say: bool) -> str:
 def run_eval(cfg: EvalConfig) -> Dict[str, Any]:
     """`vidbench eval`: a trained checkpoint (`cfg.checkpoint`) or published weights (`cfg.weights`,
     `vidbench.train.pretrained_eval`) evaluated with multi-view testing; returns the accuracy row."""
+    if cfg.predict and os.path.exists(cfg.predict):
+        raise FileExistsError(f"{cfg.predict} exists: --predict writes a new file (choose another name)")
     if cfg.weights:
         from .pretrained_eval import evaluate_pretrained
 
@@ -127,24 +149,105 @@ def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
         "epochs": extra.get("epoch", ""), **result, "train_time_s": extra.get("train_time_s", ""),
         "checkpoint": str(checkpoint),
     }
-    if env.is_main:
+    if env.is_main and "top1" in result:
         ResultsStore(cfg.out or Path(checkpoint).parent).append("accuracy", row)
     return row
 
 
+def _split_records(spec: DataSpec, split: str, cfg: Any) -> Tuple[List[VideoRecord], List[AnnotationIssue], bool]:
+    """The records to evaluate, the annotation problems met, and whether any record has a label.
+
+    Refused in one line (ConfigError): a split with no usable video, and a split without labels
+    (no label column, or every label empty) unless `cfg.predict` asks for predictions; then its
+    records without a label carry `NO_LABEL`."""
+    predict = getattr(cfg, "predict", None)
+    source = spec.splits[split] if split in spec.splits else None
+    try:
+        records, issues = spec.records(split, on_error="skip")
+        unreadable: Optional[AnnotationError] = None
+    except AnnotationError as err:  # e.g. a CSV header without a label column: read below without labels
+        records, issues, unreadable = [], [], err
+    if records and not predict:
+        if issues and cfg.bad_items == "raise":
+            raise AnnotationError(issues)
+        return records, issues, True
+    try:
+        unlabelled, unlabelled_issues, _ = read_annotations(source, spec.labels, spec.video_root or spec.root, "skip",
+                                                            unlabelled=True)
+    except AnnotationError:
+        raise unreadable or AnnotationError(issues) from None
+    if not records and not unlabelled:
+        if unreadable is not None:
+            raise unreadable
+        said = f"{len(issues)} annotation line(s) skipped, e.g. {issues[0]}" if issues else "no annotation lines"
+        raise ConfigError(f"{source}: no usable videos in the {split} split ({said})")
+    if not predict:
+        raise ConfigError(f"{source}: no labels in the {split} split ({len(unlabelled)} videos without one): nothing "
+                          "to score; --predict FILE.csv writes each video's top-5 classes instead")
+    if unlabelled_issues and cfg.bad_items == "raise":
+        raise AnnotationError(unlabelled_issues)
+    if records:  # labelled lines are read as for accuracy (the row's counts); the rest are predicted only
+        labelled = {(r.path, r.start, r.end) for r in records}
+        records = records + [r for r in unlabelled if r.label == NO_LABEL and (r.path, r.start, r.end) not in labelled]
+        return records, issues, True
+    return unlabelled, unlabelled_issues, False
+
+
+def _write_predictions(path: str, dataset: VideoClipDataset, predictions: List[Prediction], names: Sequence[str],
+                       label_names: Sequence[str], bad: Dict[str, str], root: Path) -> None:
+    """One row per video, in annotation order: path (below `root`, as annotations give it, where
+    it lies there), segment, its label where known, the top-5 classes and scores; a video that
+    could not be used has its reason in `skipped` instead."""
+    top = {index: (classes, scores) for index, classes, scores in predictions}
+    k = max((len(c) for c, _ in top.values()), default=5)
+    header = ["path", "start", "end", "label", *[f"{what}{i}" for i in range(1, k + 1) for what in ("class", "score")],
+              "skipped"]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", newline="") as f:  # "x": never over another run's file
+        writer = csv.writer(f)
+        writer.writerow(header)
+        prefix = str(root).rstrip("/") + "/"
+        for index, record in enumerate(dataset.records):
+            classes, scores = top.get(index, ([], []))
+            cells = [v for c, p in zip(classes, scores) for v in (names[c], f"{p:.6f}")]
+            cells += [""] * (2 * k - len(cells))
+            label = label_names[record.label] if record.label != NO_LABEL else ""
+            skipped = "" if index in top else bad.get(record.path, "not evaluated")
+            shown = record.path[len(prefix):] if record.path.startswith(prefix) else record.path
+            writer.writerow([shown, "" if record.start is None else record.start,
+                             "" if record.end is None else record.end, label, *cells, skipped])
+
+
 def evaluate_split(model: nn.Module, spec: DataSpec, split: str, cfg: Any, env: Any, views: str, sampler: Any,
-                   transform: ClipTransform, label_map: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+                   transform: ClipTransform, label_map: Optional[Sequence[int]] = None,
+                   class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Multi-view evaluation of `model` on a split, the part `vidbench eval` shares for trained
     checkpoints and published weights: the dataset, the loader sharded over processes, the
     metrics, and what was skipped or decoded by the fallback (warned once, on rank 0). `cfg` is
-    the `EvalConfig` (batch_size, num_workers, backend, bad_items, precision, progress)."""
-    dataset, issues = build_dataset(spec, split, train=False, views=parse_views(views), sampler=sampler,
-                                    backend=cfg.backend, bad_items=cfg.bad_items, transform=transform)
+    the `EvalConfig` (batch_size, num_workers, backend, bad_items, precision, progress, predict).
+    With `cfg.predict`, rank 0 writes each video's top-5 there, named by `class_names` (the
+    model's outputs; default the dataset's classes); the result has accuracy keys (top1, ...)
+    only where the split has labels."""
+    records, issues, labelled = _split_records(spec, split, cfg)
+    dataset = VideoClipDataset(records, sampler, transform, train=False, views=parse_views(views),
+                               backend=cfg.backend, bad_items=cfg.bad_items, no_flip_labels=spec.no_flip_labels())
     loader = make_loader(dataset, cfg.batch_size, cfg.num_workers,
                          ShardSampler(len(dataset), env.rank, env.world_size), pin_memory=env.device.type == "cuda")
     start = time.perf_counter()
+    predict = getattr(cfg, "predict", None)
+    predictions: Optional[List[Prediction]] = [] if predict else None
     counts, bad, fallbacks = evaluate(model, loader, len(spec.classes), env.device, cfg.precision,
-                                      cfg.progress and env.is_main, desc=f"eval {views}", label_map=label_map)
+                                      cfg.progress and env.is_main, desc=f"eval {views}", label_map=label_map,
+                                      predictions=predictions)
+    if predictions is not None and env.is_main:
+        _write_predictions(predict, dataset, predictions, class_names or spec.classes, spec.classes, dict(bad),
+                           spec.video_root or spec.root)
+    scored = int(counts[2].sum())  # labelled videos evaluated
+    if not predictions and scored == 0:
+        shown = f", e.g. {sorted(set(bad))[0][0]}: {sorted(set(bad))[0][1]}" if bad else ""
+        raise ConfigError(f"{spec.splits[split]}: none of the {len(dataset)} videos of the {split} split could be "
+                          f"evaluated ({len({p for p, _ in bad})} skipped{shown})")
+    labelled = labelled and scored > 0  # else predictions only: no accuracy of zero videos
     if env.is_main:
         for issue in issues:
             warnings.warn(f"skipping annotation: {issue}", stacklevel=3)
@@ -152,8 +255,9 @@ def evaluate_split(model: nn.Module, spec: DataSpec, split: str, cfg: Any, env: 
             warnings.warn(f"skipped {path}: {reason}", stacklevel=3)
         for note in sorted(set(fallbacks)):
             warnings.warn(f"decoded with PyAV after the first decoder failed: {note}", stacklevel=3)
+    scores = summarize(counts, spec.label_groups()) if labelled else {"num_videos": len(predictions or [])}
     return {
-        **summarize(counts, spec.label_groups()),
+        **scores, **({"predictions": str(predict)} if predict else {}),
         "skipped_items": len(issues) + len({p for p, _ in bad}),
         "skipped": "; ".join(sorted({Path(p).name for p, _ in bad} | {f"{Path(i.source).name}:{i.line}" for i in issues})),
         "decoder_fallbacks": len(set(fallbacks)), "eval_time_s": round(time.perf_counter() - start, 2),

@@ -6,7 +6,7 @@ overridden; what was used is written into the row, beside the published top-1.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..data import DataSpec
 from ..data.sampling import ClipSampler
@@ -64,7 +64,8 @@ def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
     if clip["transform"].size != size:
         raise ConfigError(f"{weights}: crop {clip['transform'].size} but the model takes {size}x{size}")
     result = evaluate_split(net, spec, split, cfg, env, clip["views"], clip["sampler"], clip["transform"],
-                            label_map=label_map)
+                            label_map=label_map, class_names=_output_names(info.class_names, net.num_classes,
+                                                                          label_map, spec.classes))
     weights_row = info.row()
     published = weights_row["published_top1"]
     sampler, tf = clip["sampler"], clip["transform"]
@@ -72,13 +73,25 @@ def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
         "model": info.model, "init": f"weights:{info.name}", "data": str(data), "split": split,
         "views": clip["views"], **result,
         "published_top1": published,
-        "top1_minus_published": (result["top1"] - published) if published is not None else None,
+        "top1_minus_published": (result["top1"] - published) if published is not None and "top1" in result else None,
         "num_frames": sampler.num_frames, "stride": sampler.stride, "crop_size": tf.size, "resize_size": tf.short_side,
         "mean": "/".join(f"{m:g}" for m in tf.mean), "std": "/".join(f"{s:g}" for s in tf.std),
         "class_match": matched,
         **{k: v for k, v in weights_row.items() if k != "published_top1"},
         "checkpoint": str(weights),
     }
-    if env.is_main:
+    if env.is_main and "top1" in result:  # a split without labels: predictions only (--predict)
         ResultsStore(cfg.out or "results/pretrained").append("accuracy", row)
     return row
+
+
+def _output_names(names: Optional[Sequence[str]], num_classes: int, label_map: Sequence[int],
+                  data_names: Sequence[str]) -> List[str]:
+    """A name for each of the model's outputs (predictions): the checkpoint's own class names,
+    else the dataset's class matched to each output, else ``class_<index>``."""
+    if names and len(names) == num_classes:
+        return list(names)
+    out = [f"class_{i}" for i in range(num_classes)]
+    for data_index, output in enumerate(label_map):
+        out[output] = data_names[data_index]
+    return out
