@@ -12,6 +12,7 @@ few dozen frames of that footage, small, re-encoded in the encodings real datase
     vp9               VP9 in WebM
     mpeg4_avi         MPEG-4 part 2 in AVI, no B-frames
     mpeg4_avi_bframes MPEG-4 part 2 in AVI with 2 B-frames (UCF101's and HMDB51's family)
+    h264_avi_bframes  H.264 in AVI with 3 B-frames: AVI keeps decode-order timestamps only
     rotated           H.264 in MP4 with a 90 degree display matrix (a phone held upright)
     odd_size          VP9 4:2:0 at an odd width and height (H.264 and HEVC cannot code odd 4:2:0 sizes)
     odd_size_avi      MPEG-4 part 2 4:2:0 in AVI at an odd width and height
@@ -118,6 +119,7 @@ def _variants(codecs) -> Dict[str, tuple]:
         "vp9": ("vp9.webm", "libvpx-vp9", "webm", VP9, 0, {}),
         "mpeg4_avi": ("mpeg4.avi", "mpeg4", "avi", {"qscale": "3"}, 0, {}),
         "mpeg4_avi_bframes": ("mpeg4_bframes.avi", "mpeg4", "avi", {"qscale": "3"}, 2, {}),
+        "h264_avi_bframes": ("h264_bframes.avi", "libx264", "avi", X264, 3, {}),
         "rotated": ("rotated.mp4", "libx264", "mp4", X264, 3, {"rotation": ROTATION}),
         "odd_size": ("odd_size.webm", "libvpx-vp9", "webm", VP9, 0, {"size": ODD_SIZE}),
         "odd_size_avi": ("odd_size.avi", "mpeg4", "avi", {"qscale": "3"}, 0, {"size": ODD_SIZE}),
@@ -126,7 +128,7 @@ def _variants(codecs) -> Dict[str, tuple]:
     return {name: row for name, row in table.items() if codecs is None or row[1] in codecs}
 
 
-VARIANTS = ("h264_bframes", "h264_open_gop", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "rotated", "odd_size", "odd_size_avi",
+VARIANTS = ("h264_bframes", "h264_open_gop", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "h264_avi_bframes", "rotated", "odd_size", "odd_size_avi",
             "vfr")
 
 
