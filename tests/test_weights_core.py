@@ -168,3 +168,23 @@ def test_published_entries_by_name_and_cache_folder_never_by_a_borrowed_name(tmp
     torch.save(perturb_(_tv_tiny(2)).state_dict(), path)
     loaded = load_pretrained(path, model="mvit_tiny")
     assert loaded.pretrained_cfg.published is None and loaded.pretrained_cfg.preprocess_source == "model defaults"
+
+
+def test_a_wrong_weights_format_names_file_format_key_and_detected_format(tmp_path, capsys):
+    """Issue item 9: a forced format that does not fit the file was a bare key (`vidbench convert:
+    model.patch_embed.proj.weight`); now one line with the file, the format asked for, what it
+    lacked and what auto-detection makes of the file."""
+    timm = pytest.importorskip("timm", reason="timm is in the test extra")
+    from vidbench.cli import main
+
+    path = tmp_path / "vit_tiny_timm.pth"
+    torch.save(timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_classes=5).state_dict(), path)
+    for forced in ("timesformer-official", "videoswin-official", "torchvision-mvit", "hf-videomae"):
+        assert main(["convert", str(path), str(tmp_path / "out.safetensors"), "--weights-format", forced]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("vidbench convert: ") and "Traceback" not in err
+        assert str(path) in err and forced in err and "looks like timm-vit" in err, err
+        if forced != "hf-videomae":  # the ones that failed on a lookup name the key they looked for
+            assert "no key '" in err, err
+        with pytest.raises(WeightsError, match=f"{forced}.*timm-vit"):
+            load_pretrained(path, format=forced)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -134,13 +135,47 @@ def _entry_fits(published: PublishedWeights, name: str, native: nn.Module) -> bo
     return size[-1] == published.crop_size and (published.num_frames == 1 or size[1] == published.num_frames)
 
 
+def _looks_like(source: Source, asked: str) -> str:
+    """What auto-detection makes of a file, for the error of a forced format that does not fit it."""
+    try:
+        found = detect_format(source).name
+    except WeightsError as err:
+        return "no known format recognises it" if "no known checkpoint layout" in str(err) else str(err).split(": ", 1)[-1]
+    if found == asked:
+        return f"auto-detection also says {found}"
+    return f"it looks like {found} (auto-detected: drop --weights-format / format=)"
+
+
+@contextmanager
+def _forced_format(source: Source, fmt: Any, forced: Optional[str]) -> Iterator[None]:
+    """A format forced with `format=` / --weights-format that does not fit the file: one line naming
+    the file, the format asked for, what it lacked and what auto-detection says the file is
+    (a bare missing key was the whole message before)."""
+    if not forced:
+        yield
+        return
+    try:
+        yield
+    except KeyError as err:
+        key = err.args[0] if err.args else "?"
+        raise WeightsError(f"{source.path}: not a {fmt.name} checkpoint (asked for with --weights-format): no key "
+                           f"{key!r}; {_looks_like(source, fmt.name)}") from None
+    except WeightsError as err:
+        hint = _looks_like(source, fmt.name)
+        if hint.startswith("auto-detection also"):
+            raise
+        raise WeightsError(f"{str(err).splitlines()[0]} (format {fmt.name} was asked for with --weights-format; "
+                           f"{hint})") from None
+
+
 def inspect_weights(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
                     **overrides: Any) -> Tuple[Source, Any, str, Dict[str, Any]]:
     """(source, format, registry name, checkpoint config) of a checkpoint, without building it."""
     path = Path(path)
     source = read_source(path)
     fmt = get_format(format) if format else detect_format(source)
-    name, config = fmt.infer(source, model, overrides)
+    with _forced_format(source, fmt, format):
+        name, config = fmt.infer(source, model, overrides)
     if model is not None and model != name:
         want, have = model_entry(model), model_entry(name)
         if want.family != have.family:
@@ -168,7 +203,8 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     overrides = {k: v for k, v in overrides.items() if v is not None}
     source, fmt, name, ckpt_config = inspect_weights(path, model, format, **overrides)
     native = _meta_model(name, ckpt_config, path)
-    state = _to_tensors(fmt.convert(source, native))
+    with _forced_format(source, fmt, format):
+        state = _to_tensors(fmt.convert(source, native))
     check_fit(state, native, str(path))  # the file against its own declared config, before any allocation
     config = {**ckpt_config, **overrides}
     target = _meta_model(name, config, path) if overrides else native

@@ -4,7 +4,10 @@ Every format vidbench reads comes through `read_source`, which returns a `Source
 tensors (torch tensors or numpy arrays, keyed by their name in the file), the file's own metadata
 and, for a Hugging Face directory, its `config.json` and preprocessing config. Nothing here
 unpickles: pickle-based files (.pth, .pt, .bin, .pyth) go through `torch.load(weights_only=True)`,
-which only rebuilds tensors and plain containers, `.npz` through `numpy.load(allow_pickle=False)`,
+which only rebuilds tensors and plain containers; a training checkpoint it refuses (mmengine's
+`epoch_N.pth`: message hub, numpy scalars, optimizer state) is read by the allow-list unpickler
+of `_training_pickle.py` (tensors, numpy arrays and inert stand-ins for the bookkeeping, any other
+global refused by name, never `weights_only=False`), `.npz` through `numpy.load(allow_pickle=False)`,
 and Flax checkpoints (scenic) through msgpack with numpy arrays decoded from their bytes.
 """
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Source:
         preprocessor: a Hugging Face directory's preprocessing config, where it has one.
         container: the wrapper key the state dict was found under ("model_state", ...), if any.
         weights_file: the file the tensors came from.
+        meta: a training checkpoint's top-level `meta` dict (mmengine / mmcv: config text,
+            `dataset_meta`), where it has one.
     """
 
     path: Path
@@ -59,6 +64,7 @@ class Source:
     preprocessor: Optional[Dict[str, Any]] = None
     container: Optional[str] = None
     weights_file: Optional[Path] = None
+    meta: Optional[Dict[str, Any]] = None
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return tuple(self.state[key].shape)
@@ -95,9 +101,11 @@ def _read_safetensors(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, st
     return state, metadata
 
 
-def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
-    """A flat tensor dict from what torch.load returned, descending into one wrapper key."""
+def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str], Optional[Dict[str, Any]]]:
+    """A flat tensor dict from what torch.load returned, descending into one wrapper key; and the
+    top-level `meta` dict of a training checkpoint."""
     container = None
+    meta = obj.get("meta") if isinstance(obj, Mapping) and isinstance(obj.get("meta"), Mapping) else None
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in _CONTAINERS:
             if isinstance(obj.get(key), Mapping):
@@ -108,7 +116,7 @@ def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise WeightsError(f"{path}: no tensors found (top-level keys: {sorted(map(str, obj))[:8]})")
-    return state, container
+    return state, container, dict(meta) if meta is not None else None
 
 
 def _unpickler_reason(err: Exception) -> str:
@@ -117,8 +125,10 @@ def _unpickler_reason(err: Exception) -> str:
     return (useful or lines or [type(err).__name__])[0]
 
 
-def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
+def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str], Optional[Dict[str, Any]]]:
     import pickle
+
+    from ._training_pickle import RefusedGlobal, is_zip_checkpoint, load_training_checkpoint
 
     with open(path, "rb") as f:
         head = f.read(2)
@@ -127,8 +137,21 @@ def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str]]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
-                           f"(loaded with weights_only=True; nothing was executed): {_unpickler_reason(err)}") from None
+        if not is_zip_checkpoint(path):
+            raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
+                               f"(loaded with weights_only=True; nothing was executed): {_unpickler_reason(err)}") from None
+        try:  # a training checkpoint (mmengine epoch_N.pth): the allow-list unpickler, no code run
+            obj = load_training_checkpoint(path)
+        except RefusedGlobal as refused:
+            raise WeightsError(f"{path}: refused: the pickle names the global {refused.name}, which is not a "
+                               "tensor, a plain container or known training-checkpoint bookkeeping (allow-list "
+                               "reader after torch.load weights_only=True; nothing was executed)") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                RuntimeError, zipfile.BadZipFile) as err2:
+            raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
+                               f"({_unpickler_reason(err)}) and is not a training checkpoint the allow-list "
+                               f"reader takes ({type(err2).__name__}: {str(err2)[:120]}); nothing was executed"
+                               ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint (truncated or another format?): "
                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
@@ -211,7 +234,7 @@ def _read_hf_dir(path: Path) -> Source:
     if weights.suffix == ".safetensors":
         state, metadata = _read_safetensors(weights)
     else:
-        state, _ = _read_torch(weights)
+        state, _, _ = _read_torch(weights)
         metadata = {}
     return Source(path, "hf-dir", state, metadata, config, preprocessor, weights_file=weights)
 
@@ -242,8 +265,8 @@ def read_source(path: PathLike) -> Source:
         state, metadata = _read_safetensors(path)
         return Source(path, "safetensors", state, metadata, weights_file=path)
     if suffix in PICKLE_SUFFIXES:
-        state, container = _read_torch(path)
-        return Source(path, "torch", state, container=container, weights_file=path)
+        state, container, meta = _read_torch(path)
+        return Source(path, "torch", state, container=container, weights_file=path, meta=meta)
     if suffix == ".npz":
         return Source(path, "npz", _read_npz(path), weights_file=path)
     if suffix == ".msgpack" or _looks_like_msgpack(path):

@@ -130,7 +130,8 @@ def infer_torchvision(source: Source, model: Optional[str], overrides: Dict[str,
 def sniff_official(source: Source) -> bool:
     return (source.kind in ("torch", "safetensors") and source.has("backbone.patch_embed.proj.weight")
             and len(source.shape("backbone.patch_embed.proj.weight")) == 5
-            and source.has("backbone.layers.0.blocks.0.attn.relative_position_bias_table", "cls_head.fc_cls.weight"))
+            and source.has("backbone.layers.0.blocks.0.attn.relative_position_bias_table", "cls_head.fc_cls.weight")
+            and not any(re.match(r"backbone\.norm\d+\.", k) for k in source.state))  # mmaction2 1.x: norm3
 
 
 def infer_official(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
