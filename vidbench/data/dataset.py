@@ -122,7 +122,7 @@ class VideoClipDataset(Dataset):
                 if self.bad_items == "raise":
                     raise
                 return BadItem(index, err.path, err.reason)
-            try:  # decord fails on some valid files (e.g. odd sizes) that PyAV reads: per file, counted
+            try:  # decord / torchcodec fail on, or refuse (would decode wrong), files PyAV reads: per file, counted
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.item_seed(index))
                     clip = self._load(record, fallback)
