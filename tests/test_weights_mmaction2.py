@@ -145,6 +145,23 @@ def test_videomae_same_logits_as_mmaction2(tmp_path, mean_pooling):
     assert_same_logits(model, lambda x: head(backbone(x)), _clip(4, 32))
 
 
+def test_videomae_without_its_position_buffer_loads_at_the_configs_frames(tmp_path):
+    """mmaction2 loads checkpoints non-strictly: a ported file may lack the fixed `pos_embed` buffer."""
+    mod = _mmaction_backbone("vit_mae")
+    backbone = mod.VisionTransformer(img_size=32, patch_size=16, embed_dims=48, depth=1, num_heads=3, num_frames=16)
+    table = backbone.pos_embed.clone()
+    perturb_(backbone).eval()
+    backbone.pos_embed.copy_(table)
+    head = _head(48, 5)
+    path = _save(tmp_path / "nopos.pth", backbone, head)
+    saved = torch.load(str(path), weights_only=True)
+    del saved["state_dict"]["backbone.pos_embed"]
+    torch.save(saved, path)
+    model = load_pretrained(path, num_heads=3, img_size=32)
+    assert model.config.num_frames == 16
+    assert_same_logits(model, lambda x: head(backbone(x)), _clip(16, 32))
+
+
 def test_videomae_learned_positions_and_layer_scale_refused(tmp_path):
     mod = _mmaction_backbone("vit_mae")
     head = _head(48, 4)

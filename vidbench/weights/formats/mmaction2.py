@@ -18,7 +18,8 @@ Four backbones, each a handful of renames onto a layout another format already c
   `attn.q_bias` / `attn.v_bias` become the fused qkv bias with a zero k third, the MLP is mmcv's
   FFN (`mlp.layers.0.0` / `mlp.layers.1`), `fc_norm` (mean pooling) or `norm` (first token). Its
   `pos_embed` is a saved buffer: it must be the sinusoid table vidbench rebuilds (checked, then
-  dropped; a learned table, `use_learnable_pos_emb=True`, is refused), and layer scale
+  dropped; a learned table, `use_learnable_pos_emb=True`, is refused; a file without it is taken
+  at the configs' 16 frames unless `num_frames=` says otherwise), and layer scale
   (`gamma_1` / `gamma_2`, `init_values > 0`) is refused: vidbench's VideoMAE has none.
 
 The state dict records no heads count (TimeSformer, VideoMAE): `num_heads=` if given, else the
@@ -236,23 +237,25 @@ def _infer_videomae(source: Source, model: Optional[str], overrides: Dict[str, A
     mean_pooling = source.has("backbone.fc_norm.weight")
     if mean_pooling == source.has("backbone.norm.weight"):
         raise source.error("expected exactly one of backbone.fc_norm (mean pooling) and backbone.norm (first token)")
-    if not source.has("backbone.pos_embed"):
-        raise source.error("no backbone.pos_embed (the saved position table)")
-    table = source.state["backbone.pos_embed"]
-    n = table.shape[1]
     side = (overrides.get("img_size") or 224) // patch
     frames = overrides.get("num_frames")
-    if n % (side * side) == 0:
-        frames = n // (side * side) * tube
-    elif frames and n % (frames // tube) == 0:
-        side = square_side(n // (frames // tube), source, "backbone.pos_embed")
+    if not source.has("backbone.pos_embed"):  # a fixed table mmaction2 rebuilds: its configs' 16 x 224 if not told
+        frames = frames or 16
     else:
-        raise source.error(f"backbone.pos_embed has {n} positions, which is no whole number of {side}x{side} frames "
-                           "(give img_size= or num_frames=)")
-    want = sinusoid_table(n, dim)
-    if tuple(table.shape) != tuple(want.shape) or not torch.allclose(torch.as_tensor(table).float(), want, atol=1e-5):
-        raise source.error("backbone.pos_embed is not the fixed sinusoid table (a learned table, "
-                           "use_learnable_pos_emb=True?): vidbench's VideoMAE has fixed positions only")
+        table = source.state["backbone.pos_embed"]
+        n = table.shape[1]
+        if n % (side * side) == 0:
+            frames = n // (side * side) * tube
+        elif frames and n % (frames // tube) == 0:
+            side = square_side(n // (frames // tube), source, "backbone.pos_embed")
+        else:
+            raise source.error(f"backbone.pos_embed has {n} positions, which is no whole number of {side}x{side} "
+                               "frames (give img_size= or num_frames=)")
+        want = sinusoid_table(n, dim)
+        if tuple(table.shape) != tuple(want.shape) or not torch.allclose(torch.as_tensor(table).float(), want,
+                                                                         atol=1e-5):
+            raise source.error("backbone.pos_embed is not the fixed sinusoid table (a learned table, "
+                               "use_learnable_pos_emb=True?): vidbench's VideoMAE has fixed positions only")
     config: Dict[str, Any] = {
         "img_size": side * patch, "num_frames": frames, "tubelet_size": (tube, patch, patch), "in_chans": chans,
         "embed_dim": dim, "depth": depth, "mlp_ratio": hidden / dim,
@@ -276,7 +279,9 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
                                                  overrides)
     if family == "mvit":
         renamed = _shape_state(source, mmaction2_to_slowfast_mvit)
-        return slowfast_mvit.infer(renamed, model, overrides)
+        what = "mmaction2 MViT"
+        return slowfast_mvit.infer_mvit(renamed, model, overrides,
+                                        slowfast_mvit._shapes(renamed, slowfast_mvit._SLOWFAST_TOP, what), what)
     if family == "videomae":
         return _infer_videomae(source, model, overrides)
     raise source.error("an mmaction2 checkpoint of a backbone vidbench does not convert (TimeSformer, "
@@ -292,7 +297,8 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
         if family == "swin":
             return torchvision_swin3d.videoswin_official_to_vidbench(mmaction2_to_videoswin_official(source.state))
         if family == "mvit":
-            return slowfast_mvit.slowfast_mvit_to_vidbench(mmaction2_to_slowfast_mvit(source.state))
+            return slowfast_mvit.mvit_layout_to_vidbench(mmaction2_to_slowfast_mvit(source.state),
+                                                         slowfast_mvit._SLOWFAST_TOP, "mmaction2 MViT")
         if family == "videomae":
             return mmaction2_videomae_to_vidbench(source.state)
     except ValueError as err:

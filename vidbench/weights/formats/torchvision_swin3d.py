@@ -151,7 +151,7 @@ def _converter(fn: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Callable[[Sour
 register_format(WeightsFormat("torchvision-swin3d", "torchvision Video Swin state dict (swin3d_t, swin3d_s, swin3d_b)",
                               sniff_torchvision, infer_torchvision, _converter(torchvision_swin3d_to_vidbench),
                               families=("swin",)))
-register_format(WeightsFormat("videoswin-official", "official Video-Swin-Transformer (mmaction2) checkpoint",
+register_format(WeightsFormat("videoswin-official", "official Video-Swin-Transformer release (its mmaction2 0.x fork: final norm backbone.norm)",
                               sniff_official, infer_official, _converter(videoswin_official_to_vidbench),
                               families=("swin",)))
 
