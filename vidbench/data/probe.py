@@ -16,6 +16,7 @@ against PyAV's decode-every-frame ground truth (tests/test_data_real_videos.py):
 `probe_video` reads the stream's parameters and demuxes (never decodes) packets up to the third
 keyframe or `max_packets`; `refusal(backend, probe)` turns that into a short reason, or None.
 The caller (`open_video`) raises `BadVideoError` with it, and the dataset reads the file with PyAV.
+`frame_rotation` / `display_rotation`: the display matrix's angle, as PyAV reads it.
 """
 from __future__ import annotations
 
@@ -94,6 +95,28 @@ def refusal(backend: str, probe: VideoProbe) -> Optional[str]:
         if probe.bits > 8:
             return f"{backend} converts colour differently for {probe.bits}-bit video ({probe.pix_fmt})"
     return None
+
+
+def frame_rotation(frame, stream) -> float:
+    """A decoded PyAV frame's display rotation, degrees counter-clockwise (its display matrix;
+    PyAV before `VideoFrame.rotation`: the stream's clockwise "rotate" tag, where FFmpeg sets it)."""
+    rotation = getattr(frame, "rotation", None)
+    if rotation is None:
+        rotation = -float(stream.metadata.get("rotate", 0) or 0)
+    return float(rotation or 0)
+
+
+def display_rotation(path: PathLike) -> float:
+    """The display rotation of `path`'s first video frame (decodes one frame with PyAV; ValueError
+    where it cannot)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return frame_rotation(next(container.decode(stream)), stream)
+    except (av.error.FFmpegError, IndexError, StopIteration) as err:
+        raise ValueError(f"PyAV cannot decode its first frame ({str(err).strip()[:200]})") from None
 
 
 def _odd_chroma(fmt, width: int, height: int) -> bool:

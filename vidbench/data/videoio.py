@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .probe import MAX_PACKETS, NO_PRESENTATION_ORDER, VideoProbe, decode_order_pts, probe_video, refusal
+from . import probe as probing
+from .probe import NO_PRESENTATION_ORDER, display_rotation, frame_rotation, refusal
 
 __all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
            "default_backend", "fallback_backend", "open_video", "torchcodec_problem", "write_mp4"]
@@ -179,7 +180,10 @@ class DecordSource(VideoSource):
         import decord
 
         self.path = str(path)
-        self._unturn = 0 if rotate else -_quarter_turns(display_rotation(path))
+        try:
+            self._unturn = 0 if rotate else -_quarter_turns(display_rotation(path))
+        except ValueError as err:
+            raise BadVideoError(path, str(err)) from None
         try:  # one thread: parallelism comes from DataLoader workers
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
             self.num_frames = len(self._reader)  # decord indexes every packet when it opens the file
@@ -243,7 +247,7 @@ class PyAVSource(VideoSource):
             raise BadVideoError(path, f"PyAV cannot open it ({_first_line(err)})") from None
         if any(pts is None for pts, _ in packets):
             raise BadVideoError(path, "packets without timestamps: cannot index frames")
-        if decode_order_pts(demuxer, has_b_frames, [pts for pts, _ in packets[:MAX_PACKETS]]):
+        if probing.decode_order_pts(demuxer, has_b_frames, [pts for pts, _ in packets[:probing.MAX_PACKETS]]):
             raise BadVideoError(path, NO_PRESENTATION_ORDER)
         self._pts = sorted(pts for pts, _ in packets)
         self._index: Dict[int, int] = {pts: i for i, pts in enumerate(self._pts)}
@@ -355,34 +359,13 @@ def encode_rgb(path: PathLike, frames: np.ndarray, fps: int, fmt: str, codec: st
     return path
 
 
-def _probe(path: PathLike) -> VideoProbe:
+def _probe(path: PathLike) -> probing.VideoProbe:
     import av
 
     try:
-        return probe_video(path)
+        return probing.probe_video(path)
     except (av.error.FFmpegError, IndexError) as err:
         raise BadVideoError(path, f"PyAV cannot probe it ({_first_line(err)})") from None
-
-
-def frame_rotation(frame, stream) -> float:
-    """A decoded PyAV frame's display rotation, degrees counter-clockwise (its display matrix;
-    PyAV before `VideoFrame.rotation`: the stream's clockwise "rotate" tag, where FFmpeg sets it)."""
-    rotation = getattr(frame, "rotation", None)
-    if rotation is None:
-        rotation = -float(stream.metadata.get("rotate", 0) or 0)
-    return float(rotation or 0)
-
-
-def display_rotation(path: PathLike) -> float:
-    """The display rotation of `path`'s first video frame (decodes one frame with PyAV)."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            return frame_rotation(next(container.decode(stream)), stream)
-    except (av.error.FFmpegError, IndexError, StopIteration) as err:
-        raise BadVideoError(path, f"PyAV cannot decode its first frame ({_first_line(err)})") from None
 
 
 def _quarter_turns(degrees: float) -> int:
