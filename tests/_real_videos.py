@@ -19,8 +19,9 @@ few dozen frames of that footage, small, re-encoded in the encodings real datase
     vfr               H.264 in MP4 with irregular timestamps (variable frame rate)
 
 Usage: `real_sample_paths()` -> {name: path}; `real_frames(...)` -> uint8 (T, H, W, 3) footage;
-`make_variants(folder)` -> {variant: path} (the rotated one where PyAV can write a display matrix); `decode_all(path)` -> every frame, in presentation
-order, with the display rotation applied (the ground truth the decoders are held to).
+`make_variants(folder)` -> {variant: path} (the rotated one where PyAV can write a display
+matrix); `decode_all(path)` -> every frame, in presentation order, with the display rotation
+applied (the ground truth the decoders are held to; equal to ffmpeg's command-line output).
 """
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ def encode(path: Path, frames: np.ndarray, codec: str, fmt: str, options: Option
 
 VP9 = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8", "g": str(GOP)}
 X264 = {"crf": "18", "preset": "veryfast", "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=3"}
+X264_OPEN_GOP = {**X264, "x264-params": X264["x264-params"] + ":open-gop=1"}
+X265 = {"crf": "20", "preset": "ultrafast", "x265-params": f"keyint={GOP}:bframes=3:log-level=error:pools=1"}
 
 
 def _variants(codecs) -> Dict[str, tuple]:
@@ -112,10 +115,8 @@ def _variants(codecs) -> Dict[str, tuple]:
     vfr_pts = np.cumsum(rng.choice([20, 40, 33, 80], VARIANT_FRAMES)) - 20  # ms, irregular
     table = {
         "h264_bframes": ("h264_bframes.mp4", "libx264", "mp4", X264, 3, {}),
-        "h264_open_gop": ("h264_open_gop.mkv", "libx264", "matroska", {**X264, "x264-params": X264["x264-params"]
-                                                                       + ":open-gop=1"}, 3, {}),
-        "hevc": ("hevc.mp4", "libx265", "mp4", {"crf": "20", "preset": "ultrafast",
-                                                "x265-params": f"keyint={GOP}:bframes=3:log-level=error:pools=1"}, 3, {}),
+        "h264_open_gop": ("h264_open_gop.mkv", "libx264", "matroska", X264_OPEN_GOP, 3, {}),
+        "hevc": ("hevc.mp4", "libx265", "mp4", X265, 3, {}),
         "vp9": ("vp9.webm", "libvpx-vp9", "webm", VP9, 0, {}),
         "mpeg4_avi": ("mpeg4.avi", "mpeg4", "avi", {"qscale": "3"}, 0, {}),
         "mpeg4_avi_bframes": ("mpeg4_bframes.avi", "mpeg4", "avi", {"qscale": "3"}, 2, {}),
@@ -128,8 +129,8 @@ def _variants(codecs) -> Dict[str, tuple]:
     return {name: row for name, row in table.items() if codecs is None or row[1] in codecs}
 
 
-VARIANTS = ("h264_bframes", "h264_open_gop", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "h264_avi_bframes", "rotated", "odd_size", "odd_size_avi",
-            "vfr")
+VARIANTS = ("h264_bframes", "h264_open_gop", "hevc", "vp9", "mpeg4_avi", "mpeg4_avi_bframes", "h264_avi_bframes",
+            "rotated", "odd_size", "odd_size_avi", "vfr")
 
 
 def make_variants(folder: Path, names=VARIANTS) -> Dict[str, Path]:

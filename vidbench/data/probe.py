@@ -14,7 +14,7 @@ against PyAV's decode-every-frame ground truth (tests/test_data_real_videos.py):
   all: no backend can index them.
 
 `probe_video` reads the stream's parameters and demuxes (never decodes) packets up to the third
-keyframe or `max_packets`; `refusal(backend, probe)` turns that into a short reason, or None.
+keyframe (at least 16, at most `max_packets`); `refusal(backend, probe)` turns that into a short reason, or None.
 The caller (`open_video`) raises `BadVideoError` with it, and the dataset reads the file with PyAV.
 `frame_rotation` / `display_rotation`: the display matrix's angle, as PyAV reads it.
 """
@@ -26,8 +26,9 @@ from typing import Iterable, List, Optional, Tuple, Union
 
 PathLike = Union[str, os.PathLike]
 CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC", "mpeg4": "MPEG-4 part 2", "mpeg2video": "MPEG-2"}
-MAX_PACKETS = 600
-NO_PRESENTATION_ORDER = "B-frames stored with decode-order timestamps (AVI): no presentation order to index"  # demuxed at most when opening a file for decord or torchcodec (no decoding)
+MAX_PACKETS = 600  # demuxed at most when opening a file for decord or torchcodec (no decoding)
+MIN_PACKETS = 16  # and at least, if there are (timestamps need a few to show B-frames' reordering)
+NO_PRESENTATION_ORDER = "B-frames stored with decode-order timestamps (AVI): no presentation order to index"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def probe_video(path: PathLike, max_packets: int = MAX_PACKETS) -> VideoProbe:
             if packet.size == 0:
                 continue
             keyframes += bool(packet.is_keyframe)
-            if keyframes > 2 and packet.is_keyframe or len(packets) >= max_packets:
+            if keyframes > 2 and packet.is_keyframe and len(packets) >= MIN_PACKETS or len(packets) >= max_packets:
                 break
             later_key = packet.is_keyframe and keyframes == 2
             packets.append((packet.pts, bool(packet.is_keyframe), bytes(packet) if later_key else b""))
