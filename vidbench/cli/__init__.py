@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .. import __version__
 
-COMMANDS = ["list", "flops", "bench", "make-dataset", "extract-frames", "train", "eval", "pretrain", "ssl-eval", "report", "run", "convert", "compare"]
+COMMANDS = ["list", "flops", "bench", "make-dataset", "extract-frames", "check-data", "train", "eval", "pretrain", "ssl-eval", "report", "run", "convert", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:
