@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..data.audit import COLUMNS, audit_files, cross_file_rows, plan_audit, summarize
+    from ..data.audit import COLUMNS, DUPLICATE_KEYS, AuditSummary, audit_files, cross_file_rows, plan_audit
     from ..data.build import clip_settings
     from ..data.spec import DataSpec
     from ..data.videoio import available_backends, check_backend
@@ -71,21 +71,26 @@ def run(args: argparse.Namespace) -> int:
         span = clip_settings(spec, config.frames, config.stride, config.sampling)[0].span
     tic = time.perf_counter()
     plan = plan_audit(spec, config.splits, backends, config.sample_frames, span)
-    file_rows = []
+    summary = AuditSummary(len(plan.jobs))
+    hashes = []  # what the duplicate search needs of each file's row, not the whole row
     with open(config.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
-        writer.writerows(plan.rows)
+        for row in plan.rows:
+            writer.writerow(row)
+            summary.add(row)
         bar = tqdm(total=len(plan.jobs), desc="check-data", unit="file", disable=not config.progress)
         for row in audit_files(plan.jobs, config.num_workers):
             writer.writerow(row)
             f.flush()
-            file_rows.append(row)
+            summary.add(row)
+            hashes.append({k: row[k] for k in DUPLICATE_KEYS})
             bar.update()
         bar.close()
-        later = cross_file_rows(file_rows)
-        writer.writerows(later)
-    summary = summarize(plan.rows + file_rows + later, len(plan.jobs), time.perf_counter() - tic)
+        for row in cross_file_rows(hashes):
+            writer.writerow(row)
+            summary.add(row)
+    summary.seconds = time.perf_counter() - tic
     print(format_summary(summary, backends, config.csv))
     return 1 if summary.failed else 0
 
@@ -95,13 +100,13 @@ def format_summary(summary, backends: List[str], csv_path: str) -> str:
     from ..data.audit import PROBLEMS
 
     lines = [f"{'problem':24s} {'severity':8s} {'rows':>6s}  meaning"]
-    for kind, count in summary.problems.items():
-        severity, meaning = PROBLEMS[kind]
-        lines.append(f"{kind:24s} {severity:8s} {count:6d}  {meaning}")
+    for kind, (severity, meaning) in PROBLEMS.items():
+        if summary.problems[kind]:
+            lines.append(f"{kind:24s} {severity:8s} {summary.problems[kind]:6d}  {meaning}")
     if not summary.problems:
         lines.append("(none)")
     lines += ["", f"{'codec/container':24s} {'files':>6s}"]
-    lines += [f"{name:24s} {count:6d}" for name, count in summary.formats.items()]
+    lines += [f"{name:24s} {count:6d}" for name, count in summary.formats.most_common()]
     verdict = (f"FAILED: {summary.errors} row(s) with errors would corrupt training or evaluation"
                if summary.failed else "OK: nothing that would corrupt training or evaluation")
     lines += ["", f"{summary.files} files in {summary.seconds:.1f} s ({summary.files / max(summary.seconds, 1e-9):.1f} files/s; backends "

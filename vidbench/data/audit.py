@@ -33,8 +33,8 @@ from .rawframes import is_frame_dir, open_frames
 from .spec import DataSpec
 from .videoio import BACKENDS, BadVideoError, open_video
 
-__all__ = ["AuditSummary", "COLUMNS", "FileJob", "LONG_GOP_S", "MAX_DIFF", "PROBLEMS", "audit_file", "audit_files",
-           "cross_file_rows", "plan_audit", "summarize"]
+__all__ = ["AuditSummary", "COLUMNS", "DUPLICATE_KEYS", "FileJob", "LONG_GOP_S", "MAX_DIFF", "PROBLEMS", "audit_file", "audit_files",
+           "cross_file_rows", "plan_audit"]
 
 MAX_DIFF = 2  # uint8 levels two decoders may differ by (rounding in the YUV->RGB conversion)
 SAMPLE_REACH = 4  # sampled frames lie at most this far past a keyframe: B-frames decoded, no long decode
@@ -324,8 +324,12 @@ def audit_files(jobs: Sequence[FileJob], workers: int = 0) -> Iterator[Dict[str,
         yield from pool.map(audit_file, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers))))
 
 
+DUPLICATE_KEYS = ("path", "split", "label", "bytes", "hash")  # what `cross_file_rows` reads of a row
+
+
 def cross_file_rows(rows: Iterable[Dict[str, object]]) -> List[Dict[str, object]]:
-    """Identical bytes (size + hash) under several paths: in two splits an error, else a warning."""
+    """Identical bytes (size + hash) under several paths: in two splits an error, else a warning.
+    `rows` need only the `DUPLICATE_KEYS` (300k full rows would take ~1 GB)."""
     groups: Dict[Tuple[object, object], List[Dict[str, object]]] = {}
     for row in rows:
         if row.get("hash"):
@@ -345,27 +349,20 @@ def cross_file_rows(rows: Iterable[Dict[str, object]]) -> List[Dict[str, object]
 @dataclass
 class AuditSummary:
     files: int  # files audited
-    seconds: float
-    problems: Dict[str, int] = field(default_factory=dict)  # kind -> rows naming it
-    formats: Dict[str, int] = field(default_factory=dict)  # "codec/container" -> files
+    seconds: float = 0.0
+    problems: Counter = field(default_factory=Counter)  # kind -> rows naming it
+    formats: Counter = field(default_factory=Counter)  # "codec/container" -> files
     errors: int = 0  # rows with an error
     warnings: int = 0  # rows with warnings only
+
+    def add(self, row: Dict[str, object]) -> None:
+        self.problems.update(k for k in str(row["problems"]).split(";") if k)
+        if row["codec"]:
+            self.formats[f"{row['codec']}/{row['container']}"] += 1
+        self.errors += row["status"] == "error"
+        self.warnings += row["status"] == "warning"
 
     @property
     def failed(self) -> bool:
         return self.errors > 0
 
-
-def summarize(rows: Iterable[Dict[str, object]], files: int, seconds: float) -> AuditSummary:
-    summary = AuditSummary(files, seconds)
-    problems: Counter = Counter()
-    formats: Counter = Counter()
-    for row in rows:
-        problems.update(k for k in str(row["problems"]).split(";") if k)
-        if row["codec"]:
-            formats[f"{row['codec']}/{row['container']}"] += 1
-        summary.errors += row["status"] == "error"
-        summary.warnings += row["status"] == "warning"
-    summary.problems = {k: problems[k] for k in PROBLEMS if problems[k]}
-    summary.formats = dict(formats.most_common())
-    return summary
