@@ -75,6 +75,8 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     if attention not in _ATTENTION:
         raise source.error(f"unknown attention_type {attention!r}; expected one of {', '.join(_ATTENTION)}")
     dim = int(cfg.get("hidden_size", 768))
+    if dim < 1:  # the ratios below divide by it; the model config checks every other size
+        raise source.error(f"config.json: hidden_size must be >= 1, got {dim}")
     hidden = int(cfg.get("intermediate_size") or round(dim * float(cfg.get("mlp_ratio", 4.0))))
     if int(dim * (hidden / dim)) != hidden:
         raise source.error(f"intermediate_size {hidden} is not a ratio vidbench's Mlp reproduces for width {dim}")

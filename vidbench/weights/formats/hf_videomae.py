@@ -148,6 +148,8 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     if act != "gelu":
         raise source.error(f"hidden_act={act!r}: vidbench's VideoMAE uses the exact GELU ('gelu') only")
     hidden = int(cfg.get("hidden_size", 768))
+    if hidden < 1:  # the ratios below divide by it; the model config checks every other size
+        raise source.error(f"config.json: hidden_size must be >= 1, got {hidden}")
     inter = int(cfg.get("intermediate_size", 3072))
     mlp_ratio = inter / hidden
     if int(hidden * mlp_ratio) != inter:

@@ -132,6 +132,8 @@ def _pair(value: Any) -> Tuple[int, int]:
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
     cfg = source.config or {}
     hidden = int(cfg.get("hidden_size", 768))
+    if hidden < 1:  # the ratios below divide by it; the model config checks every other size
+        raise source.error(f"config.json: hidden_size must be >= 1, got {hidden}")
     inter = int(cfg.get("intermediate_size", 3072))
     h, w = _pair(cfg.get("image_size", 224))
     tubelet = tuple(int(v) for v in cfg.get("tubelet_size", (2, 16, 16)))
