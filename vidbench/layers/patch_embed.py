@@ -14,16 +14,25 @@ IntOr3 = Union[int, Sequence[int]]
 TUBELET_INITS = ("central_frame", "inflation", "random")
 
 
+def _sizes(v: Sequence[int], n: int, what: str) -> Tuple[int, ...]:
+    """`v` as n ints: another number of axes is an error, never read as something else."""
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != n:
+        raise ValueError(f"expected an integer or {what}, got {v!r}")
+    if any(isinstance(x, bool) or int(x) != x for x in v):
+        raise ValueError(f"expected integer sizes {what}, got {v!r}")
+    return tuple(int(x) for x in v)
+
+
 def to_2tuple(v: IntOr2) -> Tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    """An int (a square) or two sizes (h, w)."""
+    return (int(v), int(v)) if isinstance(v, int) else _sizes(v, 2, "(h, w)")  # type: ignore[return-value]
 
 
 def to_3tuple(v: IntOr3) -> Tuple[int, int, int]:
+    """An int p (a per-frame p x p patch: (1, p, p)) or three sizes (t, h, w)."""
     if isinstance(v, int):
         return (1, int(v), int(v))  # an int patch size is a per-frame (t = 1) patch
-    if len(v) == 2:
-        return (1, int(v[0]), int(v[1]))
-    return (int(v[0]), int(v[1]), int(v[2]))
+    return _sizes(v, 3, "(t, h, w)")  # type: ignore[return-value]
 
 
 def _check_divisible(what: str, size: int, patch: int) -> None:

@@ -37,6 +37,7 @@ from ..layers import (
     to_2tuple,
 )
 from ._base import Classifier
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 
 Int3 = Tuple[int, int, int]
@@ -98,6 +99,7 @@ class MViTConfig:
     blocks: Tuple[MViTBlockConfig, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.version not in (1, 2):
             raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {self.version!r}")
         for name in ("patch_kernel", "patch_stride", "patch_padding", "pool_kernel", "stride_q", "stride_kv"):

@@ -53,6 +53,7 @@ from ..layers import (
     to_2tuple,
 )
 from ._base import Classifier
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 
 Int3 = Tuple[int, int, int]
@@ -128,6 +129,7 @@ class Swin3dConfig:
     stages: Tuple[SwinStageConfig, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_config(self)
         self.img_size = to_2tuple(self.img_size)
         for name in ("patch_size", "window_size"):
             value = tuple(int(v) for v in getattr(self, name))

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..layers import Block, BlockConfig, DropPath, LayerNorm, TubeletEmbed, init_weights, make_blocks, to_3tuple
 from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
 
@@ -54,6 +55,7 @@ class TimeSformerConfig:
     time_embed_std: float = 0.0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.time_embed_std < 0:
             raise ValueError(f"time_embed_std must be >= 0, got {self.time_embed_std}")
         if self.attention_type not in ATTENTION_TYPES:

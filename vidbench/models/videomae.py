@@ -38,6 +38,7 @@ from torch import nn
 
 from ..layers import TUBELET_INITS, BlockConfig, TubeletEmbed, init_weights, make_blocks, to_2tuple, to_3tuple
 from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
 
@@ -65,6 +66,7 @@ class VideoMAEConfig:
     fc_drop_rate: float = 0.0  # dropout before the head (official fc_drop_rate)
 
     def __post_init__(self) -> None:
+        check_config(self)
         self.tubelet_size = to_3tuple(self.tubelet_size)
         if self.patch_size is not None:
             self.tubelet_size = (self.tubelet_size[0], self.patch_size, self.patch_size)

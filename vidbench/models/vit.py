@@ -15,6 +15,7 @@ from torch import nn
 
 from ..layers import BlockConfig, LayerNorm, PatchEmbed, check_video, init_weights, make_blocks, to_2tuple
 from ._base import Classifier, check_compatible, copy_head, load_backbone
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 
 
@@ -36,6 +37,7 @@ class ViTConfig:  # each family keeps its own typed config; the common field nam
     drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {self.global_pool!r}")
         if self.global_pool == "token" and not self.class_token:

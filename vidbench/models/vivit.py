@@ -38,6 +38,7 @@ from ..layers import (
 )
 from ..layers.mlp import ACTIVATIONS, get_act_layer
 from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
 
@@ -80,6 +81,7 @@ class ViViTConfig:
     norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.temporal_pos_std < 0:
             raise ValueError(f"temporal_pos_std must be >= 0, got {self.temporal_pos_std}")
         if self.act_layer not in ACTIVATIONS:

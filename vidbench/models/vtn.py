@@ -32,6 +32,7 @@ from torch import nn
 
 from ..layers import Attention, check_video, init_weights, scaled_dot_product, to_2tuple
 from ._base import Classifier, check_compatible, load_backbone
+from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer, ViTConfig
 
@@ -63,6 +64,7 @@ class VTNConfig:
     temporal_attn_drop_rate: float = 0.1  # Longformer attention_probs_dropout_prob
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.num_frames > self.max_position_embeddings - 2:
             raise ValueError(
                 f"num_frames {self.num_frames} exceeds the {self.max_position_embeddings - 2} frame positions "
