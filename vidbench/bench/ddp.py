@@ -10,6 +10,11 @@ each step, the largest over processes; total clips/s = N x batch / median step, 
 efficiency is total clips/s / (N x the one-process clips/s). Rank 0 writes the rows. Processes
 on one CPU share its cores: torchrun gives each one thread unless --threads says otherwise, and
 the one-process row uses the same threads per process, so the efficiency compares like with like.
+
+`SweepConfig` refuses more processes than the CPU cores this process may use unless
+``oversubscribe`` (``--oversubscribe``) says so, and more than the GPUs on CUDA. The launcher's
+torchrun, and torchrun's workers, die with their parent (Linux's PR_SET_PDEATHSIG): a launcher
+that is killed, even with SIGKILL, leaves no process behind.
 """
 from __future__ import annotations
 
@@ -48,14 +53,17 @@ def launch_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[D
     import json
     import subprocess
 
-    from .sweep import TABLE, _worker_env, expand_grid, row_key
+    from .sweep import TABLE, _worker_env, die_with_parent, expand_grid, row_key
 
     existing = ResultsStore(out).read(TABLE)
     if not existing.empty and not resume:  # said here, in one line, rather than by every process
         raise FileExistsError(f"{ResultsStore(out).path(TABLE)} already has {len(existing)} rows: pass resume=True "
                               "(--resume) to continue it, or choose another output directory")
     job = json.dumps({"sweep": dataclasses.asdict(cfg), "out": str(out), "resume": resume, "progress": progress})
-    code = subprocess.call(torchrun_argv(cfg.nproc, [job], module="vidbench.bench.ddp"), env=_worker_env())
+    # torchrun gets SIGTERM when this process ends, however it ends (it then stops its workers,
+    # which also die with it): a killed launcher leaves no process behind
+    code = subprocess.call(torchrun_argv(cfg.nproc, [job], module="vidbench.bench.ddp"), env=_worker_env(),
+                           preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     if code != 0:
         raise RuntimeError(f"the {cfg.nproc}-process bench (torchrun) exited with code {code}; see its output above")
     keys = {row_key({**r, "nproc": n}) for r in expand_grid(cfg) if r["mode"] == "train" for n in (1, cfg.nproc)}
@@ -66,11 +74,13 @@ def launch_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[D
 def main() -> int:
     """torchrun's entry (`launch_ddp_sweep`): argv[1] is the JSON job."""
     import json
+    import signal
 
     from ..checkpoint import _tuples
     from ..cli.bench_cmd import summary
-    from .sweep import SweepConfig
+    from .sweep import SweepConfig, die_with_parent
 
+    die_with_parent(signal.SIGKILL)  # torchrun gone (killed with its launcher): nothing left to report to
     job = json.loads(sys.argv[1])
     sweep = job["sweep"]
     sweep["model_kwargs"] = _tuples(sweep.get("model_kwargs") or {})

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import gc
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import deque
@@ -29,7 +31,7 @@ from tqdm import tqdm
 from ..errors import ConfigError
 from ..layers import ATTN_BACKENDS
 from ..models import create_model, list_models, model_entry
-from ..options import Alias, accepts_aliases, option
+from ..options import Alias, accepts_aliases, check_fields, device_check, option
 from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
 from .measure import measure
@@ -55,6 +57,7 @@ BENCH_COLUMNS = (
     "threads", "warmup", "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights",
 )
 RESULT_PREFIX = "VIDBENCH_RESULT "
+_LINUX = sys.platform.startswith("linux")
 NOISY_IQR_PCT = 10.0  # a row whose step-time IQR exceeds this % of the median is flagged in reports
 MAX = "max"  # --batch-size max: the largest batch that fits
 
@@ -101,7 +104,8 @@ class SweepConfig:
     grad_checkpointing: List[str] = option(default_factory=lambda: ["off"], choices=("off", "on"),
                                            help="activation checkpointing per block in train rows: off, on, or off,on "
                                                 "for both side by side")
-    device: str = option("cpu", help="cpu, cuda, cuda:1, ...")
+    device: str = option("cpu", check=device_check(meta=True), help="cpu, cuda, cuda:N, mps, or auto (cuda where "
+                                                                    "available, else cpu)")
     compile: Optional[str] = option(None, choices=COMPILE_MODES, const="default", metavar="MODE",
                                     help="torch.compile with this mode (default, reduce-overhead, max-autotune; bare "
                                          "--compile: default); compile time recorded as compile_s")
@@ -112,13 +116,16 @@ class SweepConfig:
                                                  "is the device's memory unless given")
     max_batch_cap: int = option(4096, positive=True, help="the largest batch --batch-size max tries")
     nproc: Optional[int] = option(None, help="train rows on N processes with DistributedDataParallel (launches "
-                                             "torchrun; gloo on CPU, nccl on CUDA), beside the 1-process row")
-    warmup: int = option(3, help="untimed steps before timing")
+                                             "torchrun; gloo on CPU, nccl on CUDA), beside the 1-process row; at "
+                                             "most the CPU cores (GPUs) this process may use")
+    oversubscribe: bool = option(False, help="let --nproc exceed the CPU cores this process may use (the "
+                                             "processes then share cores, and the scaling figures say little)")
+    warmup: int = option(3, ge=0, help="untimed steps before timing")
     iters: int = option(10, positive=True, help="timed steps")
     isolate: Optional[bool] = option(None, help="each configuration in a fresh process [on CPU yes, where it makes "
                                                 "the peak RSS its own; on CUDA no]")
-    retry_oom: int = option(0, help="after an out-of-memory, retry at half the batch, up to this many times")
-    timeout_s: Optional[float] = option(None, aliases=[Alias("timeout", key=False)],
+    retry_oom: int = option(0, ge=0, help="after an out-of-memory, retry at half the batch, up to this many times")
+    timeout_s: Optional[float] = option(None, gt=0, aliases=[Alias("timeout", key=False)],
                                         help="seconds per configuration, isolated runs only [none]")
     threads: Optional[int] = option(None, help="torch intra-op threads [torch's]")
     # published weights to measure (`vidbench.weights`): the models are built with the checkpoint's
@@ -133,12 +140,15 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool) or self.compile == "off":  # older configs: compile = true / false
             self.compile = "default" if self.compile is True else None
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)} (or off), got {self.compile!r}")
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         for name in ("models", "frames", "img_size", "batch_size", "precision", "mode", "attn_backend",
                      "grad_checkpointing"):
             if isinstance(getattr(self, name), (str, int)) or getattr(self, name) is None:
                 raise ConfigError(f"{name} is a list (each value one axis of the grid), got {getattr(self, name)!r}")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)} (or off), got {self.compile!r}")
+        check_fields(self)  # types, bounds, choices, device; the checks between fields follow
         for p in self.precision:
             if p not in PRECISIONS:
                 raise ValueError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
@@ -161,12 +171,20 @@ class SweepConfig:
         if MAX in self.batch_size and self.device.startswith("cpu") and self.isolate is False:
             raise ConfigError("--batch-size max on CPU runs each try in a fresh process (its peak resident memory is "
                               "what --mem-limit caps): drop --no-isolate")
-        if self.nproc is not None and self.nproc < 1:
-            raise ConfigError(f"nproc must be >= 1, got {self.nproc}")
-        if self.iters < 1 or self.warmup < 0:
-            raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={self.iters} warmup={self.warmup}")
-        if self.retry_oom < 0:
-            raise ConfigError(f"retry_oom must be >= 0, got {self.retry_oom}")
+        if (self.nproc or 1) > 1:
+            self._check_nproc()
+
+    def _check_nproc(self) -> None:
+        """More processes than the cores this process may use (GPUs on CUDA) only when asked."""
+        if self.device.startswith("cuda"):
+            have = torch.cuda.device_count()
+            if self.nproc > have:
+                raise ConfigError(f"nproc {self.nproc}: one GPU per process, and this machine has {have}")
+        elif self.device != "meta" and not self.oversubscribe:
+            have = available_cpus()
+            if self.nproc > have:
+                raise ConfigError(f"nproc {self.nproc} is more processes than the {have} CPU core(s) this process may "
+                                  "use; give --oversubscribe (oversubscribe = true) to run them anyway")
 
     @property
     def isolated(self) -> bool:
@@ -278,6 +296,28 @@ def _measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, pea
             torch.cuda.empty_cache()
 
 
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send this process `sig` when its parent ends (Linux's
+    PR_SET_PDEATHSIG, kept across exec; elsewhere nothing): a launcher that is killed then takes
+    the processes it started with it. Used as ``preexec_fn`` and by torchrun's workers."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_env() -> Dict[str, str]:
     """The worker imports the same vidbench as this process, wherever it is run from."""
     root = str(Path(__file__).resolve().parents[2])
@@ -294,7 +334,8 @@ def _measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak:
            "mem_limit_bytes": mem_limit}
     try:
         proc = subprocess.run([sys.executable, "-m", "vidbench.bench.worker"], input=json.dumps(job), text=True,
-                              capture_output=True, timeout=cfg.timeout_s, env=_worker_env())
+                              capture_output=True, timeout=cfg.timeout_s, env=_worker_env(),
+                              preexec_fn=functools.partial(die_with_parent, signal.SIGKILL) if _LINUX else None)
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "error": f"worker exceeded {cfg.timeout_s} s"}
     for line in reversed(proc.stdout.splitlines()):

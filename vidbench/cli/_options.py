@@ -23,7 +23,7 @@ import typing
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
-from ..options import Alias, deprecation, field_types
+from ..options import Alias, check_fields, deprecation, field_types
 from ._args import comma_list, positive_int
 
 __all__ = ["add_options", "add_deprecated_flag", "config_from_args", "flag_name", "parse_key_values"]
@@ -178,7 +178,9 @@ def parse_key_values(items: Iterable[str], flag: str) -> Dict[str, Any]:
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
-    """`cls` from the flags given (absent ones keep the dataclass defaults) and `fixed` values."""
+    """`cls` from the flags given (absent ones keep the dataclass defaults) and `fixed` values,
+    every field checked against what it declares (`vidbench.options.check_fields`: NaN, bounds,
+    devices), so a bad value is one line before any work, whatever the command."""
     hints = field_types(cls)
     values: Dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -188,4 +190,6 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
         if typing.get_origin(_unwrap(hints[f.name])[0]) in (dict, typing.Dict):
             value = parse_key_values(value, flag_name(f))
         values[f.name] = value
-    return cls(**{**values, **fixed})
+    config = cls(**{**values, **fixed})
+    check_fields(config)
+    return config

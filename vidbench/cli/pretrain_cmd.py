@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results import run_lock
     from ..ssl.augment import parse_aug_overrides
     from ..ssl.base import TrainingStopped
-    from ..ssl.methods import parse_method_options
+    from ..ssl.methods import check_batch, method_config, parse_method_options
     from ..ssl.run import open_frames, parse_key_values, run_pretraining
     from ..ssl.train import PretrainConfig
 
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         options = parse_method_options(args.method, raw)
         aug = parse_aug_overrides(args.aug)
         train = config_from_args(PretrainConfig, args)
+        check_batch(method_config(args.method, **options), train.batch_size)  # before reading any data
         overrides = backbone_overrides(args)
         data = open_frames(args.data, overrides.get("img_size") or 224, frames_per_clip=args.frames,
                            progress=train.progress)

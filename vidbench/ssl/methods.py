@@ -14,7 +14,7 @@ from .instdisc import InstDisc, InstDiscConfig
 from .simclr import SimCLR, SimCLRConfig
 from .wmse import WMSE, WMSEConfig
 
-__all__ = ["METHODS", "method_config", "build_method", "parse_method_options"]
+__all__ = ["METHODS", "method_config", "build_method", "parse_method_options", "check_batch"]
 
 _CONFIGS: Dict[str, Type] = {
     "byol": BYOLConfig, "simclr": SimCLRConfig, "simclr_v2": SimCLRConfig, "wmse": WMSEConfig, "arb": ARBConfig,
@@ -39,6 +39,14 @@ def method_config(name: str, **options: Any):
     if unknown:
         raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
     return cls(**{**_DEFAULTS.get(name, {}), **options})
+
+
+def check_batch(config: Any, batch_size: int) -> None:
+    """Refuse a batch size the method's config cannot train on (W-MSE: below its whitening
+    sub-batch), before any data is read."""
+    check = getattr(config, "check_batch", None)
+    if check is not None:
+        check(batch_size)
 
 
 def build_method(name: str, backbone: nn.Module, num_images: int = 0, config: Any = None) -> SSLMethod:

@@ -30,7 +30,7 @@ from .augment import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, method_vie
 from .base import TrainingStopped, effective_rank, feature_std
 from .data import ClipFrames, EvalDataset, MultiViewDataset, image_folder_splits, is_image_folder
 from .evaluate import extract_features, knn_top1, linear_probe
-from .methods import build_method, method_config
+from .methods import build_method, check_batch, method_config
 from .train import PretrainConfig, pretrain
 
 __all__ = ["FrameData", "open_frames", "build_backbone", "run_pretraining", "run_evaluation", "evaluate_init",
@@ -147,9 +147,10 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: Pretrain
     store = ResultsStore(out)
     if resume and (done := _ok_row(store, method, train.epochs)) and Path(str(done.get("file", ""))).exists():
         return done
+    config = method_config(method, **dict(method_options or {}))
+    check_batch(config, train.batch_size)  # before any work
     overrides = dict(backbone_overrides or {})
     vit = build_backbone(backbone, train.seed, **overrides)
-    config = method_config(method, **dict(method_options or {}))
     model = build_method(method, vit, num_images=len(data.pretrain), config=config)
     size = vit.patch_embed.img_size[0]
     recipes = [dataclasses.replace(r, **dict(aug_overrides or {})) for r in method_views(method, size, model.num_views)]
@@ -200,7 +201,9 @@ def evaluate_init(init: str, data: FrameData, out: PathLike, backbone: str = "vi
     """Evaluate a saved backbone file, or a random-init backbone (`init="random"`), and append
     the row to `<out>/ssl.csv` (method from the file's metadata, or "random", epochs 0)."""
     from ..checkpoint import load_backbone
+    from ..options import check_device
 
+    check_device(device, auto=False)
     store = ResultsStore(out)
     if init == "random":
         vit = build_backbone(backbone, seed, **dict(backbone_overrides or {}))

@@ -40,7 +40,7 @@ class PretrainConfig(TrainingOptions):
     precision: str = precision_option(amp_flag_const="bf16")
     num_workers: int = override(TrainingOptions, "num_workers", 0)
     device: str = override(TrainingOptions, "device", "cpu")
-    max_steps_per_epoch: int = option(0, help="cap on optimizer steps per epoch (0: the whole dataset)")
+    max_steps_per_epoch: int = option(0, ge=0, help="cap on optimizer steps per epoch (0: the whole dataset)")
 
     def __post_init__(self) -> None:
         self.check_training(min_batch=2)

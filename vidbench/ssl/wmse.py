@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import SingularCovariance, SSLMethod, StepOutput, mlp_head
 
 __all__ = ["WMSEConfig", "WMSE", "whiten", "wmse_loss", "suggest_eps"]
@@ -39,6 +40,16 @@ class WMSEConfig:
             raise ValueError(f"w_iter must be at least 1, got {self.w_iter}")
         if not 0 <= self.w_eps < 1:
             raise ValueError(f"w_eps must be in [0, 1), got {self.w_eps}")
+        if self.w_size < 2 or self.proj_hidden < 1 or self.emb_dim < 1:
+            raise ValueError(f"need w_size >= 2, proj_hidden >= 1 and emb_dim >= 1, got {self.w_size}, "
+                             f"{self.proj_hidden}, {self.emb_dim}")
+
+    def check_batch(self, batch_size: int) -> None:
+        """Each step whitens sub-batches of `w_size` images: a smaller batch has none (refused
+        before any work, rather than at the first step)."""
+        if batch_size < self.w_size:
+            raise ConfigError(f"wmse: batch_size {batch_size} is below the whitening sub-batch w_size {self.w_size}; "
+                              f"give --batch-size >= {self.w_size} or --w-size <= {batch_size}")
 
 
 def suggest_eps(cov: torch.Tensor, max_condition: float = 1e5) -> float:

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..bench.throughput import PRECISIONS as _PRECISION_DTYPES
 from ..errors import ConfigError
-from ..options import Alias, accepts_aliases, check_choice, option, precision_from_amp
+from ..options import Alias, accepts_aliases, check_choice, check_fields, device_check, option, precision_from_amp
 
 __all__ = ["PRECISIONS", "TrainingOptions", "TrainConfig", "EvalConfig", "parse_views"]
 
@@ -39,11 +39,11 @@ def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None
 
 
 def workers_option(default: int) -> Any:
-    return option(default, flag="workers", help="DataLoader worker processes (per process under torchrun)")
+    return option(default, flag="workers", ge=0, help="DataLoader worker processes (per process under torchrun)")
 
 
 def device_option(default: str) -> Any:
-    return option(default, help="auto (cuda where available), cpu, cuda or cuda:N")
+    return option(default, check=device_check(), help="auto (cuda where available), cpu, cuda, cuda:N or mps")
 
 
 def progress_option() -> Any:
@@ -81,19 +81,24 @@ class TrainingOptions:
     epochs: int = option(12, positive=True, help="passes over the training set")
     batch_size: int = option(16, positive=True, help="clips (images) per step and process; under torchrun the global batch is "
                                       "batch_size x processes")
-    lr: float = option(5e-4, help="AdamW peak learning rate, reached at the end of the warm-up")
-    min_lr: float = option(1e-5, help="learning rate at the end of the cosine decay")
-    weight_decay: float = option(0.05, help="AdamW weight decay (biases, norms, tokens and embeddings spared)")
-    warmup_epochs: float = option(2.0, help="linear warm-up, in epochs (fractions allowed)")
-    clip_grad: float = option(1.0, aliases=[Alias("grad_clip")], help="max global gradient norm (0: off)")
+    lr: float = option(5e-4, gt=0, help="AdamW peak learning rate, reached at the end of the warm-up")
+    min_lr: float = option(1e-5, ge=0, help="learning rate at the end of the cosine decay")
+    weight_decay: float = option(0.05, ge=0, help="AdamW weight decay (biases, norms, tokens and embeddings spared)")
+    warmup_epochs: float = option(2.0, ge=0, help="linear warm-up, in epochs (fractions allowed)")
+    clip_grad: float = option(1.0, ge=0, aliases=[Alias("grad_clip")], help="max global gradient norm (0: off)")
     precision: str = precision_option()
     num_workers: int = workers_option(2)
-    seed: int = option(0, help="random seed (initialisation, data order, augmentation)")
+    seed: int = option(0, ge=0, help="random seed (initialisation, data order, augmentation)")
     device: str = device_option("auto")
     progress: bool = progress_option()
 
     def check_training(self, min_batch: int = 1) -> None:
-        """Values every loop needs (a ConfigError names the option)."""
+        """Values every loop needs (a ConfigError names the option): each field's own
+        (`vidbench.options.check_fields`), then those between fields."""
+        check_fields(self)
+        if self.min_lr > self.lr:
+            raise ConfigError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}: the cosine decay goes from lr down "
+                              "to min_lr")
         if self.epochs < 1 or self.batch_size < min_batch:
             raise ConfigError(f"need epochs >= 1 and batch_size >= {min_batch}, got {self.epochs}, {self.batch_size}")
         check_choice("precision", self.precision, PRECISIONS)
@@ -120,7 +125,7 @@ class TrainConfig(TrainingOptions):
                                               "or split annotations)")
     out: str = option("", required=True, help="results directory (checkpoint, train.csv, accuracy.csv), "
                                               "e.g. results/m2")
-    label_smoothing: float = option(0.1, help="cross-entropy label smoothing")
+    label_smoothing: float = option(0.1, ge=0, lt=1, help="cross-entropy label smoothing")
     backend: Optional[str] = backend_option()
     bad_items: str = bad_items_option()
     init: Optional[str] = option(None, help="image ViT checkpoint (.safetensors written by vidbench.checkpoint, e.g. "
@@ -194,6 +199,7 @@ class EvalConfig:
     DEFAULT_VIEWS = "4x3"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if bool(self.checkpoint) == bool(self.weights):
             raise ConfigError("give one of checkpoint (vidbench train's) or weights (published)")
         if self.weights and not self.data:

@@ -14,6 +14,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
+from ..options import check_device
+
 __all__ = ["DistEnv", "ShardSampler", "all_gather_lists", "all_reduce_sum", "setup_distributed"]
 
 T = TypeVar("T")
@@ -39,14 +42,22 @@ def setup_distributed(device: str = "auto") -> DistEnv:
     """Join torchrun's process group when WORLD_SIZE > 1 (idempotent); pick the device.
 
     Args:
-        device: "auto" (cuda:<local_rank> where available, else cpu), "cpu" or "cuda".
+        device: "auto" (cuda where available, else cpu), "cpu", "cuda", "cuda:N" or "mps"
+            (`vidbench.options.check_device`: one that this machine lacks is a ConfigError). Under
+            torchrun each process takes cuda:<local rank>; outside it "cuda:N" is device N.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but no CUDA device is available")
-    dev = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    device = check_device(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_cuda = device.startswith("cuda")
+    if use_cuda and world > 1:
+        if ":" in device:
+            raise ConfigError(f"device {device}: under torchrun each process takes cuda:<local rank>; give cuda")
+        dev = torch.device(f"cuda:{local_rank}")
+    else:
+        dev = torch.device(device if ":" in device or not use_cuda else "cuda:0")
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
