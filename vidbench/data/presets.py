@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from .synthetic import SyntheticClass, render_video, select_classes
+from .synthetic import SyntheticClass, check_video_memory, render_video, select_classes
 from .videoio import PathLike, encode_rgb
 
 __all__ = ["PRESETS", "Preset", "SSV2_TEMPLATES", "encode_video", "make_preset_dataset"]
@@ -179,18 +179,22 @@ def make_preset_dataset(out: PathLike, preset: str = "kinetics", classes: Option
         raise ConfigError(f"unknown dataset preset {preset!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[preset]
     if duration_s is not None:
-        if duration_s <= 0:
-            raise ConfigError(f"--duration-s must be > 0, got {duration_s}")
+        if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+            raise ConfigError(f"--duration-s must be a finite number of seconds > 0, got {duration_s}")
         p = replace(p, duration_s=(duration_s, duration_s))
     if short_side is not None:
         if short_side < 16 or short_side % 2:
             raise ConfigError(f"--short-side must be even and >= 16, got {short_side}")
         p = replace(p, short_side=short_side)
+    for name, value in (("--fps", fps), ("--videos-per-class", videos_per_class)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
     p = replace(p, fps=fps or p.fps, videos_per_class=videos_per_class or p.videos_per_class)
-    try:
-        chosen = select_classes(classes)
-    except ValueError as err:  # an unknown or repeated --classes name: one line at the CLI
-        raise ConfigError(str(err)) from None
+    chosen = select_classes(classes)  # an unknown or repeated --classes name: one line at the CLI
+    longest = max(2, round(p.duration_s[1] * p.fps))
+    check_video_memory(longest, p.short_side, _even(p.short_side * max(p.aspects)), f"--preset {p.name}")
     plan = _plan(p, chosen, p.videos_per_class, seed)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset.json").exists():

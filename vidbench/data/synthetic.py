@@ -27,9 +27,12 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import ConfigError
+from ..options import check_fields, option
 from .videoio import PathLike, write_mp4
 
-__all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "action_spans", "make_dataset", "render_video"]
+__all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "SyntheticOptions", "action_spans", "check_video_memory",
+           "make_dataset", "render_video"]
 
 Rng = np.random.Generator
 Colour = Tuple[float, float, float]
@@ -266,6 +269,28 @@ def render_video(cls: SyntheticClass, index: int, frames: int, size: int, seed: 
     return np.ascontiguousarray(video[::-1]) if cls.reverse else video
 
 
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable; None elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_video_memory(frames: int, height: int, width: int, what: str) -> None:
+    """Refuse, before anything is written, a video whose rendering needs more memory than this
+    machine has: its uint8 frames plus the float64 pixel grids and frame `Canvas` keeps."""
+    need = height * width * (3 * frames + 100)
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"{what}: one video of {frames} frames of {width}x{height} needs about {need / 2**30:.1f} "
+                          f"GiB to render, and {have / 2**30:.1f} GiB is available: choose smaller frames or fewer")
+
+
 def split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> Dict[str, int]:
     n_val, n_test = round(videos_per_class * val_fraction), round(videos_per_class * test_fraction)
     n_train = videos_per_class - n_val - n_test
@@ -275,13 +300,48 @@ def split_counts(videos_per_class: int, val_fraction: float, test_fraction: floa
 
 
 def select_classes(names: Optional[List[str]]) -> List[SyntheticClass]:
+    from ..errors import did_you_mean
+
     names = list(names or DEFAULT_CLASSES)
     unknown = [n for n in names if n not in CLASSES]
     if unknown:
-        raise ValueError(f"unknown synthetic class(es) {unknown}; available: {', '.join(CLASSES)}")
+        hint = did_you_mean(unknown[0], CLASSES) or "; vidbench make-dataset --list-classes shows them"
+        raise ConfigError(f"unknown synthetic class(es) {', '.join(map(repr, unknown))}{hint}")
     if len(set(names)) != len(names):
-        raise ValueError(f"duplicate classes in {names}")
+        raise ConfigError(f"duplicate classes in {names}")
     return [CLASSES[n] for n in names]
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """`make_dataset`'s values (vidbench make-dataset's flags, a suite's [dataset] options),
+    checked where they are defined: before any video is rendered."""
+
+    classes: Optional[List[str]] = option(None, help="class names [all 14]")
+    videos_per_class: int = option(60, positive=True, help="videos of each class")
+    frames: int = option(17, positive=True, help="frames per video")
+    size: int = option(32, positive=True, help="frame side in pixels, even (H.264 4:2:0)")
+    seed: int = option(0, ge=0, help="random seed")
+    fps: int = option(8, positive=True, help="frame rate of the files")
+    val_fraction: float = option(0.15, ge=0, lt=1, help="share of each class's videos in the val split")
+    test_fraction: float = option(0.15, ge=0, lt=1, help="share of each class's videos in the test split")
+    num_frames: int = option(8, positive=True, help="frames of the dataset's default clip")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.size % 2:
+            raise ConfigError(f"size must be even (H.264 stores 4:2:0 colour, in 2 x 2 blocks), got {self.size}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"val_fraction {self.val_fraction:g} + test_fraction {self.test_fraction:g} leave no "
+                              "videos for training: keep their sum below 1")
+        try:
+            split_counts(self.videos_per_class, self.val_fraction, self.test_fraction)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if min(2, (self.frames - 1) // max(1, self.num_frames - 1)) < 1:
+            raise ConfigError(f"{self.frames} frames per video cannot hold a clip of {self.num_frames} frames")
+        select_classes(self.classes)
+        check_video_memory(self.frames, self.size, self.size, "make-dataset")
 
 
 def make_dataset(out: PathLike, classes: Optional[List[str]] = None, videos_per_class: int = 60, frames: int = 17,
@@ -293,11 +353,10 @@ def make_dataset(out: PathLike, classes: Optional[List[str]] = None, videos_per_
     The default clip is `num_frames` frames at stride 2 (less where the videos are too short), a
     model input of 8 x 32 x 32 by default. The same arguments give byte-identical files.
     """
+    SyntheticOptions(classes, videos_per_class, frames, size, seed, fps, val_fraction, test_fraction, num_frames)
     chosen = select_classes(classes)
     counts = split_counts(videos_per_class, val_fraction, test_fraction)
     stride = min(2, (frames - 1) // max(1, num_frames - 1))
-    if stride < 1:
-        raise ValueError(f"{frames} frames per video cannot hold a clip of {num_frames} frames")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset.json").exists():
         raise FileExistsError(f"{out} is not empty and holds no generated dataset: choose another --out")
