@@ -1,6 +1,11 @@
+import json
+import os
+
 import pytest
 import torch
 
+from vidbench.cli import main
+from vidbench.data import make_dataset
 from vidbench.models import create_model
 
 
@@ -49,3 +54,165 @@ def test_bad_config_values():
         create_model("vivit_m2_tiny", temporal_pos_std=-1)
     with pytest.raises(ValueError, match="exceeds"):
         create_model("vtn_tiny", num_frames=100)
+
+
+# -- every value checked where it is defined (issue 26): one line, exit 2, before any work --------------
+def _one_line(capsys, *needles):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "syn", ["red_disc", "green_square"], videos_per_class=4)
+
+
+def _train(data, out, *extra):
+    return main(["train", "--model", "vivit_m1_tiny", "--data", str(data), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--workers", "0", "--no-progress", *extra])
+
+
+@pytest.mark.parametrize("arg,needle", [
+    ("num_heads=0", "num_heads must be >= 1, got 0"),
+    ("tubelet_size=0,8,8", "tubelet_size must be >= 1 in every axis, got (0, 8, 8)"),
+    ("depth=-1", "depth must be >= 1, got -1"),
+    ("tubelet_size=2,8", "tubelet_size must be a positive integer or three positive sizes (T, H, W), got (2, 8)"),
+    ("tubelet_size=2,8,8,8", "got (2, 8, 8, 8)"),
+    ("drop_path_rate=1.5", "drop_path_rate must be in [0, 1), got 1.5"),
+])
+def test_model_args_no_model_can_take_are_refused(tiny_data, tmp_path, capsys, arg, needle):
+    assert _train(tiny_data, tmp_path / "run", "--model-arg", arg) == 2
+    _one_line(capsys, "vivit_m1_tiny with", needle)
+    assert not (tmp_path / "run" / "train.csv").exists()
+
+
+def test_a_size_is_never_read_with_another_number_of_axes():
+    from vidbench.layers import to_2tuple, to_3tuple
+
+    assert to_3tuple(8) == (1, 8, 8) and to_3tuple([2, 8, 8]) == (2, 8, 8) and to_2tuple(32) == (32, 32)
+    for bad in ((2, 8), (2, 8, 8, 8)):
+        with pytest.raises(ValueError, match=r"an integer or \(t, h, w\)"):
+            to_3tuple(bad)
+    with pytest.raises(ValueError, match=r"an integer or \(h, w\)"):
+        to_2tuple((32, 32, 32))
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("num_attention_heads", 0, "num_heads must be >= 1, got 0"),
+    ("num_hidden_layers", -1, "depth must be >= 1, got -1"),
+    ("patch_size", 0, "patch_size must be >= 1, got 0"),
+    ("hidden_size", 0, "config.json: hidden_size must be >= 1, got 0"),
+])
+def test_hf_config_with_zero_or_negative_sizes(tmp_path, capsys, key, value, needle):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.TimesformerConfig(image_size=16, patch_size=8, num_frames=2, hidden_size=16,
+                                         num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=2)
+    path = tmp_path / "hf"
+    transformers.TimesformerForVideoClassification(cfg).save_pretrained(path)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, key: value}))
+    capsys.readouterr()  # transformers' progress bar
+    assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
+    _one_line(capsys, str(path), needle)
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--lr", "nan"], "lr must be a finite number, got nan"),
+    (["--lr", "-1"], "lr must be > 0, got -1.0"),
+    (["--label-smoothing", "1.5"], "label_smoothing must be < 1, got 1.5"),
+    (["--weight-decay", "-1"], "weight_decay must be >= 0, got -1.0"),
+    (["--min-lr", "0.01", "--lr", "0.001"], "min_lr 0.01 is above lr 0.001"),
+    (["--warmup-epochs", "inf"], "warmup_epochs must be a finite number, got inf"),
+    (["--device", "gpu0"], "device must be one of auto, cpu, cuda, cuda:N, mps, got 'gpu0'"),
+    (["--device", "foo"], "got 'foo'"),
+])
+def test_training_options_are_refused_before_any_work(tiny_data, tmp_path, capsys, flags, needle):
+    assert _train(tiny_data, tmp_path / "run", *flags) == 2
+    _one_line(capsys, "vidbench train: ", needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_asked_for_without_cuda_is_one_line_in_every_command(tiny_data, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    pretrain = ["pretrain", "--method", "byol", "--data", str(tiny_data), "--out", str(tmp_path / "ssl"),
+                "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
+                "--batch-size", "4", "--frames", "2", "--no-progress"]
+    for argv in (["train", "--model", "vit_frameavg_tiny", "--data", str(tiny_data), "--out", str(tmp_path / "t")],
+                 ["eval", "--weights", str(tmp_path / "w.safetensors"), "--data", str(tiny_data)],
+                 pretrain, ["bench", "--models", "vit_tiny", "--out", str(tmp_path / "b")]):
+        assert main([*argv, "--device", "cuda:0"]) == 2, argv
+        _one_line(capsys, "device cuda:0: CUDA is not available here")
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_device_cuda_n_is_that_device(monkeypatch):
+    """--device cuda:1 was cuda:0 (the local rank), mps was the CPU."""
+    import torch
+
+    from vidbench.train.distributed import setup_distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: None)
+    assert setup_distributed("cuda:1").device == torch.device("cuda:1")
+    assert setup_distributed("cuda").device == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="this machine has 2 CUDA device"):
+        setup_distributed("cuda:2")
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--img-size", "33"], "size must be even"),
+    (["--classes", "purple"], "unknown synthetic class(es) 'purple'"),
+    (["--val-fraction", "0.6", "--test-fraction", "0.5"], "leave no videos for training"),
+    (["--val-fraction", "nan"], "val_fraction must be a finite number, got nan"),
+    (["--seed", "-1"], "seed must be >= 0, got -1"),
+    (["--preset", "kinetics", "--duration-s", "nan"], "--duration-s must be a finite number of seconds > 0, got nan"),
+    (["--preset", "ssv2", "--duration-s", "inf"], "got inf"),
+    (["--preset", "kinetics", "--short-side", "100000"], "GiB to render"),
+])
+def test_dataset_options_are_refused_before_any_video(tmp_path, capsys, flags, needle):
+    out = tmp_path / "data"
+    assert main(["make-dataset", "--out", str(out), "--videos-per-class", "3", *flags]) == 2
+    _one_line(capsys, "vidbench make-dataset: ", needle)
+    assert not out.exists()
+
+
+def test_bench_timeout_and_process_count(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["bench", "--models", "vit_tiny", "--timeout-s", "0", "--out", str(out), "--no-progress"]) == 2
+    _one_line(capsys, "timeout_s must be > 0, got 0.0")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    argv = ["bench", "--models", "vit_tiny", "--mode", "train", "--nproc", str(cores + 1), "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 2
+    _one_line(capsys, f"nproc {cores + 1} is more processes than the {cores} CPU core(s)", "--oversubscribe")
+    assert not out.exists()
+    from vidbench.bench import SweepConfig
+
+    assert SweepConfig(models=["vit_tiny"], nproc=cores + 1, oversubscribe=True).nproc == cores + 1
+
+
+def test_a_suite_section_gets_the_same_checks(tmp_path):
+    from vidbench.errors import ConfigError
+    from vidbench.suite.spec import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text('[train]\nmodels = ["vit_tiny"]\nlr = -0.1\n')
+    with pytest.raises(ConfigError, match=r"s.toml \[train\]: lr must be > 0, got -0.1"):
+        load_suite(path)
+    path.write_text('[bench]\nmodels = ["vit_tiny"]\ntimeout_s = 0\n')
+    with pytest.raises(ConfigError, match=r"\[bench\]: timeout_s must be > 0, got 0"):
+        load_suite(path)
+
+
+def test_wmse_batch_below_its_whitening_size_is_refused_before_reading_data(tmp_path, capsys):
+    missing = tmp_path / "no-such-data"  # never opened: the refusal comes first
+    assert main(["pretrain", "--method", "wmse", "--data", str(missing), "--out", str(tmp_path / "ssl"),
+                 "--batch-size", "8", "--no-progress"]) == 2
+    _one_line(capsys, "wmse: batch_size 8 is below the whitening sub-batch w_size 128", "--w-size <= 8")
+    assert not (tmp_path / "ssl").exists()

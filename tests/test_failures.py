@@ -294,3 +294,60 @@ def test_weight_decay_spares_what_the_model_names():
     for name, p in model.named_parameters():
         assert (id(p) in ids) == (p.ndim <= 1 or name in spared), name
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+def _descendants(pid):
+    """Every process below `pid` (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_bench_launcher_takes_its_torchrun_workers_with_it(tmp_path):
+    import signal
+    import time
+
+    launcher = subprocess.Popen([sys.executable, "-m", "vidbench", "bench", "--models", "vit_tiny", "--mode", "train",
+                                 "--nproc", "2", "--oversubscribe", "--iters", "1000", "--warmup", "0", "--img-size",
+                                 "32", "--out", str(tmp_path / "b"), "--no-progress"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.time() + 120, []
+        while time.time() < deadline and len(workers) < 2 and launcher.poll() is None:
+            time.sleep(0.2)
+            below = _descendants(launcher.pid)
+            workers = [p for p in below if "-m vidbench.bench.ddp" in _cmdline(p)
+                       and "torch.distributed.run" not in _cmdline(p)]
+        assert len(workers) == 2, "torchrun's two workers never started"
+    finally:
+        if launcher.poll() is None:
+            os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any("vidbench" in _cmdline(p) or "torch" in _cmdline(p) for p in below):
+        time.sleep(0.2)
+    left = [(p, _cmdline(p)[:80]) for p in below if _cmdline(p)]
+    for p, _ in left:  # never leave them behind for the next test
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"orphans of the killed launcher: {left}"
