@@ -213,6 +213,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
 
     def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
         return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done,
+                "classes": list(spec.classes),  # eval matches a dataset's classes to the head by name
                 "train_time_s": round(train_time, 2),
                 "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
                          "size": size, **{k: list(v) for k, v in norm.items()}},
