@@ -28,6 +28,7 @@ from ..data.annotations import NO_LABEL, AnnotationError, AnnotationIssue, Video
 from ..data.transforms import ClipTransform
 from ..errors import ConfigError
 from ..results import ResultsStore
+from ..weights.classes import match_classes
 from .config import EvalConfig, parse_views
 from .core import autocast
 from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
@@ -127,8 +128,16 @@ def evaluate_checkpoint(checkpoint: Any, **options: Any) -> Dict[str, Any]:
     return _evaluate_checkpoint(EvalConfig(checkpoint=str(checkpoint), **options))
 
 
+# EvalConfig fields that only published weights take
+_WEIGHTS_ONLY = ("frames", "img_size", "stride", "model", "weights_format")
+
+
 def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
     checkpoint, views = cfg.checkpoint, cfg.views or EvalConfig.DEFAULT_VIEWS
+    ignored = [f"--{name.replace('_', '-')}" for name in _WEIGHTS_ONLY if getattr(cfg, name, None) is not None]
+    if ignored:  # a trained model is evaluated on the clips it was trained on (they were silently ignored)
+        raise ConfigError(f"{' / '.join(ignored)}: for --weights only; a --checkpoint is evaluated with the frames, "
+                          f"stride and crop it was trained with (recorded in {checkpoint})")
     env = setup_distributed(cfg.device)
     model, extra = load_checkpoint(checkpoint)
     model.to(env.device)
@@ -138,16 +147,21 @@ def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
     spec = DataSpec.load(data)
     clip = extra.get("clip", {})
     sampler, size = clip_settings(spec, clip.get("num_frames"), clip.get("stride"), clip.get("mode"), clip.get("size"))
-    if len(spec.classes) != model.num_classes:
-        raise ConfigError(f"{data} has {len(spec.classes)} classes, the checkpoint's model {model.num_classes}")
+    names = extra.get("classes")  # recorded by vidbench train; older checkpoints have none
+    names = [str(n) for n in names] if isinstance(names, list) and len(names) == model.num_classes else None
+    try:
+        label_map, matched = match_classes(names, model.num_classes, spec.classes, where=f"{checkpoint}: ")
+    except ValueError as err:
+        raise ConfigError(f"{err} (dataset {data})") from None
     split = cfg.split or _default_split(spec, env.is_main)
     norm = {k: tuple(clip[k]) for k in ("mean", "std") if clip.get(k)}  # fine-tuned from published weights
-    result = evaluate_split(model, spec, split, cfg, env, views, sampler, ClipTransform(size=size, **norm))
+    result = evaluate_split(model, spec, split, cfg, env, views, sampler, ClipTransform(size=size, **norm),
+                            label_map=label_map, class_names=names)
     row = {
         "model": extra.get("model", getattr(model, "model_name", type(model).__name__)),
         "init": extra.get("init", "unknown"), "data": str(data), "split": split, "views": views,
         "epochs": extra.get("epoch", ""), **result, "train_time_s": extra.get("train_time_s", ""),
-        "checkpoint": str(checkpoint),
+        "class_match": matched, "checkpoint": str(checkpoint),
     }
     if env.is_main and "top1" in result:
         ResultsStore(cfg.out or Path(checkpoint).parent).append("accuracy", row)

@@ -1,0 +1,66 @@
+"""Data, evaluation and weights files (issue 26, "Data and evaluation" and the weights items of
+"Every value checked"): each test here failed on the code before it. A user error is one line
+naming the file / option / value, exit code 2, no traceback; a result row never carries a name
+or a class match it did not check."""
+import csv
+
+import pytest
+
+from vidbench.checkpoint import read_metadata
+from vidbench.cli import main
+from vidbench.data import make_dataset
+
+SMALL = ["--model-arg", "depth=1", "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2"]
+
+
+def _one_line(capsys, *needles):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "syn", ["red_disc", "green_square"], videos_per_class=4)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert main(["train", "--model", "vit_frameavg_tiny", "--data", str(data), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--workers", "0", "--no-progress", *SMALL]) == 0
+    return out / "checkpoint.safetensors"
+
+
+# -- trained checkpoints: class names ------------------------------------------------------------
+def test_train_checkpoint_records_class_names_and_eval_matches_them_by_name(data, trained, tmp_path):
+    assert read_metadata(trained)[1]["classes"] == ["red_disc", "green_square"]
+    permuted = make_dataset(tmp_path / "perm", ["green_square", "red_disc"], videos_per_class=4)
+    predict = tmp_path / "pred.csv"
+    assert main(["eval", "--checkpoint", str(trained), "--data", str(permuted), "--views", "1x1",
+                 "--out", str(tmp_path / "res"), "--predict", str(predict)]) == 0
+    rows = list(csv.DictReader(open(predict)))
+    # the model's outputs are named by the checkpoint's classes (were the dataset's, in its order)
+    assert {r["class1"] for r in rows} | {r["class2"] for r in rows} == {"red_disc", "green_square"}
+    row = list(csv.DictReader(open(tmp_path / "res" / "accuracy.csv")))[-1]
+    assert row["class_match"].startswith("by name")
+    # the model's top-1 output, by name, against the label: top1 recomputed from the predictions
+    top1 = 100 * sum(r["class1"] == r["label"] for r in rows if r["label"]) / sum(bool(r["label"]) for r in rows)
+    assert float(row["top1"]) == pytest.approx(top1)
+
+
+def test_eval_of_a_dataset_with_other_classes_is_refused(trained, tmp_path, capsys):
+    other = make_dataset(tmp_path / "other", ["red_disc", "blue_triangle"], videos_per_class=4)
+    assert main(["eval", "--checkpoint", str(trained), "--data", str(other), "--views", "1x1",
+                 "--out", str(tmp_path / "res")]) == 2
+    _one_line(capsys, "checkpoint.safetensors", "blue_triangle")
+    assert not (tmp_path / "res" / "accuracy.csv").exists()
+
+
+@pytest.mark.parametrize("flag", [["--frames", "4"], ["--img-size", "48"], ["--stride", "1"]])
+def test_eval_options_a_checkpoint_does_not_take_are_refused(trained, tmp_path, capsys, flag):
+    assert main(["eval", "--checkpoint", str(trained), "--views", "1x1", "--out", str(tmp_path / "res"), *flag]) == 2
+    _one_line(capsys, flag[0], "for --weights only")
+    assert not (tmp_path / "res").exists()
