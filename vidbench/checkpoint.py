@@ -28,6 +28,7 @@ from torch import nn
 from . import models as _models
 from .errors import UserError
 from .models import create_model, model_entry
+from .results import fsync_path, removing_on_error, writing
 
 __all__ = ["FORMAT", "load_backbone", "load_checkpoint", "read_backbone_meta", "read_metadata", "save_backbone",
            "save_checkpoint"]
@@ -60,10 +61,12 @@ def save_checkpoint(model: nn.Module, path: PathLike, extra_metadata: Optional[M
             "config": {k: v for k, v in dataclasses.asdict(config).items() if k in init_fields}}
     metadata = {"format": FORMAT, "model": json.dumps(spec), "extra": json.dumps(dict(extra_metadata or {}))}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_model(model, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    with writing(path, "the previous checkpoint is intact"), removing_on_error(tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(model, str(tmp), metadata=metadata)
+        fsync_path(tmp)
+        os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
     return path
 
 

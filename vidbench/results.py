@@ -14,10 +14,11 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import pandas as pd
 
@@ -35,8 +36,119 @@ class RunInUse(UserError):
     """Another process holds the results directory."""
 
 
-class DiskFull(UserError):
+class OutputError(UserError):
+    """An output that cannot be written (full disk, quota, read-only or forbidden place): one
+    line naming the file; what was written before stays readable."""
+
+
+class DiskFull(OutputError):
     """No space left while writing results: what was written before stays readable."""
+
+
+# errno -> how the message says it: the failures of an output path that are the user's to fix
+OUTPUT_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                 errno.EPERM: "operation not permitted"}
+
+
+def _errno_of(err: BaseException) -> Optional[int]:
+    """The errno of an OSError, or of a safetensors error that wraps one ("... (os error 28)")."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    return int(found.group(1)) if found and type(err).__name__ == "SafetensorError" else None
+
+
+def output_error(err: BaseException, path: PathLike, kept: str = "", exact: bool = False) -> Optional[OutputError]:
+    """The user error for `err` raised while writing `path`, or None when it is not an output
+    failure (a bug keeps its traceback). `kept`: what stays intact, said after the reason;
+    `exact`: name `path` itself, not the file inside it the error names."""
+    code = _errno_of(err)
+    if code not in OUTPUT_ERRNOS:
+        return None
+    named = getattr(err, "filename", None)
+    where = named if named and not exact and not str(named).endswith(".tmp") else path  # not a temporary name
+    cls = DiskFull if code in (errno.ENOSPC, errno.EDQUOT) else OutputError
+    text = f"{OUTPUT_ERRNOS[code]} writing {where}" + (f": {kept}" if kept else "")
+    if cls is DiskFull:
+        text += "; free space and run again (with --resume where the command has it)"
+    exc = cls(text)
+    exc.errno = code
+    return exc
+
+
+@contextlib.contextmanager
+def writing(path: PathLike, kept: str = "", exact: bool = False):
+    """Around the writes of an output: a full disk, quota, read-only or forbidden path becomes
+    one `OutputError` naming the file (`vidbench` prints it and exits 2), not a traceback."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        mapped = output_error(err, path, kept, exact)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+@contextlib.contextmanager
+def removing_on_error(tmp: PathLike):
+    """Delete the temporary file `tmp` when the block fails (a full disk leaves no .tmp behind)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def fsync_path(path: PathLike) -> None:
+    """Flush a written file to the disk (before a step that depends on it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def building(out: PathLike):
+    """Make a folder whole or not at all: yields a temporary folder beside `out` to write
+    into; when the block ends it replaces `out` (a previous generation there is removed only
+    then), when it fails it is removed and `out` stays as it was. A full disk or read-only
+    place is an `OutputError` naming `out`."""
+    import shutil
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        with writing(out, "it is left as it was", exact=True):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+        with writing(out, "it is left as it was", exact=True):
+            yield tmp
+            old = None
+            if out.exists():
+                old = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
+                os.rename(out, old)
+            os.rename(tmp, out)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_all(fd: int, data: bytes, path: PathLike) -> None:
+    """os.write until every byte is written: a short count is followed by another write, which
+    on a full disk raises ENOSPC; a write of nothing is taken as a full disk."""
+    view = memoryview(data)
+    while len(view):
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device (a write of 0 bytes)", str(path))
+        view = view[n:]
 
 
 @contextlib.contextmanager
@@ -49,7 +161,7 @@ def run_lock(root: PathLike, what: str = "run"):
     import fcntl
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    created = _make_dirs(root)
     path = str((root / LOCK_FILE).resolve())
     if path in _HELD:
         fd, depth = _HELD[path]
@@ -60,7 +172,8 @@ def run_lock(root: PathLike, what: str = "run"):
             fd, depth = _HELD[path]
             _HELD[path] = (fd, depth - 1)
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with writing(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -69,26 +182,60 @@ def run_lock(root: PathLike, what: str = "run"):
         raise RunInUse(f"{root} is in use by another vidbench process ({holder}): wait for it to finish or "
                        "choose another --out") from None
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}, {what}, since {stamp}\n".encode(), 0)
+    try:
+        with writing(path):
+            os.ftruncate(fd, 0)
+            write_all(fd, f"pid {os.getpid()}, {what}, since {stamp}\n".encode(), path)
+    except BaseException:
+        os.close(fd)
+        _remove_if_only_lock(created)
+        raise
     _HELD[path] = (fd, 1)
     try:
         yield
     finally:
         fd, depth = _HELD.pop(path)
+        _remove_if_only_lock(created)  # a refused run leaves no folder holding only its lock
         os.close(fd)  # releases the flock
 
 
-def _no_space(err: OSError, path: Path) -> bool:
-    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+def _make_dirs(root: Path) -> List[Path]:
+    """mkdir -p `root` (a user error naming it when it cannot be made); returns the folders it
+    created, deepest first."""
+    created: List[Path] = []
+    walk = root
+    while not walk.exists() and walk != walk.parent:
+        created.append(walk)
+        walk = walk.parent
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_if_only_lock(created: List[Path]) -> None:
+    """Remove the folders this lock created when nothing but the lock file is in them (a run
+    refused before writing anything)."""
+    if not created:
+        return
+    root = created[0]
+    try:
+        if {p.name for p in root.iterdir()} - {LOCK_FILE}:
+            return
+        (root / LOCK_FILE).unlink(missing_ok=True)
+        for folder in created:
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 class ResultsStore:
     """Append-only CSV tables under one results directory."""
 
-    def __init__(self, root: PathLike):
+    def __init__(self, root: PathLike, create: bool = True):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:  # create=False: to read an existing store without making a folder
+            with writing(self.root):
+                self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, table: str) -> Path:
         return self.root / f"{table}.csv"
@@ -120,19 +267,21 @@ class ResultsStore:
             _atomic_write(path, pd.concat([old, new], ignore_index=True)[header + extra].to_csv(index=False))
             return
         line = new.reindex(columns=header).to_csv(header=False, index=False)
-        _drop_partial_tail(path)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        with writing(path, "the rows written before are intact"):
+            _drop_partial_tail(path)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, line.encode())
+            write_all(fd, line.encode(), path)  # all of the line, or an error: a short write is never ignored
             os.fsync(fd)
         except OSError as err:
-            if _no_space(err, path):
-                os.close(fd)
-                fd = -1
+            mapped = output_error(err, path, "the rows written before are intact")
+            if mapped is None:
+                raise
+            os.close(fd)
+            fd = -1
+            with contextlib.suppress(OSError):
                 _drop_partial_tail(path)  # a row half-written by a full disk is cut: earlier rows stay readable
-                raise DiskFull(f"no space left on the device writing {path}: the rows written before are intact; "
-                               "free space and rerun with --resume") from None
-            raise
+            raise mapped from None
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -173,12 +322,22 @@ def _drop_partial_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_file(path: PathLike, data: Union[str, bytes]) -> Path:
+    """Write a whole output file atomically (text or bytes): `_atomic_write`, the shared write
+    path of every output that is not a results table (reports, plots, manifests)."""
+    path = Path(path)
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, data)
+    return path
+
+
+def _atomic_write(path: Path, text: Union[str, bytes]) -> None:
     """Write a temporary file of a unique name, then rename it over `path`: a crash or a full
     disk leaves the old file as it was."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "w", newline="") as f:
+        with (open(tmp, "wb") if isinstance(text, bytes) else open(tmp, "w", newline="")) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -186,10 +345,10 @@ def _atomic_write(path: Path, text: str) -> None:
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if _no_space(err, path):
-            raise DiskFull(f"no space left on the device writing {path}: the previous version is intact; "
-                           "free space and rerun with --resume") from None
-        raise
+        mapped = output_error(err, path, "the previous version is intact")
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def _git_commit() -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 import string
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..results import building
 from .synthetic import SyntheticClass, check_video_memory, render_video, select_classes
 from .videoio import PathLike, encode_rgb
 
@@ -199,29 +199,28 @@ def make_preset_dataset(out: PathLike, preset: str = "kinetics", classes: Option
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset.json").exists():
         raise FileExistsError(f"{out} is not empty and holds no generated dataset: choose another --out")
-    for old in ("train", "val", "test", SSV2_VIDEOS):
-        if (out / old).is_dir():
-            shutil.rmtree(out / old)  # a previous generation: replace it whole
-    out.mkdir(parents=True, exist_ok=True)
-    action = None if p.action_s is None else max(2, round(p.action_s * p.fps))
-    writer = _write_kinetics if p.codec == "h264" else _write_ssv2
-    names = writer(out, p, plan, action, seed, progress)
-    meta = {
-        "name": f"vidbench-synthetic-{p.name}", "format": 1, "layout": p.name, "classes": names["classes"],
-        "groups": {names["of"][c.name]: c.group for c in chosen},
-        "no_flip": [names["of"][c.name] for c in chosen if c.mirror_sensitive],
-        "splits": names["splits"], "clip": _clip(p, min(v.frames for v in plan)),
-        "generator": {"preset": p.name, "synthetic_classes": {names["of"][c.name]: c.name for c in chosen},
-                      "videos_per_class": p.videos_per_class, "fps": p.fps, "duration_s": list(p.duration_s),
-                      "short_side": p.short_side, "action_frames": action, "seed": seed,
-                      "codec": ("h264 (libx264), CRF 23, keyint 250, 3 B-frames" if p.codec == "h264"
-                                else "vp9 (libvpx-vp9), CRF 32")},
-    }
-    if "label_map" in names:
-        meta["label_map"] = names["label_map"]
-    if "video_root" in names:
-        meta["video_root"] = names["video_root"]
-    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    # built beside `out` and moved into place whole (a previous generation is replaced only then):
+    # a full disk or a kill leaves no half-made dataset
+    with building(out) as tmp:
+        action = None if p.action_s is None else max(2, round(p.action_s * p.fps))
+        writer = _write_kinetics if p.codec == "h264" else _write_ssv2
+        names = writer(tmp, p, plan, action, seed, progress)
+        meta = {
+            "name": f"vidbench-synthetic-{p.name}", "format": 1, "layout": p.name, "classes": names["classes"],
+            "groups": {names["of"][c.name]: c.group for c in chosen},
+            "no_flip": [names["of"][c.name] for c in chosen if c.mirror_sensitive],
+            "splits": names["splits"], "clip": _clip(p, min(v.frames for v in plan)),
+            "generator": {"preset": p.name, "synthetic_classes": {names["of"][c.name]: c.name for c in chosen},
+                          "videos_per_class": p.videos_per_class, "fps": p.fps, "duration_s": list(p.duration_s),
+                          "short_side": p.short_side, "action_frames": action, "seed": seed,
+                          "codec": ("h264 (libx264), CRF 23, keyint 250, 3 B-frames" if p.codec == "h264"
+                                    else "vp9 (libvpx-vp9), CRF 32")},
+        }
+        if "label_map" in names:
+            meta["label_map"] = names["label_map"]
+        if "video_root" in names:
+            meta["video_root"] = names["video_root"]
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
 

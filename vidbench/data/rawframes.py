@@ -224,6 +224,14 @@ def _folder_names(records: Sequence[VideoRecord], bases: Sequence[Path]) -> Dict
 
 
 def _write_frames(job: _Job, backend: Optional[str], chunk: int) -> int:
+    """`_write_frames_into`, a full disk or read-only --out as one error naming the folder."""
+    from ..results import writing
+
+    with writing(job.folder):
+        return _write_frames_into(job, backend, chunk)
+
+
+def _write_frames_into(job: _Job, backend: Optional[str], chunk: int) -> int:
     """Decode the video (chunk by chunk, in order) into a temporary folder beside the target,
     then rename it into place: a failure leaves nothing behind, a finished folder replaces an
     earlier extraction whole."""
@@ -351,7 +359,10 @@ def extract_frames(spec, out: PathLike, splits: Optional[Sequence[str]] = None, 
                               "(folders drop the extension and write '_' for whitespace): rename one of them")
         source[folder] = same
         jobs.setdefault(folder, _Job(record.path, str(out / folder), record.start, record.end, quality, backend))
-    out.mkdir(parents=True, exist_ok=True)
+    from ..results import writing
+
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     done: Dict[str, int] = {}
     fallbacks: List[str] = []
     failed: List[Path] = []  # parents of folders not written: removed once every job is over, where empty

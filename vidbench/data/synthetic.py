@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..options import check_fields, option
+from ..results import building
 from .videoio import PathLike, write_mp4
 
 __all__ = ["CLASSES", "DEFAULT_CLASSES", "SyntheticClass", "SyntheticOptions", "action_spans", "check_video_memory",
@@ -360,28 +360,29 @@ def make_dataset(out: PathLike, classes: Optional[List[str]] = None, videos_per_
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "dataset.json").exists():
         raise FileExistsError(f"{out} is not empty and holds no generated dataset: choose another --out")
-    if (out / "videos").exists():
-        shutil.rmtree(out / "videos")  # a previous generation: replace it whole
-    rows: Dict[str, List[Tuple[str, str]]] = {split: [] for split in counts}
-    jobs = [(c, i) for c in chosen for i in range(videos_per_class)]
-    for cls, index in tqdm(jobs, desc="videos", disable=not progress):
-        rel = f"videos/{cls.name}/{cls.name}_{index:04d}.mp4"
-        write_mp4(out / rel, render_video(cls, index, frames, size, seed), fps=fps)
-        split = "train" if index < counts["train"] else "val" if index < counts["train"] + counts["val"] else "test"
-        rows[split].append((rel, cls.name))
-    for split, items in rows.items():
-        with open(out / f"{split}.csv", "w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["path", "label"])
-            writer.writerows(items)
-    (out / "classes.txt").write_text("".join(f"{c.name}\n" for c in chosen))
-    meta = {
-        "name": "vidbench-synthetic", "format": 1, "classes": [c.name for c in chosen],
-        "groups": {c.name: c.group for c in chosen}, "no_flip": [c.name for c in chosen if c.mirror_sensitive],
-        "splits": {split: f"{split}.csv" for split in counts}, "label_map": "classes.txt",
-        "clip": {"num_frames": num_frames, "stride": stride, "mode": "dense", "size": size},
-        "generator": {"videos_per_class": videos_per_class, "frames": frames, "size": size, "seed": seed,
-                      "fps": fps, "split_counts": counts, "codec": "h264 (libx264), all-intra, qp 12"},
-    }
-    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    # built in a folder beside `out` and moved into place whole: a full disk or a kill leaves no
+    # half-made dataset, and a previous generation is replaced only once the new one is complete
+    with building(out) as tmp:
+        rows: Dict[str, List[Tuple[str, str]]] = {split: [] for split in counts}
+        jobs = [(c, i) for c in chosen for i in range(videos_per_class)]
+        for cls, index in tqdm(jobs, desc="videos", disable=not progress):
+            rel = f"videos/{cls.name}/{cls.name}_{index:04d}.mp4"
+            write_mp4(tmp / rel, render_video(cls, index, frames, size, seed), fps=fps)
+            split = "train" if index < counts["train"] else "val" if index < counts["train"] + counts["val"] else "test"
+            rows[split].append((rel, cls.name))
+        for split, items in rows.items():
+            with open(tmp / f"{split}.csv", "w", newline="") as f:
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow(["path", "label"])
+                writer.writerows(items)
+        (tmp / "classes.txt").write_text("".join(f"{c.name}\n" for c in chosen))
+        meta = {
+            "name": "vidbench-synthetic", "format": 1, "classes": [c.name for c in chosen],
+            "groups": {c.name: c.group for c in chosen}, "no_flip": [c.name for c in chosen if c.mirror_sensitive],
+            "splits": {split: f"{split}.csv" for split in counts}, "label_map": "classes.txt",
+            "clip": {"num_frames": num_frames, "stride": stride, "mode": "dense", "size": size},
+            "generator": {"videos_per_class": videos_per_class, "frames": frames, "size": size, "seed": seed,
+                          "fps": fps, "split_counts": counts, "codec": "h264 (libx264), all-intra, qp 12"},
+        }
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out

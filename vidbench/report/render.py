@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..results import write_file, writing
 from . import compare, measurement, plots, tables
 from .load import ReportError, Run, load_run, read_table
 
@@ -96,8 +97,7 @@ class _Doc:
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
         png = buf.getvalue()
-        self.plot_dir.mkdir(parents=True, exist_ok=True)
-        (self.plot_dir / f"{name}.png").write_bytes(png)
+        write_file(self.plot_dir / f"{name}.png", png)
         self.md.append(f"![{caption}](report_plots/{name}.png)\n\n_{caption}_\n")
         data = base64.b64encode(png).decode("ascii")
         self.html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
@@ -115,7 +115,8 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
     (default: the first results directory). Returns both paths."""
     runs = [_load(d) for d in results_dirs]
     out = Path(out_dir) if out_dir else runs[0].path
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     doc = _Doc(out)
     doc.heading("vidbench report", 1)
 
@@ -190,8 +191,8 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
                      "the accuracy rows (see the skipped_items column of accuracy.csv).")
 
     md_path, html_path = out / "report.md", out / "report.html"
-    md_path.write_text("\n".join(doc.md))
-    html_path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>vidbench report</title>"
+    write_file(md_path, "\n".join(doc.md))
+    write_file(html_path, "<!doctype html><html><head><meta charset='utf-8'><title>vidbench report</title>"
                          f"<style>{_CSS}</style></head><body>" + "\n".join(doc.html) + "</body></html>\n")
     return md_path, html_path
 

@@ -25,7 +25,7 @@ from tqdm import tqdm  # not tqdm.auto: its class calls iter() when built (an ex
 from ..bench.throughput import autocast_context
 from ..results import ResultsStore
 from .config import TrainingOptions
-from .state import load_train_state, read_state_tensors, save_train_state
+from .state import StateError, load_train_state, read_state_tensors, save_train_state
 
 __all__ = ["param_groups", "lr_at", "WarmupCosine", "warmup_cosine", "autocast", "is_finite", "params_finite",
            "progress", "EpochLog", "TrainingCore"]
@@ -197,8 +197,15 @@ class TrainingCore:
     def load(self, path: Path) -> Tuple[int, Dict[str, Any], Dict[str, torch.Tensor]]:
         """Restore what `save` wrote (the model weights too); returns (epochs done, info, the
         other tensors)."""
-        epoch, info = load_train_state(path, self.optimizer, self.scheduler, self.scaler)
-        tensors = read_state_tensors(path)
-        prefix = MODEL_PREFIX if any(k.startswith(MODEL_PREFIX) for k in tensors) else "method."
-        self.model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        try:
+            epoch, info = load_train_state(path, self.optimizer, self.scheduler, self.scaler)
+            tensors = read_state_tensors(path)
+            prefix = MODEL_PREFIX if any(k.startswith(MODEL_PREFIX) for k in tensors) else "method."
+            self.model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        except (RuntimeError, ValueError, KeyError) as err:
+            if isinstance(err, StateError):
+                raise
+            first = " ".join(str(err).split())[:300]
+            raise StateError(f"{path}: does not fit this run's model or optimizer ({first}): a state of another "
+                             "run or model; restore this run's state, or start a new --out") from None
         return epoch, info, {k: v for k, v in tensors.items() if not k.startswith(prefix)}

@@ -12,8 +12,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import UserError
+from ..results import fsync_path, removing_on_error, writing
 
-__all__ = ["load_train_state", "read_state_tensors", "save_train_state"]
+__all__ = ["load_train_state", "read_state_info", "read_state_tensors", "save_train_state"]
 
 FORMAT = "vidbench-train-state/1"
 
@@ -46,10 +47,12 @@ def save_train_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: An
         "info": json.dumps(info or {}),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two writers never share a temporary file
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with writing(path, "the previous state is intact"), removing_on_error(tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata=meta)
+        fsync_path(tmp)  # on disk before the checkpoint and the epoch's row that follow it
+        os.replace(tmp, path)
     return path
 
 
@@ -66,6 +69,25 @@ def _read(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     if meta.get("format") != FORMAT:
         raise StateError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
     return tensors, meta
+
+
+def read_state_info(path: Path) -> Dict[str, Any]:
+    """The `info` a state file was saved with, without loading its tensors."""
+    from safetensors import SafetensorError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise StateError(f"{path}: not a readable training state ({' '.join(str(err).split())}); "
+                         "delete it to start over (nothing in it was run)") from None
+    if meta.get("format") != FORMAT:
+        raise StateError(f"{path}: not a vidbench training state (format {meta.get('format')!r})")
+    try:
+        info = json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError as err:
+        raise StateError(f"{path}: training state metadata 'info' is not JSON ({err})") from None
+    return info if isinstance(info, dict) else {}
 
 
 def read_state_tensors(path: Path) -> Dict[str, torch.Tensor]:
