@@ -351,3 +351,116 @@ def test_a_killed_bench_launcher_takes_its_torchrun_workers_with_it(tmp_path):
     for p, _ in left:  # never leave them behind for the next test
         os.kill(p, signal.SIGKILL)
     assert not left, f"orphans of the killed launcher: {left}"
+
+
+# -- results are never lost silently (issue 26) -------------------------------------------------
+def test_a_diverged_epoch_records_nothing_and_resume_writes_each_epoch_once(data, tmp_path, monkeypatch, capsys):
+    import vidbench.train.engine as engine
+
+    class AlwaysNaN(torch.nn.CrossEntropyLoss):
+        def forward(self, logits, labels):
+            return super().forward(logits, labels) * float("nan")
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(engine.nn, "CrossEntropyLoss", AlwaysNaN)
+    assert _train(data, out) == 2
+    _one_line_error(capsys, "training diverged at epoch 1")
+    assert not (out / "train.csv").exists() or pd.read_csv(out / "train.csv").empty  # no row with a blank loss
+    monkeypatch.undo()
+    assert _train(data, out, "--resume") == 0
+    rows = pd.read_csv(out / "train.csv")
+    assert rows["epoch"].tolist() == [1] and rows["train_loss"].notna().all()
+
+
+def _killed_after_epoch_1(data, out, monkeypatch):
+    """`train --epochs 2` killed after epoch 1's checkpoint (before its row)."""
+    import vidbench.train.engine as engine
+
+    with monkeypatch.context() as m:
+        m.setattr(engine.EpochLog, "append", lambda self, row: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            _train(data, out, "--epochs", "2")
+
+
+def test_an_epoch_killed_after_its_checkpoint_gets_its_row_on_resume(data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _killed_after_epoch_1(data, out, monkeypatch)
+    assert (out / "checkpoint.safetensors").exists() and not (out / "train.csv").exists()
+    assert _train(data, out, "--epochs", "2", "--resume") == 0
+    assert pd.read_csv(out / "train.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_pretrain_refuses_an_existing_run_without_resume(data, tmp_path, capsys):
+    out = tmp_path / "ssl"
+    args = ["pretrain", "--method", "simclr", "--data", str(data), "--out", str(out), "--epochs", "1", "--no-eval",
+            "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
+            "--batch-size", "8", "--frames", "2", "--proj-dim", "16", "--proj-hidden", "32", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.glob("*.*") if p.name != ".vidbench.lock"}
+    assert main(args) == 2
+    _one_line_error(capsys, str(out), "already holds a simclr pretraining run", "--resume")
+    assert {p.name: p.read_bytes() for p in out.glob("*.*") if p.name != ".vidbench.lock"} == before  # kept, no row added
+
+
+def test_a_train_state_from_another_run_is_refused_on_resume(data, tmp_path, monkeypatch, capsys):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    other = make_dataset(tmp_path / "three", ["red_disc", "green_square", "blue_triangle"], videos_per_class=4)
+    for run, d in ((a, data), (b, data), (c, other)):
+        _killed_after_epoch_1(d, run, monkeypatch)
+    capsys.readouterr()
+    state = "train_state.safetensors"
+    # same architecture and options, another run: refused by the run identity, not resumed with b's schedule
+    shutil.copy(a / state, tmp_path / "a_state")
+    shutil.copy(b / state, a / state)
+    assert _train(data, a, "--epochs", "2", "--resume") == 2
+    _one_line_error(capsys, f"{state} is of another run than checkpoint.safetensors")
+    # another head size where no checkpoint says whose the state is: one line naming the file, no traceback
+    (a / "checkpoint.safetensors").unlink()
+    shutil.copy(c / state, a / state)
+    assert _train(data, a, "--epochs", "2", "--resume") == 2
+    _one_line_error(capsys, state, "does not fit this run's model")
+    shutil.copy(tmp_path / "a_state", a / state)  # its own state: resumes
+    assert _train(data, a, "--epochs", "2", "--resume") == 0
+    assert pd.read_csv(a / "train.csv")["epoch"].tolist() == [1, 2]
+
+
+def _published_suite(tmp_path, weights, tree):
+    suite = tmp_path / "pub.toml"
+    suite.write_text(f'device = "cpu"\nreport = false\n[published]\nweights_dir = "{weights}"\ndata = "{tree}"\n'
+                     'views = "1x1"\nnum_workers = 0\nbench = false\n')
+    return suite
+
+
+def test_published_suite_checks_its_inputs_before_making_a_run(data, tmp_path, capsys):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    model = create_model("vit_frameavg_tiny", num_classes=2, depth=1, embed_dim=48, num_heads=2, img_size=32,
+                         num_frames=8)
+    save_checkpoint(model, weights / "frameavg.safetensors", {"classes": ["red_disc", "green_square"]})
+    out = tmp_path / "run"
+    for bad in (_published_suite(tmp_path, tmp_path / "nope", data), _published_suite(tmp_path, weights,
+                                                                                     tmp_path / "nodata")):
+        assert main(["run", "--suite", str(bad), "--out", str(out), "--no-progress"]) == 2
+        _one_line_error(capsys, "nope" if "nope" in bad.read_text() else "nodata")
+        assert not out.exists()
+    # what the earlier version left after a bad --data: a lock, environment.json and failed stages only
+    out.mkdir()
+    (out / ".vidbench.lock").write_text("")
+    ResultsStore(out).append("stages", {"stage": "published:frameavg.safetensors", "status": "error", "seconds": 0.1,
+                                        "message": "FileNotFoundError: nodata", "timestamp": "2026-01-01"})
+    assert main(["run", "--suite", str(_published_suite(tmp_path, weights, data)), "--out", str(out),
+                 "--no-progress"]) == 0
+    stages = pd.read_csv(out / "stages.csv")
+    assert stages["status"].tolist() == ["ok"]
+
+
+def test_a_refused_run_leaves_no_folder_behind(data, tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    assert main(["bench", "--models", "vit_tiny", "--timeout-s", "0", "--out", str(out), "--no-progress"]) == 2
+    assert _train(tmp_path / "missing", out) == 2
+    capsys.readouterr()
+    assert not out.exists() and not (tmp_path / "new").exists()
+    with run_lock(out):
+        pass
+    assert not out.exists()  # a lock alone is not a run

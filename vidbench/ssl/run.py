@@ -121,6 +121,22 @@ def _ok_row(store: ResultsStore, method: str, epochs: int) -> Optional[Dict[str,
     return hit.iloc[-1].to_dict() if len(hit) else None
 
 
+def _check_fresh(out: PathLike, method: str) -> None:
+    """Without --resume, a `method` run already in `out` (its backbone, its resume state or its
+    epoch log) is refused: nothing is overwritten and no row is appended twice (as `train`,
+    `bench` and `run` refuse). Other methods may share the directory."""
+    out = Path(out)
+    found = [str(p.relative_to(out)) for p in (out / f"{method}.safetensors", out / "checkpoints" / f"{method}.safetensors")
+             if p.exists()]
+    if (out / f"{LOG_TABLE}.csv").exists():
+        rows = ResultsStore(out, create=False).read(LOG_TABLE)
+        if not rows.empty and "method" in rows and (rows["method"] == method).any():
+            found.append(f"{LOG_TABLE}.csv rows")
+    if found:
+        raise FileExistsError(f"{out} already holds a {method} pretraining run ({', '.join(found)}): pass --resume to "
+                              "continue it, or choose another --out")
+
+
 def run_evaluation(backbone: torch.nn.Module, data: FrameData, k: int = 200, temperature: float = 0.07,
                    batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> Dict[str, Any]:
     """kNN and linear-probe top-1 of the frozen backbone, plus collapse stats of its features
@@ -144,6 +160,8 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: Pretrain
     `resume`, a finished (method, epochs) row is returned as it is and an interrupted run goes
     on from `<out>/checkpoints/<method>.safetensors` (safetensors + JSON: nothing is unpickled). A TrainingStopped error is recorded in the row's
     status and raised again."""
+    if not resume:
+        _check_fresh(out, method)  # before anything is created or written
     store = ResultsStore(out)
     if resume and (done := _ok_row(store, method, train.epochs)) and Path(str(done.get("file", ""))).exists():
         return done

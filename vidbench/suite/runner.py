@@ -310,8 +310,39 @@ def run_suite(suite: Suite, out: PathLike, resume: bool = False, progress: bool 
     """Run every stage of `suite` into `out` (see the module docstring); returns this
     invocation's stage rows. Without `resume`, a directory that already holds a suite run is
     an error (nothing is overwritten)."""
+    _check_inputs(suite)  # before anything is created: a bad --data / --weights-dir leaves no run behind
     with run_lock(out, f"vidbench run --suite {suite.name}"):
         return _run_suite(suite, Path(out), resume, progress, only)
+
+
+def _check_inputs(suite: Suite) -> None:
+    """The inputs a suite names that exist before it runs ([published] weights_dir and data): a
+    wrong one is refused before the output directory is made, not recorded as failed stages."""
+    spec = suite.published
+    if spec is None:
+        return
+    _Run(suite, Path("."), False).published_entries()  # weights_dir: a directory holding checkpoints
+    data = spec.data or (suite.dataset.path if suite.dataset else "")
+    if not data:
+        raise ValueError(f"{suite.source}: [published] needs data (pass --data TREE)")
+    if spec.data or suite.dataset is None or not suite.dataset.generate:  # else the dataset stage makes it
+        from ..data import DataSpec
+
+        if not Path(data).exists():
+            raise FileNotFoundError(f"[published] data {data}: no such dataset directory (pass --data TREE)")
+        DataSpec.load(data)  # a tree it can read (annotations or class folders), named if not
+
+
+def _only_failures(store: ResultsStore) -> bool:
+    """A directory whose suite run finished no stage and wrote nothing else (the stage table,
+    environment.json and the lock only): not a run to protect, so a corrected rerun may start."""
+    from ..results import LOCK_FILE
+
+    table = store.read(STAGES_TABLE)
+    if not table.empty and (table["status"] == "ok").any():
+        return False
+    own = {LOCK_FILE, "environment.json", f"{STAGES_TABLE}.csv"}
+    return all(p.name in own for p in store.root.iterdir())
 
 
 def _run_suite(suite: Suite, out: Path, resume: bool, progress: bool, only: Optional[List[str]]) -> pd.DataFrame:
@@ -319,6 +350,10 @@ def _run_suite(suite: Suite, out: Path, resume: bool, progress: bool, only: Opti
 
     store = ResultsStore(out)
     done = set(finished_stages(out))
+    if store.path(STAGES_TABLE).exists() and not resume and _only_failures(store):
+        print(f"{out}: an earlier suite run finished no stage and wrote nothing else; starting over", flush=True)
+        store.path(STAGES_TABLE).unlink()
+        done = set()
     if store.path(STAGES_TABLE).exists() and not resume:
         raise FileExistsError(f"{out} already holds a suite run ({len(done)} stages finished): pass --resume to "
                               "continue it, or choose another --out")

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -128,6 +129,33 @@ def _check_fresh_or_resumable(cfg: TrainConfig, out: Path) -> Optional[Dict[str,
     return extra
 
 
+def _check_same_run(out: Path, previous: Optional[Dict[str, Any]]) -> None:
+    """The resume state and the checkpoint must be of one run (the run id written into both)."""
+    if previous is None:
+        return  # killed between the first state and its checkpoint: the state alone is the run
+    from .state import read_state_info
+
+    state_id, ckpt_id = read_state_info(out / TRAIN_STATE).get("run_id"), previous.get("run_id")
+    if state_id != ckpt_id:
+        raise TrainingStopped(f"--resume {out}: {TRAIN_STATE} is of another run than {CHECKPOINT} (run id "
+                              f"{state_id or 'none'} vs {ckpt_id or 'none'}): a state copied from elsewhere is not "
+                              "resumed; restore this run's state, or start a new --out")
+
+
+def _json_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """An epoch's row as JSON-safe values (NaN as None) for the resume state."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
+
+def _log_missing_row(log: EpochLog, epoch: int, row: Optional[Dict[str, Any]]) -> None:
+    """Append the row of `epoch` from the state when train.csv lacks it (a kill after the checkpoint)."""
+    if epoch < 1 or not row:
+        return
+    rows = log.rows()
+    if rows.empty or "epoch" not in rows or not (rows["epoch"] == epoch).any():
+        log.append({k: (float("nan") if v is None else v) for k, v in row.items()})
+
+
 def _test_evaluation(cfg: TrainConfig, out: Path) -> Dict[str, Any]:
     """The test split with `cfg.eval_views`, into `<out>/accuracy.csv`."""
     return evaluate_checkpoint(out / CHECKPOINT, data=cfg.data, views=cfg.eval_views, out=str(out),
@@ -211,8 +239,12 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     bad_seen: Set[str] = set()
     fallback_seen: Set[str] = set()  # files PyAV decoded after decord / torchcodec failed on them
 
+    # one identity for the run, written into its state and its checkpoint alike: a state copied in
+    # from another run is refused on --resume instead of continuing with that run's schedule
+    run_id = str((previous or {}).get("run_id") or uuid.uuid4().hex)
+
     def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
-        return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done,
+        return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done, "run_id": run_id,
                 "classes": list(spec.classes),  # eval matches a dataset's classes to the head by name
                 "train_time_s": round(train_time, 2),
                 "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,
@@ -222,9 +254,11 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     if cfg.resume and (out / TRAIN_STATE).exists():
         # the state holds the model weights of its epoch with the optimizer's: a kill between writing
         # the state and the checkpoint cannot pair one epoch's weights with another's optimizer
+        _check_same_run(out, previous)
         start_epoch, info, _ = core.load(out / TRAIN_STATE)
         train_time, init_label = float(info.get("train_time_s", 0.0)), info.get("init", init_label)
         bad_seen = set(info.get("bad_files", []))
+        run_id = str(info.get("run_id") or run_id)
         if env.is_main:
             print(f"resuming {out} after epoch {start_epoch}")
             dropped = log.drop_after(start_epoch)
@@ -232,7 +266,12 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
                 print(f"dropping {dropped} train.csv row(s) after epoch {start_epoch} (their epoch is redone)")
             if previous is None or int(previous.get("epoch", 0)) != start_epoch:  # killed before the checkpoint
                 save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(start_epoch))
+            _log_missing_row(log, start_epoch, info.get("row"))  # killed between the checkpoint and its row
     elif env.is_main:
+        if cfg.resume:
+            dropped = log.drop_after(0)  # rows of a run killed before its first state: their epochs are redone
+            if dropped:
+                print(f"dropping {dropped} train.csv row(s) with no training state (their epochs are redone)")
         log.store.write_environment(str(env.device), {"train_config": json.dumps(dataclasses.asdict(cfg))})
 
     row: Dict[str, Any] = {}
@@ -289,18 +328,19 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
             raise TrainingStopped(f"epoch {epoch + 1}: not one training clip could be decoded ({len(bad_seen)} bad "
                                   f"file(s), see the warnings); no checkpoint written for this epoch")
         finite = math.isfinite(row["train_loss"]) and params_finite(model)
-        if env.is_main:
-            log.append(row)
-        if not finite:
+        if not finite:  # nothing of a diverged epoch is recorded: no row, no state, no checkpoint
             kept = f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > start_epoch or previous else \
                 "no checkpoint was written"
             step = f", first at step {first_bad_step}" if first_bad_step is not None else ""
             raise TrainingStopped(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}{step}); {kept}. "
                                   "Try a lower --lr, --clip-grad 1.0 or --precision fp32")
-        if env.is_main:  # row, then state (with the weights), then checkpoint: a kill between any two is resumable
+        if env.is_main:  # state (weights, and the row), then checkpoint, then row: nothing of an epoch is
+            # recorded before its checkpoint is, and a kill between any two is resumable (the row from the state)
             core.save(out / TRAIN_STATE, epoch + 1,
-                      {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen)})
+                      {"train_time_s": train_time, "init": init_label, "bad_files": sorted(bad_seen),
+                       "run_id": run_id, "row": _json_row(row)})
             save_checkpoint(model, out / CHECKPOINT, checkpoint_extra(epoch + 1))
+            log.append(row)
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val top-1 {row['val_top1']:.1f}"
                   + "".join(f" {k} {v:.1f}" for k, v in row.items() if k.startswith("val_acc_")))
     if env.distributed:
