@@ -81,12 +81,13 @@ def _short_then_full(monkeypatch, target: str, after: int = 0):
 
 def test_a_short_write_of_a_bench_row_is_an_error_not_a_lost_row(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    _short_then_full(monkeypatch, "bench.csv", after=1)  # row 1 creates the file (atomic), row 2 whole, row 3 short
+    # the sweep's last row is written short: nothing after it would notice (row 1 creates the file atomically)
+    _short_then_full(monkeypatch, "bench.csv", after=2)
     assert main([*BENCH, "--out", str(out)]) == 2
     _one_line_error(capsys, "no space left on the device writing", str(out / "bench.csv"), "rows written before are intact")
     monkeypatch.undo()
     text = (out / "bench.csv").read_text()
-    assert text.endswith("\n") and len(pd.read_csv(out / "bench.csv")) == 2  # no half row
+    assert text.endswith("\n") and len(pd.read_csv(out / "bench.csv")) == 3  # no half row
     assert main([*BENCH, "--out", str(out), "--resume"]) == 0  # the rerun completes the table
     assert len(pd.read_csv(out / "bench.csv")) == 4
 
