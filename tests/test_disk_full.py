@@ -143,6 +143,7 @@ READ_ONLY_CASES = {
     "make-dataset": lambda d, o: ["make-dataset", "--out", str(o), "--classes", "red_disc", "--videos-per-class", "4"],
     "extract-frames": lambda d, o: ["extract-frames", "--data", str(d), "--out", str(o)],
     "report": lambda d, o: ["report", str(d), "--out", str(o)],
+    "convert": lambda d, o: ["convert", str(d), str(o / "converted.safetensors")],
 }
 
 
@@ -152,6 +153,12 @@ def test_a_read_only_out_is_one_line(command, data, tmpfs, tmp_path, capsys):
     if command == "report":  # a results directory to report on
         src = tmp_path / "results"
         ResultsStore(src).append("bench", {"model": "vit_tiny", "frames": 8, "img_size": 224, "status": "ok"})
+        argv = READ_ONLY_CASES[command](src, disk / "out")
+    elif command == "convert":  # a checkpoint to convert
+        from vidbench.checkpoint import save_checkpoint
+        from vidbench.models import create_model
+
+        src = save_checkpoint(create_model("vit_frameavg_tiny", num_classes=2, depth=1), tmp_path / "src.safetensors")
         argv = READ_ONLY_CASES[command](src, disk / "out")
     else:
         argv = READ_ONLY_CASES[command](data, disk / "out")

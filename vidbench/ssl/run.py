@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..checkpoint import save_backbone
 from ..models import VisionTransformer, create_model
-from ..results import ResultsStore
+from ..results import ResultsStore, writing
 from .augment import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, method_views
 from .base import TrainingStopped, effective_rank, feature_std
 from .data import ClipFrames, EvalDataset, MultiViewDataset, image_folder_splits, is_image_folder
@@ -200,8 +200,10 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: Pretrain
         "input_std": list(IMAGENET_STD), "method_config": dataclasses.asdict(config),
         "augment": [dataclasses.asdict(r) for r in recipes], "pretrain_time_s": round(result.time_s, 1)})
     if method == "simclr_v2":  # v2 fine-tunes from the projection head's first layer: keep it beside the ViT
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.projector[0].state_dict().items()},
-                  str(Path(out) / "simclr_v2_head_first_layer.safetensors"), metadata={"backbone": file.name})
+        head = Path(out) / "simclr_v2_head_first_layer.safetensors"
+        with writing(head):
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.projector[0].state_dict().items()},
+                      str(head), metadata={"backbone": file.name})
     row = {**base, "steps": result.steps, "pretrain_time_s": round(result.time_s, 1),
            "final_loss": round(final.get("loss", float("nan")), 5),
            **{k: round(final[k], 5) for k in ("emb_std", "emb_std_ref", "emb_rank", "feat_rank") if k in final},
