@@ -17,7 +17,7 @@ from vidbench.data import make_dataset
 from vidbench.results import ResultsStore
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-BENCH = ["bench", "--models", "vivit_m*_tiny", "--batch-size", "1", "--mode", "infer", "--warmup", "0",
+BENCH = ["bench", "--models", "vivit_m[34]_tiny", "--batch-size", "1", "--mode", "infer", "--warmup", "0",
          "--iters", "1", "--threads", "1", "--no-isolate", "--no-progress"]
 SMALL = ["--model-arg", "depth=1", "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2"]
 SSL = ["--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
@@ -82,14 +82,14 @@ def _short_then_full(monkeypatch, target: str, after: int = 0):
 def test_a_short_write_of_a_bench_row_is_an_error_not_a_lost_row(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     # the sweep's last row is written short: nothing after it would notice (row 1 creates the file atomically)
-    _short_then_full(monkeypatch, "bench.csv", after=2)
+    _short_then_full(monkeypatch, "bench.csv", after=0)
     assert main([*BENCH, "--out", str(out)]) == 2
     _one_line_error(capsys, "no space left on the device writing", str(out / "bench.csv"), "rows written before are intact")
     monkeypatch.undo()
     text = (out / "bench.csv").read_text()
-    assert text.endswith("\n") and len(pd.read_csv(out / "bench.csv")) == 3  # no half row
+    assert text.endswith("\n") and len(pd.read_csv(out / "bench.csv")) == 1  # no half row
     assert main([*BENCH, "--out", str(out), "--resume"]) == 0  # the rerun completes the table
-    assert len(pd.read_csv(out / "bench.csv")) == 4
+    assert len(pd.read_csv(out / "bench.csv")) == 2
 
 
 def test_the_store_writes_every_byte_of_a_short_write():
@@ -116,12 +116,19 @@ def test_the_store_writes_every_byte_of_a_short_write():
 
 
 def test_make_dataset_on_a_full_disk_leaves_no_half_made_dataset(tmpfs, capsys):
-    disk = tmpfs(160 * 1024)
+    disk = tmpfs(48 * 1024)  # a few videos fit
     out = disk / "syn"
     assert main(["make-dataset", "--out", str(out), "--classes", "red_disc,green_square", "--videos-per-class",
                  "40"]) == 2
     _one_line_error(capsys, "no space left on the device writing", str(out))
     assert list(disk.iterdir()) == []  # no partial videos, no temporary folder
+    # the mount point itself as --out (an empty folder that cannot be renamed): full, then with room
+    assert main(["make-dataset", "--out", str(disk), "--classes", "red_disc,green_square", "--videos-per-class",
+                 "40"]) == 2
+    assert list(disk.iterdir()) == []
+    roomy = tmpfs(4 * 2**20)
+    assert main(["make-dataset", "--out", str(roomy), "--classes", "red_disc", "--videos-per-class", "4"]) == 0
+    assert (roomy / "dataset.json").exists() and len(list((roomy / "videos" / "red_disc").iterdir())) == 4
 
 
 def test_train_on_a_full_disk_is_one_line_and_no_row_without_its_checkpoint(data, tmpfs, capsys):

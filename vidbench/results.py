@@ -114,20 +114,28 @@ def fsync_path(path: PathLike) -> None:
 
 @contextlib.contextmanager
 def building(out: PathLike):
-    """Make a folder whole or not at all: yields a temporary folder beside `out` to write
-    into; when the block ends it replaces `out` (a previous generation there is removed only
-    then), when it fails it is removed and `out` stays as it was. A full disk or read-only
+    """Make a folder whole or not at all: yields a temporary folder to write into, beside `out`
+    (inside it where `out` is an existing empty folder, e.g. a mount point); when the block ends
+    the result takes `out`'s place (a previous generation there is removed only then), when it
+    fails the temporary folder is removed and `out` stays as it was. A full disk or read-only
     place is an `OutputError` naming `out`."""
     import shutil
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    inside = out.is_dir() and not any(out.iterdir())
+    name = f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    tmp = out / name if inside else out.with_name(name)
     try:
         with writing(out, "it is left as it was", exact=True):
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
         with writing(out, "it is left as it was", exact=True):
             yield tmp
+            if inside:  # each entry renamed into the empty folder, the temporary one removed
+                for entry in sorted(tmp.iterdir()):
+                    os.rename(entry, out / entry.name)
+                tmp.rmdir()
+                return
             old = None
             if out.exists():
                 old = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
