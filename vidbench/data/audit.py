@@ -56,7 +56,7 @@ PROBLEMS: Dict[str, Tuple[str, str]] = {  # kind -> (severity, meaning)
     "duplicate": ("warning", "identical bytes under another path in the same split"),
     "duplicate_line": ("warning", "annotation line repeated (kept once)"),
     "empty_class": ("warning", "class with no videos in a split"),
-    "rotation": ("warning", "display rotation set (backends may or may not apply it)"),
+    "rotation": ("warning", "display rotation set (vidbench turns the frames in every backend; tools that ignore it see them sideways)"),
     "vfr": ("warning", "variable frame rate (frame index is not time)"),
     "odd_size": ("warning", "odd width or height"),
     "long_gop": ("warning", f"keyframes more than {LONG_GOP_S:g} s apart (slow seeks)"),
