@@ -146,3 +146,16 @@ def test_each_refusal_is_needed(real_videos, name, backend):
     except BadVideoError:  # fails loudly (PyAV: at open, on its own packet index): refused all the same
         return
     assert worst > 8, f"{backend} now decodes {name} within {worst} levels"
+
+
+@pytest.mark.parametrize("backend", WORKING)
+def test_the_dataset_passes_rotate_to_every_decoder(real_videos, backend):
+    """`VideoClipDataset(rotate=...)` (and `build_dataset`) reaches the decoder: the default clip is
+    the upright video (display size 96 wide x 160 high), rotate=False the stored 160 x 96 one."""
+    if "rotated" not in real_videos:
+        pytest.skip("PyAV cannot write a display matrix here")
+    records = [VideoRecord(str(real_videos["rotated"][0]), 0)]
+    kwargs = dict(sampler=ClipSampler(4, 3), transform=ClipTransform(size=32), train=False, backend=backend)
+    upright = VideoClipDataset(records, **kwargs)._open(records[0]).get([0])
+    stored = VideoClipDataset(records, rotate=False, **kwargs)._open(records[0]).get([0])
+    assert upright.shape == (1, 160, 96, 3) and stored.shape == (1, 96, 160, 3)

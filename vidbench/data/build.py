@@ -30,15 +30,16 @@ def clip_settings(spec: DataSpec, num_frames: Optional[int] = None, stride: Opti
 
 def build_dataset(spec: DataSpec, split: str, train: bool, views: Tuple[int, int] = (1, 1),
                   sampler: Optional[ClipSampler] = None, size: Optional[int] = None, backend: Optional[str] = None,
-                  bad_items: str = "skip", seed: int = 0, transform: Optional[ClipTransform] = None
-                  ) -> Tuple[VideoClipDataset, List[AnnotationIssue]]:
+                  bad_items: str = "skip", seed: int = 0, transform: Optional[ClipTransform] = None,
+                  rotate: bool = True) -> Tuple[VideoClipDataset, List[AnnotationIssue]]:
     """The clip dataset of `split` and the annotation problems met reading it (with
     ``bad_items="raise"`` those raise instead). `transform` replaces the default one (ImageNet
-    normalisation, crop `size`), e.g. with a checkpoint's own preprocessing."""
+    normalisation, crop `size`), e.g. with a checkpoint's own preprocessing; `rotate=False` reads
+    frames as stored, ignoring the container's display rotation (see `open_video`)."""
     default_sampler, default_size = clip_settings(spec)
     records, issues = spec.records(split, on_error=bad_items)
     transform = transform or ClipTransform(size=size or default_size)
     dataset = VideoClipDataset(records, sampler or default_sampler, transform,
                                train=train, views=views, backend=backend, bad_items=bad_items,
-                               no_flip_labels=spec.no_flip_labels(), seed=seed)
+                               no_flip_labels=spec.no_flip_labels(), seed=seed, rotate=rotate)
     return dataset, issues

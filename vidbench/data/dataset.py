@@ -81,11 +81,14 @@ class VideoClipDataset(Dataset):
         bad_items: 'raise' or 'skip'.
         no_flip_labels: labels a horizontal flip would change (no flips for them).
         seed: base of the per-item random seeds.
+        rotate: frames turned by the container's display rotation, as every backend and FFmpeg's
+            tools show them (default); False: as stored.
     """
 
     def __init__(self, records: Sequence[VideoRecord], sampler: ClipSampler, transform: ClipTransform,
                  train: bool = True, views: Tuple[int, int] = (1, 1), backend: Optional[str] = None,
-                 bad_items: str = "skip", no_flip_labels: Collection[int] = (), seed: int = 0):
+                 bad_items: str = "skip", no_flip_labels: Collection[int] = (), seed: int = 0,
+                 rotate: bool = True):
         if bad_items not in BAD_ITEM_POLICIES:
             raise ValueError(f"bad_items must be one of {BAD_ITEM_POLICIES}, got {bad_items!r}")
         check_backend(backend)  # a backend asked for by name fails here, in one line, not in every worker
@@ -95,6 +98,7 @@ class VideoClipDataset(Dataset):
         self.backend, self.bad_items = backend, bad_items
         self.no_flip_labels = frozenset(no_flip_labels)
         self.seed, self.epoch = seed, 0
+        self.rotate = rotate
 
     def __len__(self) -> int:
         return len(self.records)
@@ -136,7 +140,7 @@ class VideoClipDataset(Dataset):
     def _open(self, record: VideoRecord, backend: Optional[str] = None) -> VideoSource:
         if is_frame_dir(record):
             return open_frames(record.path, record.num_frames)
-        return open_video(record.path, backend or self.backend)
+        return open_video(record.path, backend or self.backend, rotate=self.rotate)
 
     def _load(self, record: VideoRecord, backend: Optional[str] = None) -> torch.Tensor:
         video = self._open(record, backend)
