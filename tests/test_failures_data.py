@@ -64,3 +64,29 @@ def test_eval_options_a_checkpoint_does_not_take_are_refused(trained, tmp_path, 
     assert main(["eval", "--checkpoint", str(trained), "--views", "1x1", "--out", str(tmp_path / "res"), *flag]) == 2
     _one_line(capsys, flag[0], "for --weights only")
     assert not (tmp_path / "res").exists()
+
+
+# -- smaller: list, compare ----------------------------------------------------------------------
+@pytest.mark.parametrize("extra", [[], ["--weights"], ["--formats"]])
+def test_list_unknown_family_is_named(capsys, extra):
+    assert main(["list", "--family", "vitt", *extra]) == 2
+    _one_line(capsys, "--family vitt: unknown family", "did you mean vit")
+
+
+def test_list_says_what_matched_nothing(capsys):
+    assert main(["list", "zz*", "--family", "vit"]) == 1
+    assert capsys.readouterr().err.strip() == "no model matches pattern 'zz*' and family vit"
+
+
+def test_list_weights_honours_family(capsys):
+    assert main(["list", "--weights", "--family", "mvit"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows and all(r.split()[0].startswith("mvit") for r in rows), rows
+
+
+def test_compare_reference_arg_the_reference_does_not_take(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    out = tmp_path / "cmp"
+    assert main(["compare", "timesformer_base", "--reference-arg", "num_hiden_layers=2", "--out", str(out)]) == 2
+    _one_line(capsys, "--reference-arg num_hiden_layers", "did you mean num_hidden_layers")
+    assert not out.exists()

@@ -29,13 +29,14 @@ import dataclasses
 import datetime as _dt
 import gc
 import importlib
+import inspect
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -78,6 +79,7 @@ class Family:
     build: Callable[[Optional[int], int, Dict[str, Any]], nn.Module]
     source: Callable[[nn.Module], Tuple[str, Optional[Dict[str, Any]]]]
     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    accepts: Optional[Callable[[], Set[str]]] = None  # the override names `build` takes (--reference-arg)
 
 
 def _timm_vit(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
@@ -113,6 +115,51 @@ def _tv_mvit(builder: str):
     return build
 
 
+def _init_args(cls: Any, *fixed: str) -> Set[str]:
+    return {n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "args", "kwargs", *fixed)}
+
+
+def _timm_vit_args() -> Set[str]:
+    from timm.models.vision_transformer import VisionTransformer
+
+    return _init_args(VisionTransformer, "img_size")
+
+
+def _hf_args(config_cls: str) -> Callable[[], Set[str]]:
+    def accepts() -> Set[str]:
+        import transformers
+
+        return set(getattr(transformers, config_cls)().to_dict()) | {"num_labels"}
+
+    return accepts
+
+
+def _tv_mvit_args() -> Set[str]:
+    from torchvision.models.video import mvit
+
+    return _init_args(mvit.MViT, "spatial_size", "temporal_size", "block_setting", "stochastic_depth_prob")
+
+
+def _tv_swin_args() -> Set[str]:
+    from torchvision.models.video import swin_transformer
+
+    return _init_args(swin_transformer.SwinTransformer3d)
+
+
+def check_reference_args(cfg: CompareConfig) -> None:
+    """Refuse a --reference-arg that a model's reference does not take (a config object such as
+    Hugging Face's would store it and build the paper model, silently)."""
+    for name in cfg.models:
+        family = FAMILIES[name]
+        if not cfg.reference_kwargs or family.accepts is None or missing_library(family):
+            continue
+        known = family.accepts()
+        for key in cfg.reference_kwargs:
+            if key not in known:
+                raise ConfigError(f"--reference-arg {key}: {family.reference} takes no such setting"
+                                  f"{did_you_mean(key, known)} (model {name})")
+
+
 def _tv_swin(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
     from torchvision.models.video import swin_transformer
     from torchvision.ops import StochasticDepth
@@ -141,19 +188,22 @@ def _hf_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 FAMILIES: Dict[str, Family] = {f.model: f for f in (
-    Family("vit_base", "timm", "timm vit_base_patch16_224", "timm-vit", None, 224, _timm_vit, _state_only, _call),
+    Family("vit_base", "timm", "timm vit_base_patch16_224", "timm-vit", None, 224, _timm_vit, _state_only, _call,
+           _timm_vit_args),
     Family("mvit_b_16x4", "torchvision", "torchvision mvit_v1_b", "torchvision-mvit", 16, 224,
-           _tv_mvit("mvit_v1_b"), _state_only, _call),
+           _tv_mvit("mvit_v1_b"), _state_only, _call, _tv_mvit_args),
     Family("mvitv2_s_16x4", "torchvision", "torchvision mvit_v2_s", "torchvision-mvit", 16, 224,
-           _tv_mvit("mvit_v2_s"), _state_only, _call),
+           _tv_mvit("mvit_v2_s"), _state_only, _call, _tv_mvit_args),
     Family("swin3d_t", "torchvision", "torchvision swin3d_t", "torchvision-swin3d", 32, 224, _tv_swin, _state_only,
-           _call),
+           _call, _tv_swin_args),
     Family("timesformer_base", "transformers", "transformers TimesformerForVideoClassification", "hf-timesformer", 8,
-           224, _hf("TimesformerConfig", "TimesformerForVideoClassification"), _hf_source, _hf_call),
+           224, _hf("TimesformerConfig", "TimesformerForVideoClassification"), _hf_source, _hf_call,
+           _hf_args("TimesformerConfig")),
     Family("vivit_m1_base", "transformers", "transformers VivitForVideoClassification", "hf-vivit", 32, 224,
-           _hf("VivitConfig", "VivitForVideoClassification"), _hf_source, _hf_call),
+           _hf("VivitConfig", "VivitForVideoClassification"), _hf_source, _hf_call, _hf_args("VivitConfig")),
     Family("videomae_base", "transformers", "transformers VideoMAEForVideoClassification", "hf-videomae", 16, 224,
-           _hf("VideoMAEConfig", "VideoMAEForVideoClassification"), _hf_source, _hf_call),
+           _hf("VideoMAEConfig", "VideoMAEForVideoClassification"), _hf_source, _hf_call,
+           _hf_args("VideoMAEConfig")),
 )}
 
 
@@ -466,6 +516,7 @@ def run_compare(cfg: CompareConfig, out: Any, progress: bool = True) -> List[Dic
     are made. An existing, non-empty compare.csv is an error (runs are never mixed)."""
     if not cfg.models:
         raise ConfigError(f"give at least one model: {', '.join(FAMILIES)}")
+    check_reference_args(cfg)  # before the output directory is made
     with run_lock(out, "vidbench compare"):
         store = ResultsStore(out)
         if not store.read(TABLE).empty:

@@ -30,16 +30,19 @@ def _weights(args: argparse.Namespace) -> int:
     """The published-weights table (what the README shows, generated from the registry)."""
     import fnmatch
 
+    from ..models import model_entry
     from ..weights import get_format, list_formats, list_published
 
     if args.formats:
         rows = [(f"`{n}`" if args.markdown else n, ", ".join(get_format(n).families), get_format(n).description)
-                for n in list_formats()]
+                for n in list_formats() if not args.family or args.family in get_format(n).families]
         _print(("format", "families", "reads"), rows, args.markdown)
         return 0
     rows = []
     for w in list_published():
         if args.pattern and not fnmatch.fnmatch(w.model, args.pattern):
+            continue
+        if args.family and model_entry(w.model).family != args.family:
             continue
         top = "-" if w.top1 is None else f"{w.top1:g}" + ("" if w.top5 is None else f" / {w.top5:g}")
         files = ", ".join(f"`{f}`" if args.markdown else f for f in w.files)
@@ -56,13 +59,21 @@ def run(args: argparse.Namespace) -> int:
     input size and source."""
     import torch
 
+    from ..errors import ConfigError, did_you_mean
     from ..models import create_model, list_models, model_entry
 
+    if args.family:  # an unknown family is a typo, not an empty table
+        families = sorted({model_entry(n).family for n in list_models()})
+        if args.family not in families:
+            raise ConfigError(f"--family {args.family}: unknown family{did_you_mean(args.family, families)} "
+                              f"(families: {', '.join(families)})")
     if args.weights or args.formats:
         return _weights(args)
     names = list_models(args.pattern, family=args.family)
     if not names:
-        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+        asked = " and ".join(filter(None, [args.pattern and f"pattern {args.pattern!r}",
+                                           args.family and f"family {args.family}"]))
+        print(f"no model matches {asked}", file=sys.stderr)
         return 1
     rows = []
     for name in names:
