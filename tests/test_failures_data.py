@@ -90,3 +90,25 @@ def test_compare_reference_arg_the_reference_does_not_take(tmp_path, capsys):
     assert main(["compare", "timesformer_base", "--reference-arg", "num_hiden_layers=2", "--out", str(out)]) == 2
     _one_line(capsys, "--reference-arg num_hiden_layers", "did you mean num_hidden_layers")
     assert not out.exists()
+
+
+def test_kinetics_row_with_end_before_start_is_named_as_such(tmp_path):
+    from vidbench.data.annotations import LabelMap, read_kinetics_csv
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nred_disc,abcdefghijk,10,5,train\n")
+    records, issues = read_kinetics_csv(tmp_path / "train.csv", LabelMap(["red_disc"]))
+    assert not records and len(issues) == 1 and issues[0].line == 2
+    assert "time_start 10 / time_end 5" in str(issues[0]) and "not found" not in str(issues[0])
+
+
+def test_convert_to_a_directory_is_refused_before_any_work(tmp_path, capsys):
+    from vidbench.checkpoint import save_checkpoint
+    from vidbench.models import create_model
+
+    src = save_checkpoint(create_model("vit_tiny", img_size=32, patch_size=8, depth=1, num_classes=3),
+                          tmp_path / "small.safetensors")
+    (tmp_path / "dst.safetensors").mkdir()
+    assert main(["convert", str(src), str(tmp_path / "dst.safetensors"), "--overwrite"]) == 2
+    _one_line(capsys, "dst.safetensors: is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.safetensors", "small.safetensors"]

@@ -283,6 +283,10 @@ def read_kinetics_csv(path: PathLike, labels: LabelMap, root: Optional[PathLike]
                 issues.append(AnnotationIssue(str(path), line, "time_start/time_end must be whole seconds, got "
                                               f"{row['time_start']!r}, {row['time_end']!r}"))
                 continue
+            if not 0 <= start < end:  # the file name holds them: a wrong row reads as a missing file
+                issues.append(AnnotationIssue(str(path), line, f"time_start {start} / time_end {end}: an empty or "
+                                              "negative clip (need 0 <= time_start < time_end)"))
+                continue
             split = (row.get("split") or "").strip() or path.stem
             folder = _split_folder(base, split, folders)
             stem = f"{vid}_{start:06d}_{end:06d}"

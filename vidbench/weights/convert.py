@@ -23,6 +23,8 @@ def convert_checkpoint(src: PathLike, dst: PathLike, model: Optional[str] = None
     dst = Path(dst)
     if dst.suffix != ".safetensors":
         raise WeightsError(f"{dst}: the converted checkpoint must be a .safetensors file")
+    if dst.is_dir():  # checked first: a rename onto a directory fails after the work, leaving a .tmp
+        raise WeightsError(f"{dst}: is a directory; the converted checkpoint is a file (give its path)")
     if dst.exists() and not overwrite:
         raise WeightsError(f"{dst}: already exists (pass --overwrite to replace it)")
     net = load_pretrained(src, model=model, format=format, **overrides)
