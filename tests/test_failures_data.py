@@ -112,3 +112,12 @@ def test_convert_to_a_directory_is_refused_before_any_work(tmp_path, capsys):
     assert main(["convert", str(src), str(tmp_path / "dst.safetensors"), "--overwrite"]) == 2
     _one_line(capsys, "dst.safetensors: is a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.safetensors", "small.safetensors"]
+
+
+def test_extract_frames_refuses_a_non_empty_unrelated_folder(data, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    assert main(["extract-frames", "--data", str(data), "--out", str(out), "--no-progress"]) == 2
+    _one_line(capsys, "mine is not empty and holds no extracted dataset")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

@@ -340,6 +340,9 @@ def extract_frames(spec, out: PathLike, splits: Optional[Sequence[str]] = None, 
         raise ConfigError(f"{spec.root}: no split {unknown[0]!r} (has {sorted(spec.splits)})")
     if out.resolve() == Path(spec.root).resolve():
         raise ConfigError(f"--out must differ from --data ({out})")
+    if out.is_dir() and any(out.iterdir()) and not (out / "dataset.json").is_file():  # as make-dataset refuses
+        raise FileExistsError(f"{out} is not empty and holds no extracted dataset (no dataset.json): choose another "
+                              "--out")
     problems: List[str] = []
     per_split: Dict[str, List[VideoRecord]] = {}
     for split in splits:
