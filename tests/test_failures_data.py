@@ -121,3 +121,24 @@ def test_extract_frames_refuses_a_non_empty_unrelated_folder(data, tmp_path, cap
     assert main(["extract-frames", "--data", str(data), "--out", str(out), "--no-progress"]) == 2
     _one_line(capsys, "mine is not empty and holds no extracted dataset")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+# -- --bad-items raise: one line in every command, in process and from a DataLoader worker --------
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    root = make_dataset(tmp_path_factory.mktemp("broken") / "syn", ["red_disc", "green_square"], videos_per_class=4)
+    for video in (root / "videos" / "red_disc").glob("*.mp4"):
+        video.write_bytes(b"not a video" * 8)
+    return root
+
+
+@pytest.mark.parametrize("command,workers", [("train", "0"), ("train", "1"), ("eval", "1")])
+def test_bad_items_raise_is_one_line(broken, trained, tmp_path, capsys, command, workers):
+    if command == "train":
+        args = ["train", "--model", "vit_frameavg_tiny", "--data", str(broken), "--out", str(tmp_path / "run"),
+                "--epochs", "1", "--batch-size", "4", "--no-progress", *SMALL]
+    else:
+        args = ["eval", "--checkpoint", str(trained), "--data", str(broken), "--views", "1x1",
+                "--out", str(tmp_path / "res"), "--no-progress"]
+    assert main([*args, "--workers", workers, "--bad-items", "raise"]) == 2
+    _one_line(capsys, "red_disc_00", "PyAV cannot probe it")

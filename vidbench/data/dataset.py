@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import UserError
 from .annotations import VideoRecord
 from .rawframes import is_frame_dir, open_frames
 from .sampling import ClipSampler, ClipTooShortError
@@ -37,6 +38,19 @@ class ClipTooShort(BadVideoError):
 __all__ = ["BAD_ITEM_POLICIES", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips"]
 
 BAD_ITEM_POLICIES = ("raise", "skip")
+
+
+class BadItemError(BadVideoError, UserError):
+    """``bad_items="raise"``: the video that stopped the run, a user error (one line, exit 2) in
+    every command. A DataLoader worker's exception is rebuilt in the main process by calling its
+    class with the worker's whole traceback text: its last line (this error's message) is kept."""
+
+    def __init__(self, path: str, reason: Optional[str] = None):
+        if reason is None:  # torch's ExceptionWrapper.reraise: "Caught ... Original Traceback ... Class: message"
+            last = str(path).strip().splitlines()[-1] if str(path).strip() else ""
+            text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(self).__name__) else last
+            path, _, reason = text.partition(": ")
+        super().__init__(path, reason)
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,7 @@ class VideoClipDataset(Dataset):
             fallback = fallback_backend(self.backend)
             if fallback is None or isinstance(err, ClipTooShort) or is_frame_dir(record):
                 if self.bad_items == "raise":
-                    raise
+                    raise BadItemError(err.path, err.reason) from None
                 return BadItem(index, err.path, err.reason)
             try:  # decord / torchcodec fail on, or refuse (would decode wrong), files PyAV reads: per file, counted
                 with torch.random.fork_rng(devices=[]):
@@ -132,7 +146,7 @@ class VideoClipDataset(Dataset):
                     clip = self._load(record, fallback)
             except BadVideoError:
                 if self.bad_items == "raise":
-                    raise err from None
+                    raise BadItemError(err.path, err.reason) from None
                 return BadItem(index, err.path, err.reason)
             return clip, record.label, index, f"{record.path} ({self.backend or default_backend()}): {err.reason}"
         return clip, record.label, index
