@@ -5,6 +5,7 @@ or a class match it did not check."""
 import csv
 
 import pytest
+import torch
 
 from vidbench.checkpoint import read_metadata
 from vidbench.cli import main
@@ -142,3 +143,71 @@ def test_bad_items_raise_is_one_line(broken, trained, tmp_path, capsys, command,
                 "--out", str(tmp_path / "res"), "--no-progress"]
     assert main([*args, "--workers", workers, "--bad-items", "raise"]) == 2
     _one_line(capsys, "red_disc_00", "PyAV cannot probe it")
+
+
+# -- one check of a --weights file for every command -------------------------------------------
+@pytest.fixture(scope="module")
+def bad_weights(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _weights_helpers import write_liar_checkpoint
+
+    from vidbench.checkpoint import save_checkpoint
+    from vidbench.models import create_model
+
+    root = tmp_path_factory.mktemp("weights")
+    small = create_model("vit_tiny", img_size=32, patch_size=8, depth=1, num_classes=3)
+    liar = write_liar_checkpoint(root / "liar.safetensors", small)
+    with torch.no_grad():
+        small.head.weight[0, 0] = float("nan")
+    nan = save_checkpoint(small, root / "nan.safetensors")
+    return {"liar": (liar, "do not fit"), "nan": (nan, "non-finite values")}
+
+
+@pytest.mark.parametrize("which", ["liar", "nan"])
+@pytest.mark.parametrize("command", ["flops", "bench"])
+def test_every_command_taking_weights_checks_the_file(bad_weights, tmp_path, capsys, command, which):
+    path, needle = bad_weights[which]
+    args = ["flops", "--weights", str(path)] if command == "flops" else \
+        ["bench", "--weights", str(path), "--out", str(tmp_path / "b"), "--no-progress", "--device", "cpu"]
+    assert main(args) == 2
+    _one_line(capsys, path.name, needle)
+    assert not (tmp_path / "b" / "bench.csv").exists()
+
+
+# -- crafted Flax msgpack files -------------------------------------------------------------------
+def _ext_array(shape, dtype, raw):
+    import msgpack
+
+    return msgpack.ExtType(1, msgpack.packb((list(shape), dtype, raw), use_bin_type=True))
+
+
+def _crafted(kind):
+    import msgpack
+
+    good = _ext_array((2, 2), "float32", bytes(16))
+    if kind == "deep":  # 1000 nested one-key maps ("a": ...), written by hand (the packer stops at 512)
+        return b"\x81\xa1a" * 1000 + msgpack.packb({"x": good}, use_bin_type=True)
+    if kind == "no-shape":
+        tree = {"w": {"__msgpack_chunked_array__": True, "chunks": {"0": good}}}
+    elif kind == "wrong-shape":
+        tree = {"w": {"__msgpack_chunked_array__": True, "chunks": {"0": good}, "shape": [3, 3]}}
+    elif kind == "short-bytes":
+        tree = {"w": _ext_array((4, 4), "float32", bytes(16))}
+    else:  # not (shape, dtype, bytes)
+        tree = {"w": msgpack.ExtType(1, msgpack.packb(1))}
+    return msgpack.packb(tree, use_bin_type=True)
+
+
+@pytest.mark.parametrize("kind,needle", [("deep", "nested"), ("no-shape", "without its shape"),
+                                         ("wrong-shape", "chunks of 4 values for shape (3, 3)"),
+                                         ("short-bytes", "does not match its 16 bytes"),
+                                         ("not-array", "not (shape, dtype, bytes)")])
+def test_crafted_flax_msgpack_is_one_line_naming_the_file(tmp_path, capsys, kind, needle):
+    path = tmp_path / "checkpoint_1"
+    path.write_bytes(_crafted(kind))
+    assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
+    _one_line(capsys, "checkpoint_1", "Flax msgpack", needle)
+    assert not (tmp_path / "out.safetensors").exists()

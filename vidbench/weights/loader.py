@@ -170,7 +170,32 @@ def _forced_format(source: Source, fmt: Any, forced: Optional[str]) -> Iterator[
 
 def inspect_weights(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
                     **overrides: Any) -> Tuple[Source, Any, str, Dict[str, Any]]:
-    """(source, format, registry name, checkpoint config) of a checkpoint, without building it."""
+    """(source, format, registry name, checkpoint config) of a checkpoint, without building it
+    (on the meta device only): the tensors are checked against the config the file declares
+    (every name and shape) and for NaN / inf, as `load_pretrained` checks them, so every command
+    taking --weights (bench, flops, train, eval, convert) refuses the same files."""
+    source, fmt, name, config = _inspect(path, model, format, **overrides)
+    _checked_state(source, fmt, format, name, config)
+    return source, fmt, name, config
+
+
+def _checked_state(source: Source, fmt: Any, format: Optional[str], name: str, config: Dict[str, Any]
+                   ) -> Tuple[nn.Module, Dict[str, torch.Tensor]]:
+    """The checkpoint's tensors as vidbench names them, checked against the model its config
+    declares (built on the meta device: nothing allocated) and for non-finite values."""
+    native = _meta_model(name, config, source.path)
+    with _forced_format(source, fmt, format):
+        state = _to_tensors(fmt.convert(source, native))
+    check_fit(state, native, str(source.path))  # the file against its own declared config, before any allocation
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{source.path}: non-finite values (NaN or inf) in {len(bad)} tensor(s): "
+                           f"{', '.join(bad[:5])}")
+    return native, state
+
+
+def _inspect(path: PathLike, model: Optional[str] = None, format: Optional[str] = None,
+             **overrides: Any) -> Tuple[Source, Any, str, Dict[str, Any]]:
     path = Path(path)
     source = read_source(path)
     fmt = get_format(format) if format else detect_format(source)
@@ -201,11 +226,8 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     """
     path = Path(path)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    source, fmt, name, ckpt_config = inspect_weights(path, model, format, **overrides)
-    native = _meta_model(name, ckpt_config, path)
-    with _forced_format(source, fmt, format):
-        state = _to_tensors(fmt.convert(source, native))
-    check_fit(state, native, str(path))  # the file against its own declared config, before any allocation
+    source, fmt, name, ckpt_config = _inspect(path, model, format, **overrides)
+    native, state = _checked_state(source, fmt, format, name, ckpt_config)
     config = {**ckpt_config, **overrides}
     target = _meta_model(name, config, path) if overrides else native
     notes = resize_embeddings(state, target, native)

@@ -167,30 +167,74 @@ def _read_npz(path: Path) -> Dict[str, np.ndarray]:
 
 
 # Flax's msgpack extension types (flax.serialization): 1 = ndarray, 2 = native complex, 3 = numpy scalar
+MAX_TREE_DEPTH = 64  # a Flax checkpoint nests a few levels per module; deeper is not a checkpoint
+
+
+class _BadTree(Exception):
+    """What is wrong inside a msgpack file (reported by `_read_msgpack` with the file's name)."""
+
+
+def _shape(value: Any, what: str) -> Tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                          for n in value):
+        raise _BadTree(f"{what}: shape {value!r} is not a list of sizes")
+    return tuple(value)
+
+
+def _array(data: bytes) -> np.ndarray:
+    import msgpack
+
+    try:
+        shape, dtype, buffer = msgpack.unpackb(data)
+        dtype = np.dtype(dtype)
+    except (ValueError, TypeError, msgpack.exceptions.UnpackException, msgpack.exceptions.ExtraData) as err:
+        raise _BadTree(f"an array is not (shape, dtype, bytes) ({type(err).__name__}: {err})") from None
+    shape = _shape(shape, "an array")
+    if not isinstance(buffer, bytes) or dtype.hasobject or len(buffer) != int(np.prod(shape)) * dtype.itemsize:
+        raise _BadTree(f"an array of shape {shape} and dtype {dtype} does not match its "
+                       f"{len(buffer) if isinstance(buffer, bytes) else type(buffer).__name__} bytes")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
 def _msgpack_ext(code: int, data: bytes) -> Any:
     import msgpack
 
     if code == 1:
-        shape, dtype, buffer = msgpack.unpackb(data)
-        return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
-    if code == 3:
-        dtype, buffer = msgpack.unpackb(data)
-        return np.frombuffer(buffer, dtype=np.dtype(dtype))[0]
-    if code == 2:
-        real, imag = msgpack.unpackb(data)
-        return complex(real, imag)
+        return _array(data)
+    try:
+        if code == 3:
+            dtype, buffer = msgpack.unpackb(data)
+            return np.frombuffer(buffer, dtype=np.dtype(dtype))[0]
+        if code == 2:
+            real, imag = msgpack.unpackb(data)
+            return complex(real, imag)
+    except (ValueError, TypeError, IndexError, msgpack.exceptions.UnpackException, msgpack.exceptions.ExtraData) as err:
+        raise _BadTree(f"a {'scalar' if code == 3 else 'complex number'} that does not decode "
+                       f"({type(err).__name__}: {err})") from None
     return msgpack.ExtType(code, data)
 
 
-def _unchunk(tree: Any) -> Any:
-    """Flax splits arrays over 2 GiB into chunks; join them back."""
-    if isinstance(tree, dict):
-        if tree.get("__msgpack_chunked_array__"):
-            chunks = tree["chunks"]
-            flat = np.concatenate([np.asarray(chunks[str(i)]).ravel() for i in range(len(chunks))])
-            return flat.reshape(tree["shape"])
-        return {k: _unchunk(v) for k, v in tree.items()}
-    return tree
+def _unchunk(tree: Any, where: str = "", depth: int = 0) -> Any:
+    """Flax splits arrays over 2 GiB into chunks; join them back (checking what the file says)."""
+    if depth > MAX_TREE_DEPTH:
+        raise _BadTree(f"nested more than {MAX_TREE_DEPTH} levels deep (at {where[:80]}...)")
+    if not isinstance(tree, dict):
+        return tree
+    if tree.get("__msgpack_chunked_array__"):
+        chunks, shape = tree.get("chunks"), tree.get("shape")
+        if not isinstance(chunks, dict) or any(str(i) not in chunks for i in range(len(chunks))):
+            raise _BadTree(f"{where or '/'}: a chunked array without chunks '0'..'n-1'")
+        if shape is None:
+            raise _BadTree(f"{where or '/'}: a chunked array without its shape")
+        shape = _shape(shape, where or "/")
+        parts = [chunks[str(i)] for i in range(len(chunks))]
+        if not all(isinstance(c, np.ndarray) for c in parts):
+            raise _BadTree(f"{where or '/'}: a chunk that is not an array")
+        flat = np.concatenate([c.ravel() for c in parts]) if parts else np.zeros(0)
+        if flat.size != int(np.prod(shape)):
+            raise _BadTree(f"{where or '/'}: chunks of {flat.size} values for shape {shape}")
+        return flat.reshape(shape)
+    return {k: _unchunk(v, f"{where}/{k}", depth + 1) for k, v in tree.items()}
 
 
 def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
@@ -204,15 +248,25 @@ def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
 
 
 def _read_msgpack(path: Path) -> Dict[str, np.ndarray]:
+    """A Flax msgpack checkpoint; whatever is wrong in it (deep nesting, an array whose bytes do
+    not fit its shape, a chunk list without its shape) is one WeightsError naming the file."""
     import msgpack
 
     try:
         tree = msgpack.unpackb(path.read_bytes(), ext_hook=_msgpack_ext, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, TypeError) as err:
-        raise WeightsError(f"{path}: not a readable Flax msgpack checkpoint ({err})") from None
-    if not isinstance(tree, dict):
-        raise WeightsError(f"{path}: a msgpack file that is not a Flax checkpoint (top level {type(tree).__name__})")
-    state = _flatten(_unchunk(tree))
+        if not isinstance(tree, dict):
+            raise WeightsError(f"{path}: a msgpack file that is not a Flax checkpoint (top level "
+                               f"{type(tree).__name__})")
+        state = _flatten(_unchunk(tree))
+    except _BadTree as err:
+        raise WeightsError(f"{path}: not a readable Flax msgpack checkpoint: {err}") from None
+    except msgpack.exceptions.StackError:
+        raise WeightsError(f"{path}: not a readable Flax msgpack checkpoint: nested deeper than msgpack reads "
+                           f"(a checkpoint nests a few levels per module)") from None
+    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, TypeError,
+            RecursionError) as err:
+        raise WeightsError(f"{path}: not a readable Flax msgpack checkpoint ({type(err).__name__}: "
+                           f"{str(err)[:200]})") from None
     if not state:
         raise WeightsError(f"{path}: no arrays in the msgpack checkpoint")
     return state
