@@ -211,3 +211,24 @@ def test_crafted_flax_msgpack_is_one_line_naming_the_file(tmp_path, capsys, kind
     assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
     _one_line(capsys, "checkpoint_1", "Flax msgpack", needle)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+# -- a plain malicious pickle as .pth ----------------------------------------------------------
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("kind,refused", [("os.system", "posix.system"), ("builtins.exec", "builtins.exec"),
+                                          ("subprocess", "subprocess.call")])
+def test_malicious_pickle_names_file_and_global_without_torch_text(tmp_path, capsys, protocol, kind, refused):
+    import pickle
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _weights_helpers import CodeMarker
+
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": {"w": CodeMarker(marker, kind)}}, protocol=protocol))
+    assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
+    err = _one_line(capsys, "evil.pth: refused", f"the global {refused}", "nothing was executed")
+    assert "file an issue" not in err.lower() and "Warning" not in err
+    assert not marker.exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +122,63 @@ def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str
 
 def _unpickler_reason(err: Exception) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if "WeightsUnpickler error" in ln or "unsupported" in ln.lower()]
+    useful = [ln for ln in lines if ("WeightsUnpickler error" in ln or "unsupported" in ln.lower())
+              and "please file an issue" not in ln.lower()]
     return (useful or lines or [type(err).__name__])[0]
+
+
+_TORCH_PICKLE_NOISE = "Detected pickle protocol"  # torch's UserWarning for protocols above 2 ("please file an issue")
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _pickle_globals(path: Path) -> list:
+    """The globals ("module.name") the pickles at the start of `path` name, read opcode by opcode
+    with pickletools (nothing is imported or called); a legacy torch.save file is several pickles
+    followed by raw storage bytes, where the scan stops."""
+    import pickletools
+
+    found: list = []
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while f.tell() < size:
+            memo: Dict[Any, Any] = {}
+            recent: list = []
+            try:
+                for op, arg, _ in pickletools.genops(f):
+                    if op.name in _STRING_OPS:
+                        recent.append(arg)
+                    elif op.name == "MEMOIZE":
+                        memo[len(memo)] = recent[-1] if recent else None
+                    elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                        memo[arg] = recent[-1] if recent else None
+                    elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+                        recent.append(memo.get(arg))
+                    elif op.name == "GLOBAL":
+                        found.append(str(arg).replace(" ", "."))
+                    elif op.name == "STACK_GLOBAL" and len(recent) >= 2:
+                        found.append(f"{recent[-2]}.{recent[-1]}")
+            except (ValueError, EOFError, UnicodeDecodeError, OverflowError):
+                break
+    return found
+
+
+def _refused_global(path: Path) -> Optional[str]:
+    """The first global of a plain pickle that neither torch's weights-only unpickler nor the
+    training-checkpoint allow-list takes."""
+    import _compat_pickle
+
+    from ._training_pickle import _ALLOWED
+
+    safe = {"collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.bytearray", "builtins.slice",
+            "builtins.complex", "torch._utils._rebuild_tensor", "torch._tensor._rebuild_from_type_v2"}
+    for name in _pickle_globals(path):
+        module, _, attr = name.rpartition(".")
+        module, attr = _compat_pickle.NAME_MAPPING.get((module, attr), (module, attr))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        full = f"{module}.{attr}"
+        if full not in _ALLOWED and full not in safe:
+            return full
+    return None
 
 
 def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str], Optional[Dict[str, Any]]]:
@@ -135,9 +191,16 @@ def _read_torch(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str], Opt
     if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
         raise WeightsError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_TORCH_PICKLE_NOISE)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not is_zip_checkpoint(path):
+            refused = _refused_global(path)
+            if refused is not None:
+                raise WeightsError(f"{path}: refused: the pickle names the global {refused}, which is not a tensor "
+                                   "or a plain container (read with torch.load(weights_only=True); nothing was "
+                                   "executed)") from None
             raise WeightsError(f"{path}: refused: the pickle holds more than tensors and plain containers "
                                f"(loaded with weights_only=True; nothing was executed): {_unpickler_reason(err)}") from None
         try:  # a training checkpoint (mmengine epoch_N.pth): the allow-list unpickler, no code run
