@@ -232,3 +232,19 @@ def test_malicious_pickle_names_file_and_global_without_torch_text(tmp_path, cap
     err = _one_line(capsys, "evil.pth: refused", f"the global {refused}", "nothing was executed")
     assert "file an issue" not in err.lower() and "Warning" not in err
     assert not marker.exists()
+
+
+# -- a model's name in output and rows is the registry name only at that model's config -----------
+def test_a_small_checkpoint_is_not_called_by_a_paper_models_name(data, tmp_path, capsys):
+    from vidbench.checkpoint import save_checkpoint
+    from vidbench.models import create_model
+
+    tiny = save_checkpoint(create_model("timesformer_base", img_size=32, embed_dim=48, depth=2, num_heads=2,
+                                        num_frames=4, num_classes=2), tmp_path / "tiny.safetensors")
+    assert main(["convert", str(tiny), str(tmp_path / "conv.safetensors"), "--model", "timesformer_base"]) == 0
+    out = capsys.readouterr().out
+    assert "timesformer(embed_dim=48, depth=2, num_heads=2)" in out and "timesformer_base" not in out, out
+    assert main(["eval", "--weights", str(tmp_path / "conv.safetensors"), "--data", str(data), "--views", "1x1",
+                 "--out", str(tmp_path / "res"), "--no-progress"]) == 0
+    row = list(csv.DictReader(open(tmp_path / "res" / "accuracy.csv")))[-1]
+    assert row["model"] == "timesformer(embed_dim=48, depth=2, num_heads=2)"

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     info = net.pretrained_cfg
     params = sum(p.numel() for p in net.parameters())
-    print(f"{args.src} ({info.format}) -> {args.dst}: {info.model}, {params:,} params, input "
+    print(f"{args.src} ({info.format}) -> {args.dst}: {info.label or info.model}, {params:,} params, input "
           f"{'x'.join(map(str, net.input_size))}" + (f"; published: {info.published.name}" if info.published else "")
           + "".join(f"\n  note: {n}" for n in info.notes))
     return 0

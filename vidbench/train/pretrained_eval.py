@@ -70,7 +70,7 @@ def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
     published = weights_row["published_top1"]
     sampler, tf = clip["sampler"], clip["transform"]
     row = {
-        "model": info.model, "init": f"weights:{info.name}", "data": str(data), "split": split,
+        "model": info.label or info.model, "init": f"weights:{info.name}", "data": str(data), "split": split,
         "views": clip["views"], **result,
         "published_top1": published,
         "top1_minus_published": (result["top1"] - published) if published is not None and "top1" in result else None,
