@@ -104,8 +104,8 @@ def test_test_item_decodes_each_frame_once(files, monkeypatch):
     _, good = files
     calls = []
 
-    def counting_open(path, backend=None):
-        video = open_video(path, backend)
+    def counting_open(path, backend=None, rotate=True):
+        video = open_video(path, backend, rotate=rotate)
         decode = video.get
         video.get = lambda indices: calls.append(list(indices)) or decode(indices)
         return video
