@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+from _cli_helpers import one_line_error
 
 from vidbench.cli import main
 from vidbench.data import make_dataset
@@ -57,14 +58,6 @@ def test_bad_config_values():
 
 
 # -- every value checked where it is defined (issue 26): one line, exit 2, before any work --------------
-def _one_line(capsys, *needles):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data") / "syn", ["red_disc", "green_square"], videos_per_class=4)
@@ -85,7 +78,7 @@ def _train(data, out, *extra):
 ])
 def test_model_args_no_model_can_take_are_refused(tiny_data, tmp_path, capsys, arg, needle):
     assert _train(tiny_data, tmp_path / "run", "--model-arg", arg) == 2
-    _one_line(capsys, "vivit_m1_tiny with", needle)
+    one_line_error(capsys, "vivit_m1_tiny with", needle)
     assert not (tmp_path / "run" / "train.csv").exists()
 
 
@@ -116,7 +109,7 @@ def test_hf_config_with_zero_or_negative_sizes(tmp_path, capsys, key, value, nee
     (path / "config.json").write_text(json.dumps({**config, key: value}))
     capsys.readouterr()  # transformers' progress bar
     assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
-    _one_line(capsys, str(path), needle)
+    one_line_error(capsys, str(path), needle)
     assert not (tmp_path / "out.safetensors").exists()
 
 
@@ -132,7 +125,7 @@ def test_hf_config_with_zero_or_negative_sizes(tmp_path, capsys, key, value, nee
 ])
 def test_training_options_are_refused_before_any_work(tiny_data, tmp_path, capsys, flags, needle):
     assert _train(tiny_data, tmp_path / "run", *flags) == 2
-    _one_line(capsys, "vidbench train: ", needle)
+    one_line_error(capsys, "vidbench train: ", needle)
     assert not (tmp_path / "run").exists()
 
 
@@ -147,7 +140,7 @@ def test_cuda_asked_for_without_cuda_is_one_line_in_every_command(tiny_data, tmp
                  ["eval", "--weights", str(tmp_path / "w.safetensors"), "--data", str(tiny_data)],
                  pretrain, ["bench", "--models", "vit_tiny", "--out", str(tmp_path / "b")]):
         assert main([*argv, "--device", "cuda:0"]) == 2, argv
-        _one_line(capsys, "device cuda:0: CUDA is not available here")
+        one_line_error(capsys, "device cuda:0: CUDA is not available here")
     assert not any(tmp_path.iterdir())
 
 
@@ -179,18 +172,18 @@ def test_train_device_cuda_n_is_that_device(monkeypatch):
 def test_dataset_options_are_refused_before_any_video(tmp_path, capsys, flags, needle):
     out = tmp_path / "data"
     assert main(["make-dataset", "--out", str(out), "--videos-per-class", "3", *flags]) == 2
-    _one_line(capsys, "vidbench make-dataset: ", needle)
+    one_line_error(capsys, "vidbench make-dataset: ", needle)
     assert not out.exists()
 
 
 def test_bench_timeout_and_process_count(tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["bench", "--models", "vit_tiny", "--timeout-s", "0", "--out", str(out), "--no-progress"]) == 2
-    _one_line(capsys, "timeout_s must be > 0, got 0.0")
+    one_line_error(capsys, "timeout_s must be > 0, got 0.0")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     argv = ["bench", "--models", "vit_tiny", "--mode", "train", "--nproc", str(cores + 1), "--out", str(out)]
     assert main([*argv, "--no-progress"]) == 2
-    _one_line(capsys, f"nproc {cores + 1} is more processes than the {cores} CPU core(s)", "--oversubscribe")
+    one_line_error(capsys, f"nproc {cores + 1} is more processes than the {cores} CPU core(s)", "--oversubscribe")
     assert not out.exists()
     from vidbench.bench import SweepConfig
 
@@ -214,5 +207,5 @@ def test_wmse_batch_below_its_whitening_size_is_refused_before_reading_data(tmp_
     missing = tmp_path / "no-such-data"  # never opened: the refusal comes first
     assert main(["pretrain", "--method", "wmse", "--data", str(missing), "--out", str(tmp_path / "ssl"),
                  "--batch-size", "8", "--no-progress"]) == 2
-    _one_line(capsys, "wmse: batch_size 8 is below the whitening sub-batch w_size 128", "--w-size <= 8")
+    one_line_error(capsys, "wmse: batch_size 8 is below the whitening sub-batch w_size 128", "--w-size <= 8")
     assert not (tmp_path / "ssl").exists()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _cli_helpers import one_line_error
 from _weights_helpers import Marker, write_liar_checkpoint
 from safetensors.torch import save_file
 
@@ -35,14 +36,6 @@ def _train(data, out, *extra):
                  "--batch-size", "4", "--workers", "0", "--no-progress", *SMALL, *extra])
 
 
-def _one_line_error(capsys, *needles):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 # -- security --------------------------------------------------------------------------------
 def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
     out = tmp_path / "ssl"
@@ -53,7 +46,7 @@ def test_pretrain_resume_never_unpickles(data, tmp_path, capsys):
             "--img-size", "16", "--patch-size", "8", "--depth", "1", "--embed-dim", "32", "--num-heads", "2",
             "--batch-size", "16", "--frames", "2", "--knn-k", "5", "--no-progress", "--resume"]
     assert main(args) == 2
-    _one_line_error(capsys, "byol.safetensors", "not a readable training state")
+    one_line_error(capsys, "byol.safetensors", "not a readable training state")
     assert not marker.exists()
 
 
@@ -61,7 +54,7 @@ def test_init_checkpoint_declaring_a_huge_model_is_refused_before_allocation(dat
     liar = write_liar_checkpoint(tmp_path / "liar.safetensors", create_model("vit_tiny", img_size=32, patch_size=8,
                                                                               depth=1))
     assert _train(data, tmp_path / "run", "--init", str(liar)) == 2
-    _one_line_error(capsys, "liar.safetensors", "do not fit the declared vit_tiny config")
+    one_line_error(capsys, "liar.safetensors", "do not fit the declared vit_tiny config")
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
@@ -81,9 +74,9 @@ def test_train_refuses_an_existing_run_and_mismatched_resume_and_is_a_noop_when_
     capsys.readouterr()
     before = {n: (out / n).read_bytes() for n in ("checkpoint.safetensors", "train.csv", "accuracy.csv")}
     assert _train(data, out) == 2
-    _one_line_error(capsys, str(out), "already holds a training run", "--resume")
+    one_line_error(capsys, str(out), "already holds a training run", "--resume")
     assert _train(data, out, "--resume", "--epochs", "3") == 2
-    _one_line_error(capsys, "options differ", "epochs 1 -> 3")
+    one_line_error(capsys, "options differ", "epochs 1 -> 3")
     assert _train(data, out, "--resume", "--eval-views", "1x1") == 0
     assert "training already finished (1 epochs); nothing to do" in capsys.readouterr().out
     assert {n: (out / n).read_bytes() for n in before} == before  # no row appended, nothing rewritten
@@ -103,7 +96,7 @@ def test_a_diverging_run_keeps_its_last_finite_checkpoint(data, tmp_path, monkey
     monkeypatch.setattr(engine.nn, "CrossEntropyLoss", LossGoesNaN)
     out = tmp_path / "run"
     assert _train(data, out, "--epochs", "3") == 2
-    err = _one_line_error(capsys, "training diverged at epoch 2", "first at step", "checkpoint of epoch 1 is kept")
+    err = one_line_error(capsys, "training diverged at epoch 2", "first at step", "checkpoint of epoch 1 is kept")
     assert "--lr" in err
     model, extra = load_checkpoint(out / "checkpoint.safetensors")
     assert extra["epoch"] == 1 and all(torch.isfinite(p).all() for p in model.parameters())
@@ -116,7 +109,7 @@ def test_eval_refuses_non_finite_weights(data, tmp_path, capsys):
     path = tmp_path / "bad.safetensors"
     save_checkpoint(model, path, {"data": str(data)})
     assert main(["eval", "--checkpoint", str(path), "--workers", "0", "--no-progress"]) == 2
-    _one_line_error(capsys, "bad.safetensors", "non-finite weights")
+    one_line_error(capsys, "bad.safetensors", "non-finite weights")
     assert not (tmp_path / "accuracy.csv").exists()
 
 
@@ -128,7 +121,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(["bench", "--models", "vit_tiny", "--out", str(out), "--no-progress"]) == 2
-        _one_line_error(capsys, str(out), "in use by another vidbench process", f"pid {holder.pid}")
+        one_line_error(capsys, str(out), "in use by another vidbench process", f"pid {holder.pid}")
         assert not (out / "bench.csv").exists()
     finally:
         holder.kill()
@@ -194,7 +187,7 @@ def test_report_reads_missing_columns_and_names_an_unparsable_csv(tmp_path, caps
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "accuracy.csv").write_text('model,top1\n"unterminated,3\n')
     assert main(["report", str(tmp_path / "b")]) == 2
-    _one_line_error(capsys, "accuracy.csv", "not a readable CSV")
+    one_line_error(capsys, "accuracy.csv", "not a readable CSV")
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -217,7 +210,7 @@ def test_zero_and_negative_values_are_errors(argv, needle, capsys):
 def test_model_args_name_the_key_and_the_syntax(data, tmp_path, capsys, arg, needles):
     assert main(["train", "--model", "vivit_m1_tiny", "--data", str(data), "--out", str(tmp_path / "r"),
                  "--epochs", "1", "--workers", "0", "--no-progress", "--model-arg", arg]) == 2
-    _one_line_error(capsys, *needles)
+    one_line_error(capsys, *needles)
 
 
 def test_a_pickle_given_as_train_state_is_named(data, tmp_path, capsys):
@@ -234,7 +227,7 @@ def test_a_pickle_given_as_train_state_is_named(data, tmp_path, capsys):
     save_checkpoint(model, out2 / "checkpoint.safetensors", meta)
     capsys.readouterr()
     assert _train(data, out2, "--resume", "--epochs", "1") == 2
-    _one_line_error(capsys, "train_state.safetensors", "not a readable training state")
+    one_line_error(capsys, "train_state.safetensors", "not a readable training state")
     assert not marker.exists()
 
 
@@ -244,7 +237,7 @@ def test_no_usable_training_videos_is_said_as_such(data, tmp_path, capsys):
     (empty / "train.csv").write_text("path,label\nvideos/missing.mp4,red_disc\n")
     out = tmp_path / "run"
     assert _train(empty, out) == 2
-    _one_line_error(capsys, "no training videos in the train split", "1 annotation line(s) skipped")
+    one_line_error(capsys, "no training videos in the train split", "1 annotation line(s) skipped")
     assert not (out / "checkpoint.safetensors").exists()
 
 
@@ -280,7 +273,7 @@ def test_init_is_refused_for_models_without_image_initialisation(data, tmp_path,
     save_checkpoint(create_model("vit_tiny", img_size=32, patch_size=8, depth=1), backbone)
     assert main(["train", "--model", model, "--data", str(data), "--out", str(tmp_path / "r"), "--init", str(backbone),
                  "--workers", "0", "--no-progress"]) == 2
-    _one_line_error(capsys, f"--init: {model} has no image initialisation", "--weights")
+    one_line_error(capsys, f"--init: {model} has no image initialisation", "--weights")
 
 
 def test_weight_decay_spares_what_the_model_names():
@@ -364,7 +357,7 @@ def test_a_diverged_epoch_records_nothing_and_resume_writes_each_epoch_once(data
     out = tmp_path / "run"
     monkeypatch.setattr(engine.nn, "CrossEntropyLoss", AlwaysNaN)
     assert _train(data, out) == 2
-    _one_line_error(capsys, "training diverged at epoch 1")
+    one_line_error(capsys, "training diverged at epoch 1")
     assert not (out / "train.csv").exists() or pd.read_csv(out / "train.csv").empty  # no row with a blank loss
     monkeypatch.undo()
     assert _train(data, out, "--resume") == 0
@@ -399,7 +392,7 @@ def test_pretrain_refuses_an_existing_run_without_resume(data, tmp_path, capsys)
     capsys.readouterr()
     before = {p.name: p.read_bytes() for p in out.glob("*.*") if p.name != ".vidbench.lock"}
     assert main(args) == 2
-    _one_line_error(capsys, str(out), "already holds a simclr pretraining run", "--resume")
+    one_line_error(capsys, str(out), "already holds a simclr pretraining run", "--resume")
     assert {p.name: p.read_bytes() for p in out.glob("*.*") if p.name != ".vidbench.lock"} == before  # kept, no row added
 
 
@@ -414,12 +407,12 @@ def test_a_train_state_from_another_run_is_refused_on_resume(data, tmp_path, mon
     shutil.copy(a / state, tmp_path / "a_state")
     shutil.copy(b / state, a / state)
     assert _train(data, a, "--epochs", "2", "--resume") == 2
-    _one_line_error(capsys, f"{state} is of another run than checkpoint.safetensors")
+    one_line_error(capsys, f"{state} is of another run than checkpoint.safetensors")
     # another head size where no checkpoint says whose the state is: one line naming the file, no traceback
     (a / "checkpoint.safetensors").unlink()
     shutil.copy(c / state, a / state)
     assert _train(data, a, "--epochs", "2", "--resume") == 2
-    _one_line_error(capsys, state, "does not fit this run's model")
+    one_line_error(capsys, state, "does not fit this run's model")
     shutil.copy(tmp_path / "a_state", a / state)  # its own state: resumes
     assert _train(data, a, "--epochs", "2", "--resume") == 0
     assert pd.read_csv(a / "train.csv")["epoch"].tolist() == [1, 2]
@@ -442,7 +435,7 @@ def test_published_suite_checks_its_inputs_before_making_a_run(data, tmp_path, c
     for bad in (_published_suite(tmp_path, tmp_path / "nope", data), _published_suite(tmp_path, weights,
                                                                                      tmp_path / "nodata")):
         assert main(["run", "--suite", str(bad), "--out", str(out), "--no-progress"]) == 2
-        _one_line_error(capsys, "nope" if "nope" in bad.read_text() else "nodata")
+        one_line_error(capsys, "nope" if "nope" in bad.read_text() else "nodata")
         assert not out.exists()
     # what the earlier version left after a bad --data: a lock, environment.json and failed stages only
     out.mkdir()

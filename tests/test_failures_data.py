@@ -6,20 +6,13 @@ import csv
 
 import pytest
 import torch
+from _cli_helpers import one_line_error
 
 from vidbench.checkpoint import read_metadata
 from vidbench.cli import main
 from vidbench.data import make_dataset
 
 SMALL = ["--model-arg", "depth=1", "--model-arg", "embed_dim=48", "--model-arg", "num_heads=2"]
-
-
-def _one_line(capsys, *needles):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +49,14 @@ def test_eval_of_a_dataset_with_other_classes_is_refused(trained, tmp_path, caps
     other = make_dataset(tmp_path / "other", ["red_disc", "blue_triangle"], videos_per_class=4)
     assert main(["eval", "--checkpoint", str(trained), "--data", str(other), "--views", "1x1",
                  "--out", str(tmp_path / "res")]) == 2
-    _one_line(capsys, "checkpoint.safetensors", "blue_triangle")
+    one_line_error(capsys, "checkpoint.safetensors", "blue_triangle")
     assert not (tmp_path / "res" / "accuracy.csv").exists()
 
 
 @pytest.mark.parametrize("flag", [["--frames", "4"], ["--img-size", "48"], ["--stride", "1"]])
 def test_eval_options_a_checkpoint_does_not_take_are_refused(trained, tmp_path, capsys, flag):
     assert main(["eval", "--checkpoint", str(trained), "--views", "1x1", "--out", str(tmp_path / "res"), *flag]) == 2
-    _one_line(capsys, flag[0], "for --weights only")
+    one_line_error(capsys, flag[0], "for --weights only")
     assert not (tmp_path / "res").exists()
 
 
@@ -71,7 +64,7 @@ def test_eval_options_a_checkpoint_does_not_take_are_refused(trained, tmp_path, 
 @pytest.mark.parametrize("extra", [[], ["--weights"], ["--formats"]])
 def test_list_unknown_family_is_named(capsys, extra):
     assert main(["list", "--family", "vitt", *extra]) == 2
-    _one_line(capsys, "--family vitt: unknown family", "did you mean vit")
+    one_line_error(capsys, "--family vitt: unknown family", "did you mean vit")
 
 
 def test_list_says_what_matched_nothing(capsys):
@@ -89,7 +82,7 @@ def test_compare_reference_arg_the_reference_does_not_take(tmp_path, capsys):
     pytest.importorskip("transformers")
     out = tmp_path / "cmp"
     assert main(["compare", "timesformer_base", "--reference-arg", "num_hiden_layers=2", "--out", str(out)]) == 2
-    _one_line(capsys, "--reference-arg num_hiden_layers", "did you mean num_hidden_layers")
+    one_line_error(capsys, "--reference-arg num_hiden_layers", "did you mean num_hidden_layers")
     assert not out.exists()
 
 
@@ -111,7 +104,7 @@ def test_convert_to_a_directory_is_refused_before_any_work(tmp_path, capsys):
                           tmp_path / "small.safetensors")
     (tmp_path / "dst.safetensors").mkdir()
     assert main(["convert", str(src), str(tmp_path / "dst.safetensors"), "--overwrite"]) == 2
-    _one_line(capsys, "dst.safetensors: is a directory")
+    one_line_error(capsys, "dst.safetensors: is a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.safetensors", "small.safetensors"]
 
 
@@ -120,7 +113,7 @@ def test_extract_frames_refuses_a_non_empty_unrelated_folder(data, tmp_path, cap
     out.mkdir()
     (out / "notes.txt").write_text("keep me\n")
     assert main(["extract-frames", "--data", str(data), "--out", str(out), "--no-progress"]) == 2
-    _one_line(capsys, "mine is not empty and holds no extracted dataset")
+    one_line_error(capsys, "mine is not empty and holds no extracted dataset")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
@@ -142,7 +135,7 @@ def test_bad_items_raise_is_one_line(broken, trained, tmp_path, capsys, command,
         args = ["eval", "--checkpoint", str(trained), "--data", str(broken), "--views", "1x1",
                 "--out", str(tmp_path / "res"), "--no-progress"]
     assert main([*args, "--workers", workers, "--bad-items", "raise"]) == 2
-    _one_line(capsys, "red_disc_00", "PyAV cannot probe it")
+    one_line_error(capsys, "red_disc_00", "PyAV cannot probe it")
 
 
 # -- one check of a --weights file for every command -------------------------------------------
@@ -173,7 +166,7 @@ def test_every_command_taking_weights_checks_the_file(bad_weights, tmp_path, cap
     args = ["flops", "--weights", str(path)] if command == "flops" else \
         ["bench", "--weights", str(path), "--out", str(tmp_path / "b"), "--no-progress", "--device", "cpu"]
     assert main(args) == 2
-    _one_line(capsys, path.name, needle)
+    one_line_error(capsys, path.name, needle)
     assert not (tmp_path / "b" / "bench.csv").exists()
 
 
@@ -209,7 +202,7 @@ def test_crafted_flax_msgpack_is_one_line_naming_the_file(tmp_path, capsys, kind
     path = tmp_path / "checkpoint_1"
     path.write_bytes(_crafted(kind))
     assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
-    _one_line(capsys, "checkpoint_1", "Flax msgpack", needle)
+    one_line_error(capsys, "checkpoint_1", "Flax msgpack", needle)
     assert not (tmp_path / "out.safetensors").exists()
 
 
@@ -229,7 +222,7 @@ def test_malicious_pickle_names_file_and_global_without_torch_text(tmp_path, cap
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"state_dict": {"w": CodeMarker(marker, kind)}}, protocol=protocol))
     assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
-    err = _one_line(capsys, "evil.pth: refused", f"the global {refused}", "nothing was executed")
+    err = one_line_error(capsys, "evil.pth: refused", f"the global {refused}", "nothing was executed")
     assert "file an issue" not in err.lower() and "Warning" not in err
     assert not marker.exists()
 
