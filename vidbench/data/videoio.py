@@ -39,8 +39,16 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from . import probe as probing
-from .probe import NO_PRESENTATION_ORDER, display_rotation, frame_rotation, refusal
+from .probe import (
+    MAX_PACKETS,
+    NO_PRESENTATION_ORDER,
+    VideoProbe,
+    decode_order_pts,
+    display_rotation,
+    frame_rotation,
+    probe_video,
+    refusal,
+)
 
 __all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
            "default_backend", "fallback_backend", "open_video", "torchcodec_problem", "write_mp4"]
@@ -247,7 +255,7 @@ class PyAVSource(VideoSource):
             raise BadVideoError(path, f"PyAV cannot open it ({_first_line(err)})") from None
         if any(pts is None for pts, _ in packets):
             raise BadVideoError(path, "packets without timestamps: cannot index frames")
-        if probing.decode_order_pts(demuxer, has_b_frames, [pts for pts, _ in packets[:probing.MAX_PACKETS]]):
+        if decode_order_pts(demuxer, has_b_frames, [pts for pts, _ in packets[:MAX_PACKETS]]):
             raise BadVideoError(path, NO_PRESENTATION_ORDER)
         self._pts = sorted(pts for pts, _ in packets)
         self._index: Dict[int, int] = {pts: i for i, pts in enumerate(self._pts)}
@@ -285,7 +293,7 @@ class PyAVSource(VideoSource):
         missing = [i for i in wanted if i not in frames]
         if missing:
             raise BadVideoError(self.path, f"frame {missing[0]} is indexed but does not decode (truncated?)")
-        return torch.from_numpy(np.ascontiguousarray(np.stack([frames[i] for i in idx])))  # (T, H, W, C)
+        return torch.from_numpy(np.stack([frames[i] for i in idx]))  # (T, H, W, C); np.stack copies the turned views
 
 
 def open_video(path: PathLike, backend: Optional[str] = None, rotate: bool = True) -> VideoSource:
@@ -359,11 +367,11 @@ def encode_rgb(path: PathLike, frames: np.ndarray, fps: int, fmt: str, codec: st
     return path
 
 
-def _probe(path: PathLike) -> probing.VideoProbe:
+def _probe(path: PathLike) -> VideoProbe:
     import av
 
     try:
-        return probing.probe_video(path)
+        return probe_video(path)
     except (av.error.FFmpegError, IndexError) as err:
         raise BadVideoError(path, f"PyAV cannot probe it ({_first_line(err)})") from None
 
