@@ -344,19 +344,12 @@ def _atomic_write(path: Path, text: Union[str, bytes]) -> None:
     """Write a temporary file of a unique name, then rename it over `path`: a crash or a full
     disk leaves the old file as it was."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with writing(path, "the previous version is intact"), removing_on_error(tmp):
         with (open(tmp, "wb") if isinstance(text, bytes) else open(tmp, "w", newline="")) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        mapped = output_error(err, path, "the previous version is intact")
-        if mapped is None:
-            raise
-        raise mapped from None
 
 
 def _git_commit() -> str:
