@@ -224,48 +224,24 @@ def _folder_names(records: Sequence[VideoRecord], bases: Sequence[Path]) -> Dict
 
 
 def _write_frames(job: _Job, backend: Optional[str], chunk: int) -> int:
-    """`_write_frames_into`, a full disk or read-only --out as one error naming the folder."""
-    from ..results import writing
-
-    with writing(job.folder):
-        return _write_frames_into(job, backend, chunk)
-
-
-def _write_frames_into(job: _Job, backend: Optional[str], chunk: int) -> int:
-    """Decode the video (chunk by chunk, in order) into a temporary folder beside the target,
-    then rename it into place: a failure leaves nothing behind, a finished folder replaces an
-    earlier extraction whole."""
-    import shutil
-    import uuid
-
+    """Decode the video (chunk by chunk, in order) into its frame folder, made whole or not at all
+    (`results.building`: a failure leaves nothing behind, a finished folder replaces an earlier
+    extraction whole, a full disk or read-only --out is one error naming the folder)."""
     from PIL import Image
 
+    from ..results import building
     from .videoio import open_video
 
-    target = Path(job.folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        video = open_video(job.video, backend)
-        first = job.start or 0
-        last = min(job.end, video.num_frames) if job.end is not None else video.num_frames
-        if last <= first:
-            raise BadVideoError(job.video, f"no frames in [{first}, {last})")
-        tmp.mkdir()
+    video = open_video(job.video, backend)
+    first = job.start or 0
+    last = min(job.end, video.num_frames) if job.end is not None else video.num_frames
+    if last <= first:
+        raise BadVideoError(job.video, f"no frames in [{first}, {last})")
+    with building(job.folder) as tmp:
         for lo in range(first, last, chunk):
             frames = video.get(list(range(lo, min(lo + chunk, last)))).numpy()  # (t, H, W, C) uint8
             for k, frame in enumerate(frames):
                 Image.fromarray(frame).save(tmp / frame_name(lo - first + k), quality=job.quality)
-        if target.exists():  # an earlier extraction: replaced whole, no stale frames kept
-            old = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return last - first
 
 
