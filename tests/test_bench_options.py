@@ -167,6 +167,8 @@ def test_two_gloo_processes_write_scaling_rows(tmp_path, monkeypatch):
     print(df.to_string())  # shown when an assertion below fails
     assert [r["nproc"] for r in rows] == [1, 2]
     assert df["nproc"].tolist() == [1, 2] and (df["status"] == "ok").all()
+    # depth=2 is not vit_tiny's architecture: the rows name what was measured, and what it was built from
+    assert df["model"].tolist() == ["vit(depth=2)"] * 2 and df["arch"].tolist() == ["vit_tiny"] * 2
     one, two = df.iloc[0], df.iloc[1]
     assert two["dist_backend"] == "gloo" and one["threads"] == two["threads"]
     assert two["clips_per_s"] == pytest.approx(2 * two["clips_per_s_per_process"])

@@ -166,3 +166,11 @@ def test_predict_with_published_weights_names_the_models_classes(trained, tmp_pa
     hits = sum(r["class1"] == r["label"] for r in labelled)
     written = list(csv.DictReader((table / "accuracy.csv").open()))
     assert len(written) == 1 and float(written[0]["top1"]) == pytest.approx(100 * hits / len(labelled))
+
+
+def test_rows_name_the_trained_architecture_not_the_registry_entry(trained, tmp_path):
+    # trained with --model-arg depth=1 embed_dim=48 num_heads=2: not vit_frameavg_tiny's architecture
+    data, checkpoint = trained
+    assert _eval(checkpoint, data, "--out", str(tmp_path)) == 0
+    row = next(csv.DictReader((tmp_path / "accuracy.csv").open()))
+    assert row["model"] == "vit(embed_dim=48, depth=1, num_heads=2)", row["model"]

@@ -74,6 +74,9 @@ def test_bench_flops_convert_and_train_take_weights(tree, hf_dir, tmp_path, caps
                  "--warmup", "0", "--no-isolate", "--no-progress"]) == 0
     bench = _rows(tmp_path / "b" / "bench.csv").iloc[0]
     assert bench["status"] == "ok" and bench["weights"] == str(hf_dir) and bench["params"] == ref_params
+    # a 48-wide checkpoint is not the paper's model: the row names its family and config, `arch` what it was built from
+    assert bench["model"].startswith("timesformer(") and "embed_dim=48" in bench["model"], bench["model"]
+    assert bench["arch"] == "timesformer_base"
     conv = tmp_path / "converted.safetensors"
     assert main(["convert", str(hf_dir), str(conv)]) == 0
     assert main(["convert", str(hf_dir), str(conv)]) == 2  # never overwritten silently

@@ -179,10 +179,10 @@ def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, peak: Opti
                  error_text: Any) -> Dict[str, Any]:
     """Every process measures the row with DistributedDataParallel (`measure(distributed=True)`)."""
     from .measure import measure
-    from .sweep import _overrides, measure_args
+    from .sweep import _overrides, measure_args, row_arch
 
     try:
-        report = count_flops(row["model"], **_overrides(row, cfg))
+        report = count_flops(row_arch(row), **_overrides(row, cfg))
         args = {**measure_args(row, cfg, report.gmacs, peak), "device": device}
         result = measure(args.pop("model"), distributed=True, **args)
         ok = torch.tensor([1.0])

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..layers import ATTN_BACKENDS
-from ..models import create_model, list_models, model_entry
+from ..models import create_model, list_models, model_entry, model_label
 from ..options import Alias, accepts_aliases, check_fields, device_check, option
 from ..results import ResultsStore, key_str, run_lock
 from .flops import FlopReport, count_flops
@@ -39,7 +39,7 @@ from .memory import parse_size
 from .throughput import COMPILE_MODES, MODES, PRECISIONS, matmul_peak_flops
 
 __all__ = ["SweepConfig", "BENCH_COLUMNS", "KEY_COLUMNS", "error_text", "expand_grid", "measure_args", "resolve_models",
-           "run_sweep", "row_key", "uncounted_text"]
+           "run_sweep", "row_arch", "row_key", "uncounted_text"]
 
 TABLE = "bench"
 # a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights,
@@ -54,7 +54,7 @@ BENCH_COLUMNS = (
     "compile_s", "forward_ms", "backward_ms", "optimizer_ms", "forward_peak_mem_mb", "backward_peak_mem_mb",
     "optimizer_peak_mem_mb", "batch_search", "mem_limit_mb", "process_peak_mb", "batch_tries",
     "dist_backend", "clips_per_s_per_process", "scaling_efficiency",
-    "threads", "warmup", "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights",
+    "threads", "warmup", "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights", "arch",
 )
 RESULT_PREFIX = "VIDBENCH_RESULT "
 _LINUX = sys.platform.startswith("linux")
@@ -211,9 +211,17 @@ def row_key(row: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(key_str(values.get(k)) for k in KEY_COLUMNS)
 
 
-def _default_size(name: str, model_kwargs: Dict[str, Any]) -> Tuple[int, ...]:
+def _default_size(name: str, model_kwargs: Dict[str, Any]) -> Tuple[Tuple[int, ...], str]:
+    """The model's default input size and what its rows call it (`model_label`: the registry name only
+    where `model_kwargs` (--model-arg, a checkpoint's config) keep that model's architecture)."""
     with torch.device("meta"):
-        return tuple(create_model(name, **model_kwargs).input_size)
+        net = create_model(name, **model_kwargs)
+    return tuple(net.input_size), model_label(name, net.config)
+
+
+def row_arch(row: Dict[str, Any]) -> str:
+    """The registry name a row's model is built from (`model` is its label, `arch` the name it came from)."""
+    return row.get("arch") or row["model"]
 
 
 def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
@@ -222,12 +230,12 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     seen: Set[Tuple[str, ...]] = set()
     for name in resolve_models(cfg.models):
-        size = _default_size(name, cfg.model_kwargs)
+        size, label = _default_size(name, cfg.model_kwargs)
         video = len(size) == 4
         for frames, img, batch, precision, mode, backend, ckpt in itertools.product(
                 cfg.frames, cfg.img_size, cfg.batch_size, cfg.precision, cfg.mode, cfg.attn_backend,
                 cfg.grad_checkpointing):
-            row = dict(model=name, frames=(size[1] if frames is None else frames) if video else None,
+            row = dict(model=label, arch=name, frames=(size[1] if frames is None else frames) if video else None,
                        img_size=size[-1] if img is None else img, batch_size=None if batch == MAX else int(batch),
                        batch_search=MAX if batch == MAX else None, precision=precision, device=cfg.device, mode=mode,
                        compile=cfg.compile or "off", weights=cfg.weights, attn_backend=backend,
@@ -269,7 +277,7 @@ MeasureFn = Callable[..., Dict[str, Any]]
 def measure_args(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
     """`measure`'s keyword arguments for one grid row: the one place they are written (the
     in-process call passes them, the isolated worker gets them as its JSON job)."""
-    return dict(model=row["model"], mode=row["mode"], precision=row["precision"], device=cfg.device,
+    return dict(model=row_arch(row), mode=row["mode"], precision=row["precision"], device=cfg.device,
                 batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile, gmacs=gmacs,
                 peak_flops=peak, attn_backend=row.get("attn_backend", "auto"),
                 grad_checkpointing=bool(row.get("grad_checkpointing", False)),
@@ -413,7 +421,7 @@ def _run_one(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...],
     fkey = (row["model"], key_str(row["frames"]), key_str(row["img_size"]))
     if fkey not in flops:
         try:
-            flops[fkey] = count_flops(row["model"], **_overrides(row, cfg))
+            flops[fkey] = count_flops(row_arch(row), **_overrides(row, cfg))
         except Exception as exc:
             flops[fkey] = exc
     report = flops[fkey]

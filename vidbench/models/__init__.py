@@ -5,6 +5,7 @@ from ._registry import (
     create_model,
     list_models,
     model_entry,
+    model_label,
     register_model,
 )
 from .mvit import MViT, MViTBlockConfig, MViTConfig
@@ -16,7 +17,7 @@ from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
 from .vtn import VTN, VTNConfig
 
 __all__ = [
-    "ModelMeta", "build_config", "create_model", "list_models", "model_entry", "register_model",
+    "ModelMeta", "build_config", "create_model", "list_models", "model_entry", "model_label", "register_model",
     "TimeSformer", "TimeSformerConfig", "FrameAverageConfig", "VideoFrameAverage", "VisionTransformer",
     "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig", "MViT", "MViTBlockConfig",
     "MViTConfig", "VideoMAE", "VideoMAEConfig", "SwinTransformer3d", "Swin3dConfig", "SwinStageConfig",

@@ -11,6 +11,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
+import torch
 from torch import nn
 
 from ..errors import UserError, did_you_mean
@@ -22,6 +23,7 @@ __all__ = [
     "list_models",
     "model_entry",
     "build_config",
+    "model_label",
 ]
 
 
@@ -169,3 +171,27 @@ def build_config(cls: Type[C], name: str, defaults: Dict[str, Any], overrides: D
         default = defaults[key] if key in defaults else (f.default if f.default is not dataclasses.MISSING else None)
         _check_type(name, key, value, default, f.type)
     return cls(**merged)
+
+
+# fields that do not change what a model is called: its input, head size and regularisation
+_LABEL_IGNORES = ("num_classes", "num_frames", "img_size")
+
+
+def model_label(name: str, config: Any) -> str:
+    """What a results row calls a model: `name` where `config` (a model config dataclass) has
+    that registry model's architecture, else its family with the fields that differ from it, in
+    the config's field order, e.g. ``timesformer(embed_dim=48, depth=2, num_heads=2)`` (a 48-wide
+    checkpoint is not the paper's timesformer_base). Input size, class count and drop rates are
+    not part of the name (rows record them apart)."""
+    with torch.device("meta"):
+        default = create_model(name).config
+    mine, paper = dataclasses.asdict(config), dataclasses.asdict(default)
+    diff = [f"{k}={_compact(v)}" for k, v in mine.items()
+            if k not in _LABEL_IGNORES and "drop" not in k and paper.get(k) != v]
+    return name if not diff else f"{model_entry(name).family}({', '.join(diff)})"
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else str(list(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -110,6 +110,7 @@ class _Run:
             _overrides,
             error_text,
             expand_grid,
+            row_arch,
             row_key,
             uncounted_text,
         )
@@ -128,7 +129,7 @@ class _Run:
             record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
             record.update(row, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             try:
-                report = count_flops(row["model"], device="meta", **_overrides(row, cfg))
+                report = count_flops(row_arch(row), device="meta", **_overrides(row, cfg))
                 record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
                               uncounted_ops=uncounted_text(report))
             except Exception as err:  # one model's failure is its row, the rest go on

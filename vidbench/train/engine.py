@@ -29,7 +29,7 @@ from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
 from ..errors import ConfigError, UserError
-from ..models import VisionTransformer, create_model
+from ..models import VisionTransformer, create_model, model_label
 from ..options import canonical
 from ..results import ResultsStore, run_lock
 from ..weights import inspect_weights, load_pretrained
@@ -207,6 +207,8 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
             size = img if isinstance(img, int) else img[0]
     model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size, image=image)
     del image
+    # what its rows call the model: the registry name only where --model-arg / --init / --weights kept its architecture
+    label = model_label(getattr(model, "model_name", None) or cfg.model, model.config)
     if followed and env.is_main:
         print(f"--init: {cfg.model} follows the image checkpoint's config: {followed}")
     if cfg.weights:
@@ -244,7 +246,7 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
     run_id = str((previous or {}).get("run_id") or uuid.uuid4().hex)
 
     def checkpoint_extra(epochs_done: int) -> Dict[str, Any]:
-        return {"model": cfg.model, "init": init_label, "data": str(cfg.data), "epoch": epochs_done, "run_id": run_id,
+        return {"model": label, "init": init_label, "data": str(cfg.data), "epoch": epochs_done, "run_id": run_id,
                 "classes": list(spec.classes),  # eval matches a dataset's classes to the head by name
                 "train_time_s": round(train_time, 2),
                 "clip": {"num_frames": sampler.num_frames, "stride": sampler.stride, "mode": sampler.mode,

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..models import create_model, model_entry
+from ..models import create_model, model_entry, model_label
 from ._registry import PublishedWeights, detect_format, find_published, get_format
 from .classes import label_set
 from .resize import resize_embeddings
@@ -77,30 +77,6 @@ class WeightsInfo:
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "published"}
         out["published"] = self.published.name if self.published else None
         return out
-
-
-# fields that do not change what a model is called: its input, head size and regularisation
-_LABEL_IGNORES = ("num_classes", "num_frames", "img_size")
-
-
-def model_label(name: str, config: Any) -> str:
-    """What a results row calls a model: `name` where `config` (a model config dataclass) has
-    that registry model's architecture, else its family with the fields that differ from it, in
-    the config's field order, e.g. ``timesformer(embed_dim=48, depth=2, num_heads=2)`` (a 48-wide
-    checkpoint is not the paper's timesformer_base). Input size, class count and drop rates are
-    not part of the name (rows record them apart)."""
-    with torch.device("meta"):
-        default = create_model(name).config
-    mine, paper = dataclasses.asdict(config), dataclasses.asdict(default)
-    diff = [f"{k}={_compact(v)}" for k, v in mine.items()
-            if k not in _LABEL_IGNORES and "drop" not in k and paper.get(k) != v]
-    return name if not diff else f"{model_entry(name).family}({', '.join(diff)})"
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else str(list(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def check_fit(state: Dict[str, torch.Tensor], model: nn.Module, where: str) -> None:
