@@ -138,7 +138,9 @@ def test_cuda_asked_for_without_cuda_is_one_line_in_every_command(tiny_data, tmp
                 "--batch-size", "4", "--frames", "2", "--no-progress"]
     for argv in (["train", "--model", "vit_frameavg_tiny", "--data", str(tiny_data), "--out", str(tmp_path / "t")],
                  ["eval", "--weights", str(tmp_path / "w.safetensors"), "--data", str(tiny_data)],
-                 pretrain, ["bench", "--models", "vit_tiny", "--out", str(tmp_path / "b")]):
+                 pretrain, ["bench", "--models", "vit_tiny", "--out", str(tmp_path / "b")],
+                 # the device is checked before the data is opened (a missing --data would be named first)
+                 ["ssl-eval", "--init", "random", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "e")]):
         assert main([*argv, "--device", "cuda:0"]) == 2, argv
         one_line_error(capsys, "device cuda:0: CUDA is not available here")
     assert not any(tmp_path.iterdir())

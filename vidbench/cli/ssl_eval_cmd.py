@@ -18,8 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..options import check_device
     from ..ssl.run import evaluate_init, open_frames
 
+    check_device(args.device, "--device", auto=False)  # before any data is opened
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
