@@ -114,13 +114,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name", list(README_SECTIONS))
 def test_quoted_tables_are_the_generated_ones(name, monkeypatch):
-    """Each table README.md (or a results directory's README) quotes is, with the line under
-    it, exactly what the command prints from the committed CSVs: an edited figure, a changed
-    CSV or a dropped table fails here (regenerate with the command in that line)."""
+    """Each table README.md, a docs/ page or a results directory's README quotes is, under its
+    marker line and with the line under it, exactly what the command prints from the committed
+    CSVs: an edited figure, a changed CSV or a dropped table fails here (regenerate with the
+    command in that line)."""
     monkeypatch.chdir(REPO)
     block = render_section(name)
     assert f"--section {name}`" in block.splitlines()[-1]
-    assert block in (REPO / README_SECTIONS[name].target).read_text()
+    assert README_SECTIONS[name].targets
+    for target in README_SECTIONS[name].targets:
+        assert f"{readme.marker(name)}\n{block}" in (REPO / target).read_text(), target
 
 
 def test_every_committed_results_directory_says_how_it_was_made():

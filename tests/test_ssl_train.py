@@ -76,6 +76,19 @@ def test_nan_loss_stops_with_a_clear_message():
         pretrain(method, _dataset("simclr", 2, n=64), PretrainConfig(epochs=1, batch_size=32, progress=False))
 
 
+def test_a_stopped_pretraining_is_the_one_training_stop_of_every_loop():
+    """Pretraining and the video loop stop with one type, a user error (one line, exit 2)."""
+    from vidbench.errors import TrainingStopped, UserError
+    from vidbench.train.engine import TrainingStopped as video_loop_stop
+
+    method = _method("simclr", 64)
+    with torch.no_grad():
+        method.backbone.pos_embed.fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="loss is nan") as err:
+        pretrain(method, _dataset("simclr", 2, n=64), PretrainConfig(epochs=1, batch_size=32, progress=False))
+    assert video_loop_stop is TrainingStopped and isinstance(err.value, UserError)
+
+
 def test_singular_whitening_stops_training_with_the_eps(tmp_path):
     from vidbench.ssl import SingularCovariance
 

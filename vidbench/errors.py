@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-__all__ = ["UserError", "ConfigError", "USER_ERRORS", "message", "did_you_mean"]
+__all__ = ["UserError", "ConfigError", "TrainingStopped", "USER_ERRORS", "message", "did_you_mean"]
 
 
 class UserError(Exception):
@@ -17,6 +17,12 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """An option or config value that is not valid."""
+
+
+class TrainingStopped(UserError, RuntimeError):
+    """A training run (`vidbench train`, `pretrain`, fine-tuning, distillation) cannot go on:
+    diverged, nothing to train on, options that differ on --resume; the message says why and
+    what to change. A RuntimeError too, as the SSL loop's stop was before it was this one."""
 
 
 # besides UserError: the file-system errors a wrong path or a busy output gives

@@ -1,10 +1,12 @@
-"""The tables of measured and counted figures that README.md (and the results directories'
-own READMEs) quote, generated from the committed CSVs: `vidbench report --format readme`.
+"""The tables of measured and counted figures that README.md, the docs/ pages and the results
+directories' own READMEs quote, generated from the committed CSVs: `vidbench report --format readme`.
 
 Each section reads one results directory, renders a Markdown table (and a line or two of
 figures from the same rows), and ends with the line that names its files and the command that
-regenerates it. tests/test_report.py checks that every target file holds its sections exactly
-as generated, so a README figure cannot drift from its CSV.
+regenerates it. In every file that quotes it (`Section.targets`) the block stands under its marker
+line (`marker(name)`, an HTML comment: invisible on GitHub and in the MkDocs site);
+`update()` rewrites each block in place from the CSVs, and tests/test_report.py checks that every
+target holds its sections exactly as generated, so a quoted figure cannot drift from its CSV.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from ..errors import ConfigError
+from ..results import write_file
 from . import tables
 from .load import load_run, read_table
 
@@ -34,7 +37,7 @@ def _read(directory: Path, name: str) -> pd.DataFrame:
     return read_table(directory / f"{name}.csv", name)
 
 
-# --- the quick suite's key table (README "Suites") -------------------------------------------
+# --- the quick suite's key table (README "Results", docs/suites.md) --------------------------------
 
 def quick(directory: Path) -> str:
     """One row per model of the committed quick run: counts, bench and random-init accuracy,
@@ -327,23 +330,29 @@ def timm(directory: Path) -> str:
 class Section:
     directory: str  # under the results root
     files: Tuple[str, ...]
-    target: str  # the file (from the repository root) that quotes it
+    targets: Tuple[str, ...]  # the files (from the repository root) that quote it
     build: Callable[[Path], str]
 
 
+_SSL_README, _TIMM_README = "results/ssl_tiny_synthetic/README.md", "results/timm_compare_cpu/README.md"
 SECTIONS: Dict[str, Section] = {
-    "paper-params": Section("paper_cpu", ("bench.csv",), "README.md", paper_params),
-    "paper-gmacs": Section("paper_cpu", ("bench.csv",), "README.md", paper_gmacs),
-    "paper-measured": Section("paper_cpu", ("bench.csv",), "README.md", paper_measured),
-    "compare": Section("compare_cpu", ("compare.csv",), "README.md", compare),
-    "compare-profile": Section("compare_cpu_profile", ("compare_profile.csv",), "README.md", compare_profile),
-    "accuracy": Section("accuracy_cpu", ("accuracy.csv", "*/environment.json"), "README.md", accuracy),
-    "data-loading": Section("data_loading_cpu", ("data_loading.csv",), "README.md", data_loading),
-    "quick": Section("quick_cpu", ("bench.csv", "accuracy.csv", "stages.csv"), "README.md", quick),
-    "ssl": Section("ssl_tiny_synthetic", ("ssl.csv", "ssl_log.csv"), "results/ssl_tiny_synthetic/README.md", ssl),
-    "ssl-video": Section("ssl_tiny_synthetic", ("video_init.csv",), "results/ssl_tiny_synthetic/README.md", ssl_video),
-    "timm": Section("timm_compare_cpu", ("timm_vit.json",), "results/timm_compare_cpu/README.md", timm),
+    "paper-params": Section("paper_cpu", ("bench.csv",), ("docs/models.md",), paper_params),
+    "paper-gmacs": Section("paper_cpu", ("bench.csv",), ("docs/measuring.md",), paper_gmacs),
+    "paper-measured": Section("paper_cpu", ("bench.csv",), ("docs/measuring.md",), paper_measured),
+    "compare": Section("compare_cpu", ("compare.csv",), ("docs/compare.md",), compare),
+    "compare-profile": Section("compare_cpu_profile", ("compare_profile.csv",), ("docs/compare.md",), compare_profile),
+    "accuracy": Section("accuracy_cpu", ("accuracy.csv", "*/environment.json"), ("docs/training.md",), accuracy),
+    "data-loading": Section("data_loading_cpu", ("data_loading.csv",), ("docs/data/loading.md",), data_loading),
+    "quick": Section("quick_cpu", ("bench.csv", "accuracy.csv", "stages.csv"), ("README.md", "docs/suites.md"), quick),
+    "ssl": Section("ssl_tiny_synthetic", ("ssl.csv", "ssl_log.csv"), (_SSL_README,), ssl),
+    "ssl-video": Section("ssl_tiny_synthetic", ("video_init.csv",), (_SSL_README,), ssl_video),
+    "timm": Section("timm_compare_cpu", ("timm_vit.json",), (_TIMM_README,), timm),
 }
+
+
+def marker(name: str) -> str:
+    """The line above a quoted section in each of its targets: where `update()` finds it."""
+    return f"<!-- generated: vidbench report --format readme --section {name} -->"
 
 
 def render_section(name: str, root: Union[str, Path] = "results") -> str:
@@ -358,11 +367,48 @@ def render_section(name: str, root: Union[str, Path] = "results") -> str:
 
 
 def render(root: Union[str, Path] = "results", names: Optional[Sequence[str]] = None) -> str:
-    """Every section (or those named), each after a comment naming it and the file that quotes it."""
+    """Every section (or those named), each after a comment naming it and the files that quote it."""
+    names = _names(names)
+    if len(names) == 1:
+        return render_section(names[0], root)
+    return "\n\n".join(f"<!-- section {n}: for {', '.join(SECTIONS[n].targets)} -->\n{render_section(n, root)}"
+                         for n in names)
+
+
+def _names(names: Optional[Sequence[str]]) -> List[str]:
     unknown = [n for n in names or () if n not in SECTIONS]
     if unknown:
         raise ConfigError(f"--section {', '.join(unknown)}: unknown; sections are {', '.join(SECTIONS)}")
-    names = list(names or SECTIONS)
-    if len(names) == 1:
-        return render_section(names[0], root)
-    return "\n\n".join(f"<!-- section {n}: for {SECTIONS[n].target} -->\n{render_section(n, root)}" for n in names)
+    return list(names or SECTIONS)
+
+
+def _quoted_span(text: str, name: str, where: str = "") -> Tuple[int, int]:
+    """(start, end) of section `name`'s block in a target's text: from the line after its marker
+    to the end of its "_Generated from ..." line. A missing marker or line is a ConfigError."""
+    head = marker(name) + "\n"
+    start = text.find(head)
+    if start < 0 or text.find(head, start + 1) >= 0:
+        raise ConfigError(f"{where or 'text'}: needs exactly one line '{marker(name)}' above the section's table")
+    start += len(head)
+    tail = f"--section {name}`._"
+    end = text.find(tail, start)
+    if end < 0:
+        raise ConfigError(f"{where or 'text'}: no '_Generated from ... {tail}' line under '{marker(name)}'")
+    return start, end + len(tail)
+
+
+def update(root: Union[str, Path] = "results", names: Optional[Sequence[str]] = None,
+           repo: Union[str, Path] = ".") -> List[Path]:
+    """Rewrite every quoted section (or those named) in each of its targets under `repo` from the
+    CSVs under `root`; returns the files that changed (each written whole, atomically)."""
+    new: Dict[Path, str] = {}
+    for name in _names(names):
+        block = render_section(name, root)
+        for target in SECTIONS[name].targets:
+            path = Path(repo) / target
+            text = new.get(path)
+            if text is None:
+                text = path.read_text()
+            start, end = _quoted_span(text, name, str(path))
+            new[path] = text[:start] + block + text[end:]
+    return [write_file(path, text) for path, text in new.items() if text != path.read_text()]

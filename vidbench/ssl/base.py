@@ -1,5 +1,6 @@
 """What every self-supervised method shares: the method interface, projection heads, the
-collapse monitor and the errors that stop a run with its reason."""
+collapse monitor and the errors that stop a run with its reason (kinds of the project's one
+`vidbench.errors.TrainingStopped`, which this module re-exports)."""
 from __future__ import annotations
 
 import math
@@ -10,22 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import TrainingStopped
+
 __all__ = [
     "TrainingStopped", "NonFiniteLoss", "SingularCovariance", "StepOutput", "SSLMethod", "mlp_head",
     "feature_std", "effective_rank", "collapse_stats", "check_finite",
 ]
 
 
-class TrainingStopped(RuntimeError):
-    """Pretraining cannot go on; the message says why and what to change."""
-
-
 class NonFiniteLoss(TrainingStopped):
-    pass
+    """The loss is NaN or infinite (`check_finite`)."""
 
 
 class SingularCovariance(TrainingStopped):
-    pass
+    """W-MSE / ARB whitening met a covariance with no Cholesky factor."""
 
 
 @dataclass

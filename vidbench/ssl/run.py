@@ -24,10 +24,11 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..checkpoint import save_backbone
+from ..errors import TrainingStopped
 from ..models import VisionTransformer, create_model
 from ..results import ResultsStore, writing
 from .augment import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, method_views
-from .base import TrainingStopped, effective_rank, feature_std
+from .base import effective_rank, feature_std
 from .data import ClipFrames, EvalDataset, MultiViewDataset, image_folder_splits, is_image_folder
 from .evaluate import extract_features, knn_top1, linear_probe
 from .methods import build_method, check_batch, method_config

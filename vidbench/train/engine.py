@@ -28,7 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, TrainingStopped
 from ..models import VisionTransformer, create_model, model_label
 from ..options import canonical
 from ..results import ResultsStore, run_lock
@@ -88,10 +88,6 @@ def _warn_bad(bad: List[Tuple[str, str]], seen: Set[str]) -> None:
         if path not in seen:
             seen.add(path)
             warnings.warn(f"skipping bad video {path}: {reason}", stacklevel=3)
-
-
-class TrainingStopped(UserError):
-    """Training cannot go on (diverged, no usable videos, options that differ on --resume)."""
 
 
 # options whose change would make a resumed run a different run
