@@ -2,6 +2,9 @@
 
 - CSV with a header: ``path,label[,start,end]`` (start/end: frame indices, end exclusive);
 - mmaction2 video lists: one ``path label`` per line (space separated, ``#`` comments);
+- mmaction2 rawframes lists: one ``frame_dir total_frames label`` per line, recognised by their
+  lines (`is_rawframe_list`), read into `FrameDirRecord`s (the folders themselves are read by
+  `vidbench.data.rawframes`, which imports this module);
 - a class-per-folder tree (Kinetics / UCF101 layout): ``root/<class>/<video>``;
 - Kinetics CSV files as distributed (``label,youtube_id,time_start,time_end,split``), the video of
   a row being ``<split folder>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` (split folder:
@@ -33,7 +36,8 @@ from ..errors import UserError
 
 __all__ = ["AnnotationError", "AnnotationIssue", "LabelMap", "VideoRecord", "read_annotations", "read_csv",
            "read_folder", "read_kinetics_csv", "read_list", "read_ssv2_json", "kinetics_classes", "ssv2_class_name",
-           "NO_LABEL", "SSV2_VIDEO_DIR", "VIDEO_EXTENSIONS"]
+           "NO_LABEL", "SSV2_VIDEO_DIR", "VIDEO_EXTENSIONS", "FrameDirRecord", "is_frame_dir", "is_rawframe_list",
+           "read_rawframes", "write_rawframe_list"]
 
 PathLike = Union[str, os.PathLike]
 NO_LABEL = -1  # the label of a record read with unlabelled=True from a line that has none
@@ -390,6 +394,102 @@ def read_folder(root: PathLike, labels: Optional[LabelMap] = None,
     return records, issues, labels
 
 
+# -- mmaction2 rawframes lists: one frame folder per line (vidbench.data.rawframes reads the folders) --
+@dataclass(frozen=True)
+class FrameDirRecord(VideoRecord):
+    """A record whose `path` is a frame folder holding `num_frames` JPEGs."""
+
+    num_frames: int = 0
+
+
+def is_frame_dir(record: VideoRecord) -> bool:
+    return isinstance(record, FrameDirRecord)
+
+
+def _data_lines(path: Path) -> List[Tuple[int, str]]:
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [(n, ln.strip()) for n, ln in enumerate(lines, start=1) if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _is_rawframe_line(text: str) -> bool:
+    """``frame_dir total_frames label``: three whitespace-separated fields, as mmaction2's
+    `RawframeDataset` splits them (``line.split()``), the last two integers."""
+    parts = text.split()
+    return (len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit()
+            and not parts[0].lower().endswith(VIDEO_EXTENSIONS))
+
+
+def _looks_rawframe(text: str) -> bool:
+    """Ends in two integers after at least one other field (well formed or not)."""
+    parts = text.split()
+    return len(parts) >= 3 and parts[-2].isdigit() and parts[-1].lstrip("-").isdigit()
+
+
+def is_rawframe_list(path: PathLike, probe: int = 20) -> bool:
+    """True for an mmaction2 rawframes list: among its first `probe` lines some read ``dir
+    frames label`` (two integer fields after a path) and none names a video file. A malformed
+    line among them does not make the file a video list: `read_rawframes` names it by number."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv" or not path.is_file():
+        return False
+    lines = [text for _, text in _data_lines(path)[:probe]]
+    names_video = any(part.lower().endswith(VIDEO_EXTENSIONS) for text in lines for part in text.split())
+    return any(_looks_rawframe(text) for text in lines) and not names_video
+
+
+def _line_problem(text: str) -> str:
+    parts = text.split()
+    hint = ""
+    if len(parts) > 3 and _looks_rawframe(text):
+        hint = ("; whitespace in the folder name, or mmaction2's offset / multi-label columns? mmaction2 splits a "
+                "line on whitespace: rename the folder (vidbench extract-frames writes '_' for whitespace)")
+    elif len(parts) == 2 and parts[1].isdigit():
+        hint = "; no label"
+    return f"expected 'frame_dir total_frames label' (3 fields separated by whitespace), got {text!r}{hint}"
+
+
+def read_rawframes(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None
+                   ) -> Tuple[List[VideoRecord], List[AnnotationIssue]]:
+    """mmaction2 rawframes list: ``frame_dir total_frames label`` per line, split on whitespace
+    as mmaction2 does (a line that does not split into those three fields is an issue naming its
+    number). Folders are not opened here (a missing one becomes a bad item when loaded, named
+    and counted)."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    records: List[VideoRecord] = []
+    issues: List[AnnotationIssue] = []
+    seen: Dict[str, int] = {}
+    for line_no, text in _data_lines(path):
+        if not _is_rawframe_line(text):
+            issues.append(AnnotationIssue(str(path), line_no, _line_problem(text)))
+            continue
+        folder, total, label = text.split()
+        try:
+            label_id = labels.lookup(label)
+        except KeyError as err:
+            issues.append(AnnotationIssue(str(path), line_no, err.args[0]))
+            continue
+        full = Path(folder)
+        full = str(full if full.is_absolute() else root / full)
+        if full in seen:
+            issues.append(AnnotationIssue(str(path), line_no, f"duplicate of line {seen[full]} (kept once)"))
+            continue
+        seen[full] = line_no
+        records.append(FrameDirRecord(full, label_id, num_frames=int(total)))
+    return records, issues
+
+
+def write_rawframe_list(path: PathLike, rows: Sequence[Tuple[str, int, int]]) -> Path:
+    """Write ``frame_dir total_frames label`` lines (label ids, as mmaction2 does). A folder name
+    with whitespace is refused: mmaction2 splits lines on it."""
+    path = Path(path)
+    spaced = [folder for folder, _, _ in rows if len(folder.split()) != 1]
+    if spaced:
+        raise ValueError(f"{path}: frame folder {spaced[0]!r} has whitespace, which mmaction2 splits lines on")
+    path.write_text("".join(f"{folder} {total} {label}\n" for folder, total, label in rows))
+    return path
+
+
 def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: Optional[PathLike] = None,
                      on_error: str = "raise", unlabelled: bool = False
                      ) -> Tuple[List[VideoRecord], List[AnnotationIssue], LabelMap]:
@@ -416,7 +516,6 @@ def read_annotations(source: PathLike, labels: Optional[LabelMap] = None, root: 
             raise ValueError(f"{source}: a label map is needed for CSV and list annotations")
         suffix = source.suffix.lower()
         reader = read_csv if suffix == ".csv" else read_ssv2_json if suffix == ".json" else read_list
-        from .rawframes import is_rawframe_list, read_rawframes  # here: rawframes imports this module
         reader = read_rawframes if reader is read_list and is_rawframe_list(source) else reader
         if unlabelled and reader is not read_rawframes:
             records, issues = reader(source, labels, root, unlabelled=True)

@@ -3,9 +3,10 @@
 A frame folder holds ``img_00001.jpg``, ``img_00002.jpg``, ... (1-based, mmaction2's
 ``filename_tmpl``); the annotation list names one folder per line with its frame count and label,
 ``frame_dir total_frames label`` (paths relative to the annotation's directory or `root`).
-`vidbench extract-frames` writes both from any dataset; `read_annotations` recognises the list by
-its lines (`is_rawframe_list`), and the clip dataset reads such records with `FrameFolderSource`,
-which decodes only the JPEGs a clip needs.
+`vidbench extract-frames` writes both from any dataset. The list is an annotation format, read and
+written in `vidbench.data.annotations` (`read_annotations` recognises it by its lines,
+`is_rawframe_list`; names re-exported here); the clip dataset reads its records with
+`FrameFolderSource`, which decodes only the JPEGs a clip needs.
 
 A folder that is missing, that holds fewer frames than its line says, or whose needed JPEG is
 missing or corrupt raises `BadVideoError` naming it, so the dataset skips (and counts) or raises
@@ -23,7 +24,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .annotations import VIDEO_EXTENSIONS, AnnotationIssue, LabelMap, VideoRecord
+from .annotations import (
+    VIDEO_EXTENSIONS,
+    FrameDirRecord,
+    VideoRecord,
+    is_frame_dir,
+    is_rawframe_list,
+    read_rawframes,
+    write_rawframe_list,
+)
 from .videoio import BadVideoError, PathLike, VideoSource
 
 __all__ = ["FRAME_TEMPLATE", "FrameDirRecord", "FrameFolderSource", "frame_name", "is_frame_dir",
@@ -35,17 +44,6 @@ FRAME_TEMPLATE = "img_{:05d}.jpg"  # mmaction2's default filename_tmpl, frames n
 def frame_name(index: int) -> str:
     """File name of 0-based frame `index`."""
     return FRAME_TEMPLATE.format(index + 1)
-
-
-@dataclass(frozen=True)
-class FrameDirRecord(VideoRecord):
-    """A record whose `path` is a frame folder holding `num_frames` JPEGs."""
-
-    num_frames: int = 0
-
-
-def is_frame_dir(record: VideoRecord) -> bool:
-    return isinstance(record, FrameDirRecord)
 
 
 class FrameFolderSource(VideoSource):
@@ -86,90 +84,6 @@ class FrameFolderSource(VideoSource):
 
 def open_frames(path: PathLike, num_frames: int) -> FrameFolderSource:
     return FrameFolderSource(path, num_frames)
-
-
-def _data_lines(path: Path) -> List[Tuple[int, str]]:
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    return [(n, ln.strip()) for n, ln in enumerate(lines, start=1) if ln.strip() and not ln.strip().startswith("#")]
-
-
-def _is_rawframe_line(text: str) -> bool:
-    """``frame_dir total_frames label``: three whitespace-separated fields, as mmaction2's
-    `RawframeDataset` splits them (``line.split()``), the last two integers."""
-    parts = text.split()
-    return (len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit()
-            and not parts[0].lower().endswith(VIDEO_EXTENSIONS))
-
-
-def _looks_rawframe(text: str) -> bool:
-    """Ends in two integers after at least one other field (well formed or not)."""
-    parts = text.split()
-    return len(parts) >= 3 and parts[-2].isdigit() and parts[-1].lstrip("-").isdigit()
-
-
-def is_rawframe_list(path: PathLike, probe: int = 20) -> bool:
-    """True for an mmaction2 rawframes list: among its first `probe` lines some read ``dir
-    frames label`` (two integer fields after a path) and none names a video file. A malformed
-    line among them does not make the file a video list: `read_rawframes` names it by number."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv" or not path.is_file():
-        return False
-    lines = [text for _, text in _data_lines(path)[:probe]]
-    names_video = any(part.lower().endswith(VIDEO_EXTENSIONS) for text in lines for part in text.split())
-    return any(_looks_rawframe(text) for text in lines) and not names_video
-
-
-def _line_problem(text: str) -> str:
-    parts = text.split()
-    hint = ""
-    if len(parts) > 3 and _looks_rawframe(text):
-        hint = ("; whitespace in the folder name, or mmaction2's offset / multi-label columns? mmaction2 splits a "
-                "line on whitespace: rename the folder (vidbench extract-frames writes '_' for whitespace)")
-    elif len(parts) == 2 and parts[1].isdigit():
-        hint = "; no label"
-    return f"expected 'frame_dir total_frames label' (3 fields separated by whitespace), got {text!r}{hint}"
-
-
-def read_rawframes(path: PathLike, labels: LabelMap, root: Optional[PathLike] = None
-                   ) -> Tuple[List[VideoRecord], List[AnnotationIssue]]:
-    """mmaction2 rawframes list: ``frame_dir total_frames label`` per line, split on whitespace
-    as mmaction2 does (a line that does not split into those three fields is an issue naming its
-    number). Folders are not opened here (a missing one becomes a bad item when loaded, named
-    and counted)."""
-    path = Path(path)
-    root = Path(root) if root is not None else path.parent
-    records: List[VideoRecord] = []
-    issues: List[AnnotationIssue] = []
-    seen: Dict[str, int] = {}
-    for line_no, text in _data_lines(path):
-        if not _is_rawframe_line(text):
-            issues.append(AnnotationIssue(str(path), line_no, _line_problem(text)))
-            continue
-        folder, total, label = text.split()
-        try:
-            label_id = labels.lookup(label)
-        except KeyError as err:
-            issues.append(AnnotationIssue(str(path), line_no, err.args[0]))
-            continue
-        full = Path(folder)
-        full = str(full if full.is_absolute() else root / full)
-        if full in seen:
-            issues.append(AnnotationIssue(str(path), line_no, f"duplicate of line {seen[full]} (kept once)"))
-            continue
-        seen[full] = line_no
-        records.append(FrameDirRecord(full, label_id, num_frames=int(total)))
-    return records, issues
-
-
-def write_rawframe_list(path: PathLike, rows: Sequence[Tuple[str, int, int]]) -> Path:
-    """Write ``frame_dir total_frames label`` lines (label ids, as mmaction2 does). A folder name
-    with whitespace is refused: mmaction2 splits lines on it."""
-    path = Path(path)
-    spaced = [folder for folder, _, _ in rows if len(folder.split()) != 1]
-    if spaced:
-        raise ValueError(f"{path}: frame folder {spaced[0]!r} has whitespace, which mmaction2 splits lines on")
-    path.write_text("".join(f"{folder} {total} {label}\n" for folder, total, label in rows))
-    return path
 
 
 # -- extraction: a dataset's videos -> frame folders + rawframes lists ------------------------------
