@@ -90,6 +90,22 @@ def test_segment_bounds(files):
         short[0]
 
 
+def test_a_segment_shorter_than_the_clip_is_the_samplers_one_error_naming_the_file(files):
+    import pickle
+
+    from vidbench.data import ClipTooShortError
+
+    _, good = files
+    record = VideoRecord(str(good[0]), 0, start=10, end=20)
+    dataset = VideoClipDataset([record], ClipSampler(8, 2), ClipTransform(size=16))
+    with pytest.raises(ClipTooShortError, match=r"10 frames, shorter than the clip .*needs 15\) in segment \[10, 20\)") as err:
+        dataset._load(record)
+    assert isinstance(err.value, BadVideoError) and err.value.path == str(good[0])
+    assert str(err.value).startswith(f"{good[0]}: 10 frames")
+    again = pickle.loads(pickle.dumps(err.value))  # as a DataLoader worker sends it
+    assert type(again) is ClipTooShortError and str(again) == str(err.value)
+
+
 def test_policy_argument_checked():
     with warnings.catch_warnings(), pytest.raises(ValueError, match="bad_items"):
         VideoClipDataset([], ClipSampler(), ClipTransform(), bad_items="ignore")

@@ -31,10 +31,6 @@ from .sampling import ClipSampler, ClipTooShortError
 from .transforms import ClipTransform
 from .videoio import BadVideoError, VideoSource, check_backend, default_backend, fallback_backend, open_video
 
-
-class ClipTooShort(BadVideoError):
-    """The video decodes but is shorter than the clip: no other decoder would help."""
-
 __all__ = ["BAD_ITEM_POLICIES", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips"]
 
 BAD_ITEM_POLICIES = ("raise", "skip")
@@ -136,7 +132,7 @@ class VideoClipDataset(Dataset):
                 clip = self._load(record)
         except BadVideoError as err:
             fallback = fallback_backend(self.backend)
-            if fallback is None or isinstance(err, ClipTooShort) or is_frame_dir(record):
+            if fallback is None or isinstance(err, ClipTooShortError) or is_frame_dir(record):
                 if self.bad_items == "raise":
                     raise BadItemError(err.path, err.reason) from None
                 return BadItem(index, err.path, err.reason)
@@ -167,7 +163,7 @@ class VideoClipDataset(Dataset):
                 clips = self.sampler.test_indices(last - first, self.views[0])
         except ClipTooShortError as err:
             where = f" in segment [{first}, {record.end})" if record.start is not None or record.end is not None else ""
-            raise ClipTooShort(record.path, f"{err}{where}") from None
+            raise ClipTooShortError(record.path, f"{err.reason}{where}") from None
         flat = [first + i for clip in clips for i in clip]
         unique = sorted(set(flat))
         decoded = video.get(unique)  # (U, H, W, C) uint8: each frame once, in file order

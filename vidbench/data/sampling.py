@@ -14,13 +14,25 @@ from typing import List
 
 import torch
 
+from .videoio import BadVideoError, PathLike
+
 __all__ = ["ClipSampler", "ClipTooShortError", "SAMPLING_MODES"]
 
 SAMPLING_MODES = ("dense", "uniform")
 
 
-class ClipTooShortError(ValueError):
-    pass
+class ClipTooShortError(BadVideoError):
+    """A video (or its segment) shorter than the clip: it decodes, but no clip fits, so no other
+    decoder would help. The sampler raises it without a path (the message is the reason alone);
+    the dataset raises it again naming the file and segment."""
+
+    def __init__(self, path: PathLike = "", reason: str = ""):
+        super().__init__(path, reason)
+        if not str(path):
+            self.args = (reason,)
+
+    def __reduce__(self):  # rebuilt from (path, reason), not from its message
+        return type(self), (self.path, self.reason)
 
 
 @dataclass(frozen=True)
@@ -42,8 +54,8 @@ class ClipSampler:
 
     def _check(self, num_video_frames: int) -> None:
         if num_video_frames < self.span:
-            raise ClipTooShortError(f"{num_video_frames} frames, shorter than the clip "
-                                    f"({self.num_frames} frames, {self.mode} sampling, needs {self.span})")
+            raise ClipTooShortError(reason=f"{num_video_frames} frames, shorter than the clip "
+                                           f"({self.num_frames} frames, {self.mode} sampling, needs {self.span})")
 
     def train_indices(self, num_video_frames: int) -> List[int]:
         """One clip at a random position."""
