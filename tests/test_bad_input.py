@@ -150,7 +150,7 @@ def test_train_device_cuda_n_is_that_device(monkeypatch):
     """--device cuda:1 was cuda:0 (the local rank), mps was the CPU."""
     import torch
 
-    from vidbench.train.distributed import setup_distributed
+    from vidbench.distributed import setup_distributed
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
+from ..distributed import setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore, run_lock
-from ..train.distributed import setup_distributed
 from .flops import count_flops
 from .throughput import matmul_peak_flops
 

@@ -28,6 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
+from ..distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 from ..errors import ConfigError, TrainingStopped
 from ..models import VisionTransformer, create_model, model_label
 from ..options import canonical
@@ -35,7 +36,6 @@ from ..results import ResultsStore, run_lock
 from ..weights import inspect_weights, load_pretrained
 from .config import TrainConfig, parse_views
 from .core import EpochLog, TrainingCore, is_finite, param_groups, params_finite, progress
-from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 from .evaluate import evaluate, evaluate_checkpoint, make_loader, summarize
 
 __all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE", "RESUME_KEYS", "TrainingStopped"]

@@ -10,7 +10,6 @@ accuracy row only where the split has labels.
 from __future__ import annotations
 
 import csv
-import os
 import time
 import warnings
 from pathlib import Path
@@ -26,14 +25,15 @@ from ..checkpoint import load_checkpoint
 from ..data import DataSpec, VideoClipDataset, clip_settings, collate_clips
 from ..data.annotations import NO_LABEL, AnnotationError, AnnotationIssue, VideoRecord, read_annotations
 from ..data.transforms import ClipTransform
+from ..distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore
 from ..weights.classes import match_classes
 from .config import EvalConfig, parse_views
 from .core import autocast
-from .distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
 
-__all__ = ["evaluate", "evaluate_checkpoint", "run_eval", "make_loader", "summarize"]
+__all__ = ["evaluate", "evaluate_checkpoint", "evaluate_trained", "evaluate_split", "default_split", "make_loader",
+           "summarize"]
 
 
 def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, pin_memory: bool = False) -> DataLoader:
@@ -101,23 +101,12 @@ def summarize(counts: torch.Tensor, groups: Sequence[Optional[str]]) -> Dict[str
     return out
 
 
-def _default_split(spec: DataSpec, say: bool) -> str:
+def default_split(spec: DataSpec, say: bool) -> str:
+    """The split `vidbench eval` takes when none is given: test, else the next one (said on rank 0)."""
     split = spec.default_eval_split()
     if say and split != "test":
         print(f"{spec.root} has no test split: evaluating the {split} split")
     return split
-
-
-def run_eval(cfg: EvalConfig) -> Dict[str, Any]:
-    """`vidbench eval`: a trained checkpoint (`cfg.checkpoint`) or published weights (`cfg.weights`,
-    `vidbench.train.pretrained_eval`) evaluated with multi-view testing; returns the accuracy row."""
-    if cfg.predict and os.path.exists(cfg.predict):
-        raise FileExistsError(f"{cfg.predict} exists: --predict writes a new file (choose another name)")
-    if cfg.weights:
-        from .pretrained_eval import evaluate_pretrained
-
-        return evaluate_pretrained(cfg)
-    return _evaluate_checkpoint(cfg)
 
 
 def evaluate_checkpoint(checkpoint: Any, **options: Any) -> Dict[str, Any]:
@@ -125,14 +114,15 @@ def evaluate_checkpoint(checkpoint: Any, **options: Any) -> Dict[str, Any]:
     to ``<out>/accuracy.csv`` (default: the checkpoint's directory) and returns it. `options`:
     `EvalConfig` fields (data, views, split, out, batch_size, num_workers, backend, bad_items,
     precision, device, progress)."""
-    return _evaluate_checkpoint(EvalConfig(checkpoint=str(checkpoint), **options))
+    return evaluate_trained(EvalConfig(checkpoint=str(checkpoint), **options))
 
 
 # EvalConfig fields that only published weights take
 _WEIGHTS_ONLY = ("frames", "img_size", "stride", "model", "weights_format")
 
 
-def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
+def evaluate_trained(cfg: EvalConfig) -> Dict[str, Any]:
+    """`evaluate_checkpoint` of an `EvalConfig` with `checkpoint` set."""
     checkpoint, views = cfg.checkpoint, cfg.views or EvalConfig.DEFAULT_VIEWS
     ignored = [f"--{name.replace('_', '-')}" for name in _WEIGHTS_ONLY if getattr(cfg, name, None) is not None]
     if ignored:  # a trained model is evaluated on the clips it was trained on (they were silently ignored)
@@ -153,7 +143,7 @@ def _evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
         label_map, matched = match_classes(names, model.num_classes, spec.classes, where=f"{checkpoint}: ")
     except ValueError as err:
         raise ConfigError(f"{err} (dataset {data})") from None
-    split = cfg.split or _default_split(spec, env.is_main)
+    split = cfg.split or default_split(spec, env.is_main)
     norm = {k: tuple(clip[k]) for k in ("mean", "std") if clip.get(k)}  # fine-tuned from published weights
     result = evaluate_split(model, spec, split, cfg, env, views, sampler, ClipTransform(size=size, **norm),
                             label_map=label_map, class_names=names)

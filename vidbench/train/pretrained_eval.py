@@ -3,23 +3,38 @@
 The checkpoint's frames, sampling stride, crop, resize, normalisation and test views come from
 its published entry or its own config (`model.pretrained_cfg.preprocess`); each can be
 overridden; what was used is written into the row, beside the published top-1.
+
+`run_eval`, `vidbench eval`'s entry, lives here: it takes a trained checkpoint to
+`vidbench.train.evaluate` (which this module builds on) and published weights to
+`evaluate_pretrained`.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..data import DataSpec
 from ..data.sampling import ClipSampler
 from ..data.transforms import ClipTransform
+from ..distributed import setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore
 from ..weights import load_pretrained
 from ..weights.classes import match_classes
 from .config import EvalConfig
-from .distributed import setup_distributed
-from .evaluate import _default_split, evaluate_split
+from .evaluate import default_split, evaluate_split, evaluate_trained
 
-__all__ = ["evaluate_weights", "evaluate_pretrained", "pretrained_clip_settings"]
+__all__ = ["evaluate_weights", "evaluate_pretrained", "pretrained_clip_settings", "run_eval"]
+
+
+def run_eval(cfg: EvalConfig) -> Dict[str, Any]:
+    """`vidbench eval`: a trained checkpoint (`cfg.checkpoint`) or published weights (`cfg.weights`,
+    `evaluate_pretrained`) evaluated with multi-view testing; returns the accuracy row."""
+    if cfg.predict and os.path.exists(cfg.predict):
+        raise FileExistsError(f"{cfg.predict} exists: --predict writes a new file (choose another name)")
+    if cfg.weights:
+        return evaluate_pretrained(cfg)
+    return evaluate_trained(cfg)
 
 
 def pretrained_clip_settings(preprocess: Dict[str, Any], spec: DataSpec, img_size: int, *,
@@ -58,7 +73,7 @@ def evaluate_pretrained(cfg: EvalConfig) -> Dict[str, Any]:
     info = net.pretrained_cfg
     net.to(env.device)
     label_map, matched = match_classes(info.class_names, net.num_classes, spec.classes, where=f"{weights}: ")
-    split = cfg.split or _default_split(spec, env.is_main)
+    split = cfg.split or default_split(spec, env.is_main)
     size = net.input_size[-1]
     clip = pretrained_clip_settings(info.preprocess, spec, size, stride=cfg.stride, views=cfg.views)
     if clip["transform"].size != size:

@@ -3,21 +3,26 @@
 Run any training or evaluation under ``torchrun --nproc_per_node N -m vidbench train ...``
 (or ``python -m torch.distributed.run``): NCCL on GPUs, gloo on CPU. Without torchrun's
 environment everything runs in one process and the helpers are no-ops.
+
+One floor below the rooms that use it: `vidbench.train` (training, evaluation) and
+`vidbench.bench` (the multi-process bench, `vidbench.bench.ddp`) both import it from here.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from typing import Iterator, List, TypeVar
+from typing import Any, Iterator, List, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from ..errors import ConfigError
-from ..options import check_device
+from .errors import ConfigError
+from .options import check_device
 
-__all__ = ["DistEnv", "ShardSampler", "all_gather_lists", "all_reduce_sum", "setup_distributed"]
+__all__ = ["DistEnv", "ShardSampler", "all_gather_lists", "all_reduce_sum", "broadcast_json", "launched_world",
+           "setup_distributed", "slowest_steps"]
 
 T = TypeVar("T")
 
@@ -38,6 +43,11 @@ class DistEnv:
         return self.world_size > 1
 
 
+def launched_world() -> int:
+    """The process count torchrun started this process in (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup_distributed(device: str = "auto") -> DistEnv:
     """Join torchrun's process group when WORLD_SIZE > 1 (idempotent); pick the device.
 
@@ -46,7 +56,7 @@ def setup_distributed(device: str = "auto") -> DistEnv:
             (`vidbench.options.check_device`: one that this machine lacks is a ConfigError). Under
             torchrun each process takes cuda:<local rank>; outside it "cuda:N" is device N.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world()
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = check_device(device)
     if device == "auto":
@@ -82,6 +92,23 @@ def all_gather_lists(items: List[T]) -> List[T]:
     gathered: List[List[T]] = [[] for _ in range(dist.get_world_size())]
     dist.all_gather_object(gathered, list(items))
     return [x for part in gathered for x in part]
+
+
+def broadcast_json(value: Any) -> Any:
+    """Rank 0's small JSON-able value on every rank (as text in a byte tensor: nothing is unpickled)."""
+    data = torch.tensor(list(json.dumps(value).encode()) if dist.get_rank() == 0 else [], dtype=torch.uint8)
+    size = torch.tensor([data.numel()], dtype=torch.int64)
+    dist.broadcast(size, 0)
+    buf = data if dist.get_rank() == 0 else torch.empty(int(size.item()), dtype=torch.uint8)
+    dist.broadcast(buf, 0)
+    return json.loads(bytes(buf.tolist()).decode())
+
+
+def slowest_steps(times_s: List[float]) -> List[float]:
+    """Per step, the largest time over processes (a DDP step ends when every process has ended it)."""
+    t = torch.tensor(times_s, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
 
 
 class ShardSampler(Sampler[int]):
