@@ -1,4 +1,6 @@
-"""Report generation from small fixture results directories: both files, every section."""
+"""Report generation from small fixture results directories: both files, every section where its
+runs have rows and none where they have not, plots with one group per model and labels that do not
+overlap, runs from a dirty tree flagged."""
 import json
 from pathlib import Path
 
@@ -7,12 +9,37 @@ import pytest
 
 from vidbench.cli import main
 from vidbench.report import SECTIONS, load_run, readme, write_report
+from vidbench.report.plots import init_accuracy, labels_fit, speedup
 from vidbench.report.readme import SECTIONS as README_SECTIONS
 from vidbench.report.readme import render_section
+from vidbench.report.render import inline_html
 from vidbench.report.tables import model_table, pareto_front, scaling
 from vidbench.results import ResultsStore
 
 MODELS = {"vivit_m1_tiny": 2.0, "vivit_m3_tiny": 1.0, "vit_frameavg_tiny": 0.5}
+
+
+def set_commit(path, commit):
+    """Record `commit` as the run's git commit (the one written depends on the tree the tests run in)."""
+    env = json.loads((path / "environment.json").read_text())
+    (path / "environment.json").write_text(json.dumps({**env, "git_commit": commit}))
+    return path
+
+
+def make_compare(path, models=("timesformer_base", "vivit_m1_base", "mvit_b_16x4"), commit="abc1234"):
+    """A compare.csv alone, as `vidbench compare` writes it: per model and mode a vidbench row and
+    the reference's (speed-up 1 + model index / 10 in inference, 1 in training)."""
+    store = ResultsStore(path)
+    for i, model in enumerate(models):
+        for mode in ("infer", "train"):
+            for impl, speedup_ in (("vidbench", 1 + i / 10 if mode == "infer" else 1.0), ("transformers", 1.0)):
+                store.append("compare", dict(
+                    model=model, impl=impl, reference="transformers Model", library="transformers", mode=mode,
+                    frames=8, img_size=224, batch_size=1, precision="fp32", device="cpu", threads=2,
+                    max_abs_logit_diff=1e-6, clips_per_s=speedup_, step_ms_median=1000 / speedup_, step_ms_iqr=5.0,
+                    speedup_vs_reference=speedup_, peak_mem_mb=500.0, mem_method="peak RSS", status="ok", error=""))
+    store.write_environment("cpu")
+    return set_commit(path, commit)
 
 
 def make_run(path, device="cpu", device_name="Test CPU"):
@@ -97,6 +124,66 @@ def test_two_devices_are_compared_but_not_mixed(tmp_path, capsys):
     html = (tmp_path / "both" / "report.html").read_text()
     assert html.count("vs frames (cuda: Test GPU)</figcaption>") == 3
     assert html.count("vs frames (cpu: Test CPU)</figcaption>") == 3
+
+
+def test_a_report_shows_only_the_sections_its_runs_have_rows_for(tmp_path):
+    """A compare-only run: Runs and the comparison, no empty Models / Accuracy / Scaling / SSL /
+    Initialisation / Failures section, and no placeholder text in either file."""
+    md, html = write_report([make_compare(tmp_path / "cmp")])
+    md_text, html_text = md.read_text(), html.read_text()
+    headings = [line for line in md_text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Runs", "## Implementations side by side"]
+    assert html_text.count("<h2>") == 2 and html_text.count("<table") == 2 and html_text.count("<img") == 1
+    for placeholder in ("no rows", "nothing to plot", "no self-supervised", "_none_"):
+        assert placeholder not in md_text and placeholder not in html_text
+
+
+def test_the_html_renders_the_reports_markdown():
+    assert inline_html("`vidbench compare --profile N` and *kernels run*, **bold**") == \
+        "<code>vidbench compare --profile N</code> and <em>kernels run</em>, <strong>bold</strong>"
+    assert inline_html("_caption: a_b_") == "<em>caption: a_b</em>"
+    assert inline_html("skipped_items and 2*3*4 <b>") == "skipped_items and 2*3*4 &lt;b&gt;"  # no stray emphasis
+
+
+def test_a_run_from_a_dirty_tree_is_flagged(tmp_path):
+    clean = make_compare(tmp_path / "clean")
+    dirty = make_compare(tmp_path / "dirty", commit="63afd8d-dirty")
+    md, html = write_report([clean, dirty], tmp_path / "both")
+    warnings = [line for line in md.read_text().splitlines() if line.startswith("> **Warning:**")]
+    assert len(warnings) == 1 and "dirty was measured from a working tree with uncommitted changes" in warnings[0]
+    assert "63afd8d-dirty" in warnings[0]
+    assert html.read_text().count('<p class="warning">') == 1
+    # rows added to the directory earlier, from a dirty tree, count too (environment.json's earlier_runs)
+    env = json.loads((clean / "environment.json").read_text())
+    (clean / "environment.json").write_text(json.dumps({**env, "earlier_runs": [{"git_commit": "5ebcdf3-dirty"}]}))
+    assert "(commit 5ebcdf3-dirty)" in write_report([clean])[0].read_text()
+
+
+def test_speedup_plot_has_one_group_per_model_and_a_bar_per_mode(tmp_path):
+    run = load_run(make_compare(tmp_path / "cmp"))
+    ax = speedup([run]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["timesformer_base", "vivit_m1_base", "mvit_b_16x4"]
+    assert [len(c.patches) for c in ax.containers] == [3, 3]  # infer, train
+    infer = sorted(ax.containers[0].patches, key=lambda p: p.get_x())
+    assert [round(p.get_height(), 6) for p in infer] == [1.0, 1.1, 1.2]
+    assert all(-0.5 < p.get_x() - k < 0.5 for k, p in enumerate(infer))  # each bar in its model's group
+
+
+@pytest.mark.parametrize("groups", [3, 11, 40])
+def test_bar_labels_do_not_overlap(tmp_path, groups):
+    """Tick labels under the bars clear each other for a few, a dozen and many groups."""
+    store = ResultsStore(tmp_path / "r")
+    for i in range(groups):
+        for init in ("random", "imagenet_supervised"):
+            store.append("accuracy", dict(model=f"timesformer_tiny_variant_{i}", init=init, top1=50.0, acc_static=60.0,
+                                          acc_temporal=40.0))
+    fig = init_accuracy([load_run(tmp_path / "r")])
+    ax = fig.axes[0]
+    assert len(ax.get_xticklabels()) == 2 * groups and labels_fit(ax)
+    fig.canvas.draw()
+    inside = fig.bbox.padded(1)
+    assert all(inside.contains(b.x0, b.y0) and inside.contains(b.x1, b.y1)
+               for b in (t.get_window_extent() for t in ax.get_xticklabels()))  # none cut off
 
 
 def test_empty_or_missing_directory_is_a_clear_error(tmp_path):

@@ -1,20 +1,16 @@
 """The report's "Implementations side by side" section, from a run's compare.csv (`vidbench
 compare`): per model and mode, vidbench's and the other library's throughput, step time, peak
-memory and the largest logit difference, as a Markdown table and a speed-up plot."""
+memory and the largest logit difference, as a table and a speed-up plot (plots.speedup)."""
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from .load import Run
+from .plots import speedup
 
-from .load import Run  # noqa: E402
-
-__all__ = ["NOTE", "TABLE", "add_section", "compare_table", "markdown", "profile_table", "speedup_plot"]
+__all__ = ["NOTE", "TABLE", "add_section", "compare_table", "markdown", "profile_table"]
 
 TABLE = "compare"
 NOTE = ("`vidbench compare`: each vidbench model against the other library's implementation of the same paper "
@@ -67,35 +63,6 @@ def markdown(df: pd.DataFrame) -> str:
     return table.to_markdown(index=False) if not table.empty else "_no comparison rows_"
 
 
-def speedup_plot(runs: List[Run]) -> Optional[Figure]:
-    """vidbench's throughput over the reference's, one bar per model and mode (1: as fast)."""
-    data = [(run, run.table(TABLE)) for run in runs]
-    data = [(run, df[(df["impl"] == "vidbench") & (df["status"] == "ok")]) for run, df in data if not df.empty]
-    data = [(run, df) for run, df in data if not df.empty]
-    if not data:
-        return None
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / (2 * len(data))
-    labels: List[str] = []
-    for df in (d for _, d in data):
-        labels += [m for m in df["model"] if m not in labels]
-    for i, (run, df) in enumerate(data):
-        for j, mode in enumerate(("infer", "train")):
-            part = df[df["mode"] == mode].set_index("model")
-            xs = [k + (2 * i + j - len(data) + 0.5) * width for k, m in enumerate(labels) if m in part.index]
-            ys = [part.loc[m, "speedup_vs_reference"] for m in labels if m in part.index]
-            if xs:
-                name = mode + (f" ({run.name})" if len(data) > 1 else "")
-                ax.bar(xs, ys, width=width, label=name, color=f"C{2 * i + j}")
-    ax.axhline(1.0, color="0.3", linewidth=1, linestyle="--")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("vidbench clips/s / reference clips/s")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def profile_table(df: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     """From compare_profile.csv: per model and implementation, one forward's profiled op time and
     its shares: the GEMM / convolution / fused-attention kernels both implementations run, layout
@@ -132,7 +99,7 @@ def add_section(doc: Any, runs: List[Run]) -> None:
                              threads=_num(first.get("threads"), ".0f"), methods="; ".join(methods) or "not measured"))
         doc.table(compare_table(df))
     if with_rows:
-        doc.figure(speedup_plot(with_rows), "compare_speedup",
+        doc.figure(speedup(with_rows), "compare_speedup",
                    "vidbench throughput over the other library's on the same weights (dashed: as fast)")
     profiled = [run for run in runs if not run.table("compare_profile").empty]
     if profiled:

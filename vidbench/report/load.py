@@ -1,4 +1,5 @@
-"""Read a results directory (bench.csv, accuracy.csv, ssl.csv, environment.json) into a Run."""
+"""Read a results directory (bench.csv, accuracy.csv, ssl.csv, stages.csv, the scaling study's
+scaling.csv, `vidbench compare`'s compare.csv and compare_profile.csv, environment.json) into a Run."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import pandas as pd
 from ..errors import UserError
 
 TABLES = ("bench", "accuracy", "ssl")
+MEASURED = TABLES + ("scaling", "compare", "compare_profile")  # a directory holding any of these is a run
 
 
 @dataclass
@@ -70,10 +72,10 @@ def load_run(path: Union[str, Path]) -> Run:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ReportError(f"{env_path}: not readable JSON ({err})") from None
     tables = {}
-    for name in TABLES + ("stages",):
+    for name in MEASURED + ("stages",):
         csv = path / f"{name}.csv"
         if csv.exists() and csv.stat().st_size > 0:
             tables[name] = read_table(csv, name)
-    if not any(name in tables for name in TABLES):
-        raise ReportError(f"{path} holds none of {', '.join(t + '.csv' for t in TABLES)}: nothing to report")
+    if not any(name in tables for name in MEASURED):
+        raise ReportError(f"{path} holds none of {', '.join(t + '.csv' for t in MEASURED)}: nothing to report")
     return Run(path, env, tables)
