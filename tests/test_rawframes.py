@@ -25,7 +25,7 @@ from vidbench.data import (
     read_annotations,
     write_mp4,
 )
-from vidbench.data.rawframes import FrameDirRecord, extract_frames, frame_name, is_rawframe_list, open_frames
+from vidbench.data.rawframes import FrameDirRecord, extract_frames, frame_name, is_rawframe_list, open_frame_folder
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_frames_and_items_match_the_videos(datasets):
     video_record = DataSpec.load(videos).records("test")[0][0]
     idx = [14, 0, 7, 7]
     decoded = open_video(video_record.path).get(idx).float()
-    jpegs = open_frames(record.path, record.num_frames).get(idx)
+    jpegs = open_frame_folder(record.path, record.num_frames).get(idx)
     assert jpegs.dtype == torch.uint8 and jpegs.shape == decoded.shape
     assert (jpegs.float() - decoded).abs().mean() < 4.0  # uint8 levels (q95, 4:2:0 chroma, noisy 32x32 frames)
     train_v = build_dataset(DataSpec.load(videos), "train", train=True, seed=3)[0]

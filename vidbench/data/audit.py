@@ -29,7 +29,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ConfigError
-from .rawframes import is_frame_dir, open_frames
+from .rawframes import is_frame_dir, open_frame_folder
 from .spec import DataSpec
 from .videoio import BACKENDS, BadVideoError, open_video
 
@@ -279,7 +279,7 @@ def _audit_video(job: FileJob, row: Dict[str, object], problems: List[Tuple[str,
 
 def _audit_frames(job: FileJob, row: Dict[str, object], problems: List[Tuple[str, str]]) -> Optional[int]:
     try:
-        source = open_frames(job.path, int(job.frame_dir or 0))
+        source = open_frame_folder(job.path, int(job.frame_dir or 0))
         frames = source.get(_sample(source.num_frames, job.sample_frames)).numpy()
     except BadVideoError as err:
         problems.append(("missing" if "not found" in err.reason else "unreadable", err.reason))

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UserError
 from .annotations import VideoRecord
-from .rawframes import is_frame_dir, open_frames
+from .rawframes import is_frame_dir, open_frame_folder
 from .sampling import ClipSampler, ClipTooShortError
 from .transforms import ClipTransform
 from .videoio import BadVideoError, VideoSource, check_backend, default_backend, fallback_backend, open_video
@@ -149,7 +149,7 @@ class VideoClipDataset(Dataset):
 
     def _open(self, record: VideoRecord, backend: Optional[str] = None) -> VideoSource:
         if is_frame_dir(record):
-            return open_frames(record.path, record.num_frames)
+            return open_frame_folder(record.path, record.num_frames)
         return open_video(record.path, backend or self.backend, rotate=self.rotate)
 
     def _load(self, record: VideoRecord, backend: Optional[str] = None) -> torch.Tensor:

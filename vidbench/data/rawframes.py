@@ -36,7 +36,7 @@ from .annotations import (
 from .videoio import BadVideoError, PathLike, VideoSource
 
 __all__ = ["FRAME_TEMPLATE", "FrameDirRecord", "FrameFolderSource", "frame_name", "is_frame_dir",
-           "is_rawframe_list", "open_frames", "read_rawframes", "write_rawframe_list", "Extraction", "extract_frames"]
+           "is_rawframe_list", "open_frame_folder", "read_rawframes", "write_rawframe_list", "Extraction", "extract_frames"]
 
 FRAME_TEMPLATE = "img_{:05d}.jpg"  # mmaction2's default filename_tmpl, frames numbered from 1
 
@@ -82,7 +82,8 @@ class FrameFolderSource(VideoSource):
         return torch.from_numpy(np.stack([frames[i] for i in idx]))  # (T, H, W, C) uint8
 
 
-def open_frames(path: PathLike, num_frames: int) -> FrameFolderSource:
+def open_frame_folder(path: PathLike, num_frames: int) -> FrameFolderSource:
+    """A frame folder of `num_frames` JPEGs as a video source (the counterpart of `open_video`)."""
     return FrameFolderSource(path, num_frames)
 
 
