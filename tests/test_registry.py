@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import vidbench
-from vidbench.models import ModelMeta, create_model, list_models, register_model
+from vidbench.models import ModelMeta, list_models, register_model
+from vidbench.weights import create_model  # the registry's, plus weights=
 
 REQUIRED = [
     "vit_tiny", "vit_small", "vit_base", "vit_frameavg_tiny", "vit_frameavg_base",

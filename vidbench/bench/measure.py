@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..layers import ATTN_BACKENDS
 from ..layers import attn_backend as attn_backend_ctx
-from ..models import create_model
+from ..weights import create_model
 from .flops import count_flops
 from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize
 from .throughput import (

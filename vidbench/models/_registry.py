@@ -89,23 +89,19 @@ def model_entry(name: str) -> ModelEntry:
                                 f"(vidbench list shows all {len(_REGISTRY)})") from None
 
 
-def create_model(name: str, weights: Optional[str] = None, weights_format: Optional[str] = None,
-                 **overrides: Any) -> nn.Module:
+def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered model. Overrides set config fields (num_classes, num_frames, img_size,
     patch_size / tubelet_size, depth, embed_dim, num_heads, drop rates, ...); None values are
     dropped so command-line defaults never clobber a model's own.
 
-    weights: a checkpoint file or Hugging Face directory in any format `vidbench.weights`
-        reads; the model is then built with the checkpoint's config (overrides on top), loaded
-        strictly and returned in eval mode (`vidbench.weights.load_pretrained`).
-    weights_format: force a format instead of detecting it.
+    Published weights are a floor above the registry: `vidbench.create_model(name, weights=path)`
+    (`vidbench.weights.create_model`) builds the model from the checkpoint.
     """
-    if weights is not None:
-        from ..weights import load_pretrained  # the loader imports the models: import on use
-
-        return load_pretrained(weights, model=name, format=weights_format, **overrides)
     entry = model_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "weights" in overrides or "weights_format" in overrides:
+        raise ModelOptionError(f"{name}: weights are loaded by vidbench.create_model (vidbench.weights), "
+                               "not by the registry's vidbench.models.create_model")
     try:
         model = entry.fn(**overrides)
     except ValueError as err:  # a config value the model cannot take (sizes that do not divide, ...)

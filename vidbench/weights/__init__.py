@@ -6,7 +6,7 @@ how each published checkpoint is evaluated.
     model = load_pretrained("path/to/hf-timesformer-dir")      # config.json says what it is
     model.pretrained_cfg.preprocess                            # mean, std, frames, views, ...
 
-`vidbench.create_model(name, weights=path)` and `vidbench convert` go through `load_pretrained`.
+`create_model(name, weights=path)` (`vidbench.create_model`) and `vidbench convert` go through `load_pretrained`.
 Formats are small modules in `formats/`, each registered with its published checkpoints.
 """
 from . import formats  # noqa: F401  (registers the formats)
@@ -21,11 +21,11 @@ from ._registry import (
     register_format,
     register_published,
 )
-from .loader import WeightsInfo, check_fit, inspect_weights, load_pretrained
+from .loader import WeightsInfo, check_fit, create_model, inspect_weights, load_pretrained
 from .source import Source, WeightsError, read_source
 
 __all__ = [
-    "PublishedWeights", "Source", "WeightsError", "WeightsFormat", "WeightsInfo", "check_fit", "detect_format",
+    "PublishedWeights", "Source", "WeightsError", "WeightsFormat", "WeightsInfo", "check_fit", "create_model", "detect_format",
     "find_published", "get_format", "inspect_weights", "list_formats", "list_published", "load_pretrained",
     "read_source", "register_format", "register_published",
 ]

@@ -25,13 +25,14 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..models import create_model, model_entry, model_label
+from ..models import create_model as build_model
+from ..models import model_entry, model_label
 from ._registry import PublishedWeights, detect_format, find_published, get_format
 from .classes import label_set
 from .resize import resize_embeddings
 from .source import PathLike, Source, WeightsError, read_source
 
-__all__ = ["WeightsInfo", "load_pretrained", "check_fit", "inspect_weights"]
+__all__ = ["WeightsInfo", "create_model", "load_pretrained", "check_fit", "inspect_weights"]
 
 log = logging.getLogger("vidbench.weights")
 
@@ -102,7 +103,7 @@ def check_fit(state: Dict[str, torch.Tensor], model: nn.Module, where: str) -> N
 def _meta_model(name: str, config: Dict[str, Any], path: Path) -> nn.Module:
     try:
         with torch.device("meta"):
-            return create_model(name, **config)
+            return build_model(name, **config)
     except (TypeError, ValueError, KeyError) as err:
         msg = err.args[0] if err.args else err
         raise WeightsError(f"{path}: the checkpoint's config does not build {name}: {msg}") from None
@@ -242,7 +243,7 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
         notes.append(f"head dropped: checkpoint has {native.num_classes} classes, model {target.num_classes} "
                      "(new head initialised)")
     check_fit({**state, **new_head}, target, str(path))  # every name and shape, so the load below is exact
-    net = create_model(name, **config)
+    net = build_model(name, **config)
     net.load_state_dict(state, strict=not new_head)
     published = find_published(path, source)
     if published is not None and not _entry_fits(published, name, native):
@@ -266,3 +267,17 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     net.pretrained_cfg = WeightsInfo(str(path), fmt.name, name, config, published, names, preprocess, pre_source,
                                      notes, model_label(name, net.config))
     return net
+
+
+def create_model(name: str, weights: Optional[PathLike] = None, weights_format: Optional[str] = None,
+                 **overrides: Any) -> nn.Module:
+    """`vidbench.models.create_model`, and published weights (`vidbench.create_model` is this one).
+
+    weights: a checkpoint file or Hugging Face directory in any format this package reads; the
+        model is then built with the checkpoint's config (overrides on top), loaded strictly and
+        returned in eval mode (`load_pretrained`).
+    weights_format: force a format instead of detecting it.
+    """
+    if weights is None:
+        return build_model(name, **overrides)
+    return load_pretrained(weights, model=name, format=weights_format, **overrides)

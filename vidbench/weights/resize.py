@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..models import MViT, TimeSformer, VideoFrameAverage, VisionTransformer, ViViT, ViViTFactorisedEncoder
 from .source import WeightsError
 
 __all__ = ["resize_embeddings"]
@@ -122,8 +123,6 @@ def _resize_key(state: Dict[str, torch.Tensor], target: Dict[str, Tuple[int, ...
 
 
 def _resizers() -> Dict[type, Callable]:
-    from ..models import MViT, TimeSformer, VideoFrameAverage, VisionTransformer, ViViT, ViViTFactorisedEncoder
-
     return {VisionTransformer: _vit, VideoFrameAverage: _frameavg, TimeSformer: _timesformer, ViViT: _vivit,
             ViViTFactorisedEncoder: _vivit_fe, MViT: _mvit}
 

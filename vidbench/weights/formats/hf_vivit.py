@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from ...models import create_model
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
 from ._hf import hf_class_names, hf_preprocess
@@ -170,8 +171,6 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
 
 def check_variant(source: Source, name: str, attention_type: str) -> None:
     """A requested ViViT registry model must be the checkpoint's model type (1 vs 2 vs 3 / 4)."""
-    from ...models import create_model
-
     with torch.device("meta"):
         want = create_model(name).config.attention_type
     if want != attention_type:

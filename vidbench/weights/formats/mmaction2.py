@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from ...models import create_model
+from ...models.videomae import sinusoid_table
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
 from . import slowfast_mvit, timesformer_official, torchvision_swin3d
@@ -224,8 +225,6 @@ def _heads(dim: int, depth: int, model: Optional[str], overrides: Dict[str, Any]
 
 
 def _infer_videomae(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    from ...models.videomae import sinusoid_table
-
     proj = source.shape("backbone.patch_embed.projection.weight")  # (D, C, t, p, p)
     if len(proj) != 5 or proj[3] != proj[4]:
         raise source.error(f"backbone.patch_embed.projection.weight {proj}: expected a (D, C, t, p, p) tubelet")

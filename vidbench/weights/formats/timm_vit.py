@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from ...checkpoint import FORMAT as VIDBENCH_FORMAT
-from ...models import create_model
+from ...models import VideoFrameAverage, create_model
 from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
 from ..source import Source
 from ._util import count_indexed, pick_model, square_side
@@ -102,8 +102,6 @@ def timm_vit_to_vidbench(state: StateDict) -> StateDict:
 def to_model_layout(state: StateDict, model: Any) -> StateDict:
     """A ViT state dict in vidbench's `VisionTransformer` names -> the names of `model`: the same
     for a ViT, the backbone under `vit.` and the head as `head.` for `VideoFrameAverage`."""
-    from ...models import VideoFrameAverage
-
     if isinstance(model, VideoFrameAverage):
         return {k if k.startswith("head.") else f"vit.{k}": v for k, v in state.items()}
     return dict(state)
