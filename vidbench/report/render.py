@@ -189,8 +189,10 @@ def write_report(results_dirs: Sequence[Union[str, Path]], out_dir: Optional[Uni
         for run in runs:
             dirty = dirty_commits(run)
             if dirty:
-                doc.warning(f"{run.name} was measured from a working tree with uncommitted changes (commit "
-                            f"{', '.join(dirty)}): its figures may not be reproducible from that commit.")
+                one = len(dirty) == 1
+                doc.warning(f"{run.name} was measured from a working tree with uncommitted changes "
+                            f"({'commit' if one else 'commits'} {', '.join(dirty)}): its figures may not be "
+                            f"reproducible from {'that commit' if one else 'those commits'}.")
         devices = sorted({r.device for r in runs})
         if len(devices) > 1:
             doc.para("These runs come from different devices (" + "; ".join(devices) + "): timings and memory are "
