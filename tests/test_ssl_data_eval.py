@@ -145,6 +145,20 @@ def test_knn_and_linear_probe_on_separable_features():
     assert linear_probe(noise[:60], y[:60], noise[60:], y[60:]) < 0.7  # nothing to find in noise
 
 
+def test_a_backbone_with_nan_weights_is_refused_not_scored():
+    """NaN features would give kNN and the probe a plausible top-1 (chance, class 0 for all)."""
+    from vidbench.errors import UserError
+    from vidbench.models import create_model
+    from vidbench.ssl.evaluate import evaluate_backbone
+
+    vit = create_model("vit_tiny", num_classes=0, img_size=16, patch_size=8, depth=1, embed_dim=16, num_heads=2)
+    with torch.no_grad():
+        vit.blocks[0].mlp.fc2.weight[0, 0] = float("nan")
+    x, y = quadrant_images(16)
+    with pytest.raises(UserError, match="NaN or infinite for 16 of 16 items"):
+        evaluate_backbone(vit, TensorImages(x, y), TensorImages(x, y), k=5, batch_size=8)
+
+
 def test_source_over_tensors_works_with_the_multi_view_dataset():
     x, y = quadrant_images(8)
     ds = MultiViewDataset(TensorImages(x, y), MultiViewTransform(method_views("wmse", 16, 4), 16))

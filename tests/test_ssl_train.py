@@ -142,3 +142,46 @@ def test_simclr_v2_finetunes_from_the_head_first_layer_and_distils_to_a_smaller_
     losses = distill(teacher, student, unlabelled, epochs=8, temperature=2.0, lr=3e-3)
     assert losses[-1] < losses[0]
     assert agreement(teacher, student, unlabelled) > before
+
+
+def test_finetune_and_distill_are_the_training_cores_adamw_at_a_constant_lr():
+    """Step by step the same weights as AdamW over the core's groups (weight decay spares biases,
+    norms and the model's no_weight_decay(), as in every loop) at a constant lr; a NaN stops
+    each with the project's TrainingStopped."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from vidbench.errors import TrainingStopped
+    from vidbench.ssl.distill import distill, distillation_loss, finetune
+    from vidbench.train.core import param_groups
+
+    torch.manual_seed(0)
+    model = create_model("vit_tiny", num_classes=4, **{**TINY_BACKBONE, "embed_dim": 16, "depth": 1})
+    x, y = quadrant_images(16)
+    batches = [(x[:8], y[:8]), (x[8:], y[8:])]
+    teacher, ref = copy.deepcopy(model), copy.deepcopy(model)
+    losses = finetune(model, batches, epochs=2, lr=1e-2, weight_decay=0.5)
+    opt = torch.optim.AdamW(param_groups(ref, 0.5), lr=1e-2)
+    for _ in range(2):
+        for xb, yb in batches:
+            opt.zero_grad()
+            F.cross_entropy(ref(xb), yb).backward()
+            opt.step()
+    assert len(losses) == 2 and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+
+    student, ref = copy.deepcopy(ref), copy.deepcopy(ref)
+    distill(teacher, student, [x[:8]], epochs=2, temperature=2.0, lr=1e-2)
+    opt = torch.optim.AdamW(param_groups(ref, 0.0), lr=1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        distillation_loss(ref(x[:8]), teacher(x[:8]), 2.0).backward()
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), ref.state_dict().values()))
+
+    with torch.no_grad():
+        teacher.pos_embed.fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="loss is nan at distillation epoch 1"):
+        distill(teacher, student, [x[:8]], epochs=1)
+    with pytest.raises(TrainingStopped, match="loss is nan at fine-tuning epoch 1"):
+        finetune(teacher.requires_grad_(True), batches, epochs=1)

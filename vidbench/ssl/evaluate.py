@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import UserError
 from .data import BadItem, EvalDataset, collate_views
 
 __all__ = ["extract_features", "knn_predict", "knn_top1", "linear_probe", "EvalResult", "evaluate_backbone"]
@@ -24,7 +25,8 @@ __all__ = ["extract_features", "knn_predict", "knn_top1", "linear_probe", "EvalR
 def extract_features(backbone: nn.Module, dataset: Dataset, batch_size: int = 256, device: str = "cpu",
                      num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor, List[BadItem]]:
     """Features (N, D) and labels (N,) of an (image, label) dataset, backbone in eval mode;
-    items that fail to load are left out and returned."""
+    items that fail to load are left out and returned. NaN / inf features are refused (the
+    training core's finite check): kNN and the probe would turn them into a plausible top-1."""
     was_training = backbone.training
     backbone.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_views)
@@ -39,7 +41,12 @@ def extract_features(backbone: nn.Module, dataset: Dataset, batch_size: int = 25
     backbone.train(was_training)
     if not feats:
         raise ValueError("no features: every item failed to load")
-    return torch.cat(feats), torch.cat(labels), bad
+    features = torch.cat(feats)
+    bad_rows = int((~torch.isfinite(features).all(dim=1)).sum())
+    if bad_rows:
+        raise UserError(f"the backbone's features are NaN or infinite for {bad_rows} of {len(features)} items: its "
+                        "weights are not finite (a diverged run or a damaged file); nothing to evaluate")
+    return features, torch.cat(labels), bad
 
 
 @torch.no_grad()
