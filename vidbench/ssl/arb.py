@@ -17,7 +17,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .base import SSLMethod, StepOutput, mlp_head
+from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["ARBConfig", "ARB", "standardize", "arb_base", "arb_loss"]
 
@@ -61,15 +61,11 @@ def arb_loss(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5, groups: int 
     return (c12 - 1).pow(2).sum() + (c21 - 1).pow(2).sum()
 
 
-class ARB(SSLMethod):
+class ARB(ProjectedMethod):
     """Args: backbone (images -> (B, D)), projector (D -> proj_dim), config."""
 
     name = "arb"
-
-    def __init__(self, backbone: nn.Module, projector: nn.Module, config: ARBConfig):
-        super().__init__(backbone)
-        self.config = config
-        self.projector = projector
+    config: ARBConfig
 
     @classmethod
     def build(cls, backbone: nn.Module, config: Optional[ARBConfig] = None) -> ARB:
@@ -77,9 +73,7 @@ class ARB(SSLMethod):
         return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.proj_hidden, c.proj_dim], last_bias=False), c)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
-        self.check_views(views)
-        feats = self.encode(views)
-        z1, z2 = self.projector(torch.cat(feats)).chunk(2)
+        feats, (z1, z2) = self.project(views)
         if self.config.swap:
             perm = torch.randperm(z1.shape[1], device=z1.device)
             z1, z2 = z1[:, perm], z2[:, perm]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Set
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import TrainingStopped
 
 __all__ = [
-    "TrainingStopped", "NonFiniteLoss", "SingularCovariance", "StepOutput", "SSLMethod", "mlp_head",
+    "TrainingStopped", "NonFiniteLoss", "SingularCovariance", "StepOutput", "SSLMethod", "ProjectedMethod", "mlp_head",
     "feature_std", "effective_rank", "collapse_stats", "check_finite",
 ]
 
@@ -72,6 +72,23 @@ class SSLMethod(nn.Module):
     def check_views(self, views: Sequence[torch.Tensor]) -> None:
         if len(views) != self.num_views:
             raise ValueError(f"{self.name} takes {self.num_views} views per image, got {len(views)}")
+
+
+class ProjectedMethod(SSLMethod):
+    """A method whose loss sees one projection head's output of every view (SimCLR, W-MSE, ARB,
+    the contrastive loss). Args: backbone, projector (D -> P), config (the method's dataclass)."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, config: Any):
+        super().__init__(backbone)
+        self.config = config
+        self.projector = projector
+
+    def project(self, views: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """(backbone features, projections) of the views, each a list of one (B, D) / (B, P) per
+        view: one batched pass through the backbone and one through the projector."""
+        self.check_views(views)
+        feats = self.encode(views)
+        return feats, list(self.projector(torch.cat(feats)).chunk(len(views)))
 
 
 def mlp_head(dims: Sequence[int], last_bn: bool = False, last_bias: bool = True) -> nn.Sequential:

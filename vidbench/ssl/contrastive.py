@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SSLMethod, StepOutput, mlp_head
+from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["ContrastiveConfig", "Contrastive", "contrastive_loss", "pairwise_contrastive_loss"]
 
@@ -55,15 +55,11 @@ def pairwise_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, margin: float)
     return sq.diagonal().mean() / 2 + F.relu(margin - _dist(sq[off])).pow(2).mean() / 2
 
 
-class Contrastive(SSLMethod):
+class Contrastive(ProjectedMethod):
     """Args: backbone (images -> (B, D)), projector (D -> P), config (margin)."""
 
     name = "contrastive"
-
-    def __init__(self, backbone: nn.Module, projector: nn.Module, config: ContrastiveConfig):
-        super().__init__(backbone)
-        self.config = config
-        self.projector = projector
+    config: ContrastiveConfig
 
     @classmethod
     def build(cls, backbone: nn.Module, config: Optional[ContrastiveConfig] = None) -> Contrastive:
@@ -71,9 +67,7 @@ class Contrastive(SSLMethod):
         return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.proj_dim]), c)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
-        self.check_views(views)
-        feats = self.encode(views)
-        z1, z2 = self.projector(torch.cat(feats)).chunk(2)
+        feats, (z1, z2) = self.project(views)
         if self.config.normalize:
             z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
         return StepOutput(pairwise_contrastive_loss(z1, z2, self.config.margin), feats[0], z1, {})

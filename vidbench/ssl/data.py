@@ -143,28 +143,12 @@ def _describe(source: Dataset, index: int) -> str:
     return base.path(inner) if hasattr(base, "path") else f"item {index}"
 
 
-class MultiViewDataset(Dataset):
-    """(views, index) for pretraining: the source's image through a multi-view transform."""
+class _OverSource(Dataset):
+    """A dataset over a frame source's (image, label) items; an item the source fails to load
+    comes back as a `BadItem` naming it (`collate_views` sets it aside)."""
 
-    def __init__(self, source: Dataset, transform: Callable[[torch.Tensor], List[torch.Tensor]]):
-        self.source, self.transform = source, transform
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int):
-        try:
-            image, _ = self.source[index]
-        except Exception as err:
-            return BadItem(index, _describe(self.source, index), f"{type(err).__name__}: {err}")
-        return self.transform(image), index
-
-
-class EvalDataset(Dataset):
-    """(normalised image, label) for feature extraction."""
-
-    def __init__(self, source: Dataset, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-        self.source, self.mean, self.std = source, list(mean), list(std)
+    def __init__(self, source: Dataset):
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.source)
@@ -174,6 +158,31 @@ class EvalDataset(Dataset):
             image, label = self.source[index]
         except Exception as err:
             return BadItem(index, _describe(self.source, index), f"{type(err).__name__}: {err}")
+        return self.item(image, label, index)
+
+    def item(self, image: torch.Tensor, label: int, index: int) -> Tuple:
+        raise NotImplementedError
+
+
+class MultiViewDataset(_OverSource):
+    """(views, index) for pretraining: the source's image through a multi-view transform."""
+
+    def __init__(self, source: Dataset, transform: Callable[[torch.Tensor], List[torch.Tensor]]):
+        super().__init__(source)
+        self.transform = transform
+
+    def item(self, image: torch.Tensor, label: int, index: int) -> Tuple[List[torch.Tensor], int]:
+        return self.transform(image), index
+
+
+class EvalDataset(_OverSource):
+    """(normalised image, label) for feature extraction."""
+
+    def __init__(self, source: Dataset, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        super().__init__(source)
+        self.mean, self.std = list(mean), list(std)
+
+    def item(self, image: torch.Tensor, label: int, index: int) -> Tuple[torch.Tensor, int]:
         return TF.normalize(image, self.mean, self.std), label
 
 

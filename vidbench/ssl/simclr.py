@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SSLMethod, StepOutput, mlp_head
+from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["SimCLRConfig", "SimCLR", "SimCLRv2Classifier", "nt_xent"]
 
@@ -46,17 +46,15 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(logits, positives)
 
 
-class SimCLR(SSLMethod):
+class SimCLR(ProjectedMethod):
     """Args: backbone (images -> (B, D)), projector (D -> P), config (temperature)."""
 
     name = "simclr"
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: SimCLRConfig):
-        super().__init__(backbone)
+        super().__init__(backbone, projector, config)
         if not 0 < config.temperature:
             raise ValueError(f"temperature must be positive, got {config.temperature}")
-        self.config = config
-        self.projector = projector
         self.name = "simclr_v2" if config.proj_layers == 3 else "simclr"
 
     @classmethod
@@ -69,9 +67,7 @@ class SimCLR(SSLMethod):
         return cls(backbone, mlp_head(dims, last_bn=v2, last_bias=not v2), c)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
-        self.check_views(views)
-        feats = self.encode(views)
-        z1, z2 = self.projector(torch.cat(feats)).chunk(2)
+        feats, (z1, z2) = self.project(views)
         return StepOutput(nt_xent(z1, z2, self.config.temperature), feats[0], z1, {})
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .base import SingularCovariance, SSLMethod, StepOutput, mlp_head
+from .base import ProjectedMethod, SingularCovariance, StepOutput, mlp_head
 
 __all__ = ["WMSEConfig", "WMSE", "whiten", "wmse_loss", "suggest_eps"]
 
@@ -111,15 +111,14 @@ def wmse_loss(views: Sequence[torch.Tensor], w_size: int, w_iter: int = 1, eps: 
     return total / (w_iter * len(pairs))
 
 
-class WMSE(SSLMethod):
+class WMSE(ProjectedMethod):
     """Args: backbone (images -> (B, D)), projector (D -> emb_dim), config."""
 
     name = "wmse"
+    config: WMSEConfig
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: WMSEConfig):
-        super().__init__(backbone)
-        self.config = config
-        self.projector = projector
+        super().__init__(backbone, projector, config)
         self.num_views = config.views
 
     @classmethod
@@ -128,8 +127,6 @@ class WMSE(SSLMethod):
         return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.emb_dim]), c)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
-        self.check_views(views)
-        feats = self.encode(views)
-        z = self.projector(torch.cat(feats)).chunk(len(views))  # V x (B, emb)
+        feats, z = self.project(views)  # V x (B, emb)
         c = self.config
         return StepOutput(wmse_loss(z, c.w_size, c.w_iter, c.w_eps), feats[0], z[0], {})
