@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import pandas as pd
 
-from . import __version__
 from .errors import UserError
+from .version import __version__
 
 PathLike = Union[str, os.PathLike]
 
