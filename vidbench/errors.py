@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-__all__ = ["UserError", "ConfigError", "TrainingStopped", "USER_ERRORS", "message", "did_you_mean"]
+__all__ = ["UserError", "ConfigError", "UnknownNameError", "UnknownOptionError", "TrainingStopped", "USER_ERRORS",
+           "message", "did_you_mean"]
 
 
 class UserError(Exception):
@@ -17,6 +18,16 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """An option or config value that is not valid."""
+
+
+class UnknownNameError(UserError, KeyError):
+    """A name that is not there (a split, a method, a model pattern, a label); a KeyError too, for
+    the callers that look names up."""
+
+
+class UnknownOptionError(UserError, TypeError):
+    """An option that a component does not take (a method's --opt key); a TypeError too, as an
+    unexpected keyword argument is."""
 
 
 class TrainingStopped(UserError, RuntimeError):

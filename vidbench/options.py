@@ -18,24 +18,41 @@ naming the field, a float that is NaN or infinite, a number outside the field's 
 ``ge``, ``lt``, ``le``), a count below 1 (``positive``, Optional[int] fields and int lists), a
 value outside ``choices``, and what the field's own ``check`` refuses (`check_device`: one device
 vocabulary, available here). Checks between fields stay in the dataclass's ``__post_init__``.
+
+The vocabulary: each concept a job may take (frames, img_size, batch_size, precision, device,
+threads, weights, weights_format, attn_backend, the decoder backend, workers, seed, progress) is
+one `Concept` below, with its default, choices, checks, help and old spellings; a job declares its
+field with it (``frames: Optional[int] = FRAMES()``, a grid axis ``FRAMES.sweep()``), giving
+its own help or default where its meaning is narrower. The text parsers every command and the
+suite share (`positive_int`, `comma_list`, `parse_key_values`) live here too, on the bottom floor
+(this module imports only `vidbench.errors` and `vidbench.layers`).
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
 import functools
+import json
 import math
 import re
 import typing
 import warnings
 from collections import abc as collections_abc
 from dataclasses import MISSING, dataclass
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import torch
 
 from .errors import ConfigError
+from .layers.attention import ATTN_BACKENDS
 
 __all__ = ["Alias", "option", "accepts_aliases", "canonical", "from_mapping", "field_types", "narrow",
            "precision_from_amp", "deprecation", "check_choice", "override", "check_fields", "check_device",
-           "device_check", "DEVICES"]
+           "device_check", "DEVICES", "positive_int", "comma_list", "parse_value", "parse_key_values", "Concept",
+           "PRECISIONS", "PRECISION_DTYPES", "check_precision", "autocast", "DECODERS", "ATTN_BACKENDS", "FRAMES",
+           "IMG_SIZE", "BATCH_SIZE", "PRECISION", "DEVICE", "THREADS", "WEIGHTS", "WEIGHTS_FORMAT", "ATTN_BACKEND",
+           "DECODER", "WORKERS", "SEED", "PROGRESS", "BAD_ITEMS", "precision_option"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,8 @@ class Alias:
         choices: the values the old flag took.
         flag: the old name was a flag (kept as a hidden one).
         key: the old name was a field / TOML key (accepted as a keyword and a TOML key).
+        deprecated: False for a second spelling kept for good (check-data's ``--sampling-rate``,
+            mmaction2's name of ``--stride``): a visible flag of the same option, no warning.
     """
 
     name: str
@@ -58,13 +77,15 @@ class Alias:
     choices: Optional[Sequence[Any]] = None
     flag: bool = True
     key: bool = True
+    deprecated: bool = True
 
 
 def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING, choices: Optional[Sequence[Any]] = None,
            flag: Optional[str] = None, aliases: Iterable[Alias] = (), cli: bool = True, required: bool = False,
            positive: bool = False, metavar: Optional[str] = None, parse: Optional[Any] = None,
            const: Any = None, gt: Optional[float] = None, ge: Optional[float] = None, lt: Optional[float] = None,
-           le: Optional[float] = None, check: Optional[Callable[[str, Any], None]] = None) -> Any:
+           le: Optional[float] = None, check: Optional[Callable[[str, Any], None]] = None,
+           positional: Optional[str] = None, group: Optional[str] = None, repeat: bool = False) -> Any:
     """A dataclass field with its documentation.
 
     Args:
@@ -79,11 +100,16 @@ def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING,
         const: the value of the flag given bare (``--compile`` = ``--compile default``).
         gt, ge, lt, le: bounds of a number (each item of a list); floats are always finite.
         check: ``check(name, value)`` raises a ConfigError for a value the field cannot take.
+        positional: a positional argument instead of a flag, with this argparse ``nargs``
+            ("1", "?", "*", "+").
+        group: the title of the ``--help`` section the flag is listed in.
+        repeat: a list given by repeating the flag (``--split train --split val``), not a comma list.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
             "aliases": tuple(aliases), "cli": cli, "required": required, "positive": positive, "metavar": metavar,
             "parse": parse, "const": const, "bounds": {k: v for k, v in (("gt", gt), ("ge", ge), ("lt", lt), ("le", le))
-                                                       if v is not None}, "check": check}
+                                                       if v is not None}, "check": check,
+            "positional": positional, "group": group, "repeat": repeat}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -114,7 +140,7 @@ def canonical(cls: type, values: Mapping[str, Any], where: Optional[str] = None)
         if new in values:
             raise ConfigError(f"{where or ''}give {new} or its old spelling {old}, not both")
         out[new] = alias.convert(value) if alias.convert else value
-        if where is not None:
+        if where is not None and alias.deprecated:
             warnings.warn(deprecation(old, new, where), FutureWarning, stacklevel=3)
     return out
 
@@ -288,3 +314,140 @@ def device_check(auto: bool = True, meta: bool = False) -> Callable[[str, Any], 
         check_device(value, name, auto=auto, meta=meta)
 
     return check
+
+
+# -- text from the command line (and --opt / --model-arg items) -----------------------------------
+def positive_int(text: str) -> int:
+    """A count or size: >= 1 (0 is never "the default"); argparse names the flag in its error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def comma_list(cast: Callable[[str], Any]) -> Callable[[str], List[Any]]:
+    """'1,2,4' -> [1, 2, 4] with each item through `cast`."""
+
+    def parse(text: str) -> List[Any]:
+        try:
+            return [cast(item.strip()) for item in text.split(",") if item.strip()]
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}: {exc}") from None
+
+    return parse
+
+
+def parse_value(text: str) -> Any:
+    """JSON (4, 0.1, true, [2, 8, 8], "x"), a comma list of those (2,8,8 -> (2, 8, 8)), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return tuple(parse_value(part.strip()) for part in text.split(","))
+    return text
+
+
+def parse_key_values(items: Iterable[str], flag: str, value: Callable[[str], Any] = parse_value,
+                     example: str = "depth=4, tubelet_size=2,8,8") -> Dict[str, Any]:
+    """The one KEY=VALUE parser: ['depth=4', 'tubelet-size=2,8,8'] -> {'depth': 4, 'tubelet_size':
+    (2, 8, 8)}; a key's dashes are underscores; each value through `value` (`parse_value`: JSON
+    or a comma tuple; ``str``: the text, for a parser that knows the field's type)."""
+    out = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE (e.g. {example}), got {item!r}")
+        out[key.strip().replace("-", "_")] = value(text.strip())
+    return out
+
+
+# -- precision: the autocast dtype ------------------------------------------------------------------
+PRECISION_DTYPES: Dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: Tuple[str, ...] = tuple(PRECISION_DTYPES)
+
+
+def check_precision(precision: str, name: str = "precision") -> None:
+    check_choice(name, precision, PRECISIONS)
+
+
+def autocast(device: Any, precision: str) -> ContextManager:
+    """fp32: no autocast; bf16 / fp16: torch.autocast on `device` (a torch.device or its text)."""
+    check_precision(precision)
+    dtype = PRECISION_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+# -- the vocabulary ---------------------------------------------------------------------------------
+DECODERS = ("decord", "torchcodec", "pyav")  # vidbench.data.videoio.BACKENDS (a test holds them equal)
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One option of the vocabulary: its field name, default, choices, help, deprecated spellings
+    and checks (`option` keywords in `extra`: flag, positive, bounds, check). ``CONCEPT()`` is a
+    job's field (the scalar form), ``CONCEPT.sweep()`` a grid axis (a list, each value one row);
+    either takes the job's own ``help`` / default / `option` keywords where its meaning is narrower."""
+
+    name: str
+    help: str
+    default: Any = None
+    choices: Optional[Tuple[Any, ...]] = None
+    aliases: Tuple[Alias, ...] = ()
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def _keywords(self, help: Optional[str], aliases: Optional[Iterable[Alias]], changes: Dict[str, Any]) -> Dict[str, Any]:
+        return {"choices": self.choices, **self.extra, **changes, "help": self.help if help is None else help,
+                "aliases": self.aliases if aliases is None else tuple(aliases)}
+
+    def __call__(self, default: Any = MISSING, *, help: Optional[str] = None,
+                 aliases: Optional[Iterable[Alias]] = None, **changes: Any) -> Any:
+        """The concept as one value of a job (`option` with the concept's declarations)."""
+        return option(self.default if default is MISSING else default, **self._keywords(help, aliases, changes))
+
+    def sweep(self, default: Optional[Sequence[Any]] = None, *, help: Optional[str] = None,
+              aliases: Optional[Iterable[Alias]] = None, **changes: Any) -> Any:
+        """The concept as a grid axis: a list (a comma list on the command line, a TOML array),
+        [the default] unless `default` is given."""
+        values = [self.default] if default is None else list(default)
+        keywords = self._keywords(help, aliases, changes)
+        keywords.pop("positive", None)  # every int item of a list is a count (check_fields)
+        keywords.pop("check", None)
+        return option(default_factory=lambda: list(values), **keywords)
+
+
+FRAMES = Concept("frames", "clip frames", None, aliases=(Alias("num_frames"),))
+IMG_SIZE = Concept("img_size", "input side", None, aliases=(Alias("size"),))
+BATCH_SIZE = Concept("batch_size", "clips per step", 1, extra={"positive": True})
+PRECISION = Concept("precision", "autocast dtype: fp32 (no autocast), bf16, or fp16 (with a gradient scaler when "
+                    "training)", "fp32", choices=PRECISIONS,
+                    aliases=(Alias("amp", convert=precision_from_amp, choices=("none", "bf16", "fp16")),))
+DEVICE = Concept("device", "auto (cuda where available), cpu, cuda, cuda:N or mps", "auto",
+                 extra={"check": device_check()})
+THREADS = Concept("threads", "torch intra-op threads [torch's]", None)
+WEIGHTS = Concept("weights", "published weights: a file or a Hugging Face directory (any supported format)", None)
+WEIGHTS_FORMAT = Concept("weights_format", "force a weights format instead of detecting it", None)
+ATTN_BACKEND = Concept("attn_backend", "attention kernel backend: auto (SDPA's choice), flash, efficient, cudnn, "
+                       "math (SDPA restricted to one kernel), reference (explicit softmax), flex (FlexAttention)",
+                       "auto", choices=ATTN_BACKENDS)
+DECODER = Concept("backend", "video decoder [decord where installed, else torchcodec where FFmpeg loads, else pyav]",
+                  None, choices=DECODERS)
+WORKERS = Concept("num_workers", "DataLoader worker processes (per process under torchrun)", 0,
+                  extra={"flag": "workers", "ge": 0})
+SEED = Concept("seed", "random seed", 0, extra={"ge": 0})
+PROGRESS = Concept("progress", "progress bars", True)
+BAD_ITEMS = Concept("bad_items", "unusable videos and annotation lines: skip (warn, count, report) or raise", "skip",
+                    choices=("skip", "raise"))
+
+
+def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None) -> Any:
+    """`PRECISION` with its old ``amp`` spelling as the job had it: train / eval's ``--amp
+    none|bf16|fp16``, or pretrain's bare ``--amp`` meaning bf16 (`amp_flag_const`)."""
+    if amp_flag_const is None:
+        return PRECISION(default)
+    return PRECISION(default, aliases=[Alias("amp", convert=precision_from_amp, const=amp_flag_const)])

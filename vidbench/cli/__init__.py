@@ -8,13 +8,14 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
+from ._options import add_version
 
 COMMANDS = ["list", "flops", "bench", "make-dataset", "extract-frames", "check-data", "train", "eval", "pretrain", "ssl-eval", "report", "run", "convert", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidbench", description="Benchmark suite for video transformers.")
-    parser.add_argument("--version", action="version", version=f"vidbench {__version__}")
+    add_version(parser, f"vidbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".{name.replace('-', '_')}_cmd", __name__).add_parser(sub)

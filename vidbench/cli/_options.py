@@ -6,27 +6,30 @@ default in brackets and its type:
     int, Optional[int]   counts and sizes through positive_int (Optional ones and ``positive``)
     float, str           as they are; ``choices`` from the field's metadata
     List[...]            a comma list ('1,2,4'), each item typed as above
-    Dict[str, Any]       KEY=VALUE, repeatable (values JSON, or comma lists as tuples)
+    Dict[str, Any]       KEY=VALUE, repeatable (values JSON, or comma lists as tuples; the field's
+                         ``parse``: each value's parser instead)
+    ``positional``       a positional argument (its ``nargs``); ``group``: a --help section;
+                         ``repeat``: a list given by repeating the flag
 
 Flags the user does not give are absent from the namespace, so `config_from_args` leaves the
 dataclass defaults in place (one default, the dataclass's). Deprecated spellings (`Alias`) are
 hidden flags that print one line naming the new flag and store into the same field.
+
+This is the one place that calls ``add_argument``: every command's flags come from its job
+dataclass through `add_options` (`add_version` adds ``vidbench --version``).
 """
 from __future__ import annotations
 
 import argparse
 import collections.abc
 import dataclasses
-import json
 import sys
 import typing
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..errors import ConfigError
-from ..options import Alias, check_fields, deprecation, field_types
-from ._args import comma_list, positive_int
+from ..options import Alias, check_fields, comma_list, deprecation, field_types, parse_key_values, positive_int
 
-__all__ = ["add_options", "add_deprecated_flag", "config_from_args", "flag_name", "parse_key_values"]
+__all__ = ["add_options", "add_deprecated_flag", "add_version", "config_from_args", "flag_name", "parse_key_values"]
 
 
 def flag_name(f: dataclasses.Field) -> str:
@@ -108,22 +111,32 @@ def _add_alias(parser: Any, f: dataclasses.Field, alias: Alias, new: str, field_
 
 
 def add_options(parser: Any, cls: type, *, exclude: Iterable[str] = (), first: Sequence[str] = (),
-                exclusive: Sequence[str] = (), exclusive_required: bool = False) -> None:
+                exclusive: Sequence[str] = (), exclusive_required: bool = False, group: Optional[str] = None) -> None:
     """Add a flag for every field of `cls` (except `exclude` and fields with ``cli=False``) to
     `parser` (a parser or an argument group), `first` leading; `exclusive`: fields that form one
-    mutually exclusive group (required with `exclusive_required`)."""
+    mutually exclusive group (required with `exclusive_required`); `group`: the --help section of
+    the fields that name none."""
     hints = field_types(cls)
     exclude = set(exclude)
     fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in exclude and f.metadata.get("cli", True)]
     fields.sort(key=lambda f: first.index(f.name) if f.name in first else len(first))
-    group = parser.add_mutually_exclusive_group(required=exclusive_required) if exclusive else None
+    both_ways = parser.add_mutually_exclusive_group(required=exclusive_required) if exclusive else None
+    sections: Dict[str, Any] = {g.title: g for g in getattr(parser, "_action_groups", ())}
     for f in fields:
         meta = f.metadata
+        if meta.get("positional"):
+            _add_positional(parser, f, hints[f.name])
+            continue
         flag, help_text = flag_name(f), meta.get("help", "") + _default_text(f)
         tp, optional = _unwrap(hints[f.name])
-        target = group if f.name in exclusive else parser
+        title = meta.get("group") or group
+        if title and title not in sections:
+            sections[title] = parser.add_argument_group(title)
+        target = both_ways if f.name in exclusive else sections[title] if title else parser
         common: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        old = [a for a in meta.get("aliases", ()) if a.flag and a.const is None and a.convert is None]
+        synonyms = ["--" + a.name.replace("_", "-") for a in meta.get("aliases", ()) if a.flag and not a.deprecated]
+        old = [a for a in meta.get("aliases", ())
+               if a.flag and a.deprecated and a.const is None and a.convert is None]
         if old:
             help_text += f" (deprecated alias: {', '.join('--' + a.name.replace('_', '-') for a in old)})"
         field_type: Callable[[str], Any] = str
@@ -136,6 +149,11 @@ def add_options(parser: Any, cls: type, *, exclude: Iterable[str] = (), first: S
                 target.add_argument(f"--no-{flag[2:]}", action="store_false", help=f"no {help_text}", **common)
             else:
                 target.add_argument(flag, action="store_true", help=help_text, **common)
+        elif typing.get_origin(tp) in (list, tuple, collections.abc.Sequence) and meta.get("repeat"):
+            (item,) = typing.get_args(tp)[:1]
+            field_type = meta.get("parse") or _scalar(item, positive=True)
+            target.add_argument(flag, action="append", type=field_type, choices=meta.get("choices"),
+                                metavar=meta.get("metavar"), help=help_text, **common)
         elif typing.get_origin(tp) in (list, tuple, collections.abc.Sequence):
             (item,) = typing.get_args(tp)[:1]
             item_type = meta.get("parse") or _scalar(item, positive=True)
@@ -148,33 +166,30 @@ def add_options(parser: Any, cls: type, *, exclude: Iterable[str] = (), first: S
             field_type = meta.get("parse") or _scalar(hints[f.name], meta.get("positive", False))
             metavar = meta.get("metavar") or (None if meta.get("choices") else flag[2:].upper().replace("-", "_"))
             bare = {"nargs": "?", "const": meta["const"]} if meta.get("const") is not None else {}
-            target.add_argument(flag, type=field_type, choices=meta.get("choices"), metavar=metavar,
+            target.add_argument(flag, *synonyms, type=field_type, choices=meta.get("choices"), metavar=metavar,
                                 required=meta.get("required", False), help=help_text, **bare, **common)
         for alias in meta.get("aliases", ()):
-            if alias.flag:
+            if alias.flag and alias.deprecated:
                 _add_alias(parser, f, alias, flag, field_type)
 
 
-def _value(text: str) -> Any:
-    """JSON (4, 0.1, true, [2, 8, 8], "x"), a comma list of those (2,8,8 -> (2, 8, 8)), else the text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    if "," in text:
-        return tuple(_value(part.strip()) for part in text.split(","))
-    return text
+def _add_positional(parser: Any, f: dataclasses.Field, tp: Any) -> None:
+    """A positional argument (``positional``: its nargs); one not given keeps the dataclass default."""
+    meta = f.metadata
+    nargs = meta["positional"]
+    item, _ = _unwrap(tp)
+    if typing.get_origin(item) in (list, tuple, collections.abc.Sequence):
+        item = typing.get_args(item)[0]
+    kwargs: Dict[str, Any] = {} if nargs == "1" else {"nargs": nargs}
+    if nargs in ("?", "*"):
+        kwargs["default"] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    parser.add_argument(f.name, type=meta.get("parse") or _scalar(item, meta.get("positive", False)),
+                        choices=meta.get("choices"), metavar=meta.get("metavar"), help=meta.get("help"), **kwargs)
 
 
-def parse_key_values(items: Iterable[str], flag: str) -> Dict[str, Any]:
-    """['depth=4', 'tubelet_size=2,8,8'] -> {'depth': 4, 'tubelet_size': (2, 8, 8)}."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} expects KEY=VALUE (e.g. depth=4, tubelet_size=2,8,8), got {item!r}")
-        out[key.strip()] = _value(value.strip())
-    return out
+def add_version(parser: argparse.ArgumentParser, version: str) -> None:
+    """``--version``: print `version` and exit."""
+    parser.add_argument("--version", action="version", version=version)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
@@ -188,7 +203,8 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
             continue
         value = getattr(args, f.name)
         if typing.get_origin(_unwrap(hints[f.name])[0]) in (dict, typing.Dict):
-            value = parse_key_values(value, flag_name(f))
+            value = parse_key_values(value, flag_name(f), **({"value": f.metadata["parse"]}
+                                                             if f.metadata.get("parse") else {}))
         values[f.name] = value
     config = cls(**{**values, **fixed})
     check_fields(config)

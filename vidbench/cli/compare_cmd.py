@@ -6,8 +6,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+from dataclasses import dataclass
+from typing import List, Optional
 
+from ..options import PROGRESS, option
 from ._options import add_options, config_from_args
+
+
+@dataclass
+class CompareJob:
+    """What `vidbench compare` takes besides `CompareConfig`: the models and where the rows go."""
+
+    models: List[str] = option(default_factory=list, positional="+", metavar="MODEL",
+                               help="vidbench models to compare (see above)")
+    out: Optional[str] = option(None, help="results directory [results/compare-<UTC time>]")
+    progress: bool = PROGRESS(help="progress lines")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,19 +32,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "implementation with perturbed weights and vidbench's loaded from it through "
                                    "the published-weights converter; both are timed in interleaved rounds. Models: "
                                    + ", ".join(f"{m} ({f.reference})" for m, f in FAMILIES.items()) + ".")
-    p.add_argument("models", nargs="+", metavar="MODEL", help="vidbench models to compare (see above)")
     add_options(p, CompareConfig)
-    p.add_argument("--out", default=None, help="results directory [results/compare-<UTC time>]")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    add_options(p, CompareJob)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bench.compare import CompareConfig, run_compare, summary
 
-    out = args.out or f"results/compare-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-    cfg = config_from_args(CompareConfig, args, models=list(dict.fromkeys(args.models)))
-    rows = run_compare(cfg, out, progress=not args.no_progress)
+    job = config_from_args(CompareJob, args)
+    out = job.out or f"results/compare-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    cfg = config_from_args(CompareConfig, args, models=list(dict.fromkeys(job.models)))
+    rows = run_compare(cfg, out, progress=job.progress)
     print(summary(rows))
     print(f"\nmax|diff|: largest |logit difference| on the same clip; x ref: clips/s over the reference's; peak "
           f"memory: see mem_method. {len(rows)} rows -> {out}/compare.csv")

@@ -2,24 +2,33 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import List, Optional
 
-from ._args import positive_int
+from ..options import DECODER, PROGRESS, WORKERS, option
+from ._options import add_options, config_from_args
+
+
+@dataclass
+class ExtractFramesJob:
+    """`vidbench extract-frames`: a video dataset in, a rawframes dataset out."""
+
+    data: str = option("", required=True, help="dataset directory (dataset.json, or <split>.csv/.txt/folders); each "
+                                               "video's frame folder keeps its path under it (whitespace -> '_')")
+    out: str = option("", required=True, help="output dataset directory (frame folders, <split>_rawframes.txt, "
+                                              "classes.txt, dataset.json); `--data <out>` then reads it")
+    split: Optional[List[str]] = option(None, repeat=True, help="split to extract (repeatable; default: every split "
+                                                                "of the dataset)")
+    quality: int = option(95, positive=True, help="JPEG quality 1..100")
+    num_workers: int = WORKERS(0, help="worker processes (0: in this process)")
+    backend: Optional[str] = DECODER()
+    progress: bool = PROGRESS(help="progress bar")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract-frames",
                        help="write a dataset's videos as JPEG frame folders + rawframes lists (mmaction2 layout)")
-    p.add_argument("--data", required=True, help="dataset directory (dataset.json, or <split>.csv/.txt/folders); "
-                                                 "each video's frame folder keeps its path under it (whitespace -> '_')")
-    p.add_argument("--out", required=True, help="output dataset directory (frame folders, <split>_rawframes.txt, "
-                                                "classes.txt, dataset.json); `--data <out>` then reads it")
-    p.add_argument("--split", action="append", default=None,
-                   help="split to extract (repeatable; default: every split of the dataset)")
-    p.add_argument("--quality", type=positive_int, default=95, help="JPEG quality 1..100 [95]")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process) [0]")
-    p.add_argument("--backend", choices=("decord", "torchcodec", "pyav"), default=None,
-                   help="video decoder [decord where installed, else torchcodec where FFmpeg loads, else pyav]")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_options(p, ExtractFramesJob)
     p.set_defaults(func=run)
 
 
@@ -28,13 +37,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.rawframes import extract_frames
     from ..data.spec import DataSpec
-    from ..errors import ConfigError
 
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    job = config_from_args(ExtractFramesJob, args)
     tic = time.perf_counter()
-    result = extract_frames(DataSpec.load(args.data), args.out, args.split, args.quality, args.workers, args.backend,
-                            progress=args.progress)
+    result = extract_frames(DataSpec.load(job.data), job.out, job.split, job.quality, job.num_workers, job.backend,
+                            progress=job.progress)
     for problem in result.problems:
         print(f"skipped: {problem}")
     for note in result.fallbacks:

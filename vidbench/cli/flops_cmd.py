@@ -3,26 +3,35 @@ fvcore could not count."""
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
-from ._args import positive_int
+from ..options import FRAMES, IMG_SIZE, WEIGHTS, WEIGHTS_FORMAT, device_check, option
+from ._options import add_options, config_from_args
 
 UNIT = "GMACs = 1e9 multiply-adds (1 MAC = 1 FLOP, the papers' convention), one view at batch 1"
 
 
+@dataclass
+class FlopsJob:
+    """`vidbench flops`: the count of one model (or of the model a checkpoint holds)."""
+
+    model: Optional[str] = option(None, positional="?", help="registry name (vidbench list); optional with --weights")
+    weights: Optional[str] = WEIGHTS(help="count the model a checkpoint holds, at its own config")
+    weights_format: Optional[str] = WEIGHTS_FORMAT()
+    frames: Optional[int] = FRAMES(help="num_frames override (video models)", aliases=())
+    img_size: Optional[int] = IMG_SIZE(help="img_size override", aliases=())
+    max_depth: int = option(3, ge=0, help="module depth of the table")
+    reference_attn: bool = option(False, help="trace the reference attention path instead of "
+                                              "F.scaled_dot_product_attention")
+    device: str = option("meta", check=device_check(auto=False, meta=True),
+                         help="where to build the model: meta (default, no compute) or cpu")
+    crosscheck: bool = option(False, help="also count with torch's FlopCounterMode")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="params, GMACs and a per-module FLOP table of one model")
-    p.add_argument("model", nargs="?", default=None, help="registry name (vidbench list); optional with --weights")
-    p.add_argument("--weights", default=None, help="count the model a checkpoint holds, at its own config")
-    p.add_argument("--weights-format", default=None, help="force a weights format instead of detecting it")
-    p.add_argument("--frames", type=positive_int, default=None, help="num_frames override (video models)")
-    p.add_argument("--img-size", type=positive_int, default=None, help="img_size override")
-    p.add_argument("--max-depth", type=int, default=3, help="module depth of the table (default 3)")
-    p.add_argument("--reference-attn", action="store_true",
-                   help="trace the reference attention path instead of F.scaled_dot_product_attention")
-    p.add_argument("--device", default="meta", help="where to build the model: meta (default, no compute) or cpu")
-    p.add_argument("--crosscheck", action="store_true", help="also count with torch's FlopCounterMode")
+    add_options(p, FlopsJob)
     p.set_defaults(func=run)
 
 
@@ -64,33 +73,30 @@ def render(report: Any, max_depth: int = 3, published: Any = None, crosscheck: A
 def run(args: argparse.Namespace) -> int:
     from ..bench import count_flops, flop_counter_by_operator
     from ..bench.crosscheck import NORM_OP
+    from ..errors import ConfigError
     from ..models import ModelMeta, model_entry
     from ..weights import find_published, inspect_weights
 
-    overrides = {"num_frames": args.frames, "img_size": args.img_size}
+    job = config_from_args(FlopsJob, args)
+    overrides = {"num_frames": job.frames, "img_size": job.img_size}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     published = None
-    try:
-        name, config = args.model, {}
-        if args.weights:
-            source, _, name, config = inspect_weights(args.weights, args.model, args.weights_format)
-            pub = find_published(source.path, source)
-            if pub is not None and pub.gmacs and not overrides:
-                published = ModelMeta(gmacs=pub.gmacs, source=f"{pub.name}: {pub.paper or pub.source}")
-        elif name is None:
-            print("vidbench flops: give a model name or --weights", file=sys.stderr)
-            return 2
-        entry = model_entry(name)
-        config = {**config, **overrides}
-        report = count_flops(name, device=args.device, fused=False if args.reference_attn else None, **config)
-        check = None
-        if args.crosscheck:
-            by_op = flop_counter_by_operator(name, device=args.device, **config)
-            check = (sum(by_op.values()), sum(n for op, n in by_op.items() if op != NORM_OP))
-    except (KeyError, TypeError, ValueError) as exc:
-        print(f"vidbench flops: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    if not args.weights and not overrides:
+    name, config = job.model, {}
+    if job.weights:
+        source, _, name, config = inspect_weights(job.weights, job.model, job.weights_format)
+        pub = find_published(source.path, source)
+        if pub is not None and pub.gmacs and not overrides:
+            published = ModelMeta(gmacs=pub.gmacs, source=f"{pub.name}: {pub.paper or pub.source}")
+    elif name is None:
+        raise ConfigError("give a model name or --weights")
+    entry = model_entry(name)
+    config = {**config, **overrides}
+    report = count_flops(name, device=job.device, fused=False if job.reference_attn else None, **config)
+    check = None
+    if job.crosscheck:
+        by_op = flop_counter_by_operator(name, device=job.device, **config)
+        check = (sum(by_op.values()), sum(n for op, n in by_op.items() if op != NORM_OP))
+    if not job.weights and not overrides:
         published = entry.meta  # the paper's number is for the default input
-    print(render(report, args.max_depth, published, check))
+    print(render(report, job.max_depth, published, check))
     return 0

@@ -3,16 +3,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from ..options import option
+from ._options import add_options, config_from_args
+
+
+@dataclass
+class ListJob:
+    """`vidbench list`: the model zoo, the published checkpoints or the checkpoint formats."""
+
+    pattern: Optional[str] = option(None, positional="?", help="shell-style pattern, e.g. 'vivit_*'")
+    family: Optional[str] = option(None, help="only this family (vit, vivit, timesformer, vtn, mvit, swin, videomae)")
+    weights: bool = option(False, help="list the published checkpoints vidbench knows (file names, source, "
+                                       "preprocessing, top-1)")
+    formats: bool = option(False, help="list the checkpoint formats vidbench reads")
+    markdown: bool = option(False, help="with --weights / --formats: a Markdown table")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="print the model zoo table")
-    p.add_argument("pattern", nargs="?", default=None, help="shell-style pattern, e.g. 'vivit_*'")
-    p.add_argument("--family", default=None, help="only this family (vit, vivit, timesformer, vtn, mvit, swin, videomae)")
-    p.add_argument("--weights", action="store_true",
-                   help="list the published checkpoints vidbench knows (file names, source, preprocessing, top-1)")
-    p.add_argument("--formats", action="store_true", help="list the checkpoint formats vidbench reads")
-    p.add_argument("--markdown", action="store_true", help="with --weights / --formats: a Markdown table")
+    add_options(p, ListJob)
     p.set_defaults(func=run)
 
 
@@ -26,7 +38,7 @@ def _print(header, rows, markdown: bool) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-def _weights(args: argparse.Namespace) -> int:
+def _weights(args: ListJob) -> int:
     """The published-weights table (what the README shows, generated from the registry)."""
     import fnmatch
 
@@ -62,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, did_you_mean
     from ..models import create_model, list_models, model_entry
 
+    args = config_from_args(ListJob, args)
     if args.family:  # an unknown family is a typo, not an empty table
         families = sorted({model_entry(n).family for n in list_models()})
         if args.family not in families:

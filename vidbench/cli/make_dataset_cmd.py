@@ -3,38 +3,45 @@ with --preset, the same classes at a real dataset's size, encoding and layout (k
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Any, Optional
 
-from ._args import positive_int
-from ._options import add_deprecated_flag
+from ..options import IMG_SIZE, SEED, option
+from ._options import add_options, config_from_args
 
 PRESET_NAMES = ("kinetics", "ssv2")  # vidbench.data.presets.PRESETS (not imported here: argparse stays light)
 
 
+@dataclass
+class MakeDatasetJob:
+    """`vidbench make-dataset`: the generated dataset, at its own size or a real dataset's (--preset)."""
+
+    out: Optional[str] = option(None, help="output directory (default: data/synthetic, or data/<preset>)")
+    preset: Optional[str] = option(None, choices=sorted(PRESET_NAMES),
+                                   help="real-size videos in a real dataset's layout: kinetics (10 s, 30 fps, short "
+                                        "side 256, H.264 with B-frames, train/<class>/<ytid>_<start>_<end>.mp4 + "
+                                        "train.csv ...) or ssv2 (VP9 WebM, 12 fps, height 240, 2-6 s, "
+                                        "20bn-something-something-v2/<id>.webm + labels.json, train.json ...)")
+    classes: Optional[str] = option(None, help="comma-separated class names (default: all 14; see --list-classes)")
+    videos_per_class: Optional[int] = option(None, help="[60; a preset: 3]")
+    frames: Optional[int] = option(None, help="frames per video (odd keeps test clips symmetric) [17; not with "
+                                              "--preset]")
+    img_size: Optional[int] = IMG_SIZE(help="frame side in pixels, even [32; not with --preset]")
+    # a float the preset checks (its message names the seconds), not check_fields: typed Any
+    duration_s: Optional[Any] = option(None, parse=float, metavar="DURATION_S",
+                                       help="--preset only: seconds per video [kinetics 10; ssv2 2-6, drawn per video]")
+    short_side: Optional[int] = option(None, help="--preset only: frame height in pixels, even [kinetics 256; ssv2 "
+                                                  "240]")
+    seed: int = SEED(help="random seed of the generated videos and splits")
+    fps: Optional[int] = option(None, help="[8; kinetics 30; ssv2 12]")
+    val_fraction: float = option(0.15, ge=0, lt=1, help="share of each class's videos in the val split")
+    test_fraction: float = option(0.15, ge=0, lt=1, help="share of each class's videos in the test split")
+    list_classes: bool = option(False, help="print the classes and their groups, then exit")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-dataset", help="generate the synthetic action dataset (H.264 MP4s + splits)")
-    p.add_argument("--out", default=None, help="output directory (default: data/synthetic, or data/<preset>)")
-    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default=None,
-                   help="real-size videos in a real dataset's layout: kinetics (10 s, 30 fps, short side 256, "
-                        "H.264 with B-frames, train/<class>/<ytid>_<start>_<end>.mp4 + train.csv ...) or ssv2 "
-                        "(VP9 WebM, 12 fps, height 240, 2-6 s, 20bn-something-something-v2/<id>.webm + labels.json, "
-                        "train.json ...)")
-    p.add_argument("--classes", default=None,
-                   help="comma-separated class names (default: all 14; see --list-classes)")
-    p.add_argument("--videos-per-class", type=positive_int, default=None, help="[60; a preset: 3]")
-    p.add_argument("--frames", type=positive_int, default=None,
-                   help="frames per video (odd keeps test clips symmetric) [17; not with --preset]")
-    p.add_argument("--img-size", type=positive_int, default=None,
-                   help="frame side in pixels, even [32; not with --preset] (deprecated alias: --size)")
-    add_deprecated_flag(p, "--size", dest="img_size", new="--img-size", type=positive_int)
-    p.add_argument("--duration-s", type=float, default=None,
-                   help="--preset only: seconds per video [kinetics 10; ssv2 2-6, drawn per video]")
-    p.add_argument("--short-side", type=positive_int, default=None,
-                   help="--preset only: frame height in pixels, even [kinetics 256; ssv2 240]")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=positive_int, default=None, help="[8; kinetics 30; ssv2 12]")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--list-classes", action="store_true", help="print the classes and their groups, then exit")
+    add_options(p, MakeDatasetJob)
     p.set_defaults(func=run)
 
 
@@ -44,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import CLASSES, make_dataset
     from ..errors import ConfigError
 
+    args = config_from_args(MakeDatasetJob, args)
     if args.list_classes:
         for c in CLASSES.values():
             print(f"{c.name:16s} {c.group}" + (" (reverse)" if c.reverse else "") + (" (no flip)" if c.mirror_sensitive else ""))

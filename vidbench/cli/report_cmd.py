@@ -3,26 +3,40 @@ vidbench report --format readme [RESULTS_ROOT] [--section NAME ...]."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import List, Optional
+
+from ..options import option
+from ._options import add_options, config_from_args
+
+
+@dataclass
+class ReportJob:
+    """`vidbench report`: a report of results directories, or the README's tables."""
+
+    results_dirs: List[str] = option(default_factory=list, positional="*",
+                                     help="results directories (bench.csv, accuracy.csv, ssl.csv, environment.json); "
+                                          "with --format readme, at most one: the results root holding the committed "
+                                          "runs (default: results)")
+    out: Optional[str] = option(None, help="where to write the report (default: the first results directory)")
+    format: str = option("md", choices=("md", "readme"),
+                         help="md: report.md + report.html; readme: print the Markdown tables README.md and the "
+                              "results directories' READMEs quote, generated from their CSVs")
+    section: Optional[List[str]] = option(None, repeat=True, help="with --format readme: only this table "
+                                                                  "(repeatable); default every one")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write report.md and report.html comparing one or more results directories, "
                                       "or print the README's tables from the committed results (--format readme)")
-    p.add_argument("results_dirs", nargs="*",
-                   help="results directories (bench.csv, accuracy.csv, ssl.csv, environment.json); with --format "
-                        "readme, at most one: the results root holding the committed runs (default: results)")
-    p.add_argument("--out", default=None, help="where to write the report (default: the first results directory)")
-    p.add_argument("--format", choices=("md", "readme"), default="md",
-                   help="md: report.md + report.html; readme: print the Markdown tables README.md and the results "
-                        "directories' READMEs quote, generated from their CSVs")
-    p.add_argument("--section", action="append", default=None,
-                   help="with --format readme: only this table (repeatable); default every one")
+    add_options(p, ReportJob)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
 
+    args = config_from_args(ReportJob, args)
     if args.format == "readme":
         from ..report.readme import render
 

@@ -1,19 +1,36 @@
 """The options of the training and evaluation jobs, one dataclass each: `TrainConfig` (vidbench
 train), `EvalConfig` (vidbench eval), and `TrainingOptions`, the fields every training loop takes
-(`vidbench.ssl.train.PretrainConfig` extends it too). The CLI flags and the suite's [train]
-section are generated from these fields (`vidbench.options`); notebooks build them directly."""
+(`vidbench.ssl.train.PretrainConfig` extends it too). Their fields are the vocabulary's concepts
+(`vidbench.options`: FRAMES, PRECISION, DEVICE, ...) with the jobs' own defaults and help; the
+CLI flags and the suite's [train] section are generated from them; notebooks build them directly."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from ..bench.throughput import PRECISIONS as _PRECISION_DTYPES
 from ..errors import ConfigError
-from ..options import Alias, accepts_aliases, check_choice, check_fields, device_check, option, precision_from_amp
+from ..options import (
+    BAD_ITEMS,
+    DECODER,
+    DEVICE,
+    FRAMES,
+    IMG_SIZE,
+    PRECISIONS,
+    PROGRESS,
+    SEED,
+    WEIGHTS,
+    WEIGHTS_FORMAT,
+    WORKERS,
+    Alias,
+    accepts_aliases,
+    check_choice,
+    check_fields,
+    option,
+    precision_option,
+)
 
-__all__ = ["PRECISIONS", "TrainingOptions", "TrainConfig", "EvalConfig", "parse_views"]
+__all__ = ["PRECISIONS", "TrainingOptions", "TrainConfig", "EvalConfig", "parse_views", "precision_option"]
 
-PRECISIONS: Tuple[str, ...] = tuple(_PRECISION_DTYPES)  # fp32, bf16, fp16: autocast dtypes, as in vidbench bench
 INIT_MODES = ("central_frame", "inflation", "random")
 
 
@@ -26,46 +43,6 @@ def parse_views(views: str) -> Tuple[int, int]:
     if clips < 1 or crops not in (1, 3):
         raise ConfigError(f"views {views!r}: need >= 1 temporal clip and 1 or 3 spatial crops")
     return clips, crops
-
-
-# -- the vocabulary: each concept's field, declared once and used by every job that has it -----------
-def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None) -> Any:
-    """`precision`: the autocast dtype. The old ``amp`` option is its deprecated alias (train / eval:
-    ``--amp none|bf16|fp16``; pretrain: a bare ``--amp`` meaning bf16)."""
-    amp = Alias("amp", convert=precision_from_amp, const=amp_flag_const,
-                choices=None if amp_flag_const else ("none", "bf16", "fp16"))
-    return option(default, choices=PRECISIONS, aliases=[amp],
-                  help="autocast dtype: fp32 (no autocast), bf16, or fp16 (with a gradient scaler when training)")
-
-
-def workers_option(default: int) -> Any:
-    return option(default, flag="workers", ge=0, help="DataLoader worker processes (per process under torchrun)")
-
-
-def device_option(default: str) -> Any:
-    return option(default, check=device_check(), help="auto (cuda where available), cpu, cuda, cuda:N or mps")
-
-
-def progress_option() -> Any:
-    return option(True, help="progress bars")
-
-
-def frames_option(help: str) -> Any:
-    return option(None, help=help, aliases=[Alias("num_frames")])
-
-
-def img_size_option(help: str) -> Any:
-    return option(None, help=help, aliases=[Alias("size")])
-
-
-def backend_option() -> Any:
-    return option(None, choices=("decord", "torchcodec", "pyav"),
-                  help="video decoder [decord where installed, else torchcodec where FFmpeg loads, else pyav]")
-
-
-def bad_items_option() -> Any:
-    return option("skip", choices=("skip", "raise"),
-                  help="unusable videos and annotation lines: skip (warn, count, report) or raise")
 
 
 # -- the training loops ---------------------------------------------------------------------------
@@ -87,10 +64,10 @@ class TrainingOptions:
     warmup_epochs: float = option(2.0, ge=0, help="linear warm-up, in epochs (fractions allowed)")
     clip_grad: float = option(1.0, ge=0, aliases=[Alias("grad_clip")], help="max global gradient norm (0: off)")
     precision: str = precision_option()
-    num_workers: int = workers_option(2)
-    seed: int = option(0, ge=0, help="random seed (initialisation, data order, augmentation)")
-    device: str = device_option("auto")
-    progress: bool = progress_option()
+    num_workers: int = WORKERS(2)
+    seed: int = SEED(help="random seed (initialisation, data order, augmentation)")
+    device: str = DEVICE()
+    progress: bool = PROGRESS()
 
     def check_training(self, min_batch: int = 1) -> None:
         """Values every loop needs (a ConfigError names the option): each field's own
@@ -101,7 +78,6 @@ class TrainingOptions:
                               "to min_lr")
         if self.epochs < 1 or self.batch_size < min_batch:
             raise ConfigError(f"need epochs >= 1 and batch_size >= {min_batch}, got {self.epochs}, {self.batch_size}")
-        check_choice("precision", self.precision, PRECISIONS)
         if self.clip_grad < 0 or self.warmup_epochs < 0 or self.num_workers < 0:
             raise ConfigError(f"clip_grad, warmup_epochs and num_workers must be >= 0, got {self.clip_grad}, "
                               f"{self.warmup_epochs}, {self.num_workers}")
@@ -126,21 +102,20 @@ class TrainConfig(TrainingOptions):
     out: str = option("", required=True, help="results directory (checkpoint, train.csv, accuracy.csv), "
                                               "e.g. results/m2")
     label_smoothing: float = option(0.1, ge=0, lt=1, help="cross-entropy label smoothing")
-    backend: Optional[str] = backend_option()
-    bad_items: str = bad_items_option()
+    backend: Optional[str] = DECODER()
+    bad_items: str = BAD_ITEMS()
     init: Optional[str] = option(None, help="image ViT checkpoint (.safetensors written by vidbench.checkpoint, e.g. "
                                             "vidbench pretrain's) to initialise from")
     init_mode: str = option("central_frame", choices=INIT_MODES, help="tubelet rule of from_image_backbone")
     init_label: Optional[str] = option(None, help="the init column [the checkpoint's 'method' metadata, else its "
                                                   "file name]")
-    weights: Optional[str] = option(None, help="fine-tune from published weights of the model itself (any supported "
-                                               "format; frames, size and normalisation follow the checkpoint unless "
-                                               "given)")
-    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
-    frames: Optional[int] = frames_option("clip frames [the dataset's]")
+    weights: Optional[str] = WEIGHTS(help="fine-tune from published weights of the model itself (any supported "
+                                          "format; frames, size and normalisation follow the checkpoint unless given)")
+    weights_format: Optional[str] = WEIGHTS_FORMAT()
+    frames: Optional[int] = FRAMES(help="clip frames [the dataset's]")
     stride: Optional[int] = option(None, help="frame stride of dense sampling [the dataset's]")
     sampling: Optional[str] = option(None, choices=("dense", "uniform"), help="clip sampling [the dataset's]")
-    img_size: Optional[int] = img_size_option("crop side [the dataset's, or the --init model's]")
+    img_size: Optional[int] = IMG_SIZE(help="crop side [the dataset's, or the --init model's]")
     model_kwargs: Dict[str, Any] = option(default_factory=dict, flag="model-arg", metavar="KEY=VALUE",
                                           help="model config override, repeatable (depth=4, tubelet_size=2,8,8)")
     val_views: str = option("1x1", help="views of the per-epoch validation")
@@ -175,26 +150,26 @@ class EvalConfig:
     preprocessing and views unless overridden); rank 0 appends the row to accuracy.csv."""
 
     checkpoint: Optional[str] = option(None, help="a vidbench train checkpoint, e.g. results/m2/checkpoint.safetensors")
-    weights: Optional[str] = option(None, help="published weights: a file or a Hugging Face directory")
+    weights: Optional[str] = WEIGHTS(help="published weights: a file or a Hugging Face directory")
     model: Optional[str] = option(None, help="registry name for --weights formats without a config")
-    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
+    weights_format: Optional[str] = WEIGHTS_FORMAT()
     data: Optional[str] = option(None, help="dataset directory [for --checkpoint: the one it was trained on]")
     views: Optional[str] = option(None, help="temporal clips x spatial crops (1 or 3), e.g. 4x3 [the weights' "
                                              "published views, else 4x3]")
     split: Optional[str] = option(None, help="split to evaluate [test, else val (said when so)]")
-    frames: Optional[int] = frames_option("--weights: clip frames, time embeddings resized [the weights']")
+    frames: Optional[int] = FRAMES(help="--weights: clip frames, time embeddings resized [the weights']")
     stride: Optional[int] = option(None, help="--weights: frame stride [the weights']")
-    img_size: Optional[int] = img_size_option("--weights: crop size, position embeddings resized [the weights']")
+    img_size: Optional[int] = IMG_SIZE(help="--weights: crop size, position embeddings resized [the weights']")
     out: Optional[str] = option(None, help="results directory [the checkpoint's; results/pretrained for --weights]")
     predict: Optional[str] = option(None, help="also write each video's top-5 classes and scores (views averaged) "
                                                "to this new CSV; the one output for a split without labels")
     batch_size: int = option(8, positive=True, help="videos per batch (each with all its views)")
-    num_workers: int = workers_option(2)
-    backend: Optional[str] = backend_option()
-    bad_items: str = bad_items_option()
+    num_workers: int = WORKERS(2)
+    backend: Optional[str] = DECODER()
+    bad_items: str = BAD_ITEMS()
     precision: str = precision_option()
-    device: str = device_option("auto")
-    progress: bool = progress_option()
+    device: str = DEVICE()
+    progress: bool = PROGRESS()
 
     DEFAULT_VIEWS = "4x3"
 
@@ -204,7 +179,6 @@ class EvalConfig:
             raise ConfigError("give one of checkpoint (vidbench train's) or weights (published)")
         if self.weights and not self.data:
             raise ConfigError("--weights needs --data")
-        check_choice("precision", self.precision, PRECISIONS)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.views:
