@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 
 __all__ = ["AnnotationError", "AnnotationIssue", "LabelMap", "VideoRecord", "read_annotations", "read_csv",
            "read_folder", "read_kinetics_csv", "read_list", "read_ssv2_json", "kinetics_classes", "ssv2_class_name",
@@ -84,7 +84,7 @@ class LabelMap:
         self.names = [str(n) for n in names]
         dupes = sorted({n for n in self.names if self.names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate class names in the label map: {dupes}")
+            raise ConfigError(f"duplicate class names in the label map: {dupes}")
         self._ids: Dict[str, int] = {n: i for i, n in enumerate(self.names)}
 
     @classmethod

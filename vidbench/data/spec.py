@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
+from ..errors import ConfigError, UnknownNameError
 from .annotations import (
     AnnotationIssue,
     LabelMap,
@@ -60,7 +61,9 @@ class DataSpec:
             try:
                 meta = json.loads(manifest.read_text())
             except json.JSONDecodeError as err:
-                raise ValueError(f"{manifest}:{err.lineno}: malformed JSON: {err.msg}") from None
+                raise ConfigError(f"{manifest}:{err.lineno}: malformed JSON: {err.msg}") from None
+            if not isinstance(meta, dict) or not isinstance(meta.get("splits"), dict):
+                raise ConfigError(f"{manifest}: needs a \"splits\" object (split name -> annotation file)")
             splits = {k: root / v for k, v in meta["splits"].items()}
             if meta.get("label_map"):
                 labels = LabelMap.from_file(root / meta["label_map"])
@@ -105,7 +108,7 @@ class DataSpec:
 
     def records(self, split: str, on_error: str = "skip") -> Tuple[List[VideoRecord], List[AnnotationIssue]]:
         if split not in self.splits:
-            raise KeyError(f"{self.root}: no split {split!r} (has {sorted(self.splits)})")
+            raise UnknownNameError(f"{self.root}: no split {split!r} (has {sorted(self.splits)})")
         records, issues, _ = read_annotations(self.splits[split], self.labels, self.video_root or self.root, on_error)
         return records, issues
 
@@ -114,7 +117,7 @@ class DataSpec:
         for split in ("test", "val"):
             if split in self.splits:
                 return split
-        raise KeyError(f"{self.root}: no test or val split to evaluate (has {sorted(self.splits)})")
+        raise UnknownNameError(f"{self.root}: no test or val split to evaluate (has {sorted(self.splits)})")
 
     def label_groups(self) -> List[Optional[str]]:
         """The group of each label id (None where the dataset defines none)."""
@@ -123,5 +126,5 @@ class DataSpec:
     def no_flip_labels(self) -> Set[int]:
         unknown = [n for n in self.no_flip if n not in self.labels]
         if unknown:
-            raise ValueError(f"{self.root}: no_flip names classes outside the label map: {unknown}")
+            raise ConfigError(f"{self.root}: no_flip names classes outside the label map: {unknown}")
         return {self.labels.lookup(n) for n in self.no_flip}

@@ -17,6 +17,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..errors import ConfigError
 from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["ARBConfig", "ARB", "standardize", "arb_base", "arb_loss"]
@@ -42,7 +43,7 @@ def arb_base(z: torch.Tensor, eps: float = 1e-5, groups: int = 1) -> torch.Tenso
     Z = U S V^T: the nearest matrix with orthonormal columns."""
     n, d = z.shape
     if d % groups:
-        raise ValueError(f"ARB: {d} features do not split into {groups} groups")
+        raise ConfigError(f"ARB: {d} features do not split into {groups} groups")
     with torch.no_grad(), torch.autocast(device_type=z.device.type, enabled=False):
         zg = rearrange(z.to(torch.promote_types(z.dtype, torch.float32)), "n (g k) -> g n k", g=groups)  # (G, N, d/G)
         cov = zg.transpose(1, 2) @ zg / (n - 1)  # (G, d/G, d/G)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Sequence, Tuple, Union
 
 import torch
 from torchvision.transforms import v2
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD  # one definition for clips and frames
+from ..errors import ConfigError
+from ..options import parse_key_values
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ViewAugment", "MultiViewTransform", "method_views",
            "parse_aug_overrides", "single_thread"]
@@ -42,10 +44,10 @@ class ViewAugment:
     def __post_init__(self) -> None:
         for name in ("flip_p", "jitter_p", "gray_p", "blur_p", "solarize_p"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"augmentation {name} must be a probability in [0, 1], got {getattr(self, name)}")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+            raise ConfigError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
 
     def build(self, size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
         kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # ~10% of the side, odd (SimCLR)
@@ -120,15 +122,17 @@ def method_views(method: str, size: int, num_views: int) -> List[ViewAugment]:
     return [dataclasses.replace(base[i % len(base)]) for i in range(num_views)]
 
 
-def parse_aug_overrides(items: Sequence[str]) -> Dict[str, object]:
-    """['blur_p=0.5', 'crop_scale=0.2,1.0'] -> typed fields of ViewAugment (applied to every view)."""
+def parse_aug_overrides(items: Union[Sequence[str], Mapping[str, str]]) -> Dict[str, object]:
+    """['blur_p=0.5', 'crop_scale=0.2,1.0'] (or those as a mapping of text) -> typed fields of
+    ViewAugment (applied to every view)."""
     fields = {f.name: f for f in dataclasses.fields(ViewAugment)}
+    if not isinstance(items, Mapping):
+        items = parse_key_values(items, "--aug", str, example="blur_p=0.5, crop_scale=0.2,1.0")
     out: Dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            raise ValueError(f"--aug {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+    for key, value in items.items():
+        item = f"{key}={value}"
+        if key not in fields:
+            raise ConfigError(f"--aug {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
         try:
             if key in ("crop_scale", "blur_sigma"):
                 lo, hi = (float(v) for v in value.split(","))
@@ -136,5 +140,6 @@ def parse_aug_overrides(items: Sequence[str]) -> Dict[str, object]:
             else:
                 out[key] = float(value)
         except ValueError:
-            raise ValueError(f"--aug {item!r}: {value!r} is not a number{' pair LO,HI' if key in ('crop_scale', 'blur_sigma') else ''}") from None
+            raise ConfigError(f"--aug {item!r}: {value!r} is not a number"
+                              f"{' pair LO,HI' if key in ('crop_scale', 'blur_sigma') else ''}") from None
     return out

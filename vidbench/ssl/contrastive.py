@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["ContrastiveConfig", "Contrastive", "contrastive_loss", "pairwise_contrastive_loss"]
@@ -31,7 +32,7 @@ class ContrastiveConfig:
 
     def __post_init__(self) -> None:
         if self.margin <= 0:
-            raise ValueError(f"margin must be positive, got {self.margin}")
+            raise ConfigError(f"margin must be positive, got {self.margin}")
 
 
 def _dist(sq: torch.Tensor) -> torch.Tensor:

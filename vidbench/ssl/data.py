@@ -24,6 +24,7 @@ from torchvision.datasets import DatasetFolder
 from tqdm.auto import tqdm
 
 from ..data.dataset import BadItem  # one bad-item type for the project: index, path, reason
+from ..errors import ConfigError
 from .augment import IMAGENET_MEAN, IMAGENET_STD, single_thread
 
 __all__ = ["IMAGE_EXTENSIONS", "BadItem", "ImageFolderFrames", "ClipFrames", "MultiViewDataset", "EvalDataset",
@@ -98,7 +99,7 @@ class ClipFrames(Dataset):
     def __init__(self, clips: Dataset, frames_per_clip: int, img_size: int, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None, progress: bool = False):
         if frames_per_clip < 1:
-            raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+            raise ConfigError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
         frames: List[torch.Tensor] = []
         labels: List[int] = []
         self.failed: List[BadItem] = []
@@ -227,7 +228,7 @@ def image_folder_splits(root: PathLike, img_size: int, holdout: float = 0.2) -> 
             if (root / name).is_dir():
                 splits[name] = ImageFolderFrames(root / name, img_size)
                 if splits[name].classes != splits["train"].classes:
-                    raise ValueError(f"{root / name}: classes {splits[name].classes} differ from train's {splits['train'].classes}")
+                    raise ConfigError(f"{root / name}: classes {splits[name].classes} differ from train's {splits['train'].classes}")
                 break
         return splits
     full = ImageFolderFrames(root, img_size)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import SSLMethod, StepOutput
 
 __all__ = ["InstDiscConfig", "InstDisc", "MemoryBank", "nce_loss"]
@@ -34,10 +35,10 @@ class InstDiscConfig:
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
         for name in ("bank_momentum", "z_momentum"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class MemoryBank(nn.Module):
@@ -46,7 +47,7 @@ class MemoryBank(nn.Module):
     def __init__(self, size: int, feat_dim: int, momentum: float = 0.5):
         super().__init__()
         if size < 2:
-            raise ValueError(f"the memory bank needs at least 2 entries, got {size}")
+            raise ConfigError(f"the memory bank needs at least 2 entries, got {size}")
         self.momentum = momentum
         self.register_buffer("features", F.normalize(torch.randn(size, feat_dim), dim=1))
 

@@ -6,6 +6,7 @@ from typing import Any, Dict, Mapping, Type
 
 from torch import nn
 
+from ..errors import ConfigError, UnknownNameError, UnknownOptionError
 from .arb import ARB, ARBConfig
 from .base import SSLMethod
 from .byol import BYOL, BYOLConfig
@@ -26,7 +27,7 @@ METHODS = tuple(_CONFIGS)
 
 def _check(name: str) -> None:
     if name not in _CONFIGS:
-        raise KeyError(f"unknown self-supervised method {name!r}; known: {', '.join(METHODS)}")
+        raise UnknownNameError(f"unknown self-supervised method {name!r}; known: {', '.join(METHODS)}")
 
 
 def method_config(name: str, **options: Any):
@@ -37,7 +38,7 @@ def method_config(name: str, **options: Any):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - fields)
     if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
+        raise UnknownOptionError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
     return cls(**{**_DEFAULTS.get(name, {}), **options})
 
 
@@ -69,7 +70,7 @@ def parse_method_options(name: str, items: Mapping[str, str]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for key, value in items.items():
         if key not in fields:
-            raise TypeError(f"{name}: unknown option {key!r}; valid options: {', '.join(sorted(fields))}")
+            raise UnknownOptionError(f"{name}: unknown option {key!r}; valid options: {', '.join(sorted(fields))}")
         default = fields[key].default
         try:
             if isinstance(default, bool):
@@ -81,5 +82,5 @@ def parse_method_options(name: str, items: Mapping[str, str]) -> Dict[str, Any]:
             else:
                 out[key] = float(value)
         except ValueError:
-            raise ValueError(f"{name}: option {key}={value!r} is not a valid {type(default).__name__}") from None
+            raise ConfigError(f"{name}: option {key}={value!r} is not a valid {type(default).__name__}") from None
     return out

@@ -16,7 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import pandas as pd
 import torch
@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..checkpoint import save_backbone
-from ..errors import TrainingStopped
+from ..errors import ConfigError, TrainingStopped
 from ..models import VisionTransformer, create_model
 from ..results import ResultsStore, writing
 from .augment import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, method_views
@@ -35,7 +35,7 @@ from .methods import build_method, check_batch, method_config
 from .train import PretrainConfig, pretrain
 
 __all__ = ["FrameData", "open_frames", "build_backbone", "run_pretraining", "run_evaluation", "evaluate_init",
-           "parse_key_values", "SSL_TABLE", "LOG_TABLE"]
+           "SSL_TABLE", "LOG_TABLE"]
 
 PathLike = Union[str, os.PathLike]
 SSL_TABLE, LOG_TABLE = "ssl", "ssl_log"
@@ -67,12 +67,12 @@ def open_frames(path: PathLike, img_size: int, holdout: float = 0.2, frames_per_
         splits = image_folder_splits(path, img_size, holdout)
         eval_split = "val" if "val" in splits else "test" if "test" in splits else None
         if eval_split is None:
-            raise ValueError(f"--data {path}: train/ has no val/ or test/ next to it to evaluate on")
+            raise ConfigError(f"--data {path}: train/ has no val/ or test/ next to it to evaluate on")
         train = splits["train"]
         return FrameData(train, train, splits[eval_split], eval_split, "images", str(path), list(train.classes))
     if _is_video_dataset(path):
         return _video_frames(path, img_size, frames_per_clip, progress)
-    raise ValueError(f"--data {path}: neither a class-per-folder image tree (or one with train/ and val/ splits) "
+    raise ConfigError(f"--data {path}: neither a class-per-folder image tree (or one with train/ and val/ splits) "
                      "nor a video dataset (dataset.json, or <split>.csv / .txt annotations)")
 
 
@@ -92,7 +92,7 @@ def _video_frames(path: Path, img_size: int, frames_per_clip: int, progress: boo
     spec = DataSpec.load(path)
     eval_split = "val" if "val" in spec.splits else "test" if "test" in spec.splits else None
     if "train" not in spec.splits or eval_split is None:
-        raise ValueError(f"--data {path}: a video dataset needs a train split and a val or test split, "
+        raise ConfigError(f"--data {path}: a video dataset needs a train split and a val or test split, "
                          f"has {sorted(spec.splits)}")
     sets = {}
     for split in ("train", eval_split):
@@ -109,7 +109,7 @@ def build_backbone(name: str = "vit_tiny", seed: int = 0, **overrides: Any) -> V
     torch.manual_seed(seed)
     model = create_model(name, **{**overrides, "num_classes": 0})
     if not isinstance(model, VisionTransformer):
-        raise ValueError(f"--backbone {name}: self-supervised pretraining takes an image ViT (vit_tiny, vit_small, "
+        raise ConfigError(f"--backbone {name}: self-supervised pretraining takes an image ViT (vit_tiny, vit_small, "
                          f"vit_base), got {type(model).__name__}")
     return model
 
@@ -238,14 +238,4 @@ def evaluate_init(init: str, data: FrameData, out: PathLike, backbone: str = "vi
     row = {**base, **run_evaluation(vit, data, k=knn_k, device=device), "status": "ok"}
     store.append(SSL_TABLE, row)
     return row
-
-
-def parse_key_values(items: Sequence[str], flag: str) -> Dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
 

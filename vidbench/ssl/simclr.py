@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import ProjectedMethod, StepOutput, mlp_head
 
 __all__ = ["SimCLRConfig", "SimCLR", "SimCLRv2Classifier", "nt_xent"]
@@ -54,14 +55,14 @@ class SimCLR(ProjectedMethod):
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: SimCLRConfig):
         super().__init__(backbone, projector, config)
         if not 0 < config.temperature:
-            raise ValueError(f"temperature must be positive, got {config.temperature}")
+            raise ConfigError(f"temperature must be positive, got {config.temperature}")
         self.name = "simclr_v2" if config.proj_layers == 3 else "simclr"
 
     @classmethod
     def build(cls, backbone: nn.Module, config: Optional[SimCLRConfig] = None) -> SimCLR:
         c = config or SimCLRConfig()
         if c.proj_layers < 2:
-            raise ValueError(f"proj_layers must be 2 (v1) or more (v2: 3), got {c.proj_layers}")
+            raise ConfigError(f"proj_layers must be 2 (v1) or more (v2: 3), got {c.proj_layers}")
         dims = [backbone.num_features] + [c.proj_hidden] * (c.proj_layers - 1) + [c.proj_dim]
         v2 = c.proj_layers >= 3
         return cls(backbone, mlp_head(dims, last_bn=v2, last_bias=not v2), c)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import ConfigError
 from ..options import accepts_aliases, option, override
 from ..train.config import TrainingOptions, precision_option
 from ..train.core import TrainingCore, lr_at, progress
@@ -81,7 +82,7 @@ def pretrain(method: SSLMethod, dataset: Dataset, config: PretrainConfig, checkp
     """
     c = config
     if len(dataset) < c.batch_size:
-        raise ValueError(f"the pretraining set has {len(dataset)} images, fewer than --batch-size {c.batch_size}")
+        raise ConfigError(f"the pretraining set has {len(dataset)} images, fewer than --batch-size {c.batch_size}")
     torch.manual_seed(c.seed)
     device = torch.device(c.device)
     method.to(device)
@@ -96,7 +97,7 @@ def pretrain(method: SSLMethod, dataset: Dataset, config: PretrainConfig, checkp
     if resume and checkpoint is not None and Path(checkpoint).exists():
         _, state, tensors = core.load(Path(checkpoint))
         if state["total_steps"] != total:
-            raise ValueError(f"{checkpoint}: made for {state['total_steps']} steps, this run has {total} "
+            raise ConfigError(f"{checkpoint}: made for {state['total_steps']} steps, this run has {total} "
                              "(epochs, batch size or data differ); use another --out or delete the checkpoint")
         gen.set_state(tensors["rng.loader"])
         start_epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_s"], state["history"]

@@ -35,7 +35,7 @@ class WMSEConfig:
 
     def __post_init__(self) -> None:
         if self.views not in (2, 4):
-            raise ValueError(f"W-MSE takes 2 or 4 views per image, got views={self.views}")
+            raise ConfigError(f"W-MSE takes 2 or 4 views per image, got views={self.views}")
         if self.w_iter < 1:
             raise ValueError(f"w_iter must be at least 1, got {self.w_iter}")
         if not 0 <= self.w_eps < 1:
