@@ -1,6 +1,7 @@
 """The one attention kernel: fused and reference paths agree; factorised axes do what they say,
 and so do the papers' own attentions on it (ViViT Model 4's split heads, VTN's Longformer window:
 more of it in test_vtn.py)."""
+import threading
 from functools import partial
 
 import pytest
@@ -8,8 +9,20 @@ import torch
 from _attention_helpers import both_kernels
 from einops import rearrange
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from vidbench.layers import Attention, BlockConfig, fused_attn, make_blocks, scaled_dot_product, use_fused_attn
+import vidbench.layers.attention as attention_module
+from vidbench.layers import (
+    Attention,
+    BlockConfig,
+    attn_backend,
+    default_attn_backend,
+    fused_attn,
+    make_blocks,
+    scaled_dot_product,
+    set_attn_backend,
+    use_fused_attn,
+)
 from vidbench.models.vivit import SplitHeadAttention
 from vidbench.models.vtn import LongformerSelfAttention
 
@@ -39,6 +52,76 @@ def test_global_switch_and_context_manager():
     with fused_attn(not before):
         assert use_fused_attn() is (not before)
     assert use_fused_attn() is before
+
+
+class _Ops(TorchDispatchMode):
+    """The aten ops a computation runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def _runs_fused(attn: Attention) -> bool:
+    """Whether a forward of `attn` runs torch's fused attention (else the reference softmax)."""
+    ops = _Ops()
+    with torch.no_grad(), ops:
+        attn(torch.randn(1, 6, 16))
+    fused = any("scaled_dot_product" in name for name in ops.names)
+    assert fused != ("_softmax" in ops.names), ops.names
+    return fused
+
+
+def test_backend_is_fixed_per_module_when_built(monkeypatch):
+    """timm's `self.fused_attn = use_fused_attn()`: a module keeps the backend it was built with;
+    an `attn_backend` block overrides it while the block runs; `set_attn_backend` is the default
+    of modules built afterwards only; the environment variable is the default's source."""
+    monkeypatch.setattr(attention_module, "_DEFAULT", "auto")
+    auto = Attention(16, num_heads=2).eval()
+    with attn_backend("reference"):
+        built_inside = Attention(16, num_heads=2).eval()
+    explicit = Attention(16, num_heads=2, attn_backend="reference").eval()
+    assert (auto.attn_backend, built_inside.attn_backend, explicit.attn_backend) == ("auto", "reference", "reference")
+    assert _runs_fused(auto) and not _runs_fused(built_inside) and not _runs_fused(explicit)
+    with attn_backend("auto"):  # the scope wins over the module's own
+        assert _runs_fused(explicit)
+    with fused_attn(False):
+        assert not _runs_fused(auto)
+    set_attn_backend("reference")
+    assert default_attn_backend() == "reference" and Attention(16, num_heads=2).attn_backend == "reference"
+    assert _runs_fused(auto)  # built before: keeps its own
+    monkeypatch.setenv("VIDBENCH_ATTN_BACKEND", "math")
+    assert attention_module._initial_backend() == "math"
+    monkeypatch.setenv("VIDBENCH_ATTN_BACKEND", "fast")
+    with pytest.raises(ValueError, match="unknown attention backend 'fast'"):
+        attention_module._initial_backend()
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        Attention(16, num_heads=2, attn_backend="fast")
+
+
+def test_backend_scope_is_local_to_its_thread():
+    """A benchmark's `attn_backend` block changes nothing for code running in another thread."""
+    attn = Attention(16, num_heads=2, attn_backend="auto").eval()
+    seen = []
+    inside, done = threading.Event(), threading.Event()
+
+    def other():
+        inside.wait()
+        seen.append(_runs_fused(attn))
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with attn_backend("reference"):
+        inside.set()
+        done.wait(30)
+        assert not _runs_fused(attn)
+    thread.join()
+    assert seen == [True]
 
 
 @pytest.mark.parametrize("axis", ["joint", "space", "time", "split", "window"])

@@ -98,3 +98,29 @@ def test_fused_matches_reference_attention(name):
         with fused_attn(False):
             b = model(x)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["vtn_tiny", "swin3d_tiny"])
+def test_grad_checkpointing_is_a_flag_over_the_blocks(name):
+    """`set_grad_checkpointing` sets the model's flag (and that of the block runners inside it:
+    Swin's stages, VTN's image backbone); the forward checks it and recomputes every block in the
+    backward pass; no block's `forward` is replaced, and without gradients nothing is recomputed."""
+    model = _build(name).train()
+    blocks = model.checkpoint_blocks()
+    runs = []
+    for blk in blocks:
+        blk.register_forward_pre_hook(lambda module, args: runs.append(module))  # a recompute may stop early
+    model.set_grad_checkpointing(True)
+    assert model.grad_checkpointing
+    assert all(m.grad_checkpointing for m in model.modules() if hasattr(m, "run_block"))
+    assert not any("forward" in blk.__dict__ for blk in blocks)
+    model(_input(model)).sum().backward()
+    assert len(runs) == 2 * len(blocks)  # forward, then recomputed in the backward pass
+    runs.clear()
+    with torch.no_grad():
+        model(_input(model))
+    assert len(runs) == len(blocks)
+    model.set_grad_checkpointing(False)
+    assert not any(m.grad_checkpointing for m in model.modules() if hasattr(m, "run_block"))
+    model(_input(model)).sum().backward()
+    assert len(runs) == 2 * len(blocks)

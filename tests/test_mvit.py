@@ -6,7 +6,7 @@ import torch
 
 tv_mvit = pytest.importorskip("torchvision.models.video.mvit", reason="torchvision is in the test extra")
 
-import vidbench.layers.pool_attention as pool_attention  # noqa: E402
+import vidbench.models.mvit_pooling as pool_attention  # noqa: E402
 from vidbench.layers import fused_attn  # noqa: E402
 from vidbench.models import create_model  # noqa: E402
 from vidbench.weights.formats.torchvision_mvit import torchvision_mvit_to_vidbench  # noqa: E402

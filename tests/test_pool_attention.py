@@ -4,7 +4,8 @@ import torch
 from _attention_helpers import both_kernels
 from einops import rearrange
 
-from vidbench.layers import Attention, PoolingAttention, TokenPool, pooled_grid, rel_pos_index
+from vidbench.layers import Attention
+from vidbench.models.mvit_pooling import PoolingAttention, TokenPool, pooled_grid, rel_pos_index
 
 
 def test_attention_dim_out_widens_channels():

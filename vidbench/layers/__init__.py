@@ -1,11 +1,11 @@
-"""Shared building blocks: the one attention kernel (and MViT's pooling attention on it),
-patch/tubelet embedding, MLP, block."""
+"""Shared building blocks: the one attention kernel, patch/tubelet embedding, MLP, block."""
 from .attention import (
     ATTN_BACKENDS,
     AXES,
     Attention,
     attn_backend,
     check_grid,
+    default_attn_backend,
     from_axis,
     fused_attn,
     get_attn_backend,
@@ -26,11 +26,11 @@ from .patch_embed import (
     to_2tuple,
     to_3tuple,
 )
-from .pool_attention import PoolingAttention, TokenPool, pooled_grid, rel_pos_index
 
 __all__ = [
-    "ATTN_BACKENDS", "AXES", "Attention", "attn_backend", "get_attn_backend", "set_attn_backend", "check_grid", "from_axis", "fused_attn", "scaled_dot_product", "set_fused_attn", "to_axis",
+    "ATTN_BACKENDS", "AXES", "Attention", "attn_backend", "default_attn_backend", "get_attn_backend",
+    "set_attn_backend", "check_grid", "from_axis", "fused_attn", "scaled_dot_product", "set_fused_attn", "to_axis",
     "use_fused_attn", "Block", "BlockConfig", "LayerNorm", "drop_path_rates", "make_blocks", "DropPath", "Mlp",
     "init_weights", "TUBELET_INITS", "PatchEmbed", "TubeletEmbed", "check_video", "inflate_patch_weight", "to_2tuple",
-    "to_3tuple", "PoolingAttention", "TokenPool", "pooled_grid", "rel_pos_index",
+    "to_3tuple",
 ]

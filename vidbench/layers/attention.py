@@ -1,7 +1,6 @@
 """The one attention kernel every vidbench model uses.
 
-`scaled_dot_product` is the kernel. One global setting picks its backend (`set_attn_backend`, the
-`attn_backend` context manager, or the environment variable VIDBENCH_ATTN_BACKEND):
+`scaled_dot_product` is the kernel; its `backend` argument picks how it runs:
 
 - ``auto`` (default): `F.scaled_dot_product_attention`, which picks its own kernel;
 - ``flash``, ``efficient``, ``cudnn``, ``math``: the same call restricted to that SDPA kernel
@@ -12,8 +11,15 @@
 - ``flex``: `torch.nn.attention.flex_attention`, the bias as a score_mod and a boolean mask as a
   mask_mod (block-sparse where the mask allows); eager unless the model is compiled.
 
-`set_fused_attn(False)` / `fused_attn(False)` / VIDBENCH_FUSED_ATTN=0 are the older spelling of the
-reference backend (True: auto), in the spirit of timm's `fused_attn`.
+Which backend, as timm's `fused_attn`: each `Attention` fixes its own when it is built
+(``self.attn_backend = default_attn_backend()``, or the `attn_backend=` argument) and hands it to
+the kernel on every call. The default comes from the environment variable VIDBENCH_ATTN_BACKEND
+(read once, at import; `set_attn_backend` changes it for modules built afterwards). A benchmark
+overrides it for a scope: ``with attn_backend("math"): model(x)`` runs every kernel call inside
+the block on that backend, whatever its module was built with, and modules built inside the block
+take it as their own. The scope is a `contextvars.ContextVar`: it ends with the block and is
+local to its thread. `fused_attn(False)` / `set_fused_attn(False)` / `use_fused_attn()` /
+VIDBENCH_FUSED_ATTN=0 are the older spelling of the reference backend (True: auto).
 
 `Attention` is multi-head self-attention with a fused qkv projection. The factorisations several
 models share are a reshape around the kernel with the axis given, never another attention class:
@@ -25,7 +31,7 @@ models share are a reshape around the kernel with the axis given, never another 
 A mechanism of one paper lives in that paper's model file, subclasses `Attention` for its
 projections and calls the same kernel: ViViT Model 4's split heads (models/vivit.py), VTN's
 Longformer sliding window with global tokens (models/vtn.py), MViT's pooling attention
-(pool_attention.py, shared by MViT and MViTv2), Video Swin's window attention (models/swin.py).
+(models/mvit_pooling.py, MViT and MViTv2), Video Swin's window attention (models/swin.py).
 tests/test_kernel_use.py checks that every registry model attends through `scaled_dot_product`.
 
 An additive float bias or a boolean mask (True = attend) goes straight to the kernel: MViTv2's
@@ -34,6 +40,7 @@ relative positions, Swin's relative position and shift mask and VTN's band mask 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from typing import Iterator, Optional, Tuple
 
@@ -55,6 +62,7 @@ __all__ = [
     "AXES",
     "ATTN_BACKENDS",
     "attn_backend",
+    "default_attn_backend",
     "get_attn_backend",
     "set_attn_backend",
 ]
@@ -79,38 +87,49 @@ def _initial_backend() -> str:
     return "reference" if os.environ.get("VIDBENCH_FUSED_ATTN", "1") in ("0", "false", "False") else "auto"
 
 
-_BACKEND = _initial_backend()
+_DEFAULT = _initial_backend()  # what modules take when built outside any `attn_backend` block
+_SCOPED: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("vidbench_attn_backend", default=None)
 
 
-def get_attn_backend() -> str:
-    """The kernel's current backend (one of ATTN_BACKENDS)."""
-    return _BACKEND
+def default_attn_backend() -> str:
+    """The backend a module built now takes: the enclosing `attn_backend` block's, else the
+    default (VIDBENCH_ATTN_BACKEND, or `set_attn_backend`'s)."""
+    return _SCOPED.get() or _DEFAULT
+
+
+def get_attn_backend(backend: Optional[str] = None) -> str:
+    """The backend a kernel call runs on: the enclosing `attn_backend` block's, else `backend`
+    (the calling module's own), else the default."""
+    return _SCOPED.get() or backend or _DEFAULT
 
 
 def set_attn_backend(name: str) -> None:
-    """Select the kernel's backend for every model, globally."""
-    global _BACKEND
-    _BACKEND = _check_backend(name)
+    """The default backend of modules built from now on (timm's `set_fused_attn`); modules
+    already built keep theirs. For a scope, use `attn_backend`."""
+    global _DEFAULT
+    _DEFAULT = _check_backend(name)
 
 
 @contextlib.contextmanager
 def attn_backend(name: str) -> Iterator[None]:
-    """Context manager: run the enclosed code with the kernel on backend `name`."""
-    previous = get_attn_backend()
-    set_attn_backend(name)
+    """Context manager: every kernel call in the block runs on backend `name`, whatever its module
+    was built with, and modules built in the block take `name` as their own."""
+    token = _SCOPED.set(_check_backend(name))
     try:
         yield
     finally:
-        set_attn_backend(previous)
+        _SCOPED.reset(token)
 
 
 def use_fused_attn() -> bool:
-    """Whether the kernel runs a fused kernel (any backend but the reference)."""
-    return _BACKEND != "reference"
+    """Whether a kernel call without a backend of its own runs a fused kernel (any backend but the
+    reference)."""
+    return get_attn_backend() != "reference"
 
 
 def set_fused_attn(enable: bool) -> None:
-    """The fused (True: auto) or the reference (False) backend for every model, globally."""
+    """The fused (True: auto) or the reference (False) backend as the default of modules built
+    from now on."""
     set_attn_backend("auto" if enable else "reference")
 
 
@@ -152,6 +171,7 @@ def scaled_dot_product(
     bias: Optional[torch.Tensor] = None,
     dropout_p: float = 0.0,
     scale: Optional[float] = None,
+    backend: Optional[str] = None,
 ) -> torch.Tensor:
     """softmax(q k^T * scale + bias) v over the last two dimensions.
 
@@ -161,8 +181,10 @@ def scaled_dot_product(
             (..., heads, Nq, Nk).
         dropout_p: dropout on the attention weights; callers pass 0 outside training.
         scale: defaults to head_dim ** -0.5.
+        backend: one of ATTN_BACKENDS, the calling module's own (`Attention.attn_backend`); an
+            enclosing `attn_backend` block overrides it, and None means the default.
     """
-    backend = _BACKEND
+    backend = get_attn_backend(backend)
     if bias is not None and bias.dim() < q.dim():
         # leading dimensions of 1 made explicit: torch's fused CPU kernel copies a bias of fewer
         # dimensions out to the full (B, heads, Nq, Nk) (301 MiB for Swin-T's first block at
@@ -230,6 +252,8 @@ class Attention(nn.Module):
         proj_drop: dropout after the output projection.
         dim_out: channels of q, k, v and of the output (default `dim`); MViTv2 widens the
             channels inside attention this way.
+        attn_backend: the kernel's backend (ATTN_BACKENDS); default `default_attn_backend()`,
+            fixed when the module is built. An `attn_backend` block overrides it while it runs.
     """
 
     def __init__(
@@ -240,6 +264,7 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         dim_out: Optional[int] = None,
+        attn_backend: Optional[str] = None,
     ) -> None:
         super().__init__()
         dim_out = dim if dim_out is None else dim_out
@@ -248,6 +273,7 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim_out // num_heads
         self.attn_drop = attn_drop
+        self.attn_backend = default_attn_backend() if attn_backend is None else _check_backend(attn_backend)
         self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -281,6 +307,11 @@ class Attention(nn.Module):
     def _project(self, out: torch.Tensor) -> torch.Tensor:
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))  # (B, N, C)
 
+    def _kernel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """`scaled_dot_product` with this module's dropout and backend."""
+        return scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p, backend=self.attn_backend)
+
     def _attend(self, x: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         q, k, v = self._qkv(x)
-        return self._project(scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p))
+        return self._project(self._kernel(q, k, v, bias))

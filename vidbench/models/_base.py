@@ -17,16 +17,24 @@ def _NO_DECAY_LEAF(leaf: str) -> bool:
 CHECKPOINT_LISTS = ("blocks", "temporal_blocks", "temporal_layers")
 
 
-def _checkpointed(forward: Any) -> Any:
-    def run(*args: Any, **kwargs: Any) -> Any:
-        if torch.is_grad_enabled():
-            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
-        return forward(*args, **kwargs)
+class BlockRunner(nn.Module):
+    """A module that runs transformer blocks: `run_block` runs one, under activation checkpointing
+    where the `grad_checkpointing` flag is on (timm's `self.grad_checkpointing` checked in forward).
+    `Classifier.set_grad_checkpointing` sets the flag on the model and every runner inside it
+    (Swin's stages, a video model's image backbone)."""
 
-    return run
+    grad_checkpointing: bool = False
+
+    def run_block(self, block: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """`block(*args, **kwargs)`; with `grad_checkpointing` on and gradients enabled, under
+        `torch.utils.checkpoint` (non-reentrant, RNG state kept, so dropout draws the same masks
+        when the backward pass recomputes it)."""
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False, **kwargs)
+        return block(*args, **kwargs)
 
 
-class Classifier(nn.Module):
+class Classifier(BlockRunner):
     """Common interface: forward(x) = forward_head(forward_features(x)); reset_classifier.
 
     Subclasses set `self.config`, `self.num_features` and `self.head`, and implement
@@ -43,7 +51,6 @@ class Classifier(nn.Module):
     num_features: int
     head: nn.Module
     image_init_rules: Tuple[str, ...] = ()
-    grad_checkpointing: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +81,7 @@ class Classifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def checkpoint_blocks(self) -> List[nn.Module]:
-        """The modules activation checkpointing wraps: every element of a ModuleList named
+        """The modules activation checkpointing runs (`run_block`): every element of a ModuleList named
         ``blocks`` / ``temporal_blocks`` / ``temporal_layers`` anywhere in the model (the
         transformer blocks of every family; Swin's inside its stages)."""
         out: List[nn.Module] = []
@@ -84,16 +91,13 @@ class Classifier(nn.Module):
         return out
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Activation checkpointing per block (timm's method name): while gradients are enabled,
-        each block's forward runs under `torch.utils.checkpoint` (non-reentrant, RNG state kept,
-        so dropout draws the same masks) and is recomputed in the backward pass. Outputs, weights
-        and state-dict keys are unchanged; inference is untouched."""
-        for block in self.checkpoint_blocks():
-            if "forward" in block.__dict__:  # undo an earlier wrap first
-                del block.forward
-            if enable:
-                block.forward = _checkpointed(block.forward)
-        self.grad_checkpointing = bool(enable)
+        """Activation checkpointing per block (timm's method): sets `grad_checkpointing` on the
+        model and every `BlockRunner` in it, whose forward then runs each block with `run_block`,
+        recomputed in the backward pass while gradients are enabled. Outputs, weights and
+        state-dict keys are unchanged; inference is untouched."""
+        for module in self.modules():
+            if isinstance(module, BlockRunner):
+                module.grad_checkpointing = bool(enable)
 
     def no_weight_decay(self) -> Set[str]:
         """Parameter names weight decay should spare (timm's hook): tokens, position and time

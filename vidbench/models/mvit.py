@@ -29,16 +29,15 @@ from ..layers import (
     DropPath,
     LayerNorm,
     Mlp,
-    PoolingAttention,
     TubeletEmbed,
     drop_path_rates,
     init_weights,
-    pooled_grid,
     to_2tuple,
 )
 from ._base import Classifier
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
+from .mvit_pooling import PoolingAttention, pooled_grid
 
 Int3 = Tuple[int, int, int]
 
@@ -234,7 +233,7 @@ class MViT(Classifier):
         if self.pos_embed_spatial is not None:
             x = x + self._pos_embed()
         for blk in self.blocks:
-            x = blk(x)
+            x = self.run_block(blk, x)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Pooling attention (MViT): queries, keys and values pooled before the one attention kernel.
+"""Pooling attention (MViT, its only user): queries, keys and values pooled before the one
+attention kernel (`vidbench.layers.scaled_dot_product`).
 
 `PoolingAttention` is `Attention` (fused qkv, `dim -> dim_out`) with three poolings between the
 projection and `scaled_dot_product`: per head, a depthwise Conv3d over the (T, H, W) token grid
@@ -25,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Attention, scaled_dot_product
-from .block import LayerNorm
+from ..layers import Attention, LayerNorm, scaled_dot_product
 
 __all__ = ["PoolingAttention", "TokenPool", "pooled_grid", "rel_pos_index"]
 
@@ -168,7 +168,7 @@ class PoolingAttention(Attention):
         if self.pool_k is not None:
             k, v = self.pool_k(k), self.pool_v(v)  # (B, heads, 1 + Nk, head_dim)
         bias = self.rel_pos_bias(q) if self.rel_pos_h is not None else None
-        out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p)  # (B, heads, 1 + Nq, head_dim)
+        out = scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p, backend=self.attn_backend)  # (B, heads, 1 + Nq, head_dim)
         if self.residual_pool:
             pooled = out + q
             pooled[:, :, :1] = out[:, :, :1]  # cls row excluded

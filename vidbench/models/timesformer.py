@@ -146,13 +146,13 @@ class TimeSformer(Classifier):
         x = self.pos_drop(x)
         if cfg.attention_type == "space_only":
             for blk in self.blocks:
-                x = blk(x)
+                x = self.run_block(blk, x)
             return self.norm(rearrange(x, "(b t) n c -> b t n c", t=t).mean(dim=1))  # (B, 1 + S, C)
         cls_tok = x[::t, :1]  # (B, 1, C): identical in every frame
         x = rearrange(x[:, 1:], "(b t) s c -> b t s c", t=t) + self.time_embed[:, :, None]
         x = torch.cat([cls_tok, self.pos_drop(rearrange(x, "b t s c -> b (t s) c"))], dim=1)  # (B, 1 + T*S, C)
         for blk in self.blocks:
-            x = blk(x, grid=(t, s)) if cfg.attention_type == "divided" else blk(x)
+            x = self.run_block(blk, x, grid=(t, s)) if cfg.attention_type == "divided" else self.run_block(blk, x)
         return self.norm(x)  # (B, 1 + T*S, C)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

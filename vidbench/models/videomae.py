@@ -121,7 +121,7 @@ class VideoMAE(Classifier):
         x = self.patch_embed(x)  # (B, T'*H'*W', C), time-major
         x = self.pos_drop(x + self.pos_embed.to(x.dtype))
         for blk in self.blocks:
-            x = blk(x)  # joint space-time attention
+            x = self.run_block(blk, x)  # joint space-time attention
         return self.norm(x)  # (B, N, C); identity when mean pooling
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

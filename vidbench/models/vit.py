@@ -72,7 +72,7 @@ class VisionTransformer(Classifier):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N, C)
         x = self.pos_drop(x + self.pos_embed)
         for blk in self.blocks:
-            x = blk(x)
+            x = self.run_block(blk, x)
         return self.norm(x)  # (B, prefix + N, C)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:

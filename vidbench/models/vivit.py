@@ -32,7 +32,6 @@ from ..layers import (
     check_grid,
     init_weights,
     make_blocks,
-    scaled_dot_product,
     to_2tuple,
     to_3tuple,
 )
@@ -122,8 +121,8 @@ class SplitHeadAttention(Attention):
         half = self.num_heads // 2
         time_in = [rearrange(z[:, :half], "b h (t s) d -> (b s) h t d", t=t, s=s) for z in (q, k, v)]
         space_in = [rearrange(z[:, half:], "b h (t s) d -> (b t) h s d", t=t, s=s) for z in (q, k, v)]
-        time_out = rearrange(scaled_dot_product(*time_in, dropout_p=self.dropout_p), "(b s) h t d -> b h (t s) d", s=s)
-        space_out = rearrange(scaled_dot_product(*space_in, dropout_p=self.dropout_p), "(b t) h s d -> b h (t s) d", t=t)
+        time_out = rearrange(self._kernel(*time_in), "(b s) h t d -> b h (t s) d", s=s)
+        space_out = rearrange(self._kernel(*space_in), "(b t) h s d -> b h (t s) d", t=t)
         return self._project(torch.cat([time_out, space_out], dim=1))  # heads back together
 
 
@@ -186,7 +185,7 @@ class ViViT(Classifier):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T'*S, C)
         x = self.pos_drop(x + self.pos_embed)
         for blk in self.blocks:
-            x = blk(x) if cfg.attention_type == "joint" else blk(x, grid=grid)
+            x = self.run_block(blk, x) if cfg.attention_type == "joint" else self.run_block(blk, x, grid=grid)
         return self.norm(x)  # (B, [1 +] T'*S, C)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -256,12 +255,12 @@ class ViViTFactorisedEncoder(Classifier):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B*T', 1 + S, C)
         x = self.pos_drop(x + self.pos_embed)
         for blk in self.blocks:
-            x = blk(x)
+            x = self.run_block(blk, x)
         x = rearrange(self.norm(x)[:, 0], "(b t) c -> b t c", t=t)  # per-frame cls outputs (B, T', C)
         x = torch.cat([self.temporal_cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T', C)
         x = self.pos_drop(x + self.temporal_pos_embed)
         for blk in self.temporal_blocks:
-            x = blk(x)
+            x = self.run_block(blk, x)
         return self.temporal_norm(x)  # (B, 1 + T', C)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -101,13 +101,15 @@ def band_mask(n: int, window: int, num_global: int, chunk: int, device: Optional
 
 
 def banded_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, num_global: int = 0,
-                            dropout_p: float = 0.0, chunk: Optional[int] = None) -> torch.Tensor:
+                            dropout_p: float = 0.0, chunk: Optional[int] = None,
+                            backend: Optional[str] = None) -> torch.Tensor:
     """Longformer sliding-window attention of the non-global queries, banded: queries in chunks
     of `chunk` (default window // 2) against the global keys and their key band (chunk +
     2 * (window // 2) keys), all chunks in one call of the shared kernel.
 
     Args:
         q, k, v: (B, heads, N, head_dim), the first `num_global` tokens global.
+        dropout_p, backend: the kernel's (`scaled_dot_product`).
     Returns:
         (B, heads, N - num_global, head_dim): rows num_global.. of the dense-masked attention
         (`dense_window_attention`), computed in O(N * window).
@@ -125,16 +127,16 @@ def banded_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w
         return torch.cat([z[:, :, None, :g].expand(-1, -1, chunks, -1, -1), band], dim=3)
 
     mask = band_mask(n, window, g, chunk, q.device)  # (chunks, chunk, G + chunk + 2h)
-    out = scaled_dot_product(q_local, bands(k), bands(v), bias=mask, dropout_p=dropout_p)  # (B, heads, chunks, c, d)
+    out = scaled_dot_product(q_local, bands(k), bands(v), bias=mask, dropout_p=dropout_p, backend=backend)  # (B, heads, chunks, c, d)
     return rearrange(out, "b h k c d -> b h (k c) d")[:, :, : n - g]
 
 
 def dense_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, num_global: int = 0,
-                           dropout_p: float = 0.0) -> torch.Tensor:
+                           dropout_p: float = 0.0, backend: Optional[str] = None) -> torch.Tensor:
     """The reference for `banded_window_attention`: the non-global queries against all N keys
     under the (N, N) `window_mask`, O(N**2). Same arguments and result."""
     mask = window_mask(q.shape[-2], window, num_global, q.device)[num_global:]  # (N - G, N)
-    return scaled_dot_product(q[:, :, num_global:], k, v, bias=mask, dropout_p=dropout_p)
+    return scaled_dot_product(q[:, :, num_global:], k, v, bias=mask, dropout_p=dropout_p, backend=backend)
 
 
 class LongformerSelfAttention(Attention):
@@ -159,10 +161,10 @@ class LongformerSelfAttention(Attention):
         """x: (B, N, dim), global tokens first -> (B, N, dim)."""
         g = self.num_global_tokens
         attend = banded_window_attention if self.banded else dense_window_attention
-        out = attend(*self._qkv(x), self.window, g, self.dropout_p)  # (B, heads, N - G, head_dim)
+        out = attend(*self._qkv(x), self.window, g, self.dropout_p, backend=self.attn_backend)  # (B, heads, N - G, head_dim)
         if g:
             qg, kg, vg = self._qkv(x, self.qkv_global)
-            out_g = scaled_dot_product(qg[:, :, :g], kg, vg, dropout_p=self.dropout_p)  # (B, heads, G, head_dim)
+            out_g = self._kernel(qg[:, :, :g], kg, vg)  # (B, heads, G, head_dim)
             out = torch.cat([out_g, out], dim=2)
         return self._project(out)  # (B, N, dim)
 
@@ -240,7 +242,7 @@ class VTN(Classifier):
         x = x + self.position_embeddings(position_ids) + self.token_type_embeddings(token_types)
         x = self.embed_drop(self.embed_norm(x))  # (B, 1 + T, C)
         for layer in self.temporal_layers:
-            x = layer(x)
+            x = self.run_block(layer, x)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
