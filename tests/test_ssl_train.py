@@ -185,3 +185,16 @@ def test_finetune_and_distill_are_the_training_cores_adamw_at_a_constant_lr():
         distill(teacher, student, [x[:8]], epochs=1)
     with pytest.raises(TrainingStopped, match="loss is nan at fine-tuning epoch 1"):
         finetune(teacher.requires_grad_(True), batches, epochs=1)
+
+
+def test_a_scheduled_finetune_needs_a_loader_with_a_length():
+    from vidbench.errors import ConfigError
+    from vidbench.ssl.distill import constant_lr, finetune
+
+    model = create_model("vit_tiny", num_classes=4, **{**TINY_BACKBONE, "embed_dim": 16, "depth": 1})
+    x, y = quadrant_images(8)
+    cosine = constant_lr(2, lr=1e-2)
+    cosine.min_lr = 0.0
+    with pytest.raises(ConfigError, match="fine-tuning: a warm-up or cosine schedule is counted in steps per epoch"):
+        finetune(model, iter([(x, y)]), epochs=2, options=cosine)
+    assert len(finetune(model, [(x, y)], epochs=2, options=cosine)) == 2

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from ..train.config import TrainingOptions
 from ..train.core import TrainingCore
 from .base import check_finite
@@ -46,6 +47,10 @@ def _fit(model: nn.Module, loader: Iterable, options: TrainingOptions, name: str
     """The training core's loop over `loader` for `options.epochs`: `loss_of(batch, device)` gives
     the batch's mean loss and its size; returns the mean loss of each epoch."""
     options.check_training()
+    scheduled = options.warmup_epochs > 0 or options.min_lr != options.lr
+    if scheduled and not hasattr(loader, "__len__"):
+        raise ConfigError(f"{name}: a warm-up or cosine schedule is counted in steps per epoch, and this loader "
+                          "has no length; pass a DataLoader or a list, or a constant lr (min_lr = lr, no warm-up)")
     device = torch.device(options.device)
     steps = len(loader) if hasattr(loader, "__len__") else 1  # the schedule's unit (a constant lr needs none)
     core = TrainingCore(model, options, steps, device, warmup_from=None)
