@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ._options import add_options, config_from_args
 
@@ -24,10 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train import EvalConfig, run_eval
 
-    try:
-        row = run_eval(config_from_args(EvalConfig, args))
-    except (KeyError, ValueError) as exc:  # data problems (a missing split, a bad annotation file) too
-        print(f"vidbench eval: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+    row = run_eval(config_from_args(EvalConfig, args))
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}))
     return 0
