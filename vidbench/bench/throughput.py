@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import PRECISION_DTYPES
 from .memory import synchronize
 
 __all__ = ["PRECISIONS", "MODES", "COMPILE_MODES", "Timing", "make_step", "make_phases", "time_steps", "time_phases",
            "matmul_peak_flops", "autocast_context"]
 
-PRECISIONS: Dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: Dict[str, Optional[torch.dtype]] = PRECISION_DTYPES  # the vocabulary's (vidbench.options)
 MODES = ("infer", "train")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's mode argument
 
