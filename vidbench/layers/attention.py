@@ -307,11 +307,7 @@ class Attention(nn.Module):
     def _project(self, out: torch.Tensor) -> torch.Tensor:
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))  # (B, N, C)
 
-    def _kernel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """`scaled_dot_product` with this module's dropout and backend."""
-        return scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p, backend=self.attn_backend)
-
     def _attend(self, x: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         q, k, v = self._qkv(x)
-        return self._project(self._kernel(q, k, v, bias))
+        return self._project(scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p,
+                                                backend=self.attn_backend))

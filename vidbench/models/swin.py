@@ -49,6 +49,7 @@ from ..layers import (
     check_video,
     drop_path_rates,
     init_weights,
+    scaled_dot_product,
     to_2tuple,
 )
 from ._base import BlockRunner, Classifier
@@ -213,7 +214,7 @@ class WindowAttention3d(Attention):
         q, k, v = self._qkv(rearrange(x, "b w n c -> (b w) n c"))  # each (B*nW, heads, N, head_dim)
         bias = rearrange(self.relative_position_bias_table[self.relative_position_index], "i j h -> h i j")  # (heads, N, N)
         if mask is None:  # one bias for every window: one call, 4-D inputs (torch's fused CPU kernel takes them)
-            out = self._kernel(q, k, v, bias.to(q.dtype))
+            out = scaled_dot_product(q, k, v, bias=bias.to(q.dtype), dropout_p=self.dropout_p, backend=self.attn_backend)
             return rearrange(self._project(out), "(b w) n c -> b w n c", b=b)  # (B, nW, N, C)
         # Shifted windows: each window's bias is the position bias plus its own mask. Made for all
         # windows at once it would be (nW, heads, N, N), 236 MB in Swin-T's first stage at 32x224
@@ -226,7 +227,8 @@ class WindowAttention3d(Attention):
             for w0 in range(0, nw, step):
                 rows = slice(clip * nw + w0, clip * nw + min(w0 + step, nw))
                 chunk_bias = (bias + mask[w0:w0 + step, None]).to(q.dtype)  # (windows, heads, N, N)
-                out = self._kernel(q[rows], k[rows], v[rows], chunk_bias)
+                out = scaled_dot_product(q[rows], k[rows], v[rows], bias=chunk_bias, dropout_p=self.dropout_p,
+                                         backend=self.attn_backend)
                 outs.append(out.transpose(1, 2))  # (windows, N, heads, head_dim)
         # (B*nW, heads, N, head_dim), laid out for the projection (one chunk: the kernel's output as it is)
         out = (outs[0] if len(outs) == 1 else torch.cat(outs)).transpose(1, 2)

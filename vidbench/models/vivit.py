@@ -32,6 +32,7 @@ from ..layers import (
     check_grid,
     init_weights,
     make_blocks,
+    scaled_dot_product,
     to_2tuple,
     to_3tuple,
 )
@@ -121,8 +122,8 @@ class SplitHeadAttention(Attention):
         half = self.num_heads // 2
         time_in = [rearrange(z[:, :half], "b h (t s) d -> (b s) h t d", t=t, s=s) for z in (q, k, v)]
         space_in = [rearrange(z[:, half:], "b h (t s) d -> (b t) h s d", t=t, s=s) for z in (q, k, v)]
-        time_out = rearrange(self._kernel(*time_in), "(b s) h t d -> b h (t s) d", s=s)
-        space_out = rearrange(self._kernel(*space_in), "(b t) h s d -> b h (t s) d", t=t)
+        time_out = rearrange(scaled_dot_product(*time_in, dropout_p=self.dropout_p, backend=self.attn_backend), "(b s) h t d -> b h (t s) d", s=s)
+        space_out = rearrange(scaled_dot_product(*space_in, dropout_p=self.dropout_p, backend=self.attn_backend), "(b t) h s d -> b h (t s) d", t=t)
         return self._project(torch.cat([time_out, space_out], dim=1))  # heads back together
 
 

@@ -164,7 +164,7 @@ class LongformerSelfAttention(Attention):
         out = attend(*self._qkv(x), self.window, g, self.dropout_p, backend=self.attn_backend)  # (B, heads, N - G, head_dim)
         if g:
             qg, kg, vg = self._qkv(x, self.qkv_global)
-            out_g = self._kernel(qg[:, :, :g], kg, vg)  # (B, heads, G, head_dim)
+            out_g = scaled_dot_product(qg[:, :, :g], kg, vg, dropout_p=self.dropout_p, backend=self.attn_backend)  # (B, heads, G, head_dim)
             out = torch.cat([out_g, out], dim=2)
         return self._project(out)  # (B, N, dim)
 
