@@ -36,7 +36,8 @@ import torch
 
 from vidbench.bench import SweepConfig, count_flops, matmul_peak_flops, measure
 from vidbench.bench.activation_memory import count_activations
-from vidbench.bench.sweep import _measure_in_process, _measure_isolated, error_text, resolve_models
+from vidbench.bench.grid import resolve_models
+from vidbench.bench.point import error_text, measure_in_process, measure_isolated
 from vidbench.models import create_model, model_entry
 from vidbench.results import ResultsStore, key_str, run_lock
 
@@ -95,8 +96,8 @@ def measure_point(name: str, frames: int, size: int, gmacs: float, peak: Optiona
                       threads=args.threads, timeout_s=max(300.0, 10 * est * (args.warmup + args.iters)))
     row = dict(model=name, frames=frames, img_size=size, batch_size=1, precision="fp32", mode="infer")
     if cfg.isolated:
-        return {"isolated": True, **_measure_isolated(row, cfg, gmacs, peak)}
-    return {"isolated": False, **_measure_in_process(row, cfg, gmacs, peak, measure)}
+        return {"isolated": True, **measure_isolated(row, cfg, gmacs, peak)}
+    return {"isolated": False, **measure_in_process(row, cfg, gmacs, peak, measure)}
 
 
 def points(args: argparse.Namespace) -> List[Tuple[str, int, int]]:

@@ -293,7 +293,8 @@ def test_a_pretraining_state_of_the_previous_format_resumes_exactly(tmp_path):
 
 
 def test_measure_arguments_are_written_once():
-    from vidbench.bench.sweep import expand_grid, measure_args
+    from vidbench.bench.grid import expand_grid
+    from vidbench.bench.point import measure_args
 
     cfg = SweepConfig(models=["vivit_m1_tiny"], frames=[16], batch_size=[2], mode=["train"], warmup=1, iters=2)
     args = measure_args(expand_grid(cfg)[0], cfg, gmacs=1.0, peak=None)

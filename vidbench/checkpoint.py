@@ -25,13 +25,14 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from . import models as _models
+import vidbench.models as _models  # the classes a checkpoint names (not the root package: docs/architecture.md)
+
 from .errors import UserError
 from .models import create_model, model_entry
 from .results import fsync_path, removing_on_error, writing
 
-__all__ = ["FORMAT", "load_backbone", "load_checkpoint", "read_backbone_meta", "read_metadata", "save_backbone",
-           "save_checkpoint"]
+__all__ = ["FORMAT", "json_tuples", "load_backbone", "load_checkpoint", "read_backbone_meta", "read_metadata",
+           "save_backbone", "save_checkpoint"]
 
 FORMAT = "vidbench-checkpoint/1"
 
@@ -41,12 +42,12 @@ class CheckpointError(UserError, ValueError):
 PathLike = Union[str, os.PathLike]
 
 
-def _tuples(value: Any) -> Any:
+def json_tuples(value: Any) -> Any:
     """JSON lists back to tuples (configs use tuples for sizes)."""
     if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
+        return tuple(json_tuples(v) for v in value)
     if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
+        return {k: json_tuples(v) for k, v in value.items()}
     return value
 
 
@@ -97,7 +98,7 @@ def read_metadata(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def build_from_spec(spec: Mapping[str, Any], **overrides: Any) -> nn.Module:
     """The model a checkpoint describes (random weights), with config `overrides`."""
-    config = {**_tuples(spec["config"]), **overrides}
+    config = {**json_tuples(spec["config"]), **overrides}
     if spec.get("name"):
         model_entry(spec["name"])  # a clear error for a name this version does not have
         return create_model(spec["name"], **config)

@@ -32,7 +32,6 @@ import importlib
 import inspect
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,8 @@ from ..errors import ConfigError, did_you_mean
 from ..options import option
 from ..results import ResultsStore, run_lock
 from .memory import PeakMemory, current_rss_bytes, release_free_heap
+from .process import report, run_worker
+from .summary import cell, status_cell, text_table
 from .throughput import MODES, PRECISIONS, Timing, make_step, time_steps
 
 __all__ = ["COMPARE_COLUMNS", "CompareConfig", "FAMILIES", "Family", "build_pair", "compare_family", "run_compare"]
@@ -407,27 +408,19 @@ def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> 
 
 
 def _memory_isolated(family: Family, cfg: CompareConfig, impl: str, mode: str) -> Tuple[Optional[float], str]:
-    from .sweep import _worker_env
-
     job = {"config": dataclasses.asdict(cfg), "model": family.model, "impl": impl, "mode": mode,
            "threads": cfg.threads or torch.get_num_threads()}
-    env = _worker_env()
-    if cfg.device == "cpu":
-        # glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in the heap, so the peak
-        # RSS varied by up to 10% between runs of the same model (fragmentation, not tensors); a
-        # fixed 64 KiB threshold returns every large block on free: the peak of live memory,
-        # the same to the MiB run after run (timing is not done in this process)
-        env.setdefault(MMAP_ENV, str(MMAP_THRESHOLD))
-    proc = subprocess.run([sys.executable, "-m", "vidbench.bench.compare"], input=json.dumps(job), text=True,
-                          capture_output=True, env=env)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            got = json.loads(line[len(RESULT_PREFIX):])
-            if "error" in got:
-                return None, f"fresh-process measurement failed: {got['error']}"
-            return got["peak_mem_mb"], got["mem_method"]
-    tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
-    return None, f"fresh-process measurement crashed (code {proc.returncode}): {tail}"[:300]
+    # glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in the heap, so the peak
+    # RSS varied by up to 10% between runs of the same model (fragmentation, not tensors); a
+    # fixed 64 KiB threshold returns every large block on free: the peak of live memory,
+    # the same to the MiB run after run (timing is not done in this process)
+    run = run_worker("vidbench.bench.compare", job, RESULT_PREFIX,
+                     env={MMAP_ENV: str(MMAP_THRESHOLD)} if cfg.device == "cpu" else None)
+    if run.result is not None:
+        if "error" in run.result:
+            return None, f"fresh-process measurement failed: {run.result['error']}"
+        return run.result["peak_mem_mb"], run.result["mem_method"]
+    return None, f"fresh-process measurement crashed (code {run.returncode}): {run.stderr_tail(2)}"[:300]
 
 
 def _time_interleaved(steps: Dict[str, Callable[[], None]], cfg: CompareConfig, device: torch.device,
@@ -601,18 +594,12 @@ def profile_family(family: Family, cfg: CompareConfig) -> List[Dict[str, Any]]:
 
 def summary(rows: Sequence[Dict[str, Any]]) -> str:
     """A short text table of a run's rows."""
-    def fmt(v: Any, spec: str) -> str:
-        return "-" if v is None or v != v else format(v, spec)
-
     head = ("model", "impl", "mode", "max|diff|", "clips/s", "step ms", "iqr ms", "x ref", "peak MiB", "status")
-    table = [head]
-    for r in rows:
-        table.append((r["model"], r["impl"], r["mode"], fmt(r["max_abs_logit_diff"], ".1e"), fmt(r["clips_per_s"], ".3f"),
-                      fmt(r["step_ms_median"], ".0f"), fmt(r["step_ms_iqr"], ".0f"),
-                      fmt(r["speedup_vs_reference"], ".2f"), fmt(r["peak_mem_mb"], ".0f"),
-                      r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['error'])[:60]}"))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return text_table(head, [
+        (r["model"], r["impl"], r["mode"], cell(r["max_abs_logit_diff"], ".1e"), cell(r["clips_per_s"], ".3f"),
+         cell(r["step_ms_median"], ".0f"), cell(r["step_ms_iqr"], ".0f"), cell(r["speedup_vs_reference"], ".2f"),
+         cell(r["peak_mem_mb"], ".0f"), status_cell(r))
+        for r in rows])
 
 
 def _worker() -> int:
@@ -626,7 +613,7 @@ def _worker() -> int:
         out: Dict[str, Any] = {"peak_mem_mb": peak, "mem_method": method}
     except Exception as exc:
         out = {"error": f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]}
-    print(RESULT_PREFIX + json.dumps(out), flush=True)
+    report(RESULT_PREFIX, out)
     return 0
 
 

@@ -19,25 +19,25 @@ that is killed, even with SIGKILL, leaves no process behind.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
 
-from ..distributed import setup_distributed
+from ..checkpoint import json_tuples
+from ..distributed import broadcast_json, setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore, run_lock
 from .flops import count_flops
+from .grid import BENCH_COLUMNS, TABLE, SweepConfig, expand_grid, row_arch, row_key
+from .measure import measure
+from .point import bench_record, error_text, measure_args, measure_point, model_overrides
+from .process import die_with_parent, worker_env
+from .summary import summary
 from .throughput import matmul_peak_flops
 
-__all__ = ["launched_world", "torchrun_argv", "launch_ddp_sweep", "run_ddp_sweep"]
-
-
-def launched_world() -> int:
-    """The process count torchrun started this process in (1 outside torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+__all__ = ["torchrun_argv", "launch_ddp_sweep", "run_ddp_sweep"]
 
 
 def torchrun_argv(nproc: int, argv: List[str], module: str = "vidbench") -> List[str]:
@@ -46,14 +46,12 @@ def torchrun_argv(nproc: int, argv: List[str], module: str = "vidbench") -> List
             "-m", module, *argv]
 
 
-def launch_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
+def launch_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
     """`cfg.nproc` > 1 outside torchrun: run this module under torchrun with the config as JSON
     (what `vidbench bench --nproc N` and a suite's `nproc = N` do), then return the rows of this
     grid that the results directory holds."""
     import json
     import subprocess
-
-    from .sweep import TABLE, _worker_env, die_with_parent, expand_grid, row_key
 
     existing = ResultsStore(out).read(TABLE)
     if not existing.empty and not resume:  # said here, in one line, rather than by every process
@@ -62,7 +60,7 @@ def launch_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[D
     job = json.dumps({"sweep": dataclasses.asdict(cfg), "out": str(out), "resume": resume, "progress": progress})
     # torchrun gets SIGTERM when this process ends, however it ends (it then stops its workers,
     # which also die with it): a killed launcher leaves no process behind
-    code = subprocess.call(torchrun_argv(cfg.nproc, [job], module="vidbench.bench.ddp"), env=_worker_env(),
+    code = subprocess.call(torchrun_argv(cfg.nproc, [job], module="vidbench.bench.ddp"), env=worker_env(),
                            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     if code != 0:
         raise RuntimeError(f"the {cfg.nproc}-process bench (torchrun) exited with code {code}; see its output above")
@@ -76,14 +74,10 @@ def main() -> int:
     import json
     import signal
 
-    from ..checkpoint import _tuples
-    from ..cli.bench_cmd import summary
-    from .sweep import SweepConfig, die_with_parent
-
     die_with_parent(signal.SIGKILL)  # torchrun gone (killed with its launcher): nothing left to report to
     job = json.loads(sys.argv[1])
     sweep = job["sweep"]
-    sweep["model_kwargs"] = _tuples(sweep.get("model_kwargs") or {})
+    sweep["model_kwargs"] = json_tuples(sweep.get("model_kwargs") or {})
     rows = run_ddp_sweep(SweepConfig(**sweep), job["out"], job["resume"], job["progress"])
     dist.destroy_process_group()
     if rows:
@@ -91,31 +85,9 @@ def main() -> int:
     return 0
 
 
-def _broadcast(value: Any) -> Any:
-    """Rank 0's small JSON-able value on every rank (as text in a byte tensor: nothing is unpickled)."""
-    import json
-
-    data = torch.tensor(list(json.dumps(value).encode()) if dist.get_rank() == 0 else [], dtype=torch.uint8)
-    size = torch.tensor([data.numel()], dtype=torch.int64)
-    dist.broadcast(size, 0)
-    buf = data if dist.get_rank() == 0 else torch.empty(int(size.item()), dtype=torch.uint8)
-    dist.broadcast(buf, 0)
-    return json.loads(bytes(buf.tolist()).decode())
-
-
-def slowest_steps(times_s: List[float]) -> List[float]:
-    """Per step, the largest time over processes (a DDP step ends when every process has ended it)."""
-    t = torch.tensor(times_s, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
-
-
-def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
+def run_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
     """The train rows of `cfg` on torchrun's processes (see the module docstring); rank 0's list
     of the rows written (other ranks return [])."""
-    from .measure import measure
-    from .sweep import BENCH_COLUMNS, TABLE, _run_one, error_text, expand_grid, row_key
-
     env = setup_distributed(cfg.device)
     world, rank = env.world_size, env.rank
     if cfg.nproc not in (None, 1, world):
@@ -144,15 +116,15 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
             env_extra = {"sweep": dataclasses.asdict(cfg), "world_size": world, "dist_backend": dist.get_backend(),
                          "matmul_peak_tflops": {}}
             store.write_environment(str(env.device), env_extra)
-        done_set = set(_broadcast(done))
+        done_set = set(broadcast_json(done))
         peaks: Dict[str, Optional[float]] = {}
         for row in grid:
             single = {**row, "nproc": 1}
-            if _broadcast("|".join(row_key(single)) not in done_set):
+            if broadcast_json("|".join(row_key(single)) not in done_set):
                 if rank == 0:  # the one-process row, in a fresh worker as any bench row
-                    result = _run_one(single, dataclasses.replace(cfg, nproc=None), {}, peaks, env_extra, store,
-                                      measure)
-                    written.append(_append(store, single, result, cfg, BENCH_COLUMNS))
+                    result = measure_point(single, dataclasses.replace(cfg, nproc=None), {}, peaks, env_extra,
+                                           store, measure)
+                    written.append(_append(store, single, result, cfg))
                 dist.barrier()
             multi = {**row, "nproc": world}
             if "|".join(row_key(multi)) in done_set:
@@ -162,12 +134,12 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
                     peaks[multi["precision"]] = matmul_peak_flops(env.device, multi["precision"])
                 except Exception:  # the row still gets throughput; MFU stays blank
                     peaks[multi["precision"]] = None
-            result = _measure_ddp(multi, cfg, env.device, peaks[multi["precision"]], error_text)
+            result = _measure_ddp(multi, cfg, env.device, peaks[multi["precision"]])
             if rank == 0:
-                base = _one_process_row(store, single, row_key, TABLE)
+                base = _one_process_row(store, single)
                 if result.get("clips_per_s") and base:
                     result["scaling_efficiency"] = result["clips_per_s"] / (world * base)
-                written.append(_append(store, multi, result, cfg, BENCH_COLUMNS))
+                written.append(_append(store, multi, result, cfg))
         dist.barrier()  # no process leaves while another still receives (gloo aborts on a closed peer)
         return written
     finally:
@@ -175,14 +147,10 @@ def run_ddp_sweep(cfg: Any, out: str, resume: bool, progress: bool) -> List[Dict
             lock.__exit__(None, None, None)
 
 
-def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, peak: Optional[float],
-                 error_text: Any) -> Dict[str, Any]:
+def _measure_ddp(row: Dict[str, Any], cfg: SweepConfig, device: torch.device, peak: Optional[float]) -> Dict[str, Any]:
     """Every process measures the row with DistributedDataParallel (`measure(distributed=True)`)."""
-    from .measure import measure
-    from .sweep import _overrides, measure_args, row_arch
-
     try:
-        report = count_flops(row_arch(row), **_overrides(row, cfg))
+        report = count_flops(row_arch(row), **model_overrides(row, cfg))
         args = {**measure_args(row, cfg, report.gmacs, peak), "device": device}
         result = measure(args.pop("model"), distributed=True, **args)
         ok = torch.tensor([1.0])
@@ -196,19 +164,18 @@ def _measure_ddp(row: Dict[str, Any], cfg: Any, device: torch.device, peak: Opti
     return result
 
 
-def _one_process_row(store: ResultsStore, single: Dict[str, Any], row_key: Any, table: str) -> Optional[float]:
-    df = store.read(table)
+def _one_process_row(store: ResultsStore, single: Dict[str, Any]) -> Optional[float]:
+    df = store.read(TABLE)
     for r in df.to_dict("records")[::-1]:
         if row_key(r) == row_key(single) and r.get("status") == "ok":
             return float(r["clips_per_s"])
     return None
 
 
-def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cfg: Any, columns: Any) -> Dict[str, Any]:
-    from .sweep import bench_record
-
-    record = bench_record(row, {k: v for k, v in result.items() if k in columns}, row["nproc"] == 1 and cfg.isolated)
-    store.append("bench", {c: record[c] for c in columns})
+def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cfg: SweepConfig) -> Dict[str, Any]:
+    record = bench_record(row, {k: v for k, v in result.items() if k in BENCH_COLUMNS},
+                          row["nproc"] == 1 and cfg.isolated)
+    store.append(TABLE, {c: record[c] for c in BENCH_COLUMNS})
     return record
 
 

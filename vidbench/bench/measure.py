@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..distributed import slowest_steps
 from ..layers import ATTN_BACKENDS
 from ..layers import attn_backend as attn_backend_ctx
 from ..weights import create_model
@@ -205,8 +206,6 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
                              meter.baseline_rss) if detail else {}
     del step, x
     if distributed:
-        from .ddp import slowest_steps
-
         timing = type(timing)(slowest_steps(timing.times_s))
     if peak_flops is None:
         peak_flops = matmul_peak_flops(device, precision)

@@ -1,6 +1,6 @@
 """`python -m vidbench.bench.worker`: measure one configuration in this fresh process.
 
-Reads a JSON job on stdin, {"measure": `measure`'s keyword arguments (`sweep.measure_args`),
+Reads a JSON job on stdin, {"measure": `measure`'s keyword arguments (`point.measure_args`),
 "threads": N, "mem_limit_bytes": null or N}, and prints one line `VIDBENCH_RESULT {json}` with the
 row (status "ok", or "oom" / "error" with the message).
 
@@ -19,14 +19,15 @@ from typing import Optional
 
 import torch
 
-from ..checkpoint import _tuples
+from ..checkpoint import json_tuples
 from .measure import measure
 from .memory import MIB, current_rss_bytes, peak_rss_bytes
-from .sweep import RESULT_PREFIX, _is_oom, error_text
+from .point import RESULT_PREFIX, error_text, is_oom
+from .process import report
 
 
 def _report(row: dict) -> None:
-    print(RESULT_PREFIX + json.dumps(row), flush=True)
+    report(RESULT_PREFIX, row)
 
 
 def _over_limit(limit: int, rss: int) -> dict:
@@ -46,7 +47,7 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     torch.set_num_threads(int(job["threads"]))
     limit: Optional[int] = job.get("mem_limit_bytes")
-    args = _tuples(job["measure"])
+    args = json_tuples(job["measure"])
     cpu = torch.device(args.get("device", "cpu")).type == "cpu"
     stop = threading.Event()
     if limit is not None and cpu:
@@ -58,7 +59,7 @@ def main() -> int:
     try:
         row = {"status": "ok", **measure(**args, fresh_process=True)}
     except Exception as exc:
-        row = {"status": "oom" if _is_oom(exc) else "error", "error": error_text(exc)}
+        row = {"status": "oom" if is_oom(exc) else "error", "error": error_text(exc)}
     stop.set()
     if cpu:
         row["process_peak_mb"] = peak_rss_bytes() / MIB

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import sys
-from typing import Any, Dict, List
 
 from ._options import add_options, config_from_args
 
@@ -26,27 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None or value != value else format(value, spec)  # NaN != NaN
-
-
-def summary(rows: List[Dict[str, Any]]) -> str:
-    """A short text table of a run's rows (the CSV holds everything)."""
-    header = ("model", "T", "img", "batch", "prec", "mode", "GMACs", "clips/s", "step ms", "iqr ms", "peak MiB", "MFU %", "status")
-    table = [header]
-    for r in rows:
-        table.append((r["model"], _fmt(r["frames"], "d") if r["frames"] is not None else "-", str(r["img_size"]),
-                      str(r["batch_size"]), r["precision"], r["mode"], _fmt(r["gmacs"], ".3f"),
-                      _fmt(r["clips_per_s"], ".2f"), _fmt(r["step_ms_median"], ".1f"), _fmt(r["step_ms_iqr"], ".1f"),
-                      _fmt(r["peak_mem_mb"], ".0f"), _fmt(r["mfu_pct"], ".1f"),
-                      r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['error'])[:60]}"))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..bench import SweepConfig, run_sweep
-    from ..bench.ddp import launched_world
+    from ..bench.summary import summary
+    from ..distributed import launched_world
 
     out = args.out
     if out is None:

@@ -81,7 +81,7 @@ class _Run:
 
     # -- bench ---------------------------------------------------------------------------
     def bench(self, section: str = "bench") -> str:
-        from ..bench.sweep import SweepConfig, run_sweep
+        from ..bench import SweepConfig, run_sweep
         from ..options import narrow
 
         spec = getattr(self.suite, section)
@@ -104,16 +104,8 @@ class _Run:
         """FLOPs (fvcore, meta device) and params of every model x frames x image size: bench rows
         with mode 'count', so reports show them beside measured rows."""
         from ..bench.flops import count_flops
-        from ..bench.sweep import (
-            BENCH_COLUMNS,
-            SweepConfig,
-            _overrides,
-            error_text,
-            expand_grid,
-            row_arch,
-            row_key,
-            uncounted_text,
-        )
+        from ..bench.grid import BENCH_COLUMNS, SweepConfig, expand_grid, row_arch, row_key
+        from ..bench.point import error_text, model_overrides, uncounted_text
         from ..options import narrow
 
         store = ResultsStore(self.out)
@@ -129,7 +121,7 @@ class _Run:
             record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
             record.update(row, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             try:
-                report = count_flops(row_arch(row), device="meta", **_overrides(row, cfg))
+                report = count_flops(row_arch(row), device="meta", **model_overrides(row, cfg))
                 record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
                               uncounted_ops=uncounted_text(report))
             except Exception as err:  # one model's failure is its row, the rest go on
@@ -231,7 +223,7 @@ class _Run:
         return entries
 
     def published(self, path: Path) -> str:
-        from ..bench.sweep import SweepConfig, run_sweep
+        from ..bench import SweepConfig, run_sweep
         from ..train import evaluate_weights
         from ..weights import inspect_weights
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..bench.sweep import SweepConfig
+from ..bench.grid import SweepConfig
 from ..options import Alias, accepts_aliases, deprecation, from_mapping, option
 from ..ssl.train import PretrainConfig
 from ..train.config import TrainConfig
