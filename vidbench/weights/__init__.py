@@ -7,9 +7,9 @@ how each published checkpoint is evaluated.
     model.pretrained_cfg.preprocess                            # mean, std, frames, views, ...
 
 `create_model(name, weights=path)` (`vidbench.create_model`) and `vidbench convert` go through `load_pretrained`.
-Formats are small modules in `formats/`, each registered with its published checkpoints.
+Formats are small modules in `formats/`; the published checkpoints are one table, `published.py`.
 """
-from . import formats  # noqa: F401  (registers the formats)
+from . import formats, published  # noqa: F401  (registers the formats, then the published checkpoints)
 from ._registry import (
     PublishedWeights,
     WeightsFormat,

@@ -1,14 +1,70 @@
-"""Helpers the format modules share: counting numbered blocks, reading one dimension, checking
-a requested model against what a checkpoint holds."""
+"""Helpers the format modules share: renaming keys, fusing separate q / k / v projections into
+vidbench's one `qkv`, turning a converter's ValueError into the file's error, counting numbered
+blocks, reading one dimension, checking a requested model against what a checkpoint holds."""
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Sequence
+
+import torch
 
 from ...models import list_models, model_entry
 from ..source import Source
 
-__all__ = ["count_indexed", "pick_model", "square_side"]
+__all__ = ["converting", "count_indexed", "flax_qkv", "fuse_qkv", "pick_model", "renamed", "source_errors", "square_side",
+           "unprefixed"]
+
+StateDict = Dict[str, Any]
+
+
+def unprefixed(key: str, prefix: str) -> str:
+    """`key` without a leading `prefix` (unchanged where it has none)."""
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def renamed(name: str, parts: Mapping[str, str]) -> Optional[str]:
+    """`name` with the first of `parts`' old prefixes it starts with replaced by the new one
+    (None where none matches): a block-relative key in a checkpoint's names -> vidbench's."""
+    for old, new in parts.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return None
+
+
+def fuse_qkv(parts: Sequence[Any]) -> torch.Tensor:
+    """Separate q, k, v projections (weights (out, in) or biases (out,), tensors or arrays, in
+    that order) -> the rows of vidbench's fused `qkv` (`rearrange(..., "(three h d)")`)."""
+    return torch.cat([torch.as_tensor(p) for p in parts], dim=0)
+
+
+def flax_qkv(q: Any, k: Any, v: Any) -> torch.Tensor:
+    """Flax `DenseGeneral` q / k / v kernels (D, heads, head_dim) or biases (heads, head_dim), the
+    layout of Google's ViT and of scenic -> vidbench's fused qkv weight (3 * heads * head_dim, D),
+    head-major within each of q, k, v, or bias (3 * heads * head_dim,)."""
+    if q.ndim == 3:
+        return fuse_qkv([x.reshape(x.shape[0], -1).T for x in (q, k, v)])
+    return fuse_qkv([x.reshape(-1) for x in (q, k, v)])
+
+
+@contextmanager
+def converting(source: Source) -> Iterator[None]:
+    """Around a state-dict converter: its ValueError naming an unknown or unsupported key becomes
+    the file's one-line error (`source.error`)."""
+    try:
+        yield
+    except ValueError as err:
+        raise source.error(str(err)) from None
+
+
+def source_errors(fn: Callable[[StateDict], StateDict]) -> Callable[[Source, Any], StateDict]:
+    """A format's `convert` from a state-dict converter that needs no model (`converting`)."""
+
+    def convert(source: Source, model: Any) -> StateDict:
+        with converting(source):
+            return fn(source.state)
+
+    return convert
 
 
 def count_indexed(keys: Iterable[str], pattern: str) -> int:

@@ -32,10 +32,10 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model
-from .timm_vit import _DEFAULT_NAMES, to_model_layout, vit_config
+from ._util import count_indexed, flax_qkv
+from .timm_vit import to_model_layout, vit_config, vit_name
 
 log = logging.getLogger("vidbench.weights")
 
@@ -139,7 +139,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     qkv_bias = f"{block}MultiHeadDotProductAttention_{layout.mha}/query/bias" in source.state
     cfg = vit_config(source, width, tuple(kernel.shape[:2]), pos_tokens, class_token, layout.depth, mlp_hidden,
                      qkv_bias, num_classes, int(kernel.shape[2]), heads, pool)
-    return pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base")), cfg
+    return vit_name(source, model, width), cfg
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -188,11 +188,9 @@ def google_vit_to_timm(source: Source) -> Dict[str, torch.Tensor]:
         o = f"blocks.{i}."
         out[o + "norm1.weight"] = _t(g(f"{block}LayerNorm_0/scale", idx))
         out[o + "norm1.bias"] = _t(g(f"{block}LayerNorm_0/bias", idx))
-        qkv = [g(f"{mha}{n}/kernel", idx) for n in ("query", "key", "value")]  # (D, heads, head_dim) each
-        out[o + "attn.qkv.weight"] = _t(np.concatenate([k.reshape(k.shape[0], -1).T for k in qkv]))
+        out[o + "attn.qkv.weight"] = flax_qkv(*(g(f"{mha}{n}/kernel", idx) for n in ("query", "key", "value")))
         if has(f"{mha}query/bias"):
-            out[o + "attn.qkv.bias"] = _t(np.concatenate([g(f"{mha}{n}/bias", idx).reshape(-1)
-                                                          for n in ("query", "key", "value")]))
+            out[o + "attn.qkv.bias"] = flax_qkv(*(g(f"{mha}{n}/bias", idx) for n in ("query", "key", "value")))
         proj = g(f"{mha}out/kernel", idx)  # (heads, head_dim, D)
         out[o + "attn.proj.weight"] = _t(proj.reshape(-1, proj.shape[-1]).T)
         out[o + "attn.proj.bias"] = _t(g(f"{mha}out/bias", idx))
@@ -217,42 +215,3 @@ def convert(source: Source, model: Any) -> Dict[str, torch.Tensor]:
 register_format(WeightsFormat(
     "google-vit-npz", "Google's ViT .npz (vision_transformer / AugReg / big_vision; no hybrid, no MAP head)",
     sniff, infer, convert, families=("vit",)))
-
-# vision_transformer's eval (input_pipeline.py): the whole image resized to the square crop (no
-# aspect-preserving resize + crop; vidbench's nearest protocol is resize = crop), pixels to [-1, 1].
-# Figures from timm's results-imagenet.csv are timm's evaluation of the same weights (converted from
-# these files), with timm's protocol: bicubic, short side to floor(crop / crop_pct), centre crop.
-_GOOGLE = dict(format="google-vit-npz", num_frames=1, sampling_rate=1, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-               views=(1, 1), dataset="ImageNet-1k val", classes="imagenet1k")
-_VT = "https://github.com/google-research/vision_transformer"
-_TIMM_CSV = "timm results/results-imagenet.csv (huggingface/pytorch-image-models @ aa4b585)"
-_AUGREG_B16 = "B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0--imagenet2012-steps_20k-"
-register_published(
-    PublishedWeights("vit_base.orig_in21k_ft_in1k_384_google", "vit_base", overrides={"img_size": 384},
-                     files=("ViT-B_16.npz",),
-                     source="gs://vit_models/imagenet21k+imagenet2012/ViT-B_16.npz (the ViT paper's, 384 px: "
-                            f"{_VT} README, '-224' names the 224 px files)",
-                     paper=f"{_TIMM_CSV}: vit_base_patch16_384.orig_in21k_ft_in1k, crop_pct 1.0",
-                     crop_size=384, resize_size=384, top1=84.212, top5=97.210, **_GOOGLE),
-    PublishedWeights("vit_base.orig_in21k_ft_in1k_224_google", "vit_base", files=("ViT-B_16-224.npz",),
-                     source="gs://vit_models/imagenet21k+imagenet2012/ViT-B_16-224.npz",
-                     paper=f"{_VT} README, 2020-10-29 entry ('expected to achieve 81.2%' top-1)",
-                     crop_size=224, resize_size=224, top1=81.2, **_GOOGLE),
-    PublishedWeights("vit_base.augreg_in21k_ft_in1k_384_google", "vit_base", overrides={"img_size": 384},
-                     files=(f"{_AUGREG_B16}lr_0.03-res_384.npz",),
-                     source=f"gs://vit_models/augreg/{_AUGREG_B16}lr_0.03-res_384.npz (AugReg, recommended B/16)",
-                     paper=f"{_VT} README, recommended AugReg checkpoints table ('Imagenet accuracy')",
-                     crop_size=384, resize_size=384, top1=85.49, **_GOOGLE),
-    PublishedWeights("vit_base.augreg_in21k_ft_in1k_384_lr0.01_google", "vit_base", overrides={"img_size": 384},
-                     files=(f"{_AUGREG_B16}lr_0.01-res_384.npz",),
-                     source=f"gs://vit_models/augreg/{_AUGREG_B16}lr_0.01-res_384.npz (timm's "
-                            "vit_base_patch16_384.augreg_in21k_ft_in1k)",
-                     paper=f"{_TIMM_CSV}: vit_base_patch16_384.augreg_in21k_ft_in1k, crop_pct 1.0",
-                     crop_size=384, resize_size=384, top1=86.010, top5=97.998, **_GOOGLE),
-    PublishedWeights("vit_base.augreg_in21k_ft_in1k_224_google", "vit_base",
-                     files=(f"{_AUGREG_B16}lr_0.01-res_224.npz",),
-                     source=f"gs://vit_models/augreg/{_AUGREG_B16}lr_0.01-res_224.npz (timm's "
-                            "vit_base_patch16_224.augreg_in21k_ft_in1k)",
-                     paper=f"{_TIMM_CSV}: vit_base_patch16_224.augreg_in21k_ft_in1k, crop_pct 0.9",
-                     crop_size=224, resize_size=248, top1=84.534, top5=97.300, **_GOOGLE),
-)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
 from ._hf import hf_class_names, hf_preprocess
-from ._util import pick_model
+from ._util import converting, pick_model
 from .timesformer_official import block_key, default_name
 
 _ATTENTION = {"divided_space_time": "divided", "space_only": "space_only", "joint_space_time": "joint"}
@@ -98,32 +98,10 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
+    with converting(source):
         return hf_to_vidbench(source.state, model.config.attention_type == "divided")
-    except ValueError as err:
-        raise source.error(str(err)) from None
 
 
 register_format(WeightsFormat(
     "hf-timesformer", "Hugging Face TimeSformer directory (config.json model_type 'timesformer')",
     sniff, infer, convert, families=("timesformer",), preprocess=hf_preprocess, class_names=hf_class_names))
-
-# Conversions of the official K400 checkpoints (transformers' convert_timesformer_to_pytorch.py).
-# The model cards give no accuracy: top-1 / top-5 are left unset (the official README's are on the
-# timesformer-official entries). Normalisation: the official DATA.MEAN / STD (0.45 / 0.225), which
-# base's preprocessor_config.json has since "update processor params" (4022b66; 0.5 / 0.5 before);
-# hr's PR #6 of the same title (+6 -6 lines) was merged, its resulting file not seen here. Sizes:
-# the preprocessor configs (shortest_edge = crop = 224 / 448); frames, sampling and 1x3 views of the
-# official configs; multiply-adds of the paper's Table 5 (0.59 / 5.11 TFLOPs over 3 views).
-_HF = dict(format="hf-timesformer", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(1, 3))
-_HF_PAPER = "TimeSformer (ICML 2021) Table 5; configs/Kinetics/{}.yaml; HF preprocessor_config.json"
-register_published(
-    PublishedWeights("timesformer_base.k400_hf", "timesformer_base", files=("timesformer-base-finetuned-k400",),
-                     source="huggingface.co/facebook/timesformer-base-finetuned-k400",
-                     paper=_HF_PAPER.format("TimeSformer_divST_8x32_224"), num_frames=8, sampling_rate=32,
-                     crop_size=224, resize_size=224, gmacs=196.7, **_HF),
-    PublishedWeights("timesformer_hr.k400_hf", "timesformer_hr", files=("timesformer-hr-finetuned-k400",),
-                     source="huggingface.co/facebook/timesformer-hr-finetuned-k400",
-                     paper=_HF_PAPER.format("TimeSformer_divST_16x16_448"), num_frames=16, sampling_rate=16,
-                     crop_size=448, resize_size=448, gmacs=1703.3, **_HF),
-)

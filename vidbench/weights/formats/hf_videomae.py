@@ -38,29 +38,19 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._hf import hf_class_names, hf_preprocess
-from ._util import pick_model
+from ._hf import HF_VIT_NORMS, HF_VIT_TOP, hf_class_names, hf_layers_to_vidbench, hf_preprocess
+from ._util import converting, fuse_qkv, pick_model, unprefixed
 
 log = logging.getLogger("vidbench.weights")
 
 HF_FC_NORM_EPS = 1e-5  # VideoMAEForVideoClassification: nn.LayerNorm(hidden_size), torch's default eps
 _PRETRAINING = ("decoder.", "encoder_to_decoder.", "mask_token")
-_FIXED = {
-    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
-    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
-    "layernorm.weight": "norm.weight",
-    "layernorm.bias": "norm.bias",
-    "fc_norm.weight": "fc_norm.weight",
-    "fc_norm.bias": "fc_norm.bias",
-    "classifier.weight": "head.weight",
-    "classifier.bias": "head.bias",
-}
+_FIXED = {**HF_VIT_TOP, "fc_norm.weight": "fc_norm.weight", "fc_norm.bias": "fc_norm.bias"}
 _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
 _LAYER_PARTS = {
-    "layernorm_before.": "norm1.",
-    "layernorm_after.": "norm2.",
+    **HF_VIT_NORMS,
     "attention.output.dense.": "attn.proj.",
     "intermediate.dense.": "mlp.fc1.",
     "output.dense.": "mlp.fc2.",
@@ -78,7 +68,7 @@ _SIZES = {(384, 12): "videomae_small", (768, 12): "videomae_base", (1024, 24): "
 
 
 def _name(key: str) -> str:
-    return key[len("videomae."):] if key.startswith("videomae.") else key
+    return unprefixed(key, "videomae.")
 
 
 def is_pretraining(state: Dict[str, Any]) -> bool:
@@ -89,39 +79,20 @@ def hf_videomae_to_vidbench(state: Dict[str, Any], mean_pooling: bool) -> Dict[s
     """HF VideoMAE state dict (either bias layout, with or without the `videomae.` prefix) ->
     vidbench `VideoMAE` state dict. A pre-training checkpoint's decoder is skipped; a missing
     fc_norm under mean pooling (headless checkpoints) is added as an identity LayerNorm."""
-    out: Dict[str, Any] = {}
-    qkv: Dict[int, Dict[Tuple[str, str], Any]] = {}
-    for key, value in state.items():
-        if key.startswith(_PRETRAINING):
-            continue
-        name = _name(key)
-        if name in _FIXED:
-            out[_FIXED[name]] = value
-            continue
-        m = _LAYER.match(name)
-        if m is None:
-            raise ValueError(f"HF VideoMAE key not known to vidbench's converter: {key}")
-        i, rest = int(m.group(1)), m.group(2)
-        if rest in _QKV:
-            qkv.setdefault(i, {})[_QKV[rest]] = torch.as_tensor(value)
-            continue
-        for old, new in _LAYER_PARTS.items():
-            if rest.startswith(old):
-                out[f"blocks.{i}.{new}{rest[len(old):]}"] = value
-                break
-        else:
-            raise ValueError(f"HF VideoMAE key not known to vidbench's converter: {key}")
-    for i, parts in sorted(qkv.items()):
-        missing = [c for c in "qkv" if (c, "weight") not in parts]
+    out, qkv = hf_layers_to_vidbench(state, "HF VideoMAE", lambda key: None if key.startswith(_PRETRAINING) else
+                                     _name(key), _FIXED, _LAYER, _LAYER_PARTS, _QKV.get)
+    for i in sorted({i for i, _ in qkv}):
+        weights, biases = qkv.get((i, "weight"), {}), qkv.get((i, "bias"), {})
+        missing = [c for c in "qkv" if c not in weights]
         if missing:
             raise ValueError(f"layer {i}: attention weights lack {', '.join(missing)}")
-        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts[(c, "weight")] for c in "qkv"], dim=0)
-        q, v = parts.get(("q", "bias")), parts.get(("v", "bias"))
+        out[f"blocks.{i}.attn.qkv.weight"] = fuse_qkv([weights[c] for c in "qkv"])
+        q, v = biases.get("q"), biases.get("v")
         if (q is None) != (v is None):
             raise ValueError(f"layer {i}: a q bias without a v bias or the reverse (VideoMAE has both or neither)")
         if q is not None:
-            k = parts.get(("k", "bias"), torch.zeros_like(q))  # VideoMAE has no k bias
-            out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([q, k, v], dim=0)
+            k = biases.get("k", torch.zeros_like(torch.as_tensor(q)))  # VideoMAE has no k bias
+            out[f"blocks.{i}.attn.qkv.bias"] = fuse_qkv([q, k, v])
     if mean_pooling and "fc_norm.weight" not in out and "patch_embed.proj.weight" in out:
         width = out["patch_embed.proj.weight"].shape[0]
         ref = out["patch_embed.proj.weight"]
@@ -193,44 +164,11 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
+    with converting(source):
         return hf_videomae_to_vidbench(source.state, model.config.use_mean_pooling)
-    except ValueError as err:
-        raise source.error(str(err)) from None
 
 
 register_format(WeightsFormat(
     "hf-videomae", "Hugging Face VideoMAE directory (VideoMAEForVideoClassification / VideoMAEModel; "
     "VideoMAEForPreTraining: encoder only)",
     sniff, infer, convert, families=("videomae",), preprocess=hf_preprocess, class_names=hf_class_names))
-
-# Hugging Face conversions of the official Kinetics-400 fine-tuned checkpoints (transformers'
-# convert_videomae_to_pytorch.py lists videomae-{small,base,large,huge}-finetuned-kinetics).
-# Evaluated as the official code evaluates them (run_class_finetuning.py and the K400
-# finetune.sh scripts): 16 frames at stride 4 (dense sampling), short side 224, 224 crops,
-# 5 clips x 3 crops, ImageNet mean / std (datasets: tensor_normalize with 0.485/0.456/0.406,
-# 0.229/0.224/0.225). Top-1 / top-5: the official MODEL_ZOO.md (1600-epoch pre-training, 16x5x3),
-# which are the NeurIPS paper's numbers; an earlier MODEL_ZOO revision listed the same fine-tuned
-# ViT-B / ViT-L checkpoint links at 80.9 / 94.7 and 84.7 / 96.5, and the base model card quotes
-# 80.9 / 94.7. Multiply-adds per view: mmaction2's videomae README (B 180G, L 597G) and
-# videomaev2 README (S 57G, same ViT-S/16 16x224 architecture); ViT-H's is not confirmed here.
-# The HF checkpoints run with their config's layer_norm_eps (1e-12; trained with 1e-6) and HF's
-# fc_norm eps 1e-5, which loading reproduces. HF's conversion script builds the small model with
-# 16 heads (the official ViT-S has 6): the heads follow whatever the directory's config.json says.
-_K400 = dict(format="hf-videomae", num_frames=16, sampling_rate=4, crop_size=224, resize_size=224,
-             mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(5, 3))
-_ZOO = "VideoMAE (NeurIPS 2022); MCG-NJU/VideoMAE MODEL_ZOO.md, K400 {} 1600 ep, 16x5x3"
-register_published(
-    PublishedWeights("videomae_small.k400_hf", "videomae_small", files=("videomae-small-finetuned-kinetics",),
-                     source="huggingface.co/MCG-NJU/videomae-small-finetuned-kinetics", paper=_ZOO.format("ViT-S"),
-                     top1=79.0, top5=93.8, gmacs=57.0, **_K400),
-    PublishedWeights("videomae_base.k400_hf", "videomae_base", files=("videomae-base-finetuned-kinetics",),
-                     source="huggingface.co/MCG-NJU/videomae-base-finetuned-kinetics", paper=_ZOO.format("ViT-B"),
-                     top1=81.5, top5=95.1, gmacs=180.0, **_K400),
-    PublishedWeights("videomae_large.k400_hf", "videomae_large", files=("videomae-large-finetuned-kinetics",),
-                     source="huggingface.co/MCG-NJU/videomae-large-finetuned-kinetics", paper=_ZOO.format("ViT-L"),
-                     top1=85.2, top5=96.8, gmacs=597.0, **_K400),
-    PublishedWeights("videomae_huge.k400_hf", "videomae_huge", files=("videomae-huge-finetuned-kinetics",),
-                     source="huggingface.co/MCG-NJU/videomae-huge-finetuned-kinetics", paper=_ZOO.format("ViT-H"),
-                     top1=86.6, top5=97.1, **_K400),
-)

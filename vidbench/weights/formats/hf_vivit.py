@@ -26,10 +26,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from ...models import create_model
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._hf import hf_class_names, hf_preprocess
-from ._util import pick_model
+from ._hf import HF_VIT_NORMS, HF_VIT_TOP, hf_class_names, hf_layers_to_vidbench, hf_preprocess
+from ._util import fuse_qkv, pick_model, source_errors, unprefixed
 
 # HF hidden_act -> vidbench act_layer (transformers.activations.ACT2CLS): the erf GELU, and the
 # tanh-approximation family (gelu_fast, gelu_new, gelu_pytorch_tanh are the same formula)
@@ -53,63 +53,42 @@ _OLD_NAMES = (
     (re.compile(r"\.intermediate\.dense\."), ".mlp.fc1."),
     (re.compile(r"\.output\.dense\."), ".mlp.fc2."),
 )
-_FIXED = {
-    "embeddings.cls_token": "cls_token",
-    "embeddings.position_embeddings": "pos_embed",
-    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
-    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
-    "layernorm.weight": "norm.weight",
-    "layernorm.bias": "norm.bias",
-    "classifier.weight": "head.weight",
-    "classifier.bias": "head.bias",
-}
+_FIXED = {**HF_VIT_TOP, "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed"}
 _LAYER = re.compile(r"^layers\.(\d+)\.(.+)$")
 _LAYER_PARTS = {
-    "layernorm_before.": "norm1.",
-    "layernorm_after.": "norm2.",
+    **HF_VIT_NORMS,
     "attention.o_proj.": "attn.proj.",
     "mlp.fc1.": "mlp.fc1.",
     "mlp.fc2.": "mlp.fc2.",
 }
 
 
-def _canonical(key: str) -> str:
+def _modular(key: str) -> str:
     """A checkpoint key without the `vivit.` prefix, in the modular layout."""
-    key = key[len("vivit."):] if key.startswith("vivit.") else key
+    key = unprefixed(key, "vivit.")
     for pattern, new in _OLD_NAMES:
         key = pattern.sub(new, key)
     return key
 
 
+def _canonical(key: str) -> Optional[str]:
+    """`_modular(key)`, None for VivitModel's pooler (not part of vidbench's ViViT)."""
+    key = _modular(key)
+    return None if key.startswith("pooler.") else key
+
+
+def _qkv_piece(rest: str) -> Optional[Tuple[str, str]]:
+    m = re.match(r"^attention\.([qkv])_proj\.(weight|bias)$", rest)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def hf_vivit_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
     """HF ViViT state dict (either layout) -> vidbench `ViViT` (Model 1) state dict."""
-    out: Dict[str, Any] = {}
-    qkv: Dict[Tuple[int, str], Dict[str, Any]] = {}
-    for key, value in state.items():
-        name = _canonical(key)
-        if name.startswith("pooler."):
-            continue  # VivitModel's pooler: not part of vidbench's ViViT
-        if name in _FIXED:
-            out[_FIXED[name]] = value
-            continue
-        m = _LAYER.match(name)
-        if m is None:
-            raise ValueError(f"HF ViViT key not known to vidbench's converter: {key}")
-        i, rest = int(m.group(1)), m.group(2)
-        qm = re.match(r"^attention\.([qkv])_proj\.(weight|bias)$", rest)
-        if qm:
-            qkv.setdefault((i, qm.group(2)), {})[qm.group(1)] = value
-            continue
-        for old, new in _LAYER_PARTS.items():
-            if rest.startswith(old):
-                out[f"blocks.{i}.{new}{rest[len(old):]}"] = value
-                break
-        else:
-            raise ValueError(f"HF ViViT key not known to vidbench's converter: {key}")
+    out, qkv = hf_layers_to_vidbench(state, "HF ViViT", _canonical, _FIXED, _LAYER, _LAYER_PARTS, _qkv_piece)
     for (i, kind), parts in sorted(qkv.items()):
         if set(parts) != {"q", "k", "v"}:
             raise ValueError(f"layer {i}: attention {kind} has only {''.join(sorted(parts))} of q, k, v")
-        out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([torch.as_tensor(parts[c]) for c in "qkv"], dim=0)
+        out[f"blocks.{i}.attn.qkv.{kind}"] = fuse_qkv([parts[c] for c in "qkv"])
     return out
 
 
@@ -181,11 +160,7 @@ def check_variant(source: Source, name: str, attention_type: str) -> None:
 _MODEL_NUMBER = {"joint": 1, "factorised_encoder": 2, "factorised_self_attention": 3, "factorised_dot_product": 4}
 
 
-def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
-        return hf_vivit_to_vidbench(source.state)
-    except ValueError as err:
-        raise source.error(str(err)) from None
+convert = source_errors(hf_vivit_to_vidbench)
 
 
 def hf_pixel_normalisation(pre: Dict[str, Any]) -> Tuple[List[float], List[float]]:
@@ -220,19 +195,3 @@ def preprocess(source: Source) -> Dict[str, Any]:
 register_format(WeightsFormat(
     "hf-vivit", "Hugging Face ViViT directory (VivitForVideoClassification / VivitModel; Model 1)",
     sniff, infer, convert, families=("vivit",), preprocess=preprocess, class_names=hf_class_names))
-
-# google/vivit-b-16x2-kinetics400 holds scenic's ViViT-B/16x2 Kinetics-400 checkpoint, converted
-# (transformers' convert_vivit_flax_to_pytorch.py downloads scenic-bucket/vivit/kinetics_400/
-# vivit_base_16x2_unfactorized/checkpoint): evaluated as scenic evaluates it. Its model card has
-# no accuracy; the number is scenic's. Its head is in the standard (alphabetical) Kinetics-400
-# order: HF's example predicts index 116 on "eating spaghetti", torchvision's name for 116.
-register_published(
-    PublishedWeights(
-        "vivit_m1_base.k400_hf", "vivit_m1_base", format="hf-vivit",
-        files=("vivit-b-16x2-kinetics400",),
-        source="Hugging Face google/vivit-b-16x2-kinetics400 (converted from scenic's ViViT-B/16x2 K400 checkpoint)",
-        paper="scenic projects/vivit README model zoo (ViViT-B/16x2, K400, 79.9 top-1 at 4x3 views); "
-              "configs/kinetics400/vivit_base_k400.py for frames, stride, sizes, zero-centering",
-        overrides=dict(act_layer="gelu_tanh"), num_frames=32, sampling_rate=2, crop_size=224, resize_size=256,
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(4, 3), top1=79.9),
-)

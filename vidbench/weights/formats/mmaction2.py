@@ -43,10 +43,11 @@ import torch
 
 from ...models import create_model
 from ...models.videomae import sinusoid_table
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from . import slowfast_mvit, timesformer_official, torchvision_swin3d
-from ._util import count_indexed, pick_model, square_side
+from . import timesformer_official, torchvision_swin3d
+from ._mvit import SLOWFAST_TOP, infer_mvit, layout_shapes, mvit_layout_to_vidbench
+from ._util import converting, count_indexed, fuse_qkv, pick_model, square_side
 
 __all__ = ["mmaction2_family", "mmaction2_to_timesformer_official", "mmaction2_to_videoswin_official",
            "mmaction2_to_slowfast_mvit", "mmaction2_videomae_to_vidbench"]
@@ -187,18 +188,16 @@ def mmaction2_videomae_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
     for i, got in biases.items():
         if set(got) != {"q", "v"}:
             raise ValueError(f"block {i}: a q bias without a v bias or the reverse")
-        q, v = torch.as_tensor(got["q"]), torch.as_tensor(got["v"])
-        out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([q, torch.zeros_like(q), v])
+        q = torch.as_tensor(got["q"])
+        out[f"blocks.{i}.attn.qkv.bias"] = fuse_qkv([q, torch.zeros_like(q), got["v"]])  # VideoMAE has no k bias
     return out
 
 
 def _shape_state(source: Source, fn: Any) -> Source:
     """`source` with its keys renamed by `fn`, on the shapes only (for `infer`)."""
     shapes = {k: torch.empty(tuple(v.shape), device="meta") for k, v in source.state.items()}
-    try:
+    with converting(source):
         return dataclasses.replace(source, state=fn(shapes))
-    except ValueError as err:
-        raise source.error(str(err)) from None
 
 
 def sniff(source: Source) -> bool:
@@ -279,8 +278,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     if family == "mvit":
         renamed = _shape_state(source, mmaction2_to_slowfast_mvit)
         what = "mmaction2 MViT"
-        return slowfast_mvit.infer_mvit(renamed, model, overrides,
-                                        slowfast_mvit._shapes(renamed, slowfast_mvit._SLOWFAST_TOP, what), what)
+        return infer_mvit(renamed, model, overrides, layout_shapes(renamed, SLOWFAST_TOP, what), what)
     if family == "videomae":
         return _infer_videomae(source, model, overrides)
     raise source.error("an mmaction2 checkpoint of a backbone vidbench does not convert (TimeSformer, "
@@ -289,19 +287,16 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:
     family = mmaction2_family(source.state)
-    try:
+    with converting(source):
         if family == "timesformer":
             official = mmaction2_to_timesformer_official(source.state)
             return timesformer_official.official_to_vidbench(official, model.config.attention_type == "divided")
         if family == "swin":
             return torchvision_swin3d.videoswin_official_to_vidbench(mmaction2_to_videoswin_official(source.state))
         if family == "mvit":
-            return slowfast_mvit.mvit_layout_to_vidbench(mmaction2_to_slowfast_mvit(source.state),
-                                                         slowfast_mvit._SLOWFAST_TOP, "mmaction2 MViT")
+            return mvit_layout_to_vidbench(mmaction2_to_slowfast_mvit(source.state), SLOWFAST_TOP, "mmaction2 MViT")
         if family == "videomae":
             return mmaction2_videomae_to_vidbench(source.state)
-    except ValueError as err:
-        raise source.error(str(err)) from None
     raise source.error("not an mmaction2 checkpoint of a backbone vidbench converts")
 
 
@@ -359,89 +354,3 @@ register_format(WeightsFormat(
     "SwinTransformer3D, MViT, VideoMAE VisionTransformer; mmengine epoch_N.pth too)",
     sniff, infer, convert, families=("timesformer", "swin", "mvit", "videomae"), preprocess=preprocess,
     class_names=class_names))
-
-# mmaction2 model zoo (configs/recognition/*/README.md, 1.x, Kinetics-400 val of 19,796 videos),
-# test protocol of each config's test_pipeline (SampleFrames clip_len x frame_interval, num_clips;
-# Resize short side; ThreeCrop / CenterCrop) and data_preprocessor mean / std (0-255 values / 255).
-# FLOPs are the READMEs' per view (mmaction2's counter: multiply-adds, G).
-_ZOO = "https://download.openmmlab.com/mmaction/v1.0/recognition/"
-_README = "mmaction2 configs/recognition/{}/README.md (Kinetics-400)"
-_TS = dict(format="mmaction2", num_frames=8, sampling_rate=32, crop_size=224, resize_size=224,
-           mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(1, 3))
-_SW = dict(format="mmaction2", num_frames=32, sampling_rate=2, crop_size=224, resize_size=224,
-           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(4, 3))
-_MV = dict(format="mmaction2", crop_size=224, resize_size=224, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
-           views=(5, 1))
-_VM = dict(format="mmaction2", num_frames=16, sampling_rate=4, crop_size=224, resize_size=224,
-           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(5, 3))
-
-
-def _ts(kind: str, stamp: str) -> str:
-    return f"timesformer_{kind}_8xb8-8x32x1-15e_kinetics400-rgb_{stamp}.pth"
-
-
-def _sw(size: str, stamp: str) -> str:
-    return f"swin-{size}-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_kinetics400-rgb_{stamp}.pth"
-
-
-def _url(family: str, file: str, folder: Optional[str] = None) -> str:
-    folder = folder if folder is not None else file.rsplit("_", 1)[0] + "/"
-    return f"{_ZOO}{family}/{folder}{file}"
-
-
-_MVIT_B = {"depths": (2, 3, 16, 3), "num_frames": 32}
-# Not listed: MViTv2-L 40x3 at 312 px (mvit-large-p244_40x3x1_kinetics400-rgb_20221021-11fe1f97.pth,
-# 85.4 / 96.2, 5x3 views): its tensors convert, but 312 is not a multiple of 32, the input side
-# vidbench's MViT needs (its pooling does not round odd sizes), so the model is not built.
-_MV_PAPER = ("mmaction2 configs/recognition/mvit/README.md (Kinetics-400 inference results: ported from SlowFast, "
-             "tested by mmaction2; metafile.yml repeats 81.1 for B and L, the README's table is used)")
-register_published(
-    *(PublishedWeights(f"timesformer_base.k400_{tag}_mmaction2", "timesformer_base", files=(_ts(kind, stamp),),
-                       source=_url("timesformer", _ts(kind, stamp)), paper=_README.format("timesformer"),
-                       overrides={} if att == "divided" else {"attention_type": att},
-                       top1=top1, top5=top5, gmacs=gmacs, **_TS)
-      for tag, kind, att, stamp, top1, top5, gmacs in (
-          ("divst", "divST", "divided", "20220815-a4d0d01f", 77.69, 93.45, 196.0),
-          ("jointst", "jointST", "joint", "20220815-8022d1c0", 76.95, 93.28, 180.0),
-          ("spaceonly", "spaceOnly", "space_only", "20220815-78f05367", 76.93, 92.88, 141.0))),
-    *(PublishedWeights(f"swin3d_{size[0]}.k400_mmaction2", f"swin3d_{size[0]}", files=(_sw(size, stamp),),
-                       source=_url("swin", _sw(size, stamp)), paper=_README.format("swin") + ", ImageNet-1k init",
-                       top1=top1, top5=top5, gmacs=gmacs, **_SW)
-      for size, stamp, top1, top5, gmacs in (
-          ("tiny", "20220930-241016b2", 78.90, 93.77, 88.0), ("small", "20220930-e91ab986", 80.54, 94.46, 166.0),
-          ("base", "20220930-182ec6cc", 80.57, 94.49, 282.0))),
-    PublishedWeights("mvitv2_s_16x4.k400_mmaction2", "mvitv2_s_16x4",
-                     files=("mvit-small-p244_16x4x1_kinetics400-rgb_20221021-9ebaaeed.pth",),
-                     source=_url("mvit", "mvit-small-p244_16x4x1_kinetics400-rgb_20221021-9ebaaeed.pth", "converted/"),
-                     paper=_MV_PAPER, num_frames=16, sampling_rate=4, top1=81.1, top5=94.7, gmacs=64.0, **_MV),
-    PublishedWeights("mvitv2_s_16x4.k400_mmaction2_trained", "mvitv2_s_16x4",
-                     files=("mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb_20230201-23284ff3.pth",),
-                     source=_url("mvit", "mvit-small-p244_32xb16-16x4x1-200e_kinetics400-rgb_20230201-23284ff3.pth"),
-                     paper="mmaction2 configs/recognition/mvit/README.md (Kinetics-400 training results, trained "
-                           "in mmaction2 with repeat augment)",
-                     num_frames=16, sampling_rate=4, top1=80.6, top5=94.7, gmacs=64.0, **_MV),
-    PublishedWeights("mvitv2_b_32x3.k400_mmaction2", "mvitv2_s_16x4", overrides=_MVIT_B,
-                     files=("mvit-base-p244_32x3x1_kinetics400-rgb_20221021-f392cd2d.pth",),
-                     source=_url("mvit", "mvit-base-p244_32x3x1_kinetics400-rgb_20221021-f392cd2d.pth", "converted/")
-                     + " (MViTv2-B: mvitv2_s_16x4 with depths 2-3-16-3 at 32 frames)",
-                     paper=_MV_PAPER, num_frames=32, sampling_rate=3, top1=82.6, top5=95.8, gmacs=225.0, **_MV),
-    PublishedWeights("videomae_base.k400_mmaction2", "videomae_base",
-                     files=("vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",),
-                     source=_url("videomae", "vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",
-                                 "") + " (ported from MCG-NJU/VideoMAE)",
-                     paper=_README.format("videomae"), top1=81.3, top5=95.0, gmacs=180.0, **_VM),
-    PublishedWeights("videomae_large.k400_mmaction2", "videomae_large",
-                     files=("vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-229dbb03.pth",),
-                     source=_url("videomae", "vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-229dbb03.pth",
-                                 "") + " (ported from MCG-NJU/VideoMAE)",
-                     paper=_README.format("videomae"), top1=85.3, top5=96.7, gmacs=597.0, **_VM),
-    *(PublishedWeights(f"videomae_{size}.k400_v2_dist_mmaction2", f"videomae_{size}",
-                       files=(f"vit-{size}-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400_{stamp}.pth",),
-                       source=_url("videomaev2", f"vit-{size}-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400_"
-                                                 f"{stamp}.pth") + " (VideoMAE V2, distilled from ViT-g, K710 "
-                                                                   "pre-training; ported from OpenGVLab/VideoMAEv2)",
-                       paper="mmaction2 configs/recognition/videomaev2/README.md (Kinetics-400)",
-                       top1=top1, top5=top5, gmacs=gmacs, **_VM)
-      for size, stamp, top1, top5, gmacs in (("small", "20230510-25c748fd", 83.6, 96.3, 57.0),
-                                             ("base", "20230510-3e7f93b2", 86.6, 97.3, 180.0))),
-)

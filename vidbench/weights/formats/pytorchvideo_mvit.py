@@ -19,11 +19,11 @@ weights and are read as off, as in the hub models.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import register_format
 from ..source import Source
-from .slowfast_mvit import _shapes, infer_mvit, mvit_layout_to_vidbench
+from ._mvit import mvit_format, mvit_layout_to_vidbench
 
 __all__ = ["pytorchvideo_mvit_to_vidbench"]
 
@@ -60,37 +60,6 @@ def sniff(source: Source) -> bool:
             and any(k.startswith("blocks.") and (".attn.pool_" in k or "._attention_pool_" in k) for k in state))
 
 
-def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    view = Source(source.path, source.kind, _unprefixed(source.state))
-    return infer_mvit(source, model, overrides, _shapes(view, _TOP, _WHAT), _WHAT)
-
-
-def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
-        return pytorchvideo_mvit_to_vidbench(source.state)
-    except ValueError as err:
-        raise source.error(str(err)) from None
-
-
-register_format(WeightsFormat(
-    "pytorchvideo-mvit", "pytorchvideo MViT .pyth (hub mvit_base_16x4 / mvit_base_32x3; SlowFast PTVMViT)",
-    sniff, infer, convert, families=("mvit",)))
-
-# pytorchvideo docs/source/model_zoo.md, Kinetics-400 table ("Flops (G) x views": 1 crop x 5 clips).
-# The zoo does not state the test resize; these files were trained with SlowFast's PTVMViT config
-# (configs/Kinetics/pytorchvideo/MVIT_B_16x4_CONV), whose 1-crop test resizes the short side to
-# 256 and centre-crops 224. Hub builders: pytorchvideo/models/hub/vision_transformers.py.
-_PTV = dict(format="pytorchvideo-mvit", crop_size=224, resize_size=256, mean=(0.45, 0.45, 0.45),
-            std=(0.225, 0.225, 0.225), views=(5, 1))
-register_published(
-    PublishedWeights("mvit_b_16x4.k400_pytorchvideo", "mvit_b_16x4", files=("MVIT_B_16x4.pyth",),
-                     source="pytorchvideo model zoo: MViT-B 16x4 (hub mvit_base_16x4, "
-                            "dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_16x4.pyth)",
-                     paper="pytorchvideo docs/source/model_zoo.md (70.80 GFLOPs x 1 x 5, 36.61M)",
-                     num_frames=16, sampling_rate=4, top1=78.85, top5=93.85, gmacs=70.80, **_PTV),
-    PublishedWeights("mvit_b_32x3.k400_pytorchvideo", "mvit_b_32x3", files=("MVIT_B_32x3_f294077834.pyth",),
-                     source="pytorchvideo model zoo: MViT-B 32x3 (hub mvit_base_32x3, "
-                            "dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_32x3_f294077834.pyth)",
-                     paper="pytorchvideo docs/source/model_zoo.md (170.37 GFLOPs x 1 x 5, 36.61M)",
-                     num_frames=32, sampling_rate=3, top1=80.30, top5=94.69, gmacs=170.37, **_PTV),
-)
+register_format(mvit_format("pytorchvideo-mvit",
+                            "pytorchvideo MViT .pyth (hub mvit_base_16x4 / mvit_base_32x3; SlowFast PTVMViT)",
+                            sniff, _TOP, _WHAT, unwrap=_unprefixed))

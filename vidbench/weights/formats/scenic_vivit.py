@@ -36,9 +36,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, find_published, register_format, register_published
+from .._registry import Inferred, WeightsFormat, find_published, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model, square_side
+from ._util import count_indexed, flax_qkv, pick_model, square_side
 from .hf_vivit import check_variant
 
 _PREFIXES = ("optimizer/target/", "params/", "")
@@ -83,17 +83,6 @@ def dense_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.T)
 
 
-def qkv_kernel(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """q / k / v DenseGeneral kernels (D, heads, head_dim) -> fused qkv weight (3 * heads * head_dim, D),
-    head-major within each of q, k, v (vidbench's rearrange "(three h d)")."""
-    return np.concatenate([x.reshape(x.shape[0], -1).T for x in (q, k, v)], axis=0)
-
-
-def qkv_bias(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """q / k / v biases (heads, head_dim) -> fused qkv bias (3 * heads * head_dim,)."""
-    return np.concatenate([x.reshape(-1) for x in (q, k, v)])
-
-
 def out_kernel(kernel: np.ndarray) -> np.ndarray:
     """Attention output kernel (heads, head_dim, D) -> torch Linear weight (D, heads * head_dim)."""
     return np.ascontiguousarray(kernel.reshape(-1, kernel.shape[-1]).T)
@@ -105,7 +94,7 @@ def _block(p: Dict[str, np.ndarray], src: str, dst: str) -> Dict[str, np.ndarray
     out = {
         f"{dst}.norm1.weight": get(f"{src}/LayerNorm_0/scale"),
         f"{dst}.norm1.bias": get(f"{src}/LayerNorm_0/bias"),
-        f"{dst}.attn.qkv.weight": qkv_kernel(get(f"{a}/query/kernel"), get(f"{a}/key/kernel"), get(f"{a}/value/kernel")),
+        f"{dst}.attn.qkv.weight": flax_qkv(get(f"{a}/query/kernel"), get(f"{a}/key/kernel"), get(f"{a}/value/kernel")),
         f"{dst}.attn.proj.weight": out_kernel(get(f"{a}/out/kernel")),
         f"{dst}.attn.proj.bias": get(f"{a}/out/bias"),
         f"{dst}.norm2.weight": get(f"{src}/LayerNorm_1/scale"),
@@ -116,7 +105,7 @@ def _block(p: Dict[str, np.ndarray], src: str, dst: str) -> Dict[str, np.ndarray
         f"{dst}.mlp.fc2.bias": get(f"{src}/MlpBlock_0/Dense_1/bias"),
     }
     if f"{a}/query/bias" in p:
-        out[f"{dst}.attn.qkv.bias"] = qkv_bias(get(f"{a}/query/bias"), get(f"{a}/key/bias"), get(f"{a}/value/bias"))
+        out[f"{dst}.attn.qkv.bias"] = flax_qkv(get(f"{a}/query/bias"), get(f"{a}/key/bias"), get(f"{a}/value/bias"))
     return out
 
 
@@ -272,39 +261,3 @@ def preprocess(source: Source) -> Dict[str, Any]:
 register_format(WeightsFormat(
     "scenic-vivit", "scenic ViViT Flax checkpoint (msgpack; Model 1 unfactorised, Model 2 factorised encoder)",
     sniff, infer, convert, families=("vivit",), preprocess=preprocess))
-
-# scenic projects/vivit README model zoo: "All the models below take in 32 frames as input",
-# views x temporal * y spatial; each config: num_frames 32, stride 2, min_resize 256, crop 224,
-# zero_centering, num_test_clips 4, do_three_spatial_crops. The zoo publishes every file as
-# `checkpoint`: save it under the name in `files` so it is recognised.
-_README = "scenic projects/vivit README model zoo"
-_SCENIC = dict(format="scenic-vivit", num_frames=32, sampling_rate=2, crop_size=224, resize_size=256,
-               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(4, 3))
-_BUCKET = "https://storage.googleapis.com/scenic-bucket/vivit/"
-register_published(
-    PublishedWeights(
-        "vivit_m1_base.k400_scenic", "vivit_m1_base",
-        files=("vivit_base_16x2_unfactorized_k400", "vivit_base_16x2_unfactorized_k400.msgpack"),
-        source=_BUCKET + "kinetics_400/vivit_base_16x2_unfactorized/checkpoint",
-        paper=f"{_README} (ViViT-B/16x2); configs/kinetics400/vivit_base_k400.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=79.9, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_base.k400_scenic", "vivit_m2_base",
-        files=("vivit_base_16x2_fe_k400", "vivit_base_16x2_fe_k400.msgpack"),
-        source=_BUCKET + "kinetics_400/vivit_base_16x2_fe/checkpoint",
-        paper=f"{_README} (ViViT-B/16x2 FE); configs/kinetics400/vivit_base_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=78.4, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_large.k400_scenic", "vivit_m2_large",
-        files=("vivit_large_16x2_fe_k400", "vivit_large_16x2_fe_k400.msgpack"),
-        source=_BUCKET + "kinetics_400/vivit_large_16x2_fe/checkpoint",
-        paper=f"{_README} (ViViT-L/16x2 FE); configs/kinetics400/vivit_large_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=80.3, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_large.k600_scenic", "vivit_m2_large",
-        files=("vivit_large_16x2_fe_k600", "vivit_large_16x2_fe_k600.msgpack"),
-        source=_BUCKET + "kinetics_600/vivit_large_16x2_fe/checkpoint",
-        paper=f"{_README} (ViViT-L/16x2 FE, Kinetics 600); configs/kinetics600/vivit_large_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh", num_classes=600), top1=81.6, dataset="Kinetics-600 val",
-        classes="kinetics600", **_SCENIC),
-)

@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional
 import torch
 
 from ...models import create_model
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model, square_side
+from ._util import converting, count_indexed, pick_model, square_side
 
 _BLOCK = re.compile(r"blocks\.(\d+)\.(.+)\.(weight|bias)$")
 # the official Block's modules (vit.py); vidbench's DividedBlock keeps the spatial ones in `.block`
@@ -112,34 +112,10 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
+    with converting(source):
         return official_to_vidbench(source.state, model.config.attention_type == "divided")
-    except ValueError as err:
-        raise source.error(str(err)) from None
 
 
 register_format(WeightsFormat(
     "timesformer-official", "official TimeSformer .pyth ({'model_state': ...}, keys 'model.*'; heads from model=)",
     sniff, infer, convert, families=("timesformer",)))
-
-# Numbers: the official README model zoo (checkpoints re-trained after the paper; acc@1 / acc@5 of
-# the released files), test protocol of the configs and the paper's appendix (1 clip in the middle,
-# short side resized to the crop, 3 crops), normalisation of timesformer/config/defaults.py
-# (DATA.MEAN / DATA.STD, not overridden by the configs), multiply-adds from the paper's Table 5
-# (inference TFLOPs over the 3 views: 0.59, 5.11, 7.14).
-_SRC = "facebookresearch/TimeSformer README model zoo"
-_PAPER = ("TimeSformer (ICML 2021) Table 5 (TFLOPs / 3 views; paper top-1 78.0 / 79.7 / 80.7); "
-          "configs/Kinetics/{}.yaml; config/defaults.py DATA.MEAN/STD")
-_K400 = dict(format="timesformer-official", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(1, 3))
-_W = "timesformer_{}.k400_official"
-register_published(
-    PublishedWeights(_W.format("base"), "timesformer_base", files=("TimeSformer_divST_8x32_224_K400.pyth",),
-                     source=_SRC, paper=_PAPER.format("TimeSformer_divST_8x32_224"), num_frames=8,
-                     sampling_rate=32, crop_size=224, resize_size=224, top1=77.9, top5=93.2, gmacs=196.7, **_K400),
-    PublishedWeights(_W.format("hr"), "timesformer_hr", files=("TimeSformer_divST_16x16_448_K400.pyth",),
-                     source=_SRC, paper=_PAPER.format("TimeSformer_divST_16x16_448"), num_frames=16,
-                     sampling_rate=16, crop_size=448, resize_size=448, top1=79.6, top5=94.0, gmacs=1703.3, **_K400),
-    PublishedWeights(_W.format("large"), "timesformer_large", files=("TimeSformer_divST_96x4_224_K400.pyth",),
-                     source=_SRC, paper=_PAPER.format("TimeSformer_divST_96x4_224"), num_frames=96,
-                     sampling_rate=4, crop_size=224, resize_size=224, top1=80.6, top5=94.7, gmacs=2380.0, **_K400),
-)

@@ -24,11 +24,11 @@ import torch
 
 from ...checkpoint import FORMAT as VIDBENCH_FORMAT
 from ...models import VideoFrameAverage, create_model
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model, square_side
+from ._util import converting, count_indexed, pick_model, square_side
 
-__all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "STANDARD_HEADS", "unsupported_feature"]
+__all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "vit_name", "STANDARD_HEADS", "unsupported_feature"]
 
 StateDict = Dict[str, Any]
 
@@ -97,6 +97,12 @@ def timm_vit_to_vidbench(state: StateDict) -> StateDict:
         pos = state["pos_embed"]
         out["pos_embed"] = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
     return out
+
+
+def vit_name(source: Source, model: Optional[str], width: int) -> str:
+    """The registry ViT a checkpoint of `width` loads into: `model` if given (checked to be a ViT),
+    else the paper size of that width (base for other widths)."""
+    return pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"))
 
 
 def to_model_layout(state: StateDict, model: Any) -> StateDict:
@@ -198,15 +204,12 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
                      source.shape("head.weight")[0] if source.has("head.weight") else 0,
                      source.shape("patch_embed.proj.weight")[1], default_heads(width, model, overrides, source),
                      pool)
-    name = pick_model(source, model, "vit", _DEFAULT_NAMES.get(width, "vit_base"))
-    return name, cfg
+    return vit_name(source, model, width), cfg
 
 
 def convert(source: Source, model: Any) -> StateDict:
-    try:
+    with converting(source):
         state = timm_vit_to_vidbench(source.state)
-    except ValueError as err:
-        raise source.error(str(err)) from None
     return to_model_layout(state, model)
 
 
@@ -246,32 +249,3 @@ def class_names(source: Source) -> Optional[List[str]]:
 register_format(WeightsFormat(
     "timm-vit", "timm VisionTransformer state dict (.safetensors/.pth/.bin) or timm hub directory",
     sniff, infer, convert, families=("vit",), preprocess=preprocess, class_names=class_names))
-
-# timm's eval at 224: resize the short side to floor(224 / 0.9) = 248, centre crop 224; inputs in [-1, 1]
-_TIMM = dict(format="timm-vit", num_frames=1, sampling_rate=1, crop_size=224, resize_size=248,
-             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(1, 1), dataset="ImageNet-1k val",
-             classes="imagenet1k")
-_RESULTS = ("timm results/results-imagenet.csv (huggingface/pytorch-image-models @ aa4b585), "
-            "timm's own evaluation of these weights")
-register_published(
-    PublishedWeights("vit_base.augreg2_in21k_ft_in1k_timm", "vit_base",
-                     files=("vit_base_patch16_224.augreg2_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg2_in21k_ft_in1k "
-                            "(Google's ImageNet-21k AugReg ViT-B/16, re-fine-tuned on ImageNet-1k by R. Wightman)",
-                     paper=_RESULTS, top1=85.108, top5=97.530, **_TIMM),
-    PublishedWeights("vit_base.augreg_in21k_ft_in1k_timm", "vit_base",
-                     files=("vit_base_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "B/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=84.534, top5=97.300, **_TIMM),
-    PublishedWeights("vit_small.augreg_in21k_ft_in1k_timm", "vit_small",
-                     files=("vit_small_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_small_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "S/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=81.402, top5=96.150, **_TIMM),
-    PublishedWeights("vit_tiny.augreg_in21k_ft_in1k_timm", "vit_tiny",
-                     files=("vit_tiny_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "Ti/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=75.452, top5=92.858, **_TIMM),
-)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import pick_model, square_side
+from ._util import pick_model, source_errors, square_side
 
 _RENAMES = (
     ("conv_proj.", "patch_embed.proj."),
@@ -66,23 +66,8 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     return pick_model(source, model, "mvit", default), config
 
 
-def convert(source: Source, model: Any) -> Dict[str, Any]:
-    try:
-        return torchvision_mvit_to_vidbench(source.state)
-    except ValueError as err:
-        raise source.error(str(err)) from None
+convert = source_errors(torchvision_mvit_to_vidbench)
 
 
 register_format(WeightsFormat("torchvision-mvit", "torchvision MViT v1/v2 state dict (mvit_v1_b, mvit_v2_s)",
                               sniff, infer, convert, families=("mvit",)))
-
-_TV = dict(format="torchvision-mvit", num_frames=16, sampling_rate=4, crop_size=224, resize_size=256,
-           mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(5, 1))
-register_published(
-    PublishedWeights("mvit_b_16x4.k400_torchvision", "mvit_b_16x4", files=("mvit_v1_b-dbeb1030.pth",),
-                     source="torchvision MViT_V1_B_Weights.KINETICS400_V1 (ported from pytorchvideo)",
-                     paper="torchvision meta; MViT (ICCV 2021) Table 4", top1=78.477, top5=93.582, gmacs=70.599, **_TV),
-    PublishedWeights("mvitv2_s_16x4.k400_torchvision", "mvitv2_s_16x4", files=("mvit_v2_s-ae3be167.pth",),
-                     source="torchvision MViT_V2_S_Weights.KINETICS400_V1 (ported from SlowFast)",
-                     paper="torchvision meta; MViTv2 (CVPR 2022)", top1=80.757, top5=94.665, gmacs=64.224, **_TV),
-)

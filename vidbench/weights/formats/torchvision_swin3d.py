@@ -13,9 +13,9 @@ import re
 from itertools import product
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from .._registry import Inferred, PublishedWeights, WeightsFormat, register_format, register_published
+from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model
+from ._util import count_indexed, pick_model, source_errors
 
 _BLOCK_RENAMES = ((".mlp.0.", ".mlp.fc1."), (".mlp.3.", ".mlp.fc2."))
 _BLOCK_LEAF = re.compile(r"(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)$"
@@ -138,64 +138,9 @@ def infer_official(source: Source, model: Optional[str], overrides: Dict[str, An
     return _infer(source, model, "backbone.", lambda s: f"layers.{s}.blocks.", "cls_head.fc_cls.weight")
 
 
-def _converter(fn: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Callable[[Source, Any], Dict[str, Any]]:
-    def convert(source: Source, model: Any) -> Dict[str, Any]:
-        try:
-            return fn(source.state)
-        except ValueError as err:
-            raise source.error(str(err)) from None
-
-    return convert
-
-
 register_format(WeightsFormat("torchvision-swin3d", "torchvision Video Swin state dict (swin3d_t, swin3d_s, swin3d_b)",
-                              sniff_torchvision, infer_torchvision, _converter(torchvision_swin3d_to_vidbench),
+                              sniff_torchvision, infer_torchvision, source_errors(torchvision_swin3d_to_vidbench),
                               families=("swin",)))
 register_format(WeightsFormat("videoswin-official", "official Video-Swin-Transformer release (its mmaction2 0.x fork: final norm backbone.norm)",
-                              sniff_official, infer_official, _converter(videoswin_official_to_vidbench),
+                              sniff_official, infer_official, source_errors(videoswin_official_to_vidbench),
                               families=("swin",)))
-
-# torchvision: `_docs` "frame_rate=15, clips_per_video=12, clip_len=32" (Kinetics at 30 fps: every
-# 2nd frame), the weights' transforms: resize 256, centre crop 224, ImageNet mean / std
-_TV = dict(format="torchvision-swin3d", num_frames=32, sampling_rate=2, crop_size=224, resize_size=256,
-           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(12, 1))
-_TV_PAPER = "torchvision meta (acc); GMACs at 32x224: Video Swin README ({} at 16x224 without LayerNorm in torchvision)"
-# official configs: SampleFrames clip_len 32, frame_interval 2, num_clips 4; Resize short side 224,
-# ThreeCrop 224; mean 123.675/116.28/103.53, std 58.395/57.12/57.375 on 0-255 pixels
-_OFFICIAL = dict(format="videoswin-official", num_frames=32, sampling_rate=2, crop_size=224, resize_size=224,
-                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(4, 3))
-_GITHUB = "github.com/SwinTransformer/storage/releases/download/v1.0.4/"
-_OFFICIAL_PAPER = "Video-Swin-Transformer README (Kinetics-400/600 tables); Video Swin (CVPR 2022) Tables 1-2"
-
-register_published(
-    PublishedWeights("swin3d_t.k400_torchvision", "swin3d_t", files=("swin3d_t-7615ae03.pth",),
-                     source="torchvision Swin3D_T_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_PAPER.format(43.882), top1=77.715, top5=93.519, gmacs=87.9, **_TV),
-    PublishedWeights("swin3d_s.k400_torchvision", "swin3d_s", files=("swin3d_s-da41c237.pth",),
-                     source="torchvision Swin3D_S_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_PAPER.format(82.841), top1=79.521, top5=94.158, gmacs=165.9, **_TV),
-    PublishedWeights("swin3d_b.k400_torchvision", "swin3d_b", files=("swin3d_b_1k-24f7c7c6.pth",),
-                     source="torchvision Swin3D_B_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_PAPER.format(140.667), top1=79.427, top5=94.386, gmacs=281.6, **_TV),
-    PublishedWeights("swin3d_b.k400_in22k_torchvision", "swin3d_b", files=("swin3d_b_22k-7c6ae6fa.pth",),
-                     source="torchvision Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1 (ported from the official release)",
-                     paper=_TV_PAPER.format(140.667), top1=81.643, top5=95.574, gmacs=281.6, **_TV),
-    PublishedWeights("swin3d_t.k400_official", "swin3d_t", files=("swin_tiny_patch244_window877_kinetics400_1k.pth",),
-                     source=_GITHUB + "swin_tiny_patch244_window877_kinetics400_1k.pth (ImageNet-1K init)",
-                     paper=_OFFICIAL_PAPER, top1=78.8, top5=93.6, gmacs=87.9, **_OFFICIAL),
-    PublishedWeights("swin3d_s.k400_official", "swin3d_s", files=("swin_small_patch244_window877_kinetics400_1k.pth",),
-                     source=_GITHUB + "swin_small_patch244_window877_kinetics400_1k.pth (ImageNet-1K init)",
-                     paper=_OFFICIAL_PAPER, top1=80.6, top5=94.5, gmacs=165.9, **_OFFICIAL),
-    PublishedWeights("swin3d_b.k400_official", "swin3d_b", files=("swin_base_patch244_window877_kinetics400_1k.pth",),
-                     source=_GITHUB + "swin_base_patch244_window877_kinetics400_1k.pth (ImageNet-1K init)",
-                     paper=_OFFICIAL_PAPER, top1=80.6, top5=94.6, gmacs=281.6, **_OFFICIAL),
-    PublishedWeights("swin3d_b.k400_in22k_official", "swin3d_b",
-                     files=("swin_base_patch244_window877_kinetics400_22k.pth",),
-                     source=_GITHUB + "swin_base_patch244_window877_kinetics400_22k.pth (ImageNet-22K init)",
-                     paper=_OFFICIAL_PAPER, top1=82.7, top5=95.5, gmacs=281.6, **_OFFICIAL),
-    PublishedWeights("swin3d_b.k600_in22k_official", "swin3d_b",
-                     files=("swin_base_patch244_window877_kinetics600_22k.pth",),
-                     source=_GITHUB + "swin_base_patch244_window877_kinetics600_22k.pth (ImageNet-22K init)",
-                     paper=_OFFICIAL_PAPER, overrides={"num_classes": 600}, top1=84.0, top5=96.5, gmacs=281.6,
-                     dataset="Kinetics-600 val", classes="kinetics600", **_OFFICIAL),
-)
