@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..layers import ATTN_BACKENDS
 from ..models import create_model, list_models, model_entry, model_label
 from ..options import Alias, accepts_aliases, check_fields, device_check, option, positive_int
@@ -127,10 +127,10 @@ class SweepConfig:
         check_fields(self)  # types, bounds, choices, device; the checks between fields follow
         for p in self.precision:
             if p not in PRECISIONS:
-                raise ValueError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
+                raise ConfigError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
         for m in self.mode:
             if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
+                raise ConfigError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
         _positive_or_default("frames", self.frames)
         _positive_or_default("img_size", self.img_size)
         self.batch_size = [MAX if str(b).lower() == MAX else b for b in self.batch_size]
@@ -174,7 +174,7 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
         if any(ch in pattern for ch in "*?["):
             found = list_models(pattern)
             if not found:
-                raise KeyError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
+                raise UnknownNameError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
         else:
             model_entry(pattern)  # KeyError naming close matches
             found = [pattern]

@@ -21,6 +21,8 @@ from typing import Optional
 
 import torch
 
+from ..errors import ConfigError
+
 __all__ = ["parse_size", "PeakMemory", "MemoryResult", "current_rss_bytes", "peak_rss_bytes", "release_free_heap",
            "reset_peak_rss", "synchronize"]
 
@@ -36,7 +38,7 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
-        raise ValueError(f"bad memory size {text!r}: expected a positive number with a unit, e.g. 4GB, 512MiB")
+        raise ConfigError(f"bad memory size {text!r}: expected a positive number with a unit, e.g. 4GB, 512MiB")
     return int(float(match.group(1)) * _UNITS[unit])
 
 
