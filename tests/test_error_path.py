@@ -27,6 +27,8 @@ COMMANDS = [
     (["check-data", "tree"], "vidbench.data.spec.DataSpec.load"),
     (["extract-frames", "--data", "d", "--out", "o"], "vidbench.data.spec.DataSpec.load"),
     (["report", "r"], "vidbench.report.write_report"),
+    (["bench", "--models", "vit_tiny", "--out", "o"], "vidbench.bench.run_sweep"),
+    (["eval", "--weights", "w.safetensors", "--data", "d"], "vidbench.train.run_eval"),
 ]
 
 
