@@ -36,7 +36,7 @@ import torch
 
 from vidbench.bench import SweepConfig, count_flops, matmul_peak_flops, measure
 from vidbench.bench.activation_memory import count_activations
-from vidbench.bench.grid import resolve_models
+from vidbench.bench.grid import BenchPoint, resolve_models
 from vidbench.bench.point import error_text, measure_in_process, measure_isolated
 from vidbench.models import create_model, model_entry
 from vidbench.results import ResultsStore, key_str, run_lock
@@ -94,10 +94,11 @@ def measure_point(name: str, frames: int, size: int, gmacs: float, peak: Optiona
     """One inference measurement through the sweep's runner (a fresh worker process when isolated)."""
     cfg = SweepConfig(models=[name], device=args.device, warmup=args.warmup, iters=args.iters, isolate=args.isolate,
                       threads=args.threads, timeout_s=max(300.0, 10 * est * (args.warmup + args.iters)))
-    row = dict(model=name, frames=frames, img_size=size, batch_size=1, precision="fp32", mode="infer")
+    point = BenchPoint(model=name, arch=name, frames=frames, img_size=size, batch_size=1, precision="fp32",
+                       mode="infer", device=args.device)
     if cfg.isolated:
-        return {"isolated": True, **measure_isolated(row, cfg, gmacs, peak)}
-    return {"isolated": False, **measure_in_process(row, cfg, gmacs, peak, measure)}
+        return {"isolated": True, **measure_isolated(point, cfg, gmacs, peak)}
+    return {"isolated": False, **measure_in_process(point, cfg, gmacs, peak, measure)}
 
 
 def points(args: argparse.Namespace) -> List[Tuple[str, int, int]]:

@@ -92,7 +92,7 @@ def test_infer_rows_ignore_checkpointing():
 
     cfg = SweepConfig(models=["vit_tiny"], grad_checkpointing=["off", "on"])
     rows = expand_grid(cfg)
-    assert [(r["mode"], r["grad_checkpointing"]) for r in rows] == [("infer", False), ("train", False), ("train", True)]
+    assert [(r.mode, r.grad_checkpointing) for r in rows] == [("infer", False), ("train", False), ("train", True)]
 
 
 def test_compile_mode_is_recorded_with_its_compile_time():

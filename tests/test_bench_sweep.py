@@ -42,7 +42,7 @@ def test_patterns_and_unknown_names():
 
 def test_grid_resolves_defaults_and_collapses_frames_for_images():
     grid = expand_grid(quick(models=["vit_tiny", "vtn_tiny"], frames=[None, 8, 16], mode=["infer"]))
-    assert [(r["model"], r["frames"], r["img_size"]) for r in grid] == [
+    assert [(r.model, r.frames, r.img_size) for r in grid] == [
         ("vit_tiny", None, 224), ("vtn_tiny", 8, 32), ("vtn_tiny", 16, 32)]
     with pytest.raises(ValueError, match="'fp64'"):
         quick(models=["vit_tiny"], precision=["fp64"])

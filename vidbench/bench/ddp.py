@@ -30,7 +30,7 @@ from ..distributed import broadcast_json, setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore, run_lock
 from .flops import count_flops
-from .grid import BENCH_COLUMNS, TABLE, SweepConfig, expand_grid, row_arch, row_key
+from .grid import BENCH_COLUMNS, TABLE, BenchPoint, SweepConfig, expand_grid, row_key
 from .measure import measure
 from .point import bench_record, error_text, measure_args, measure_point, model_overrides
 from .process import die_with_parent, worker_env
@@ -64,7 +64,8 @@ def launch_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -
                            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     if code != 0:
         raise RuntimeError(f"the {cfg.nproc}-process bench (torchrun) exited with code {code}; see its output above")
-    keys = {row_key({**r, "nproc": n}) for r in expand_grid(cfg) if r["mode"] == "train" for n in (1, cfg.nproc)}
+    keys = {dataclasses.replace(p, nproc=n).key() for p in expand_grid(cfg) if p.mode == "train"
+            for n in (1, cfg.nproc)}
     df = ResultsStore(out).read(TABLE)
     return [r for r in df.to_dict("records") if row_key(r) in keys]
 
@@ -118,23 +119,23 @@ def run_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> L
             store.write_environment(str(env.device), env_extra)
         done_set = set(broadcast_json(done))
         peaks: Dict[str, Optional[float]] = {}
-        for row in grid:
-            single = {**row, "nproc": 1}
-            if broadcast_json("|".join(row_key(single)) not in done_set):
+        for point in grid:
+            single = dataclasses.replace(point, nproc=1)
+            if broadcast_json("|".join(single.key()) not in done_set):
                 if rank == 0:  # the one-process row, in a fresh worker as any bench row
                     result = measure_point(single, dataclasses.replace(cfg, nproc=None), {}, peaks, env_extra,
                                            store, measure)
                     written.append(_append(store, single, result, cfg))
                 dist.barrier()
-            multi = {**row, "nproc": world}
-            if "|".join(row_key(multi)) in done_set:
+            multi = dataclasses.replace(point, nproc=world)
+            if "|".join(multi.key()) in done_set:
                 continue
-            if multi["precision"] not in peaks:  # the one-process row may have measured it already
+            if multi.precision not in peaks:  # the one-process row may have measured it already
                 try:
-                    peaks[multi["precision"]] = matmul_peak_flops(env.device, multi["precision"])
+                    peaks[multi.precision] = matmul_peak_flops(env.device, multi.precision)
                 except Exception:  # the row still gets throughput; MFU stays blank
-                    peaks[multi["precision"]] = None
-            result = _measure_ddp(multi, cfg, env.device, peaks[multi["precision"]])
+                    peaks[multi.precision] = None
+            result = _measure_ddp(multi, cfg, env.device, peaks[multi.precision])
             if rank == 0:
                 base = _one_process_row(store, single)
                 if result.get("clips_per_s") and base:
@@ -147,11 +148,11 @@ def run_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> L
             lock.__exit__(None, None, None)
 
 
-def _measure_ddp(row: Dict[str, Any], cfg: SweepConfig, device: torch.device, peak: Optional[float]) -> Dict[str, Any]:
-    """Every process measures the row with DistributedDataParallel (`measure(distributed=True)`)."""
+def _measure_ddp(point: BenchPoint, cfg: SweepConfig, device: torch.device, peak: Optional[float]) -> Dict[str, Any]:
+    """Every process measures the point with DistributedDataParallel (`measure(distributed=True)`)."""
     try:
-        report = count_flops(row_arch(row), **model_overrides(row, cfg))
-        args = {**measure_args(row, cfg, report.gmacs, peak), "device": device}
+        report = count_flops(point.arch, **model_overrides(point, cfg))
+        args = {**measure_args(point, cfg, report.gmacs, peak), "device": device}
         result = measure(args.pop("model"), distributed=True, **args)
         ok = torch.tensor([1.0])
     except Exception as exc:  # every rank learns that one failed, then the row says why
@@ -164,17 +165,17 @@ def _measure_ddp(row: Dict[str, Any], cfg: SweepConfig, device: torch.device, pe
     return result
 
 
-def _one_process_row(store: ResultsStore, single: Dict[str, Any]) -> Optional[float]:
+def _one_process_row(store: ResultsStore, single: BenchPoint) -> Optional[float]:
     df = store.read(TABLE)
     for r in df.to_dict("records")[::-1]:
-        if row_key(r) == row_key(single) and r.get("status") == "ok":
+        if row_key(r) == single.key() and r.get("status") == "ok":
             return float(r["clips_per_s"])
     return None
 
 
-def _append(store: ResultsStore, row: Dict[str, Any], result: Dict[str, Any], cfg: SweepConfig) -> Dict[str, Any]:
-    record = bench_record(row, {k: v for k, v in result.items() if k in BENCH_COLUMNS},
-                          row["nproc"] == 1 and cfg.isolated)
+def _append(store: ResultsStore, point: BenchPoint, result: Dict[str, Any], cfg: SweepConfig) -> Dict[str, Any]:
+    record = bench_record(point, {k: v for k, v in result.items() if k in BENCH_COLUMNS},
+                          point.nproc == 1 and cfg.isolated)
     store.append(TABLE, {c: record[c] for c in BENCH_COLUMNS})
     return record
 

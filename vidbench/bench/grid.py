@@ -1,17 +1,18 @@
 """The bench grid: `SweepConfig` (a `vidbench bench` job), the bench.csv columns, and the grid of
-configurations it expands to, one dict of key columns per row (`expand_grid`, `row_key`).
+configurations it expands to, one `BenchPoint` per row (`expand_grid`; `row_key` keys a row).
 
 Measuring one configuration is `vidbench.bench.point`; running the grid, `vidbench.bench.sweep`.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError
 from ..layers import ATTN_BACKENDS
 from ..models import create_model, list_models, model_entry, model_label
 from ..options import Alias, accepts_aliases, check_fields, device_check, option, positive_int
@@ -20,7 +21,7 @@ from .memory import parse_size
 from .process import available_cpus
 from .throughput import COMPILE_MODES, MODES, PRECISIONS
 
-__all__ = ["BENCH_COLUMNS", "KEY_COLUMNS", "MAX", "TABLE", "SweepConfig", "expand_grid", "resolve_models", "row_arch",
+__all__ = ["BENCH_COLUMNS", "KEY_COLUMNS", "MAX", "TABLE", "BenchPoint", "SweepConfig", "expand_grid", "resolve_models",
            "row_key"]
 
 TABLE = "bench"
@@ -127,10 +128,10 @@ class SweepConfig:
         check_fields(self)  # types, bounds, choices, device; the checks between fields follow
         for p in self.precision:
             if p not in PRECISIONS:
-                raise ConfigError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
+                raise ValueError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
         for m in self.mode:
             if m not in MODES:
-                raise ConfigError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
+                raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
         _positive_or_default("frames", self.frames)
         _positive_or_default("img_size", self.img_size)
         self.batch_size = [MAX if str(b).lower() == MAX else b for b in self.batch_size]
@@ -174,7 +175,7 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
         if any(ch in pattern for ch in "*?["):
             found = list_models(pattern)
             if not found:
-                raise UnknownNameError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
+                raise KeyError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
         else:
             model_entry(pattern)  # KeyError naming close matches
             found = [pattern]
@@ -182,7 +183,8 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
     return names
 
 
-def row_key(row: Dict[str, Any]) -> Tuple[str, ...]:
+def row_key(row: Mapping[str, Any]) -> Tuple[str, ...]:
+    """A bench.csv row's key (its KEY_COLUMNS as text): what resume and the retries compare."""
     values = {**row, "batch_size": MAX} if row.get("batch_search") == MAX else row
     return tuple(key_str(values.get(k)) for k in KEY_COLUMNS)
 
@@ -195,15 +197,39 @@ def _default_size(name: str, model_kwargs: Dict[str, Any]) -> Tuple[Tuple[int, .
     return tuple(net.input_size), model_label(name, net.config)
 
 
-def row_arch(row: Dict[str, Any]) -> str:
-    """The registry name a row's model is built from (`model` is its label, `arch` the name it came from)."""
-    return row.get("arch") or row["model"]
+@dataclass(frozen=True)
+class BenchPoint:
+    """One configuration of the grid: the key columns of its bench.csv row, typed. `model` is what
+    the row calls the model (`model_label`), `arch` the registry name it is built from;
+    `batch_search` is "max" for a `--batch-size max` row (its batch is found by the search)."""
+
+    model: str
+    arch: str
+    frames: Optional[int]  # None for image models
+    img_size: int
+    batch_size: Optional[int]
+    precision: str
+    mode: str
+    batch_search: Optional[str] = None
+    device: str = "cpu"
+    compile: str = "off"
+    weights: Optional[str] = None
+    attn_backend: str = "auto"
+    grad_checkpointing: bool = False
+    nproc: int = 1
+
+    def columns(self) -> Dict[str, Any]:
+        """Its bench.csv columns and values."""
+        return dataclasses.asdict(self)
+
+    def key(self) -> Tuple[str, ...]:
+        return row_key(self.columns())
 
 
-def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
-    """One dict of key columns per configuration; defaults resolved to the model's numbers,
-    and the frames axis collapsed for image models (frames is blank for them)."""
-    rows: List[Dict[str, Any]] = []
+def expand_grid(cfg: SweepConfig) -> List[BenchPoint]:
+    """One point per configuration; defaults resolved to the model's numbers, and the frames
+    axis collapsed for image models (frames is blank for them)."""
+    rows: List[BenchPoint] = []
     seen: Set[Tuple[str, ...]] = set()
     for name in resolve_models(cfg.models):
         size, label = _default_size(name, cfg.model_kwargs)
@@ -211,12 +237,13 @@ def expand_grid(cfg: SweepConfig) -> List[Dict[str, Any]]:
         for frames, img, batch, precision, mode, backend, ckpt in itertools.product(
                 cfg.frames, cfg.img_size, cfg.batch_size, cfg.precision, cfg.mode, cfg.attn_backend,
                 cfg.grad_checkpointing):
-            row = dict(model=label, arch=name, frames=(size[1] if frames is None else frames) if video else None,
-                       img_size=size[-1] if img is None else img, batch_size=None if batch == MAX else int(batch),
-                       batch_search=MAX if batch == MAX else None, precision=precision, device=cfg.device, mode=mode,
-                       compile=cfg.compile or "off", weights=cfg.weights, attn_backend=backend,
-                       grad_checkpointing=ckpt == "on" and mode == "train", nproc=1)
-            if row_key(row) not in seen:
-                seen.add(row_key(row))
-                rows.append(row)
+            point = BenchPoint(
+                model=label, arch=name, frames=(size[1] if frames is None else frames) if video else None,
+                img_size=size[-1] if img is None else img, batch_size=None if batch == MAX else int(batch),
+                batch_search=MAX if batch == MAX else None, precision=precision, device=cfg.device, mode=mode,
+                compile=cfg.compile or "off", weights=cfg.weights, attn_backend=backend,
+                grad_checkpointing=ckpt == "on" and mode == "train", nproc=1)
+            if point.key() not in seen:
+                seen.add(point.key())
+                rows.append(point)
     return rows

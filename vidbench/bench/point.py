@@ -15,7 +15,7 @@ import torch
 
 from ..results import ResultsStore, key_str
 from .flops import FlopReport, count_flops
-from .grid import BENCH_COLUMNS, KEY_COLUMNS, MAX, SweepConfig, row_arch
+from .grid import BENCH_COLUMNS, KEY_COLUMNS, MAX, BenchPoint, SweepConfig
 from .memory import parse_size
 from .process import run_worker
 from .throughput import matmul_peak_flops
@@ -26,12 +26,12 @@ __all__ = ["RESULT_PREFIX", "MeasureFn", "bench_record", "error_text", "is_oom",
 RESULT_PREFIX = "VIDBENCH_RESULT "  # the worker's result line
 
 
-def model_overrides(row: Dict[str, Any], cfg: SweepConfig, with_weights: bool = False) -> Dict[str, Any]:
-    """create_model options of a row (the checkpoint's config first, the row's frames / size on top);
+def model_overrides(point: BenchPoint, cfg: SweepConfig, with_weights: bool = False) -> Dict[str, Any]:
+    """create_model options of a point (the checkpoint's config first, its frames / size on top);
     `with_weights`: also the weights to load (for measuring; counting needs only the config)."""
-    out = {**cfg.model_kwargs, "img_size": int(row["img_size"])}
-    if row["frames"] is not None:
-        out["num_frames"] = int(row["frames"])
+    out = {**cfg.model_kwargs, "img_size": int(point.img_size)}
+    if point.frames is not None:
+        out["num_frames"] = int(point.frames)
     if with_weights and cfg.weights:
         out.update(weights=cfg.weights, weights_format=cfg.weights_format)
     return out
@@ -54,17 +54,16 @@ def uncounted_text(report: FlopReport) -> str:
 MeasureFn = Callable[..., Dict[str, Any]]
 
 
-def measure_args(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
-    """`measure`'s keyword arguments for one grid row: the one place they are written (the
+def measure_args(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float]) -> Dict[str, Any]:
+    """`measure`'s keyword arguments for one grid point: the one place they are written (the
     in-process call passes them, the isolated worker gets them as its JSON job)."""
-    return dict(model=row_arch(row), mode=row["mode"], precision=row["precision"], device=cfg.device,
-                batch_size=row["batch_size"], warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile, gmacs=gmacs,
-                peak_flops=peak, attn_backend=row.get("attn_backend", "auto"),
-                grad_checkpointing=bool(row.get("grad_checkpointing", False)),
-                detail=cfg.detail, **model_overrides(row, cfg, with_weights=True))
+    return dict(model=point.arch, mode=point.mode, precision=point.precision, device=cfg.device,
+                batch_size=point.batch_size, warmup=cfg.warmup, iters=cfg.iters, compile=cfg.compile, gmacs=gmacs,
+                peak_flops=peak, attn_backend=point.attn_backend, grad_checkpointing=bool(point.grad_checkpointing),
+                detail=cfg.detail, **model_overrides(point, cfg, with_weights=True))
 
 
-def measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
+def measure_in_process(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
                        measure_fn: MeasureFn, mem_limit: Optional[int] = None) -> Dict[str, Any]:
     """In this process; `mem_limit` (bytes, CUDA only: the caching allocator's cap for this process)."""
     device = torch.device(cfg.device)
@@ -72,7 +71,7 @@ def measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak
         if mem_limit is not None and device.type == "cuda":
             total = torch.cuda.get_device_properties(device).total_memory
             torch.cuda.set_per_process_memory_fraction(min(1.0, mem_limit / total), device)
-        args = measure_args(row, cfg, gmacs, peak)
+        args = measure_args(point, cfg, gmacs, peak)
         return {"status": "ok", **measure_fn(args.pop("model"), **args)}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
         return {"status": "oom" if is_oom(exc) else "error", "error": error_text(exc)}
@@ -84,11 +83,11 @@ def measure_in_process(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak
             torch.cuda.empty_cache()
 
 
-def measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
+def measure_isolated(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
                      mem_limit: Optional[int] = None) -> Dict[str, Any]:
     """In a fresh worker process; `mem_limit` (bytes): the worker's peak resident memory (CPU) or
     allocator cap (CUDA), enforced there (an "oom" row beyond it)."""
-    job = {"measure": measure_args(row, cfg, gmacs, peak), "threads": cfg.threads or torch.get_num_threads(),
+    job = {"measure": measure_args(point, cfg, gmacs, peak), "threads": cfg.threads or torch.get_num_threads(),
            "mem_limit_bytes": mem_limit}
     run = run_worker("vidbench.bench.worker", job, RESULT_PREFIX, timeout=cfg.timeout_s)
     if run.timed_out:
@@ -98,60 +97,60 @@ def measure_isolated(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: 
     return {"status": "crashed", "error": f"worker exited with code {run.returncode}: {run.stderr_tail(3)}"[:500]}
 
 
-def measure_point(row: Dict[str, Any], cfg: SweepConfig, flops: Dict[Tuple[str, ...], Any],
+def measure_point(point: BenchPoint, cfg: SweepConfig, flops: Dict[Tuple[str, ...], Any],
                   peaks: Dict[str, Optional[float]], env_extra: Dict[str, Any], store: ResultsStore,
                   measure_fn: MeasureFn) -> Dict[str, Any]:
-    """One grid row measured: its params and GMACs (counted once per model and size, kept in
+    """One grid point measured: its params and GMACs (counted once per model and size, kept in
     `flops`), the matmul peak of its precision (once, kept in `peaks` and written to
     environment.json), then the measurement (a `--batch-size max` search where asked); the
     result's non-key columns, with the batch a search found as ``found_batch_size``."""
-    fkey = (row["model"], key_str(row["frames"]), key_str(row["img_size"]))
+    fkey = (point.model, key_str(point.frames), key_str(point.img_size))
     if fkey not in flops:
         try:
-            flops[fkey] = count_flops(row_arch(row), **model_overrides(row, cfg))
+            flops[fkey] = count_flops(point.arch, **model_overrides(point, cfg))
         except Exception as exc:
             flops[fkey] = exc
     report = flops[fkey]
     if isinstance(report, Exception):
         return {"status": "error", "error": "building/counting the model failed: " + error_text(report)}
-    if row["precision"] not in peaks:
+    if point.precision not in peaks:
         try:
-            peaks[row["precision"]] = matmul_peak_flops(torch.device(cfg.device), row["precision"])
+            peaks[point.precision] = matmul_peak_flops(torch.device(cfg.device), point.precision)
         except Exception:  # the rows still get throughput; MFU stays blank
-            peaks[row["precision"]] = None
-        env_extra["matmul_peak_tflops"][row["precision"]] = (
-            None if peaks[row["precision"]] is None else peaks[row["precision"]] / 1e12)
+            peaks[point.precision] = None
+        env_extra["matmul_peak_tflops"][point.precision] = (
+            None if peaks[point.precision] is None else peaks[point.precision] / 1e12)
         store.write_environment(cfg.device, env_extra)
     base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": uncounted_text(report)}
-    peak = peaks[row["precision"]]
-    if row.get("batch_search") == MAX:
-        result = _largest_batch(row, cfg, report.gmacs, peak, measure_fn)
+    peak = peaks[point.precision]
+    if point.batch_search == MAX:
+        result = _largest_batch(point, cfg, report.gmacs, peak, measure_fn)
     else:
-        result = _measure_row(row, cfg, report.gmacs, peak, measure_fn)
+        result = _measure_row(point, cfg, report.gmacs, peak, measure_fn)
     found = result.get("batch_size")
     result = {k: v for k, v in result.items() if k in BENCH_COLUMNS and k not in KEY_COLUMNS}
     return {**base, **result, "found_batch_size": found}
 
 
-def bench_record(row: Dict[str, Any], result: Dict[str, Any], isolated: bool,
+def bench_record(point: BenchPoint, result: Dict[str, Any], isolated: bool,
                  retry_of: Optional[int] = None) -> Dict[str, Any]:
-    """A bench.csv row: every column, the measurement's values under the grid row's keys (a
+    """A bench.csv row: every column, the measurement's values under the point's keys (a
     `--batch-size max` row gets the batch it found), stamped now."""
-    record = {**{c: None for c in BENCH_COLUMNS}, **result, **row, "retry_of": retry_of, "isolated": isolated,
-              "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    if row.get("batch_search") == MAX:  # the batch it found
+    record = {**{c: None for c in BENCH_COLUMNS}, **result, **point.columns(), "retry_of": retry_of,
+              "isolated": isolated, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if point.batch_search == MAX:  # the batch it found
         record["batch_size"] = result.get("found_batch_size")
     return record
 
 
-def _measure_row(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float], measure_fn: MeasureFn,
+def _measure_row(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float], measure_fn: MeasureFn,
                  mem_limit: Optional[int] = None) -> Dict[str, Any]:
     if cfg.isolated:
-        return measure_isolated(row, cfg, gmacs, peak, mem_limit)
-    return measure_in_process(row, cfg, gmacs, peak, measure_fn, mem_limit)
+        return measure_isolated(point, cfg, gmacs, peak, mem_limit)
+    return measure_in_process(point, cfg, gmacs, peak, measure_fn, mem_limit)
 
 
-def _largest_batch(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Optional[float],
+def _largest_batch(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
                    measure_fn: MeasureFn) -> Dict[str, Any]:
     """`--batch-size max`: the largest batch whose step fits the memory limit, and the row measured
     there. Batches 1, 2, 4, ... are tried until one does not fit (or max_batch_cap), then the gap is
@@ -165,7 +164,7 @@ def _largest_batch(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Op
 
     def fits(batch: int) -> Optional[Dict[str, Any]]:
         """None if it fits; else the failed try's result."""
-        result = _measure_row({**row, "batch_size": batch}, quick, gmacs, peak, measure_fn, limit)
+        result = _measure_row(dataclasses.replace(point, batch_size=batch), quick, gmacs, peak, measure_fn, limit)
         tries.append(f"{batch} {result['status']}")
         return None if result["status"] == "ok" else result
 
@@ -192,7 +191,7 @@ def _largest_batch(row: Dict[str, Any], cfg: SweepConfig, gmacs: float, peak: Op
         else:
             return {**failed, **info, "batch_tries": ", ".join(tries)}
     while True:  # the full measurement (more steps) can end a little above a quick try: then one batch less
-        result = _measure_row({**row, "batch_size": lo}, cfg, gmacs, peak, measure_fn, limit)
+        result = _measure_row(dataclasses.replace(point, batch_size=lo), cfg, gmacs, peak, measure_fn, limit)
         tries.append(f"{lo} {result['status']} (measured)")
         if result["status"] != "oom" or lo == 1:
             return {**result, **info, "batch_size": lo, "batch_tries": ", ".join(tries)}

@@ -64,7 +64,7 @@ def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     grid = expand_grid(cfg)
-    queue = deque((row, cfg.retry_oom, None) for row in grid if row_key(row) not in done)
+    queue = deque((point, cfg.retry_oom, None) for point in grid if point.key() not in done)
     peaks: Dict[str, Optional[float]] = {}
     env_extra = {"sweep": dataclasses.asdict(cfg), "isolated": cfg.isolated, "matmul_peak_tflops": {},
                  "skipped_as_done": len(grid) - len(queue)}
@@ -77,18 +77,18 @@ def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
     written: List[Dict[str, Any]] = []
     bar = tqdm(total=len(queue), disable=not progress, desc="vidbench bench", unit="cfg", file=sys.stderr)
     while queue:
-        row, retries_left, retry_of = queue.popleft()
-        bar.set_postfix_str(f"{row['model']} b{row['batch_size']} {row['precision']} {row['mode']}")
-        result = measure_point(row, cfg, flops, peaks, env_extra, store, measure_fn)
-        record = bench_record(row, result, cfg.isolated, retry_of)
+        point, retries_left, retry_of = queue.popleft()
+        bar.set_postfix_str(f"{point.model} b{point.batch_size} {point.precision} {point.mode}")
+        result = measure_point(point, cfg, flops, peaks, env_extra, store, measure_fn)
+        record = bench_record(point, result, cfg.isolated, retry_of)
         store.append(TABLE, {c: record[c] for c in BENCH_COLUMNS})
-        done.add(row_key(row))
+        done.add(point.key())
         written.append(record)
         bar.update(1)
-        if record["status"] == "oom" and retries_left > 0 and (row["batch_size"] or 0) > 1:
-            smaller = {**row, "batch_size": row["batch_size"] // 2}
-            if row_key(smaller) not in done and all(row_key(smaller) != row_key(q[0]) for q in queue):
-                queue.appendleft((smaller, retries_left - 1, row["batch_size"]))
+        if record["status"] == "oom" and retries_left > 0 and (point.batch_size or 0) > 1:
+            smaller = dataclasses.replace(point, batch_size=point.batch_size // 2)
+            if smaller.key() not in done and all(smaller.key() != q[0].key() for q in queue):
+                queue.appendleft((smaller, retries_left - 1, point.batch_size))
                 bar.total += 1
     bar.close()
     return written

@@ -104,7 +104,7 @@ class _Run:
         """FLOPs (fvcore, meta device) and params of every model x frames x image size: bench rows
         with mode 'count', so reports show them beside measured rows."""
         from ..bench.flops import count_flops
-        from ..bench.grid import BENCH_COLUMNS, SweepConfig, expand_grid, row_arch, row_key
+        from ..bench.grid import BENCH_COLUMNS, SweepConfig, expand_grid, row_key
         from ..bench.point import error_text, model_overrides, uncounted_text
         from ..options import narrow
 
@@ -114,14 +114,14 @@ class _Run:
         cfg = narrow(spec, SweepConfig, batch_size=[1], precision=["fp32"], mode=["infer"], device="meta")
         grid = expand_grid(cfg)
         failed = 0
-        for key in grid:
-            row = {**key, "mode": "count", "batch_size": 1}
-            if row_key(row) in done:
+        for point in grid:
+            point = dataclasses.replace(point, mode="count", batch_size=1)
+            if point.key() in done:
                 continue
             record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
-            record.update(row, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            record.update(point.columns(), timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             try:
-                report = count_flops(row_arch(row), device="meta", **model_overrides(row, cfg))
+                report = count_flops(point.arch, device="meta", **model_overrides(point, cfg))
                 record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
                               uncounted_ops=uncounted_text(report))
             except Exception as err:  # one model's failure is its row, the rest go on
@@ -129,7 +129,7 @@ class _Run:
                 record.update(status="error", error=error_text(err))
             store.append("bench", record)
             if self.progress:
-                print(f"  {row['model']} {row['frames'] or ''}: {record.get('gmacs')} GMACs, {record.get('params')} params",
+                print(f"  {point.model} {point.frames or ''}: {record.get('gmacs')} GMACs, {record.get('params')} params",
                       file=sys.stderr)
         return f"{len(grid)} FLOP/param counts, {failed} failed"
 
