@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # not tqdm.auto: its class calls iter() when built (an extra DataLoader iterator)
 
-from ..bench.throughput import autocast_context
+from ..options import autocast
 from ..results import ResultsStore
 from .config import TrainingOptions
 from .state import StateError, load_train_state, read_state_tensors, save_train_state
@@ -98,12 +98,6 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
         return cosine
     linear = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=warmup_from, end_factor=1.0, total_iters=warmup)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    """fp32: no autocast; bf16 / fp16: torch.autocast on the device (the same vocabulary and
-    context as `vidbench bench`'s steps)."""
-    return autocast_context(torch.device(device), precision)
 
 
 def is_finite(x: torch.Tensor) -> bool:
