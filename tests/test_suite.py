@@ -118,7 +118,9 @@ def test_a_suite_file_drives_a_run_and_resume_does_no_stage_twice(suite_file, tm
     bench = pd.read_csv(out / "bench.csv")
     assert len(bench) == 1 and bench.loc[0, "status"] == "ok" and bench.loc[0, "gmacs"] > 0
     acc = pd.read_csv(out / "accuracy.csv")
-    assert len(acc) == 2 and acc["model"].tolist() == ["vivit_m1_tiny", "timesformer_tiny"]
+    # trained with model_kwargs (depth 1, 32 wide): the rows name the family and config, not vivit_m1_tiny (issue 26)
+    assert len(acc) == 2 and [m.split("(")[0] for m in acc["model"]] == ["vivit", "timesformer"]
+    assert all("embed_dim=32" in m and "depth=1" in m for m in acc["model"]), acc["model"].tolist()
     ssl = pd.read_csv(out / "ssl.csv")
     assert sorted(ssl["method"]) == ["byol", "random", "simclr"]
     pretrained = ssl[ssl["method"] != "random"]
