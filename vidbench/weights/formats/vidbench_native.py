@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from ...checkpoint import FORMAT
+from ...checkpoint import FORMAT, json_tuples
 from ...models import model_entry
 from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
@@ -35,19 +35,13 @@ def sniff(source: Source) -> bool:
     return source.kind == "safetensors" and source.metadata.get("format") == FORMAT
 
 
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
     spec = _spec(source)
     try:
         model_entry(spec["name"])
     except KeyError as err:
         raise source.error(err.args[0]) from None
-    return spec["name"], {k: _tuples(v) for k, v in spec["config"].items()}
+    return spec["name"], json_tuples(spec["config"])  # as load_checkpoint reads the same config
 
 
 def convert(source: Source, model: Any) -> Dict[str, Any]:
