@@ -25,7 +25,7 @@ class FlopsJob:
     reference_attn: bool = option(False, help="trace the reference attention path instead of "
                                               "F.scaled_dot_product_attention")
     device: str = option("meta", check=device_check(auto=False, meta=True),
-                         help="where to build the model: meta (default, no compute) or cpu")
+                         help="where to build the model: meta (no compute) or cpu")
     crosscheck: bool = option(False, help="also count with torch's FlopCounterMode")
 
 
