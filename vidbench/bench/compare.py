@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
-from ..options import option
+from ..options import BATCH_SIZE, DEVICE, FRAMES, IMG_SIZE, PRECISION, SEED, THREADS, option
 from ..results import ResultsStore, run_lock
 from .memory import PeakMemory, current_rss_bytes, release_free_heap
 from .process import report, run_worker
@@ -216,19 +216,19 @@ class CompareConfig:
     models: List[str] = option(default_factory=list, cli=False, help="vidbench models with a reference implementation")
     mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES,
                              help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
-    batch_size: int = option(1, positive=True, help="clips per step")
-    frames: Optional[int] = option(None, help="clip frames [each family's paper config]")
-    img_size: Optional[int] = option(None, help="input side [each family's paper config]")
-    precision: str = option("fp32", choices=tuple(PRECISIONS), help="autocast dtype: fp32 (none), bf16, fp16")
-    device: str = option("cpu", help="cpu, cuda, cuda:1, ...")
-    threads: Optional[int] = option(None, help="torch intra-op threads [torch's]")
+    batch_size: int = BATCH_SIZE()
+    frames: Optional[int] = FRAMES(help="clip frames [each family's paper config]", aliases=())
+    img_size: Optional[int] = IMG_SIZE(help="input side [each family's paper config]", aliases=())
+    precision: str = PRECISION(help="autocast dtype: fp32 (none), bf16, fp16", aliases=())
+    device: str = DEVICE("cpu", check=None, help="cpu, cuda, cuda:1, ...")
+    threads: Optional[int] = THREADS()
     warmup: int = option(2, help="untimed steps of each implementation before the first round")
     iters: int = option(3, positive=True, help="timed steps of each implementation per round")
     rounds: int = option(3, positive=True, help="interleaved rounds (vidbench, reference, vidbench, ...)")
     isolate_memory: Optional[bool] = option(None, help="peak memory of each implementation and mode in a fresh "
                                                        "process [on CPU yes; on CUDA no: the allocator's peak]")
     memory_iters: int = option(2, positive=True, help="steps run in the fresh process measuring peak memory")
-    seed: int = option(0, help="seed of the weight perturbation and the clip")
+    seed: int = SEED(help="seed of the weight perturbation and the clip", ge=None)
     profile: int = option(0, help="also profile one inference forward of each implementation this many times "
                                   "(torch.profiler, alternately; per op the least self time) into "
                                   "compare_profile.csv [0: no]")
