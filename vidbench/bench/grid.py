@@ -12,10 +12,26 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..layers import ATTN_BACKENDS
 from ..models import create_model, list_models, model_entry, model_label
-from ..options import Alias, accepts_aliases, check_fields, device_check, option, positive_int
+from ..options import (
+    ATTN_BACKEND,
+    BATCH_SIZE,
+    DEVICE,
+    FRAMES,
+    IMG_SIZE,
+    PRECISION,
+    THREADS,
+    WEIGHTS,
+    WEIGHTS_FORMAT,
+    Alias,
+    accepts_aliases,
+    check_fields,
+    device_check,
+    option,
+    positive_int,
+)
 from ..results import key_str
 from .memory import parse_size
 from .process import available_cpus
@@ -64,24 +80,21 @@ class SweepConfig:
 
     models: List[str] = option(default_factory=list, help="registry names or shell patterns, e.g. "
                                                           "'vivit_*_tiny,vit_tiny' (with --weights: the checkpoint's)")
-    frames: List[Optional[int]] = option(default_factory=lambda: [None], help="clip frames [each model's]")
-    img_size: List[Optional[int]] = option(default_factory=lambda: [None], aliases=[Alias("img_sizes", flag=False)],
-                                           help="input side [each model's]")
-    batch_size: List[Any] = option(default_factory=lambda: [1], aliases=[Alias("batch_sizes", flag=False)],
-                                   parse=_batch_item, help="clips per step; 'max': the largest batch that fits "
-                                                           "(on CPU under --mem-limit), found by doubling then bisection")
-    precision: List[str] = option(default_factory=lambda: ["fp32"], choices=tuple(PRECISIONS),
-                                  aliases=[Alias("precisions", flag=False)], help="autocast dtype: fp32 (none), bf16, fp16")
+    frames: List[Optional[int]] = FRAMES.sweep(help="clip frames [each model's]", aliases=())
+    img_size: List[Optional[int]] = IMG_SIZE.sweep(help="input side [each model's]",
+                                                   aliases=[Alias("img_sizes", flag=False)])
+    batch_size: List[Any] = BATCH_SIZE.sweep(aliases=[Alias("batch_sizes", flag=False)], parse=_batch_item,
+                                             help="clips per step; 'max': the largest batch that fits (on CPU under "
+                                                  "--mem-limit), found by doubling then bisection")
+    precision: List[str] = PRECISION.sweep(aliases=[Alias("precisions", flag=False)],
+                                           help="autocast dtype: fp32 (none), bf16, fp16")
     mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES, aliases=[Alias("modes", flag=False)],
                              help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
-    attn_backend: List[str] = option(default_factory=lambda: ["auto"], choices=ATTN_BACKENDS,
-                                     help="attention kernel backend: auto (SDPA's choice), flash, efficient, cudnn, "
-                                          "math (SDPA restricted to one kernel), reference (explicit softmax), flex "
-                                          "(FlexAttention)")
+    attn_backend: List[str] = ATTN_BACKEND.sweep()
     grad_checkpointing: List[str] = option(default_factory=lambda: ["off"], choices=("off", "on"),
                                            help="activation checkpointing per block in train rows: off, on, or off,on "
                                                 "for both side by side")
-    device: str = option("cpu", check=device_check(meta=True), help="cpu, cuda, cuda:N, mps, or auto (cuda where "
+    device: str = DEVICE("cpu", check=device_check(meta=True), help="cpu, cuda, cuda:N, mps, or auto (cuda where "
                                                                     "available, else cpu)")
     compile: Optional[str] = option(None, choices=COMPILE_MODES, const="default", metavar="MODE",
                                     help="torch.compile with this mode (default, reduce-overhead, max-autotune; bare "
@@ -104,12 +117,12 @@ class SweepConfig:
     retry_oom: int = option(0, ge=0, help="after an out-of-memory, retry at half the batch, up to this many times")
     timeout_s: Optional[float] = option(None, gt=0, aliases=[Alias("timeout", key=False)],
                                         help="seconds per configuration, isolated runs only [none]")
-    threads: Optional[int] = option(None, help="torch intra-op threads [torch's]")
+    threads: Optional[int] = THREADS()
     # published weights to measure (`vidbench.weights`): the models are built with the checkpoint's
     # config (model_kwargs, from `inspect_weights`) and loaded with its weights
-    weights: Optional[str] = option(None, help="measure the model a checkpoint holds, at its own config, with its "
-                                               "weights loaded (any supported format)")
-    weights_format: Optional[str] = option(None, help="force a weights format instead of detecting it")
+    weights: Optional[str] = WEIGHTS(help="measure the model a checkpoint holds, at its own config, with its weights "
+                                          "loaded (any supported format)")
+    weights_format: Optional[str] = WEIGHTS_FORMAT()
     model_kwargs: Dict[str, Any] = option(default_factory=dict, flag="model-arg", metavar="KEY=VALUE",
                                           help="model config override, repeatable (depth=4); with --weights, on top "
                                                "of the checkpoint's config")
@@ -128,10 +141,10 @@ class SweepConfig:
         check_fields(self)  # types, bounds, choices, device; the checks between fields follow
         for p in self.precision:
             if p not in PRECISIONS:
-                raise ValueError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
+                raise ConfigError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
         for m in self.mode:
             if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
+                raise ConfigError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
         _positive_or_default("frames", self.frames)
         _positive_or_default("img_size", self.img_size)
         self.batch_size = [MAX if str(b).lower() == MAX else b for b in self.batch_size]
@@ -175,7 +188,7 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
         if any(ch in pattern for ch in "*?["):
             found = list_models(pattern)
             if not found:
-                raise KeyError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
+                raise UnknownNameError(f"model pattern {pattern!r} matches no registered model (vidbench list shows them)")
         else:
             model_entry(pattern)  # KeyError naming close matches
             found = [pattern]
