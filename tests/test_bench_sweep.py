@@ -148,3 +148,21 @@ def test_isolated_run_measures_in_a_fresh_process(tmp_path):
     assert ok.status == "ok" and ok.isolated and ok.mem_method.endswith("(fresh process)")
     assert ok.peak_mem_mb > 0 and ok.clips_per_s > 0
     assert oom.status == "oom" and "can't allocate memory" in oom.error
+
+
+def test_count_mode_counts_without_running_and_keeps_the_machine_record(tmp_path):
+    """--mode count (the suite's [flops] stage is this sweep): params and GMACs on the meta device,
+    one row per model and input whatever the batch; a count-only resume leaves environment.json alone."""
+    out = tmp_path / "b"
+    rows = run_sweep(quick(models=["vivit_m1_tiny"], frames=[8, 16], batch_size=[4], mode=["infer", "count"]), out,
+                     progress=False)
+    df = pd.read_csv(out / "bench.csv")
+    counted, measured = df[df["mode"] == "count"], df[df["mode"] == "infer"]
+    assert len(rows) == 4 and len(counted) == 2 and len(measured) == 2 and (df["status"] == "ok").all()
+    assert (counted["batch_size"] == 1).all() and counted["clips_per_s"].isna().all() and not counted["isolated"].any()
+    # the counts are the measured rows' own (one count per model and input, shared)
+    assert counted["gmacs"].tolist() == pytest.approx(measured["gmacs"].tolist(), rel=1e-4)
+    assert counted["params"].tolist() == measured["params"].tolist()
+    env = (out / "environment.json").read_text()
+    run_sweep(quick(models=["vivit_m1_tiny"], frames=[32], mode=["count"]), out, resume=True, progress=False)
+    assert (out / "environment.json").read_text() == env and len(pd.read_csv(out / "bench.csv")) == 5

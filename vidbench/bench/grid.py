@@ -35,12 +35,14 @@ from ..options import (
 from ..results import key_str
 from .memory import parse_size
 from .process import available_cpus
-from .throughput import COMPILE_MODES, MODES, PRECISIONS
+from .throughput import COMPILE_MODES, MODES
 
-__all__ = ["BENCH_COLUMNS", "KEY_COLUMNS", "MAX", "TABLE", "BenchPoint", "SweepConfig", "expand_grid", "resolve_models",
+__all__ = ["BENCH_COLUMNS", "COUNT", "KEY_COLUMNS", "MAX", "SWEEP_MODES", "TABLE", "BenchPoint", "SweepConfig", "expand_grid", "resolve_models",
            "row_key"]
 
 TABLE = "bench"
+COUNT = "count"  # a mode that only counts: params and GMACs on the meta device, one row per model and input
+SWEEP_MODES = (*MODES, COUNT)
 # a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights,
 # the process count); a `--batch-size max` row keys on "max", not on the batch it found
 KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights",
@@ -88,8 +90,10 @@ class SweepConfig:
                                                   "--mem-limit), found by doubling then bisection")
     precision: List[str] = PRECISION.sweep(aliases=[Alias("precisions", flag=False)],
                                            help="autocast dtype: fp32 (none), bf16, fp16")
-    mode: List[str] = option(default_factory=lambda: list(MODES), choices=MODES, aliases=[Alias("modes", flag=False)],
-                             help="infer (forward under inference_mode), train (forward, backward, AdamW step)")
+    mode: List[str] = option(default_factory=lambda: list(MODES), choices=SWEEP_MODES,
+                             aliases=[Alias("modes", flag=False)],
+                             help="infer (forward under inference_mode), train (forward, backward, AdamW step), count "
+                                  "(params and GMACs only, counted on the meta device: nothing runs, no memory)")
     attn_backend: List[str] = ATTN_BACKEND.sweep()
     grad_checkpointing: List[str] = option(default_factory=lambda: ["off"], choices=("off", "on"),
                                            help="activation checkpointing per block in train rows: off, on, or off,on "
@@ -139,12 +143,6 @@ class SweepConfig:
         if self.compile is not None and self.compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)} (or off), got {self.compile!r}")
         check_fields(self)  # types, bounds, choices, device; the checks between fields follow
-        for p in self.precision:
-            if p not in PRECISIONS:
-                raise ConfigError(f"unknown precision {p!r}; expected one of {', '.join(PRECISIONS)}")
-        for m in self.mode:
-            if m not in MODES:
-                raise ConfigError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
         _positive_or_default("frames", self.frames)
         _positive_or_default("img_size", self.img_size)
         self.batch_size = [MAX if str(b).lower() == MAX else b for b in self.batch_size]
@@ -250,6 +248,8 @@ def expand_grid(cfg: SweepConfig) -> List[BenchPoint]:
         for frames, img, batch, precision, mode, backend, ckpt in itertools.product(
                 cfg.frames, cfg.img_size, cfg.batch_size, cfg.precision, cfg.mode, cfg.attn_backend,
                 cfg.grad_checkpointing):
+            if mode == COUNT:  # per-clip figures: one row per model and input, whatever the batch
+                batch = 1
             point = BenchPoint(
                 model=label, arch=name, frames=(size[1] if frames is None else frames) if video else None,
                 img_size=size[-1] if img is None else img, batch_size=None if batch == MAX else int(batch),

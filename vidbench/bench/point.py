@@ -15,7 +15,7 @@ import torch
 
 from ..results import ResultsStore, key_str
 from .flops import FlopReport, count_flops
-from .grid import BENCH_COLUMNS, KEY_COLUMNS, MAX, BenchPoint, SweepConfig
+from .grid import BENCH_COLUMNS, COUNT, KEY_COLUMNS, MAX, BenchPoint, SweepConfig
 from .memory import parse_size
 from .process import run_worker
 from .throughput import matmul_peak_flops
@@ -113,6 +113,9 @@ def measure_point(point: BenchPoint, cfg: SweepConfig, flops: Dict[Tuple[str, ..
     report = flops[fkey]
     if isinstance(report, Exception):
         return {"status": "error", "error": "building/counting the model failed: " + error_text(report)}
+    base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": uncounted_text(report)}
+    if point.mode == COUNT:  # counted on the meta device: nothing to run
+        return {**base, "status": "ok", "gmacs": round(report.gmacs, 4)}
     if point.precision not in peaks:
         try:
             peaks[point.precision] = matmul_peak_flops(torch.device(cfg.device), point.precision)
@@ -121,7 +124,6 @@ def measure_point(point: BenchPoint, cfg: SweepConfig, flops: Dict[Tuple[str, ..
         env_extra["matmul_peak_tflops"][point.precision] = (
             None if peaks[point.precision] is None else peaks[point.precision] / 1e12)
         store.write_environment(cfg.device, env_extra)
-    base = {"params": report.params, "gmacs": report.gmacs, "uncounted_ops": uncounted_text(report)}
     peak = peaks[point.precision]
     if point.batch_search == MAX:
         result = _largest_batch(point, cfg, report.gmacs, peak, measure_fn)
@@ -137,7 +139,7 @@ def bench_record(point: BenchPoint, result: Dict[str, Any], isolated: bool,
     """A bench.csv row: every column, the measurement's values under the point's keys (a
     `--batch-size max` row gets the batch it found), stamped now."""
     record = {**{c: None for c in BENCH_COLUMNS}, **result, **point.columns(), "retry_of": retry_of,
-              "isolated": isolated, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+              "isolated": isolated and point.mode != COUNT, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if point.batch_search == MAX:  # the batch it found
         record["batch_size"] = result.get("found_batch_size")
     return record

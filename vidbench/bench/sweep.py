@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..distributed import launched_world
 from ..results import ResultsStore, run_lock
 from .ddp import launch_ddp_sweep, run_ddp_sweep
-from .grid import BENCH_COLUMNS, TABLE, SweepConfig, expand_grid, row_key
+from .grid import BENCH_COLUMNS, COUNT, TABLE, SweepConfig, expand_grid, row_key
 from .measure import measure
 from .point import MeasureFn, bench_record, measure_point
 
@@ -69,10 +69,12 @@ def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
     env_extra = {"sweep": dataclasses.asdict(cfg), "isolated": cfg.isolated, "matmul_peak_tflops": {},
                  "skipped_as_done": len(grid) - len(queue)}
     env_path = Path(out) / "environment.json"
-    if resume and env_path.exists():  # keep what the earlier run(s) recorded
-        earlier = json.loads(env_path.read_text())
-        env_extra["earlier_runs"] = earlier.pop("earlier_runs", []) + [earlier]
-    store.write_environment(cfg.device, env_extra)
+    # a count-only run measures nothing of the machine: it records one only where none is
+    if any(mode != COUNT for mode in cfg.mode) or not env_path.exists():
+        if resume and env_path.exists():  # keep what the earlier run(s) recorded
+            earlier = json.loads(env_path.read_text())
+            env_extra["earlier_runs"] = earlier.pop("earlier_runs", []) + [earlier]
+        store.write_environment(cfg.device, env_extra)
     flops: Dict[Tuple[str, ...], Any] = {}
     written: List[Dict[str, Any]] = []
     bar = tqdm(total=len(queue), disable=not progress, desc="vidbench bench", unit="cfg", file=sys.stderr)

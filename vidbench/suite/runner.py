@@ -25,12 +25,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 import pandas as pd
 
@@ -101,37 +100,16 @@ class _Run:
             f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
 
     def _count(self, spec: Any) -> str:
-        """FLOPs (fvcore, meta device) and params of every model x frames x image size: bench rows
-        with mode 'count', so reports show them beside measured rows."""
-        from ..bench.flops import count_flops
-        from ..bench.grid import BENCH_COLUMNS, SweepConfig, expand_grid, row_key
-        from ..bench.point import error_text, model_overrides, uncounted_text
+        """FLOPs (fvcore, meta device) and params of every model x frames x image size: the sweep's
+        'count' mode, rows beside the measured ones so that reports show both."""
+        from ..bench.grid import COUNT, SweepConfig
+        from ..bench.sweep import run_sweep
         from ..options import narrow
 
-        store = ResultsStore(self.out)
-        existing = store.read("bench")
-        done = {row_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
-        cfg = narrow(spec, SweepConfig, batch_size=[1], precision=["fp32"], mode=["infer"], device="meta")
-        grid = expand_grid(cfg)
-        failed = 0
-        for point in grid:
-            point = dataclasses.replace(point, mode="count", batch_size=1)
-            if point.key() in done:
-                continue
-            record: Dict[str, Any] = {c: None for c in BENCH_COLUMNS}
-            record.update(point.columns(), timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-            try:
-                report = count_flops(point.arch, device="meta", **model_overrides(point, cfg))
-                record.update(params=report.params, gmacs=round(report.gmacs, 4), status="ok",
-                              uncounted_ops=uncounted_text(report))
-            except Exception as err:  # one model's failure is its row, the rest go on
-                failed += 1
-                record.update(status="error", error=error_text(err))
-            store.append("bench", record)
-            if self.progress:
-                print(f"  {point.model} {point.frames or ''}: {record.get('gmacs')} GMACs, {record.get('params')} params",
-                      file=sys.stderr)
-        return f"{len(grid)} FLOP/param counts, {failed} failed"
+        cfg = narrow(spec, SweepConfig, batch_size=[1], precision=["fp32"], mode=[COUNT], device="meta")
+        rows = run_sweep(cfg, self.out, resume=True, progress=self.progress)
+        failed = sum(r["status"] != "ok" for r in rows)
+        return f"{len(rows)} FLOP/param counts, {failed} failed"
 
     # -- train / init --------------------------------------------------------------------
     def train_and_eval(self, model: str, init: Optional[str] = None, tag: Optional[str] = None) -> str:
