@@ -211,3 +211,23 @@ def test_wmse_batch_below_its_whitening_size_is_refused_before_reading_data(tmp_
                  "--batch-size", "8", "--no-progress"]) == 2
     one_line_error(capsys, "wmse: batch_size 8 is below the whitening sub-batch w_size 128", "--w-size <= 8")
     assert not (tmp_path / "ssl").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--method", "simclr", "--data", "nowhere", "--out", "o", "--threads"],
+    ["bench", "--models", "vit_tiny", "--out", "o", "--threads"],
+    ["extract-frames", "--data", "nowhere", "--out", "o", "--workers"],
+    ["check-data", "nowhere", "--workers"],
+    ["train", "--model", "vit_tiny", "--data", "nowhere", "--out", "o", "--workers"],
+])
+def test_thread_and_worker_counts_are_bounded_by_the_cores(argv, tmp_path, monkeypatch, capsys):
+    """--threads 10**12 overflowed torch in a traceback; 40 forked decoder workers ran a 24 GiB machine
+    out of memory: more than 4 per usable core is refused before anything is opened."""
+    from vidbench.options import PER_CORE_LIMIT, available_cpus
+
+    monkeypatch.chdir(tmp_path)
+    limit = PER_CORE_LIMIT * available_cpus()
+    for value in (limit + 1, 10 ** 12):
+        assert main([*argv, str(value), "--no-progress"] if argv[0] != "check-data" else [*argv, str(value)]) == 2
+        one_line_error(capsys, f"{value} is more than {PER_CORE_LIMIT} per CPU core", f"at most {limit}")
+    assert not any(tmp_path.iterdir())

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import re
 import typing
 import warnings
@@ -278,6 +279,26 @@ def check_fields(obj: Any) -> None:
 
 
 # -- devices: one vocabulary for every command ----------------------------------------------------
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# threads or worker processes per CPU core above which a value is refused: a typo or a runaway value
+# (10**12 threads overflowed torch; 40 forked decoders ran a 24 GiB machine out of memory), not a setting
+PER_CORE_LIMIT = 4
+
+
+def per_core_check(name: str, value: Any) -> None:
+    """The `option` check of a thread or worker count: at most PER_CORE_LIMIT per usable core."""
+    if value is not None and int(value) > PER_CORE_LIMIT * available_cpus():
+        raise ConfigError(f"{name} {value} is more than {PER_CORE_LIMIT} per CPU core this process may use "
+                          f"({available_cpus()} core(s)): at most {PER_CORE_LIMIT * available_cpus()}")
+
+
 DEVICES = ("cpu", "cuda", "cuda:N", "mps")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
@@ -429,7 +450,8 @@ PRECISION = Concept("precision", "autocast dtype: fp32 (no autocast), bf16, or f
                     aliases=(Alias("amp", convert=precision_from_amp, choices=("none", "bf16", "fp16")),))
 DEVICE = Concept("device", "auto (cuda where available), cpu, cuda, cuda:N or mps", "auto",
                  extra={"check": device_check()})
-THREADS = Concept("threads", "torch intra-op threads [torch's]", None)
+THREADS = Concept("threads", "torch intra-op threads [torch's]", None,
+                  extra={"positive": True, "check": per_core_check})
 WEIGHTS = Concept("weights", "published weights: a file or a Hugging Face directory (any supported format)", None)
 WEIGHTS_FORMAT = Concept("weights_format", "force a weights format instead of detecting it", None)
 ATTN_BACKEND = Concept("attn_backend", "attention kernel backend: auto (SDPA's choice), flash, efficient, cudnn, "
@@ -438,7 +460,7 @@ ATTN_BACKEND = Concept("attn_backend", "attention kernel backend: auto (SDPA's c
 DECODER = Concept("backend", "video decoder [decord where installed, else torchcodec where FFmpeg loads, else pyav]",
                   None, choices=DECODERS)
 WORKERS = Concept("num_workers", "DataLoader worker processes (per process under torchrun)", 0,
-                  extra={"flag": "workers", "ge": 0})
+                  extra={"flag": "workers", "ge": 0, "check": per_core_check})
 SEED = Concept("seed", "random seed", 0, extra={"ge": 0})
 PROGRESS = Concept("progress", "progress bars", True)
 BAD_ITEMS = Concept("bad_items", "unusable videos and annotation lines: skip (warn, count, report) or raise", "skip",

@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
+from ..options import available_cpus
+
 __all__ = ["WorkerRun", "available_cpus", "die_with_parent", "report", "run_worker", "worker_env"]
-
-
-def available_cpus() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
