@@ -227,7 +227,30 @@ def test_thread_and_worker_counts_are_bounded_by_the_cores(argv, tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     limit = PER_CORE_LIMIT * available_cpus()
-    for value in (limit + 1, 10 ** 12):
+    for value in (limit + 1, 10 ** 6):  # (10**12: above any integer option's 2**31 - 1, refused as such)
         assert main([*argv, str(value), "--no-progress"] if argv[0] != "check-data" else [*argv, str(value)]) == 2
         one_line_error(capsys, f"{value} is more than {PER_CORE_LIMIT} per CPU core", f"at most {limit}")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["flops", "vit_tiny", "--img-size", str(10 ** 12)], "img_size must be at most 2,147,483,647"),
+    (["train", "--model", "vit_tiny", "--data", "nowhere", "--out", "o", "--batch-size", str(2 ** 63)],
+     "batch_size must be at most 2,147,483,647"),
+    (["flops", "vit_tiny", "--img-size", "100000"], "img_size must be at most 65,536"),
+    (["bench", "--models", "vit_tiny", "--model-arg", "embed_dim=9999999", "--out", "o"],
+     "embed_dim must be at most 65,536"),
+    (["pretrain", "--method", "simclr", "--data", "nowhere", "--out", "o", "--proj-dim", "0"],
+     "simclr: option proj_dim must be in [1, 16,777,216], got 0"),
+    (["pretrain", "--method", "byol", "--data", "nowhere", "--out", "o", "--proj-hidden", str(2 ** 63)],
+     "byol: option proj_hidden must be in [1, 16,777,216]"),
+    (["pretrain", "--method", "simclr", "--data", "nowhere", "--out", "o", "--temperature", "nan"],
+     "option temperature must be a finite number"),
+])
+def test_sizes_no_model_or_method_takes_are_refused(argv, needle, tmp_path, monkeypatch, capsys):
+    """Found by the CLI property test: these overflowed torch ('Overflow when unpacking long'), divided by
+    zero, or failed inside the data loader, each in a traceback (the train one after making its folder)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    one_line_error(capsys, needle)
     assert not any(tmp_path.iterdir())

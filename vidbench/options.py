@@ -228,6 +228,11 @@ def _unwrap(tp: Any) -> Tuple[Any, bool]:
     return tp, False
 
 
+# no integer option counts past this (sizes, counts, steps, seeds): beyond it a value is a typo, and 2**63
+# overflowed torch in a traceback
+MAX_INT = 2 ** 31 - 1
+
+
 def _check_number(name: str, value: Any, tp: Any, meta: Mapping[str, Any], positive: bool) -> None:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -239,6 +244,8 @@ def _check_number(name: str, value: Any, tp: Any, meta: Mapping[str, Any], posit
             raise ConfigError(f"{name} must be an integer, got {value!r}")
         if positive and value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
+        if abs(value) > MAX_INT:
+            raise ConfigError(f"{name} must be at most {MAX_INT:,}, got {value}")
     else:
         return
     for key, bound in (meta.get("bounds") or {}).items():

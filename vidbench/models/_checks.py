@@ -21,6 +21,9 @@ POSITIVE = ("img_size", "num_frames", "in_chans", "embed_dim", "depth", "num_hea
             "temporal_depth", "temporal_heads", "temporal_mlp_dim", "attention_window", "max_position_embeddings",
             "head_dim", "depths", "window_size", "patch_kernel", "patch_stride", "pool_kernel", "stride_q",
             "stride_kv")
+# no size or count of a model reaches this (no video is 65,536 pixels wide, no model that wide or deep);
+# past it a value is a typo, and tensors sized from it overflowed torch (img_size 10**12)
+MAX_SIZE = 2 ** 16
 NON_NEGATIVE = ("num_classes", "patch_padding")  # 0 classes: no head (pooled features)
 # how many axes a size field takes where its default does not say (0: a bare int)
 AXES = {"img_size": (0, 2), "tubelet_size": (0, 3), "depths": None, "num_heads": None}  # None: an int or any tuple
@@ -52,6 +55,8 @@ def _check_ints(name: str, value: Any, axes: Any, low: int) -> None:
         raise ValueError(f"{name} must be {'integers' if many else 'an integer'}, got {value!r}")
     if min(items) < low:
         raise ValueError(f"{name} must be >= {low}{' in every axis' if many else ''}, got {value!r}")
+    if name in POSITIVE and max(items) > MAX_SIZE:
+        raise ValueError(f"{name} must be at most {MAX_SIZE:,}{' in every axis' if many else ''}, got {value!r}")
 
 
 def _check_float(name: str, value: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Dict, Mapping, Type
 
 from torch import nn
@@ -39,7 +40,26 @@ def method_config(name: str, **options: Any):
     unknown = sorted(set(options) - fields)
     if unknown:
         raise UnknownOptionError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(fields))}")
-    return cls(**{**_DEFAULTS.get(name, {}), **options})
+    config = cls(**{**_DEFAULTS.get(name, {}), **options})
+    _check_values(name, config)
+    return config
+
+
+# every integer a method takes is a count or a width (heads, views, negatives, groups, iterations)
+MAX_COUNT = 2 ** 24
+
+
+def _check_values(name: str, config: Any) -> None:
+    """Refuse what no method can take, naming the option: an integer outside [1, MAX_COUNT] (a
+    0-wide head, a 2**63-wide one that overflows torch), a float that is not finite."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not 1 <= value <= MAX_COUNT:
+            raise ConfigError(f"{name}: option {f.name} must be in [1, {MAX_COUNT:,}], got {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: option {f.name} must be a finite number, got {value}")
 
 
 def check_batch(config: Any, batch_size: int) -> None:
