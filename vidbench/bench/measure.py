@@ -14,14 +14,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..distributed import slowest_steps
 from ..layers import ATTN_BACKENDS
 from ..layers import attn_backend as attn_backend_ctx
+from ..options import autocast, check_precision
 from ..weights import create_model
 from .flops import count_flops
 from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize
 from .throughput import (
     COMPILE_MODES,
     MODES,
-    autocast_context,
-    check_precision,
     make_phases,
     make_step,
     matmul_peak_flops,
@@ -80,7 +79,7 @@ def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32"
     if get_attn_backend() == "flex":  # a higher-order op that dispatch modes do not see into; it has no fallback
         return "flex"
     counter = _KernelCounter()
-    with torch.no_grad(), autocast_context(x.device, precision), counter:
+    with torch.no_grad(), autocast(x.device, precision), counter:
         model(x)
     counts = dict(counter.counts)
     softmax = counts.pop("softmax", 0)

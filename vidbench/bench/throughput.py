@@ -7,35 +7,21 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..options import PRECISION_DTYPES
+from ..options import PRECISION_DTYPES, autocast, check_precision
 from .memory import synchronize
 
 __all__ = ["PRECISIONS", "MODES", "COMPILE_MODES", "Timing", "make_step", "make_phases", "time_steps", "time_phases",
-           "matmul_peak_flops", "autocast_context"]
+           "matmul_peak_flops"]
 
 PRECISIONS: Dict[str, Optional[torch.dtype]] = PRECISION_DTYPES  # the vocabulary's (vidbench.options)
 MODES = ("infer", "train")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's mode argument
-
-
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-
-
-def autocast_context(device: torch.device, precision: str) -> ContextManager:
-    """fp32: no autocast; bf16 / fp16: torch.autocast on the device."""
-    check_precision(precision)
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _loss(out: torch.Tensor) -> torch.Tensor:
@@ -60,7 +46,7 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
         model.eval()
 
         def infer() -> None:
-            with torch.inference_mode(), autocast_context(device, precision):
+            with torch.inference_mode(), autocast(device, precision):
                 model(x)
 
         return infer
@@ -70,7 +56,7 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
 
     def train() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast_context(device, precision):
+        with autocast(device, precision):
             loss = _loss(model(x))
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -100,7 +86,7 @@ def make_phases(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "
 
     def forward() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast_context(device, precision):
+        with autocast(device, precision):
             state["loss"] = _loss(model(x))
 
     def backward() -> None:
