@@ -53,3 +53,23 @@ def test_update_writes_each_table_where_it_is_quoted(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="needs exactly one line '<!-- generated: vidbench report --format readme "
                                           "--section quick -->'"):
         readme.update("results", ["quick"], tmp_path)
+
+
+def test_report_write_rewrites_the_quoted_tables_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """`vidbench report --format readme --write` (from a clone's root) is update(): a hand-edited
+    figure goes back to the CSV's; elsewhere than a repository root it refuses in one line."""
+    shutil.copytree(REPO / "results" / "quick_cpu", tmp_path / "results" / "quick_cpu")
+    for target in README_SECTIONS["quick"].targets:
+        (tmp_path / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / target, tmp_path / target)
+    monkeypatch.chdir(tmp_path)
+    readme_md = tmp_path / "README.md"
+    before = readme_md.read_text()
+    readme_md.write_text(before.replace("| `vit_tiny` | 5.72 |", "| `vit_tiny` | 9.99 |"))
+    assert main(["report", "--format", "readme", "--section", "quick", "--write"]) == 0
+    assert capsys.readouterr().out.strip() == "wrote README.md" and readme_md.read_text() == before
+    assert main(["report", "--format", "readme", "--section", "quick", "--write"]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path / "results")
+    assert main(["report", "--format", "readme", "--write"]) == 2
+    assert "run it from the repository root" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional
 
 from ..options import option
@@ -24,6 +25,9 @@ class ReportJob:
                               "results directories' READMEs quote, generated from their CSVs")
     section: Optional[List[str]] = option(None, repeat=True, help="with --format readme: only this table "
                                                                   "(repeatable); default every one")
+    write: bool = option(False, help="with --format readme: write each table into the files that quote it "
+                                     "(README.md, docs/, results READMEs; run from the repository root) instead "
+                                     "of printing")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +42,22 @@ def run(args: argparse.Namespace) -> int:
 
     args = config_from_args(ReportJob, args)
     if args.format == "readme":
-        from ..report.readme import render
+        from ..report.readme import render, update
 
         if len(args.results_dirs) > 1 or args.out:
             raise ConfigError("--format readme takes one results root (default: results) and no --out")
-        print(render(args.results_dirs[0] if args.results_dirs else "results", args.section))
+        root = args.results_dirs[0] if args.results_dirs else "results"
+        if not args.write:
+            print(render(root, args.section))
+            return 0
+        if not Path("README.md").is_file():
+            raise ConfigError("--write rewrites the files that quote the tables: run it from the repository root "
+                              f"(no README.md in {Path.cwd()})")
+        written = update(root, args.section)
+        print("\n".join(f"wrote {path}" for path in written) or "every quoted table is already up to date")
         return 0
-    if args.section:
-        raise ConfigError("--section goes with --format readme")
+    if args.section or args.write:
+        raise ConfigError("--section and --write go with --format readme")
     if not args.results_dirs:
         raise ConfigError("give at least one results directory")
     from ..report import write_report
