@@ -240,6 +240,8 @@ def test_thread_and_worker_counts_are_bounded_by_the_cores(argv, tmp_path, monke
     (["flops", "vit_tiny", "--img-size", "100000"], "img_size must be at most 65,536"),
     (["bench", "--models", "vit_tiny", "--model-arg", "embed_dim=9999999", "--out", "o"],
      "embed_dim must be at most 65,536"),
+    (["bench", "--models", "vit_tiny", "--model-arg", "mlp_ratio=1e12", "--out", "o"],
+     "mlp_ratio must be at most 64, got 1e+12"),
     (["pretrain", "--method", "simclr", "--data", "nowhere", "--out", "o", "--proj-dim", "0"],
      "simclr: option proj_dim must be in [1, 16,777,216], got 0"),
     (["pretrain", "--method", "byol", "--data", "nowhere", "--out", "o", "--proj-hidden", str(2 ** 63)],

@@ -31,6 +31,9 @@ AXES = {"img_size": (0, 2), "tubelet_size": (0, 3), "depths": None, "num_heads":
 RATES = ("drop_rate", "attn_drop_rate", "drop_path_rate", "head_drop_rate", "fc_drop_rate", "temporal_drop_rate",
          "temporal_attn_drop_rate")
 ABOVE_ZERO = ("mlp_ratio", "norm_eps", "fc_norm_eps")
+# ratios that size a layer: no model comes near these (4 in ViT, 8 at most elsewhere); past them the
+# hidden width is a typo that tried to allocate petabytes (mlp_ratio=10**12)
+AT_MOST = {"mlp_ratio": 64.0}
 
 
 def _axes(name: str, default: Any) -> Any:
@@ -68,6 +71,8 @@ def _check_float(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     if name in ABOVE_ZERO and not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    if name in AT_MOST and value > AT_MOST[name]:
+        raise ValueError(f"{name} must be at most {AT_MOST[name]:g}, got {value:g}")
 
 
 def check_config(cfg: Any) -> None:
