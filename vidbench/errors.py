@@ -6,9 +6,11 @@ the traceback of user errors too.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Callable, Iterable, Mapping, TypeVar
 
-__all__ = ["UserError", "ConfigError", "UnknownNameError", "UnknownOptionError", "TrainingStopped", "USER_ERRORS",
+V = TypeVar("V")
+
+__all__ = ["look_up", "UserError", "ConfigError", "UnknownNameError", "UnknownOptionError", "TrainingStopped", "USER_ERRORS",
            "message", "did_you_mean"]
 
 
@@ -46,6 +48,15 @@ def message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {exc.strerror or text}"
     return " ".join(text.split()) or type(exc).__name__
+
+
+def look_up(table: Mapping[str, V], name: str, error: Callable[[str], Exception], what: str, hint: str,
+            n: int = 5) -> V:
+    """`table[name]`, else `error` naming the `what`, the close matches and `hint` (a registry's lookup)."""
+    try:
+        return table[name]
+    except KeyError:
+        raise error(f"unknown {what} {name!r}{did_you_mean(name, table, n=n)} ({hint})") from None
 
 
 def did_you_mean(name: str, known: Iterable[str], n: int = 5) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 import torch
 from torch import nn
 
-from ..errors import UserError, did_you_mean
+from ..errors import UserError, look_up
 
 __all__ = [
     "ModelMeta",
@@ -82,11 +82,7 @@ def list_models(pattern: Optional[str] = None, family: Optional[str] = None) -> 
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry for `name`; unknown names raise a KeyError listing close matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name, _REGISTRY)} "
-                                f"(vidbench list shows all {len(_REGISTRY)})") from None
+    return look_up(_REGISTRY, name, UnknownModelError, "model", f"vidbench list shows all {len(_REGISTRY)}")
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

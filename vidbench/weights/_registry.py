@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
-from ..errors import did_you_mean
+from ..errors import look_up
 from .source import Source, WeightsError
 
 __all__ = ["WeightsFormat", "PublishedWeights", "register_format", "register_published", "get_format",
@@ -122,11 +122,7 @@ def list_formats() -> List[str]:
 
 
 def get_format(name: str) -> WeightsFormat:
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise WeightsError(f"unknown weights format {name!r}{did_you_mean(name, _FORMATS, n=3)} "
-                           f"(known: {', '.join(_FORMATS)})") from None
+    return look_up(_FORMATS, name, WeightsError, "weights format", f"known: {', '.join(_FORMATS)}", n=3)
 
 
 def detect_format(source: Source) -> WeightsFormat:

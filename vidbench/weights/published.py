@@ -387,32 +387,27 @@ _SCENIC_README = "scenic projects/vivit README model zoo"
 _SCENIC = dict(format="scenic-vivit", num_frames=32, sampling_rate=2, crop_size=224, resize_size=256,
                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(4, 3))
 _SCENIC_BUCKET = "https://storage.googleapis.com/scenic-bucket/vivit/"
+
+
+def _scenic(model: str, run: str, kinetics: int, what: str, config: str, top1: float) -> PublishedWeights:
+    """A scenic ViViT checkpoint: the bucket folder `kinetics_<kinetics>/<run>/checkpoint`, saved
+    as `<run>_k<kinetics>` (or with `.msgpack`)."""
+    k600 = dict(dataset="Kinetics-600 val", classes="kinetics600") if kinetics == 600 else {}
+    return PublishedWeights(
+        f"{model}.k{kinetics}_scenic", model, files=(f"{run}_k{kinetics}", f"{run}_k{kinetics}.msgpack"),
+        source=f"{_SCENIC_BUCKET}kinetics_{kinetics}/{run}/checkpoint",
+        paper=f"{_SCENIC_README} ({what}); configs/kinetics{kinetics}/{config}.py",
+        overrides=dict(act_layer="gelu_tanh", **({"num_classes": 600} if kinetics == 600 else {})), top1=top1,
+        **k600, **_SCENIC)
+
+
 register_published(
-    PublishedWeights(
-        "vivit_m1_base.k400_scenic", "vivit_m1_base",
-        files=("vivit_base_16x2_unfactorized_k400", "vivit_base_16x2_unfactorized_k400.msgpack"),
-        source=_SCENIC_BUCKET + "kinetics_400/vivit_base_16x2_unfactorized/checkpoint",
-        paper=f"{_SCENIC_README} (ViViT-B/16x2); configs/kinetics400/vivit_base_k400.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=79.9, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_base.k400_scenic", "vivit_m2_base",
-        files=("vivit_base_16x2_fe_k400", "vivit_base_16x2_fe_k400.msgpack"),
-        source=_SCENIC_BUCKET + "kinetics_400/vivit_base_16x2_fe/checkpoint",
-        paper=f"{_SCENIC_README} (ViViT-B/16x2 FE); configs/kinetics400/vivit_base_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=78.4, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_large.k400_scenic", "vivit_m2_large",
-        files=("vivit_large_16x2_fe_k400", "vivit_large_16x2_fe_k400.msgpack"),
-        source=_SCENIC_BUCKET + "kinetics_400/vivit_large_16x2_fe/checkpoint",
-        paper=f"{_SCENIC_README} (ViViT-L/16x2 FE); configs/kinetics400/vivit_large_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh"), top1=80.3, **_SCENIC),
-    PublishedWeights(
-        "vivit_m2_large.k600_scenic", "vivit_m2_large",
-        files=("vivit_large_16x2_fe_k600", "vivit_large_16x2_fe_k600.msgpack"),
-        source=_SCENIC_BUCKET + "kinetics_600/vivit_large_16x2_fe/checkpoint",
-        paper=f"{_SCENIC_README} (ViViT-L/16x2 FE, Kinetics 600); configs/kinetics600/vivit_large_factorised_encoder.py",
-        overrides=dict(act_layer="gelu_tanh", num_classes=600), top1=81.6, dataset="Kinetics-600 val",
-        classes="kinetics600", **_SCENIC),
+    _scenic("vivit_m1_base", "vivit_base_16x2_unfactorized", 400, "ViViT-B/16x2", "vivit_base_k400", 79.9),
+    _scenic("vivit_m2_base", "vivit_base_16x2_fe", 400, "ViViT-B/16x2 FE", "vivit_base_factorised_encoder", 78.4),
+    _scenic("vivit_m2_large", "vivit_large_16x2_fe", 400, "ViViT-L/16x2 FE", "vivit_large_factorised_encoder",
+            80.3),
+    _scenic("vivit_m2_large", "vivit_large_16x2_fe", 600, "ViViT-L/16x2 FE, Kinetics 600",
+            "vivit_large_factorised_encoder", 81.6),
 )
 
 

@@ -12,7 +12,7 @@ import torch
 from ...models import list_models, model_entry
 from ..source import Source
 
-__all__ = ["converting", "count_indexed", "flax_qkv", "fuse_qkv", "pick_model", "renamed", "source_errors", "square_side",
+__all__ = ["DROP", "rename_keys", "converting", "count_indexed", "flax_qkv", "fuse_qkv", "pick_model", "renamed", "source_errors", "square_side",
            "unprefixed"]
 
 StateDict = Dict[str, Any]
@@ -30,6 +30,22 @@ def renamed(name: str, parts: Mapping[str, str]) -> Optional[str]:
         if name.startswith(old):
             return new + name[len(old):]
     return None
+
+
+DROP = ""  # what a `rename_keys` rename returns for a key the model rebuilds itself (not kept)
+
+
+def rename_keys(state: StateDict, rename: Callable[[str], Optional[str]], what: str) -> StateDict:
+    """Every key of `state` renamed by `rename` (values kept): None is a key the converter does not
+    know, a ValueError naming it and `what` (the layout); `DROP` leaves the key out."""
+    out: StateDict = {}
+    for key, value in state.items():
+        new = rename(key)
+        if new is None:
+            raise ValueError(f"{what} key not known to vidbench's converter: {key}")
+        if new != DROP:
+            out[new] = value
+    return out
 
 
 def fuse_qkv(parts: Sequence[Any]) -> torch.Tensor:

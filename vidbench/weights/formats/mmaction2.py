@@ -47,7 +47,7 @@ from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
 from . import timesformer_official, torchvision_swin3d
 from ._mvit import SLOWFAST_TOP, infer_mvit, layout_shapes, mvit_layout_to_vidbench
-from ._util import converting, count_indexed, fuse_qkv, pick_model, square_side
+from ._util import converting, count_indexed, fuse_qkv, pick_model, rename_keys, square_side
 
 __all__ = ["mmaction2_family", "mmaction2_to_timesformer_official", "mmaction2_to_videoswin_official",
            "mmaction2_to_slowfast_mvit", "mmaction2_videomae_to_vidbench"]
@@ -95,23 +95,21 @@ def mmaction2_to_timesformer_official(state: Dict[str, Any]) -> Dict[str, Any]:
     """mmaction2 `TimeSformer` + `TimeSformerHead` -> official TimeSformer names (`model.*`)."""
     divided = "backbone.transformer_layers.layers.0.attentions.0.temporal_fc.weight" in state
     table = _TS_DIVIDED if divided else _TS_JOINT
-    out: Dict[str, Any] = {}
-    for key, value in state.items():
-        new = None
+
+    def name(key: str) -> Optional[str]:
         if key in _HEAD:
-            new = "model.head." + key.rsplit(".", 1)[1]
-        elif key.startswith("backbone.patch_embed.projection."):
-            new = "model.patch_embed.proj." + key.rsplit(".", 1)[1]
-        elif key.startswith("backbone.") and key[len("backbone."):] in _TS_TOP:
-            new = "model." + key[len("backbone."):]
-        elif m := _TS_LAYER.match(key):
+            return "model.head." + key.rsplit(".", 1)[1]
+        if key.startswith("backbone.patch_embed.projection."):
+            return "model.patch_embed.proj." + key.rsplit(".", 1)[1]
+        if key.startswith("backbone.") and key[len("backbone."):] in _TS_TOP:
+            return "model." + key[len("backbone."):]
+        if m := _TS_LAYER.match(key):
             module, leaf = _split(m.group(2))
             if module in table and leaf in ("weight", "bias"):
-                new = f"model.blocks.{m.group(1)}.{table[module]}.{leaf}"
-        if new is None:
-            raise ValueError(f"mmaction2 TimeSformer key not known to vidbench's converter: {key}")
-        out[new] = value
-    return out
+                return f"model.blocks.{m.group(1)}.{table[module]}.{leaf}"
+        return None
+
+    return rename_keys(state, name, "mmaction2 TimeSformer")
 
 
 def mmaction2_to_videoswin_official(state: Dict[str, Any]) -> Dict[str, Any]:

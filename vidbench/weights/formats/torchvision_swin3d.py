@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._util import count_indexed, pick_model, source_errors
+from ._util import DROP, count_indexed, pick_model, rename_keys, source_errors
 
 _BLOCK_RENAMES = ((".mlp.0.", ".mlp.fc1."), (".mlp.3.", ".mlp.fc2."))
 _BLOCK_LEAF = re.compile(r"(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)$"
@@ -34,10 +34,10 @@ def torchvision_swin3d_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
     """torchvision `SwinTransformer3d` state dict -> vidbench `SwinTransformer3d` of the same config:
     `features.{2i}.{j}` -> `stages.{i}.blocks.{j}`, `features.{2i+1}` (patch merging) ->
     `stages.{i+1}.downsample`, `mlp.0/3` -> `mlp.fc1/fc2`, `patch_embed.norm` -> `patch_norm`."""
-    out: Dict[str, Any] = {}
-    for key, value in state.items():
+
+    def name(key: str) -> Optional[str]:
         if key.endswith("relative_position_index"):
-            continue
+            return DROP
         new = _common(key)
         if new is None and (m := re.match(r"features\.(\d+)\.(.+)$", key)):
             idx, rest = int(m.group(1)), m.group(2)
@@ -48,34 +48,32 @@ def torchvision_swin3d_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
                 new = new if _BLOCK_LEAF.search(new) else None
             elif idx % 2 == 1 and rest.split(".")[0] in ("reduction", "norm"):
                 new = f"stages.{idx // 2 + 1}.downsample.{rest}"
-        if new is None:
-            raise ValueError(f"torchvision Swin3D key not known to vidbench's converter: {key}")
-        out[new] = value
-    return out
+        return new
+
+    return rename_keys(state, name, "torchvision Swin3D")
 
 
 def videoswin_official_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
     """Official Video-Swin-Transformer (mmaction2 `SwinTransformer3D` + `I3DHead`) state dict ->
     vidbench: `backbone.` stripped, `layers.{i}.blocks.{j}` -> `stages.{i}.blocks.{j}`,
     `layers.{i}.downsample` -> `stages.{i+1}.downsample`, `cls_head.fc_cls` -> `head`."""
-    out: Dict[str, Any] = {}
-    for key, value in state.items():
+
+    def name(key: str) -> Optional[str]:
         if key.endswith("relative_position_index"):
-            continue
-        new = None
+            return DROP
         if key.startswith("cls_head.fc_cls."):
-            new = "head." + key[len("cls_head.fc_cls."):]
-        elif key.startswith("backbone."):
-            inner = key[len("backbone."):]
-            new = _common(inner)
-            if new is None and (m := re.match(r"layers\.(\d+)\.(blocks\.\d+\..+|downsample\..+)$", inner)):
-                stage, rest = int(m.group(1)), m.group(2)
-                new = f"stages.{stage}.{rest}" if rest.startswith("blocks.") else f"stages.{stage + 1}.{rest}"
-                new = new if "downsample" in new or _BLOCK_LEAF.search(new) else None
-        if new is None:
-            raise ValueError(f"official Video Swin key not known to vidbench's converter: {key}")
-        out[new] = value
-    return out
+            return "head." + key[len("cls_head.fc_cls."):]
+        if not key.startswith("backbone."):
+            return None
+        inner = key[len("backbone."):]
+        new = _common(inner)
+        if new is None and (m := re.match(r"layers\.(\d+)\.(blocks\.\d+\..+|downsample\..+)$", inner)):
+            stage, rest = int(m.group(1)), m.group(2)
+            new = f"stages.{stage}.{rest}" if rest.startswith("blocks.") else f"stages.{stage + 1}.{rest}"
+            new = new if "downsample" in new or _BLOCK_LEAF.search(new) else None
+        return new
+
+    return rename_keys(state, name, "official Video Swin")
 
 
 def _window(source: Source, table: str, index: str) -> Tuple[int, int, int]:
