@@ -1,7 +1,8 @@
 """Pieces every model shares: the classifier interface and image-to-video weight transfer."""
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Set, Tuple
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Set, Tuple, Union
 
 import torch
 from torch import nn
@@ -15,6 +16,25 @@ def _NO_DECAY_LEAF(leaf: str) -> bool:
 
 
 CHECKPOINT_LISTS = ("blocks", "temporal_blocks", "temporal_layers")
+
+
+@dataclass
+class EncoderConfig:
+    """The fields of the ViT encoder the plain-transformer families share (ViT, ViViT, TimeSformer,
+    VTN, VideoMAE), at ViT-B's values, declared once; each family's config adds its own after them
+    and may redeclare a default (ViT: 1000 classes; TimeSformer: drop_path_rate 0.1)."""
+
+    img_size: Union[int, tuple] = 224
+    in_chans: int = 3
+    num_classes: int = 400
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
 
 
 class BlockRunner(nn.Module):

@@ -12,14 +12,14 @@ a time embedding added to patch tokens, and one of three attention schemes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Tuple, Union
+from typing import Any, Tuple
 
 import torch
 from einops import rearrange, repeat
 from torch import nn
 
 from ..layers import Block, BlockConfig, DropPath, LayerNorm, TubeletEmbed, init_weights, make_blocks, to_3tuple
-from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._base import Classifier, EncoderConfig, check_compatible, copy_head, copy_module
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
@@ -28,23 +28,14 @@ ATTENTION_TYPES = ("divided", "space_only", "joint")
 
 
 @dataclass
-class TimeSformerConfig:
-    img_size: Union[int, tuple] = 224
+class TimeSformerConfig(EncoderConfig):
+    """TimeSformer: the encoder fields (`EncoderConfig`), single-frame patches, the attention type."""
     num_frames: int = 8
     patch_size: int = 16
     # the tubelet models' spelling of the patch, accepted where it means one: (1, p, p) sets
     # patch_size = p (TimeSformer embeds single frames; anything else is an error); then None
     tubelet_size: Any = None
-    in_chans: int = 3
-    num_classes: int = 400
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
     attention_type: str = "divided"
-    drop_rate: float = 0.0
-    attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.1  # the reference configs' default
     # The reference starts the time embedding at zero (it fine-tunes from an image ViT). From
     # scratch that, with every temporal fc at zero, makes the model exactly invariant to the order

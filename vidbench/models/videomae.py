@@ -31,38 +31,29 @@ shared `Attention` (fused qkv on the one kernel):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..layers import TUBELET_INITS, BlockConfig, TubeletEmbed, init_weights, make_blocks, to_2tuple, to_3tuple
-from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._base import Classifier, EncoderConfig, check_compatible, copy_head, copy_module
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
 
 
 @dataclass
-class VideoMAEConfig:
-    img_size: Union[int, tuple] = 224
+class VideoMAEConfig(EncoderConfig):
+    """VideoMAE's fine-tuning ViT: the encoder fields (`EncoderConfig`; `qkv_bias` means q and v
+    biases, the k third of the fused qkv bias stays zero), a tubelet embedding, mean pooling."""
     num_frames: int = 16
     tubelet_size: Tuple[int, int, int] = (2, 16, 16)
     patch_size: Optional[int] = None  # shorthand: sets the tubelet's spatial size, keeps its time
-    in_chans: int = 3
-    num_classes: int = 400
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True  # q and v biases; the k third of the fused qkv bias stays zero
     use_mean_pooling: bool = True  # mean of the tokens then fc_norm; False: final norm, first token
     norm_eps: float = 1e-6  # blocks and final norm (official 1e-6; HF config default 1e-12)
     fc_norm_eps: Optional[float] = None  # None: norm_eps (official); HF's fc_norm: 1e-5
     head_init_scale: float = 0.001  # official fine-tuning --init_scale
-    drop_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
     fc_drop_rate: float = 0.0  # dropout before the head (official fc_drop_rate)
 
     def __post_init__(self) -> None:

@@ -7,34 +7,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from ..layers import BlockConfig, LayerNorm, PatchEmbed, check_video, init_weights, make_blocks, to_2tuple
-from ._base import Classifier, check_compatible, copy_head, load_backbone
+from ._base import Classifier, EncoderConfig, check_compatible, copy_head, load_backbone
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 
 
 @dataclass
-class ViTConfig:  # each family keeps its own typed config; the common field names repeat on purpose
-    img_size: Union[int, tuple] = 224
+class ViTConfig(EncoderConfig):
+    """An image ViT (timm's `VisionTransformer`): the encoder fields (`EncoderConfig`), ImageNet's
+    1000 classes, a p x p patch, a class token or average pooling."""
     patch_size: int = 16
-    in_chans: int = 3
     num_classes: int = 1000
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
     class_token: bool = True
     global_pool: str = "token"  # "token" (cls) or "avg" (mean of patch tokens after the final norm)
-    drop_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
 
     def __post_init__(self) -> None:
         check_config(self)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 import torch
 from einops import rearrange
@@ -37,7 +37,7 @@ from ..layers import (
     to_3tuple,
 )
 from ..layers.mlp import ACTIVATIONS, get_act_layer
-from ._base import Classifier, check_compatible, copy_head, copy_module
+from ._base import Classifier, EncoderConfig, check_compatible, copy_head, copy_module
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer
@@ -46,25 +46,16 @@ ATTENTION_TYPES = ("joint", "factorised_encoder", "factorised_self_attention", "
 
 
 @dataclass
-class ViViTConfig:
-    img_size: Union[int, tuple] = 224
+class ViViTConfig(EncoderConfig):
+    """ViViT Models 1-4: the encoder fields (`EncoderConfig`; `depth` is the spatial depth of the
+    factorised encoder), a tubelet embedding, the attention type and its options."""
     num_frames: int = 32
     tubelet_size: Tuple[int, int, int] = (2, 16, 16)
     patch_size: Optional[int] = None  # shorthand: sets the tubelet's spatial size, keeps its time
-    in_chans: int = 3
-    num_classes: int = 400
-    embed_dim: int = 768
-    depth: int = 12  # spatial depth for the factorised encoder
     temporal_depth: int = 4  # factorised encoder only
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
     attention_type: str = "joint"
     attention_order: str = "space_time"  # Model 3: paper order (scenic also offers time_space)
     classifier: Optional[str] = None  # "token" or "gap"; default per attention type as in scenic
-    drop_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
     # 0 (default): the paper's init (scenic: every position embedding ~N(0, 0.02)). Above 0, each
     # time index's positions also get an offset ~N(0, temporal_pos_std), shared over its spatial
     # positions (Model 2: its temporal position embedding): an option for training from scratch,

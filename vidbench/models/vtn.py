@@ -23,7 +23,7 @@ band is no smaller than the sequence); the result equals the dense-masked comput
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from ..layers import Attention, check_video, init_weights, scaled_dot_product, to_2tuple
-from ._base import Classifier, check_compatible, load_backbone
+from ._base import Classifier, EncoderConfig, check_compatible, load_backbone
 from ._checks import check_config
 from ._registry import ModelMeta, build_config, register_model
 from .vit import VisionTransformer, ViTConfig
@@ -40,26 +40,18 @@ _LONGFORMER_EPS = 1e-12
 
 
 @dataclass
-class VTNConfig:
-    img_size: Union[int, tuple] = 224
+class VTNConfig(EncoderConfig):
+    """VTN: a ViT backbone per frame (`EncoderConfig`: its width is also the temporal encoder's hidden
+    size, `depth` / `num_heads` the backbone's; its dropout the head's too), a Longformer temporal
+    encoder and an MLP head."""
     num_frames: int = 16
     patch_size: int = 16
-    in_chans: int = 3
-    num_classes: int = 400
-    embed_dim: int = 768  # backbone width = temporal hidden size
-    depth: int = 12  # backbone depth
-    num_heads: int = 12  # backbone heads
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
     temporal_depth: int = 3
     temporal_heads: int = 12
     temporal_mlp_dim: int = 3072
     attention_window: int = 18
     max_position_embeddings: int = 288
     head_dim: int = 768  # width of the MLP head's hidden layer
-    drop_rate: float = 0.0  # backbone dropout and the head's dropout
-    attn_drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
     temporal_drop_rate: float = 0.1  # Longformer hidden_dropout_prob
     temporal_attn_drop_rate: float = 0.1  # Longformer attention_probs_dropout_prob
 
