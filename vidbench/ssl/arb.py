@@ -67,11 +67,11 @@ class ARB(ProjectedMethod):
 
     name = "arb"
     config: ARBConfig
+    config_class = ARBConfig
 
     @classmethod
-    def build(cls, backbone: nn.Module, config: Optional[ARBConfig] = None) -> ARB:
-        c = config or ARBConfig()
-        return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.proj_hidden, c.proj_dim], last_bias=False), c)
+    def head(cls, num_features: int, config: ARBConfig) -> nn.Module:
+        return mlp_head([num_features, config.proj_hidden, config.proj_hidden, config.proj_dim], last_bias=False)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
         feats, (z1, z2) = self.project(views)

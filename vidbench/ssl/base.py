@@ -78,10 +78,24 @@ class ProjectedMethod(SSLMethod):
     """A method whose loss sees one projection head's output of every view (SimCLR, W-MSE, ARB,
     the contrastive loss). Args: backbone, projector (D -> P), config (the method's dataclass)."""
 
+    config_class: type  # the method's config dataclass (its defaults where `build` gets none)
+
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: Any):
         super().__init__(backbone)
         self.config = config
         self.projector = projector
+
+    @classmethod
+    def head(cls, num_features: int, config: Any) -> nn.Module:
+        """The projection head: Linear-BN-ReLU, then a Linear (num_features -> proj_hidden -> proj_dim);
+        a method whose head differs says so here."""
+        return mlp_head([num_features, config.proj_hidden, config.proj_dim])
+
+    @classmethod
+    def build(cls, backbone: nn.Module, config: Any = None) -> ProjectedMethod:
+        """The method around `backbone` with its head sized from `backbone.num_features`."""
+        config = config or cls.config_class()
+        return cls(backbone, cls.head(backbone.num_features, config), config)
 
     def project(self, views: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """(backbone features, projections) of the views, each a list of one (B, D) / (B, P) per

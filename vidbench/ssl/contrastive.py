@@ -15,10 +15,9 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigError
-from .base import ProjectedMethod, StepOutput, mlp_head
+from .base import ProjectedMethod, StepOutput
 
 __all__ = ["ContrastiveConfig", "Contrastive", "contrastive_loss", "pairwise_contrastive_loss"]
 
@@ -61,11 +60,8 @@ class Contrastive(ProjectedMethod):
 
     name = "contrastive"
     config: ContrastiveConfig
+    config_class = ContrastiveConfig
 
-    @classmethod
-    def build(cls, backbone: nn.Module, config: Optional[ContrastiveConfig] = None) -> Contrastive:
-        c = config or ContrastiveConfig()
-        return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.proj_dim]), c)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
         feats, (z1, z2) = self.project(views)

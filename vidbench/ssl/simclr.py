@@ -51,6 +51,7 @@ class SimCLR(ProjectedMethod):
     """Args: backbone (images -> (B, D)), projector (D -> P), config (temperature)."""
 
     name = "simclr"
+    config_class = SimCLRConfig
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: SimCLRConfig):
         super().__init__(backbone, projector, config)
@@ -59,13 +60,12 @@ class SimCLR(ProjectedMethod):
         self.name = "simclr_v2" if config.proj_layers == 3 else "simclr"
 
     @classmethod
-    def build(cls, backbone: nn.Module, config: Optional[SimCLRConfig] = None) -> SimCLR:
-        c = config or SimCLRConfig()
-        if c.proj_layers < 2:
-            raise ConfigError(f"proj_layers must be 2 (v1) or more (v2: 3), got {c.proj_layers}")
-        dims = [backbone.num_features] + [c.proj_hidden] * (c.proj_layers - 1) + [c.proj_dim]
-        v2 = c.proj_layers >= 3
-        return cls(backbone, mlp_head(dims, last_bn=v2, last_bias=not v2), c)
+    def head(cls, num_features: int, config: SimCLRConfig) -> nn.Module:
+        if config.proj_layers < 2:
+            raise ConfigError(f"proj_layers must be 2 (v1) or more (v2: 3), got {config.proj_layers}")
+        dims = [num_features] + [config.proj_hidden] * (config.proj_layers - 1) + [config.proj_dim]
+        v2 = config.proj_layers >= 3
+        return mlp_head(dims, last_bn=v2, last_bias=not v2)
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
         feats, (z1, z2) = self.project(views)

@@ -116,15 +116,15 @@ class WMSE(ProjectedMethod):
 
     name = "wmse"
     config: WMSEConfig
+    config_class = WMSEConfig
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, config: WMSEConfig):
         super().__init__(backbone, projector, config)
         self.num_views = config.views
 
     @classmethod
-    def build(cls, backbone: nn.Module, config: Optional[WMSEConfig] = None) -> WMSE:
-        c = config or WMSEConfig()
-        return cls(backbone, mlp_head([backbone.num_features, c.proj_hidden, c.emb_dim]), c)
+    def head(cls, num_features: int, config: WMSEConfig) -> nn.Module:
+        return mlp_head([num_features, config.proj_hidden, config.emb_dim])
 
     def forward(self, views: Sequence[torch.Tensor], index: Optional[torch.Tensor] = None) -> StepOutput:
         feats, z = self.project(views)  # V x (B, emb)
