@@ -36,27 +36,25 @@ _TIMM = dict(format="timm-vit", num_frames=1, sampling_rate=1, crop_size=224, re
              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), views=(1, 1), dataset="ImageNet-1k val",
              classes="imagenet1k")
 _RESULTS = f"{_TIMM_CSV}, timm's own evaluation of these weights"
+
+
+def _timm(model: str, tag: str, note: str, top1: float, top5: float) -> PublishedWeights:
+    """timm's `<model>_patch16_224.<tag>` on the Hugging Face Hub."""
+    timm_name = f"{model}_patch16_224.{tag}"
+    return PublishedWeights(f"{model}.{tag}_timm", model, files=(timm_name,),
+                            source=f"https://huggingface.co/timm/{timm_name} ({note})", paper=_RESULTS, top1=top1,
+                            top5=top5, **_TIMM)
+
+
 register_published(
-    PublishedWeights("vit_base.augreg2_in21k_ft_in1k_timm", "vit_base",
-                     files=("vit_base_patch16_224.augreg2_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg2_in21k_ft_in1k "
-                            "(Google's ImageNet-21k AugReg ViT-B/16, re-fine-tuned on ImageNet-1k by R. Wightman)",
-                     paper=_RESULTS, top1=85.108, top5=97.530, **_TIMM),
-    PublishedWeights("vit_base.augreg_in21k_ft_in1k_timm", "vit_base",
-                     files=("vit_base_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "B/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=84.534, top5=97.300, **_TIMM),
-    PublishedWeights("vit_small.augreg_in21k_ft_in1k_timm", "vit_small",
-                     files=("vit_small_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_small_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "S/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=81.402, top5=96.150, **_TIMM),
-    PublishedWeights("vit_tiny.augreg_in21k_ft_in1k_timm", "vit_tiny",
-                     files=("vit_tiny_patch16_224.augreg_in21k_ft_in1k",),
-                     source="https://huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k (Google's AugReg "
-                            "Ti/16 i21k -> i1k 224 .npz converted by timm)",
-                     paper=_RESULTS, top1=75.452, top5=92.858, **_TIMM),
+    _timm("vit_base", "augreg2_in21k_ft_in1k", "Google's ImageNet-21k AugReg ViT-B/16, re-fine-tuned on ImageNet-1k "
+          "by R. Wightman", 85.108, 97.530),
+    _timm("vit_base", "augreg_in21k_ft_in1k", "Google's AugReg B/16 i21k -> i1k 224 .npz converted by timm", 84.534,
+          97.300),
+    _timm("vit_small", "augreg_in21k_ft_in1k", "Google's AugReg S/16 i21k -> i1k 224 .npz converted by timm", 81.402,
+          96.150),
+    _timm("vit_tiny", "augreg_in21k_ft_in1k", "Google's AugReg Ti/16 i21k -> i1k 224 .npz converted by timm", 75.452,
+          92.858),
 )
 
 
@@ -204,8 +202,10 @@ register_published(
 # The zoo's MViTv1 B-Conv 32x3 (model_zoo/mvit/k400.pyth, 80.4 / 94.8) is not listed: its config
 # (Kinetics/MVIT_B_32x3_CONV) is 24 blocks with stride-derived K/V kernels, which vidbench's MViT
 # does not build (the checkpoint is refused by name).
-_SF = dict(format="slowfast-mvit", crop_size=224, resize_size=256, mean=(0.45, 0.45, 0.45),
-           std=(0.225, 0.225, 0.225), views=(5, 1))
+# the SlowFast family's Kinetics test protocol (SlowFast, pytorchvideo, torchvision's ports of them):
+# short side 256, centre crop 224, 5 clips x 1 crop, DATA.MEAN / STD 0.45 / 0.225
+_SLOWFAST_TEST = dict(crop_size=224, resize_size=256, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(5, 1))
+_SF = dict(format="slowfast-mvit", **_SLOWFAST_TEST)
 register_published(
     PublishedWeights("mvit_b_16x4.k400_slowfast", "mvit_b_16x4", files=("K400_MVIT_B_16x4_CONV.pyth",),
                      source="SlowFast MODEL_ZOO.md: MViTv1 B-Conv 16x4, config Kinetics/MVIT_B_16x4_CONV "
@@ -235,19 +235,22 @@ _SWIN_OFFICIAL = dict(format="videoswin-official", num_frames=32, sampling_rate=
 _SWIN_GITHUB = "github.com/SwinTransformer/storage/releases/download/v1.0.4/"
 _SWIN_PAPER = "Video-Swin-Transformer README (Kinetics-400/600 tables); Video Swin (CVPR 2022) Tables 1-2"
 
+
+def _tv_swin(model: str, file: str, weights: str, tv_gmacs: float, top1: float, top5: float,
+             tag: str = "k400") -> PublishedWeights:
+    """torchvision's port of an official Video Swin checkpoint (`weights`: its enum member)."""
+    return PublishedWeights(f"{model}.{tag}_torchvision", model, files=(file,),
+                            source=f"torchvision {weights} (ported from the official release)",
+                            paper=_TV_SWIN_PAPER.format(tv_gmacs), top1=top1, top5=top5, gmacs=_gmacs(model),
+                            **_TV_SWIN)
+
+
 register_published(
-    PublishedWeights("swin3d_t.k400_torchvision", "swin3d_t", files=("swin3d_t-7615ae03.pth",),
-                     source="torchvision Swin3D_T_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_SWIN_PAPER.format(43.882), top1=77.715, top5=93.519, gmacs=_gmacs("swin3d_t"), **_TV_SWIN),
-    PublishedWeights("swin3d_s.k400_torchvision", "swin3d_s", files=("swin3d_s-da41c237.pth",),
-                     source="torchvision Swin3D_S_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_SWIN_PAPER.format(82.841), top1=79.521, top5=94.158, gmacs=_gmacs("swin3d_s"), **_TV_SWIN),
-    PublishedWeights("swin3d_b.k400_torchvision", "swin3d_b", files=("swin3d_b_1k-24f7c7c6.pth",),
-                     source="torchvision Swin3D_B_Weights.KINETICS400_V1 (ported from the official release)",
-                     paper=_TV_SWIN_PAPER.format(140.667), top1=79.427, top5=94.386, gmacs=_gmacs("swin3d_b"), **_TV_SWIN),
-    PublishedWeights("swin3d_b.k400_in22k_torchvision", "swin3d_b", files=("swin3d_b_22k-7c6ae6fa.pth",),
-                     source="torchvision Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1 (ported from the official release)",
-                     paper=_TV_SWIN_PAPER.format(140.667), top1=81.643, top5=95.574, gmacs=_gmacs("swin3d_b"), **_TV_SWIN),
+    _tv_swin("swin3d_t", "swin3d_t-7615ae03.pth", "Swin3D_T_Weights.KINETICS400_V1", 43.882, 77.715, 93.519),
+    _tv_swin("swin3d_s", "swin3d_s-da41c237.pth", "Swin3D_S_Weights.KINETICS400_V1", 82.841, 79.521, 94.158),
+    _tv_swin("swin3d_b", "swin3d_b_1k-24f7c7c6.pth", "Swin3D_B_Weights.KINETICS400_V1", 140.667, 79.427, 94.386),
+    _tv_swin("swin3d_b", "swin3d_b_22k-7c6ae6fa.pth", "Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1", 140.667, 81.643,
+             95.574, tag="k400_in22k"),
     PublishedWeights("swin3d_t.k400_official", "swin3d_t", files=("swin_tiny_patch244_window877_kinetics400_1k.pth",),
                      source=_SWIN_GITHUB + "swin_tiny_patch244_window877_kinetics400_1k.pth (ImageNet-1K init)",
                      paper=_SWIN_PAPER, top1=78.8, top5=93.6, gmacs=_gmacs("swin3d_t"), **_SWIN_OFFICIAL),
@@ -362,8 +365,7 @@ register_published(
 # The zoo does not state the test resize; these files were trained with SlowFast's PTVMViT config
 # (configs/Kinetics/pytorchvideo/MVIT_B_16x4_CONV), whose 1-crop test resizes the short side to
 # 256 and centre-crops 224. Hub builders: pytorchvideo/models/hub/vision_transformers.py.
-_PTV = dict(format="pytorchvideo-mvit", crop_size=224, resize_size=256, mean=(0.45, 0.45, 0.45),
-            std=(0.225, 0.225, 0.225), views=(5, 1))
+_PTV = dict(format="pytorchvideo-mvit", **_SLOWFAST_TEST)
 register_published(
     PublishedWeights("mvit_b_16x4.k400_pytorchvideo", "mvit_b_16x4", files=("MVIT_B_16x4.pyth",),
                      source="pytorchvideo model zoo: MViT-B 16x4 (hub mvit_base_16x4, "
@@ -412,8 +414,7 @@ register_published(
 
 
 # ---- torchvision_mvit (formats/torchvision_mvit.py)
-_TV_MVIT = dict(format="torchvision-mvit", num_frames=16, sampling_rate=4, crop_size=224, resize_size=256,
-           mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), views=(5, 1))
+_TV_MVIT = dict(format="torchvision-mvit", num_frames=16, sampling_rate=4, **_SLOWFAST_TEST)
 register_published(
     PublishedWeights("mvit_b_16x4.k400_torchvision", "mvit_b_16x4", files=("mvit_v1_b-dbeb1030.pth",),
                      source="torchvision MViT_V1_B_Weights.KINETICS400_V1 (ported from pytorchvideo)",
