@@ -301,9 +301,12 @@ PER_CORE_LIMIT = 4
 
 def per_core_check(name: str, value: Any) -> None:
     """The `option` check of a thread or worker count: at most PER_CORE_LIMIT per usable core."""
-    if value is not None and int(value) > PER_CORE_LIMIT * available_cpus():
+    if value is None:
+        return
+    cores = available_cpus()
+    if int(value) > PER_CORE_LIMIT * cores:
         raise ConfigError(f"{name} {value} is more than {PER_CORE_LIMIT} per CPU core this process may use "
-                          f"({available_cpus()} core(s)): at most {PER_CORE_LIMIT * available_cpus()}")
+                          f"({cores} core(s)): at most {PER_CORE_LIMIT * cores}")
 
 
 DEVICES = ("cpu", "cuda", "cuda:N", "mps")
