@@ -221,3 +221,62 @@ def test_block_config_builds_every_part():
     assert blocks[0].mlp.fc1.out_features == 32 and blocks[0].mlp.act.approximate == "tanh"
     x = torch.randn(2, 3 * 4, 16)
     assert blocks.eval()[0](x, grid=(3, 4)).shape == x.shape
+
+
+def _softcapped_formula(q, k, v, cap, bias=None):
+    logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    logits = cap * torch.tanh(logits / cap)
+    if bias is not None:
+        logits = logits + bias
+    return logits.softmax(-1) @ v
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_softcap_flex_and_reference_equal_the_formula(with_bias):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 17, 8, generator=g) * 4 for _ in range(3))  # large logits: the cap bites
+    bias = torch.randn(3, 17, 17, generator=g) if with_bias else None
+    want = _softcapped_formula(q, k, v, 5.0, bias)
+    uncapped = scaled_dot_product(q, k, v, bias=bias, backend="reference")
+    assert (uncapped - want).abs().max() > 1e-2  # the cap changes the answer here
+    for backend in ("reference", "flex", "auto", "math"):
+        got = scaled_dot_product(q, k, v, bias=bias, backend=backend, softcap=5.0)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_softcap_routes_past_sdpa():
+    assert attention_module.softcap_backend("auto") == "flex"
+    assert attention_module.softcap_backend("math") == "flex"
+    assert attention_module.softcap_backend("reference") == "reference"
+    assert attention_module.softcap_backend("auto", dropout_p=0.1) == "reference"  # flex has no dropout
+    with pytest.raises(ValueError, match="softcap must be > 0"):
+        scaled_dot_product(*(torch.randn(1, 1, 2, 4) for _ in range(3)), softcap=0.0)
+
+
+def test_attention_softcap_and_rope_hooks():
+    torch.manual_seed(0)
+    attn = Attention(16, num_heads=2, softcap=3.0).eval()
+    x = torch.randn(2, 6, 16) * 5
+    q, k, v = attn._qkv(x)
+    want = attn._project(_softcapped_formula(q, k, v, 3.0))
+    torch.testing.assert_close(attn(x), want, atol=1e-5, rtol=1e-5)
+    # rope: any function of (B, heads, N, head_dim) applied to q and k, not v
+    flip = lambda t: -t  # noqa: E731  (q.k unchanged by negating both)
+    torch.testing.assert_close(attn(x, rope=flip), attn(x))
+    swap = lambda t: t.flip(-1)  # noqa: E731  (q.k unchanged: the same permutation of both)
+    torch.testing.assert_close(attn(x, rope=swap), attn(x), atol=1e-5, rtol=1e-5)
+    half = lambda t: t * 0.5  # noqa: E731  (q.k quartered: a different answer)
+    assert (attn(x, rope=half) - attn(x)).abs().max() > 1e-3
+    grid = (2, 3)
+    out = attn(x, axis="space", grid=grid, rope=half)
+    assert out.shape == x.shape
+
+
+def test_softcap_trains_on_the_cpu():
+    """torch's CPU flex has no backward: a soft-capped call that needs gradients takes the reference."""
+    q = torch.randn(1, 2, 5, 4, requires_grad=True)
+    assert attention_module.softcap_backend("auto", q=q) == "reference"
+    with torch.no_grad():
+        assert attention_module.softcap_backend("auto", q=q) == "flex"
+    scaled_dot_product(q, q, q, softcap=2.0).sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()

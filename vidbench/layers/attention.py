@@ -36,13 +36,22 @@ tests/test_kernel_use.py checks that every registry model attends through `scale
 
 An additive float bias or a boolean mask (True = attend) goes straight to the kernel: MViTv2's
 relative positions, Swin's relative position and shift mask and VTN's band mask use it.
+
+Two things the 2024-2026 encoders need are the kernel's too, so no model file re-implements them:
+
+- logit soft-capping (``softcap=c``: logits -> c * tanh(logits / c) after scaling, before the bias;
+  Gemma 2's and VideoPrism's cap). SDPA has no hook for it, so a call with a cap runs on
+  FlexAttention's score_mod where flex is available and the call has no dropout, and on the
+  reference path otherwise (`softcap_backend` says which); both are tested equal.
+- rotary position embedding: `Attention.forward(..., rope=f)` applies ``f`` to q and k before the
+  kernel (`vidbench.layers.rope`: 1-D tables and V-JEPA 2's 3-D time / height / width split).
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +74,7 @@ __all__ = [
     "default_attn_backend",
     "get_attn_backend",
     "set_attn_backend",
+    "softcap_backend",
 ]
 
 AXES = ("joint", "space", "time")
@@ -140,10 +150,31 @@ def fused_attn(enable: bool) -> Iterator[None]:
         yield
 
 
+def _flex_available() -> bool:
+    try:
+        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
+    except ImportError:  # pragma: no cover - every torch vidbench supports has it
+        return False
+    return True
+
+
+def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[torch.Tensor] = None) -> str:
+    """The backend a soft-capped call runs on: ``reference`` stays the reference; any other backend
+    becomes ``flex`` (the cap as a score_mod) where FlexAttention is available and can run the call
+    (no attention dropout; on the CPU, no backward through `q`: torch's CPU flex has no backward),
+    else ``reference``. SDPA's kernels have no place for the cap."""
+    backend = get_attn_backend(backend)
+    cpu_grad = q is not None and q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
+    if backend != "reference" and dropout_p == 0.0 and not cpu_grad and _flex_available():
+        return "flex"
+    return "reference"
+
+
 def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor], dropout_p: float,
-          scale: Optional[float]) -> torch.Tensor:
+          scale: Optional[float], softcap: Optional[float] = None) -> torch.Tensor:
     """The kernel on FlexAttention: (B, H, N, D) views of q, k, v; a float bias added by a
-    score_mod, a boolean mask given as a block mask."""
+    score_mod, a boolean mask given as a block mask, a soft cap applied by the score_mod before
+    the bias."""
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     if dropout_p > 0.0:
@@ -151,15 +182,19 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torc
     lead, (h, nq, d), nk = q.shape[:-3], q.shape[-3:], k.shape[-2]
     q4, k4, v4 = (t.reshape(-1, h, t.shape[-2], d) for t in (q, k, v))
     b = q4.shape[0]
-    score_mod = block_mask = None
+    block_mask = full = None
     if bias is not None:
         full = bias.expand(*lead, h, nq, nk).reshape(b, h, nq, nk)
         if bias.dtype == torch.bool:
             block_mask = create_block_mask(lambda bi, hi, qi, ki: full[bi, hi, qi, ki], b, h, nq, nk,
                                            device=q.device.type)
-        else:
-            def score_mod(score, bi, hi, qi, ki):  # noqa: ANN001, ANN202 (flex's signature)
-                return score + full[bi, hi, qi, ki]
+            full = None
+    score_mod = None
+    if full is not None or softcap is not None:
+        def score_mod(score, bi, hi, qi, ki):  # noqa: ANN001, ANN202 (flex's signature)
+            if softcap is not None:
+                score = softcap * torch.tanh(score / softcap)
+            return score if full is None else score + full[bi, hi, qi, ki]
     out = flex_attention(q4, k4, v4, score_mod=score_mod, block_mask=block_mask, scale=scale)
     return out.reshape(*lead, h, nq, d)
 
@@ -172,8 +207,9 @@ def scaled_dot_product(
     dropout_p: float = 0.0,
     scale: Optional[float] = None,
     backend: Optional[str] = None,
+    softcap: Optional[float] = None,
 ) -> torch.Tensor:
-    """softmax(q k^T * scale + bias) v over the last two dimensions.
+    """softmax(cap(q k^T * scale) + bias) v over the last two dimensions.
 
     Args:
         q, k, v: (..., heads, N, head_dim) with the same leading dimensions (Nq may differ from Nk).
@@ -183,8 +219,12 @@ def scaled_dot_product(
         scale: defaults to head_dim ** -0.5.
         backend: one of ATTN_BACKENDS, the calling module's own (`Attention.attn_backend`); an
             enclosing `attn_backend` block overrides it, and None means the default.
+        softcap: logit soft cap c > 0: logits -> c * tanh(logits / c) before the bias (None: no
+            cap). Runs on `softcap_backend(backend, dropout_p, q)`: flex, or the reference path.
     """
-    backend = get_attn_backend(backend)
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"softcap must be > 0, got {softcap}")
+    backend = get_attn_backend(backend) if softcap is None else softcap_backend(backend, dropout_p, q)
     if bias is not None and bias.dim() < q.dim():
         # leading dimensions of 1 made explicit: torch's fused CPU kernel copies a bias of fewer
         # dimensions out to the full (B, heads, Nq, Nk) (301 MiB for Swin-T's first block at
@@ -196,9 +236,11 @@ def scaled_dot_product(
         with sdpa_kernel(_SDPA_KERNELS[backend]):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
     if backend == "flex":
-        return _flex(q, k, v, bias, dropout_p, scale)
+        return _flex(q, k, v, bias, dropout_p, scale, softcap)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     attn = (q * scale) @ k.transpose(-2, -1)  # (..., heads, Nq, Nk)
+    if softcap is not None:
+        attn = softcap * torch.tanh(attn / softcap)
     if bias is not None:
         if bias.dtype == torch.bool:
             attn = attn.masked_fill(~bias, float("-inf"))
@@ -254,6 +296,7 @@ class Attention(nn.Module):
             channels inside attention this way.
         attn_backend: the kernel's backend (ATTN_BACKENDS); default `default_attn_backend()`,
             fixed when the module is built. An `attn_backend` block overrides it while it runs.
+        softcap: logit soft cap handed to the kernel (None: none).
     """
 
     def __init__(
@@ -265,8 +308,11 @@ class Attention(nn.Module):
         proj_drop: float = 0.0,
         dim_out: Optional[int] = None,
         attn_backend: Optional[str] = None,
+        softcap: Optional[float] = None,
     ) -> None:
         super().__init__()
+        if softcap is not None and not softcap > 0:
+            raise ValueError(f"softcap must be > 0, got {softcap}")
         dim_out = dim if dim_out is None else dim_out
         if dim_out % num_heads != 0:
             raise ValueError(f"embed dim {dim_out} is not divisible by num_heads {num_heads}")
@@ -274,6 +320,7 @@ class Attention(nn.Module):
         self.head_dim = dim_out // num_heads
         self.attn_drop = attn_drop
         self.attn_backend = default_attn_backend() if attn_backend is None else _check_backend(attn_backend)
+        self.softcap = softcap
         self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -284,15 +331,18 @@ class Attention(nn.Module):
         axis: str = "joint",
         grid: Optional[Tuple[int, int]] = None,
         bias: Optional[torch.Tensor] = None,
+        rope: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     ) -> torch.Tensor:
         """x: (B, N, dim) -> (B, N, dim_out). For axis space / time, N = T*S tokens in time-major
-        order and grid = (T, S)."""
+        order and grid = (T, S). `rope` (a `vidbench.layers.rope` module or any function of a
+        (B', heads, N', head_dim) tensor) rotates q and k of the sequences the kernel sees."""
         if axis not in AXES:
             raise ValueError(f"unknown attention axis {axis!r}; expected one of {AXES}")
+        extra = {} if rope is None else {"rope": rope}
         if axis == "joint":
-            return self._attend(x, bias)
+            return self._attend(x, bias, **extra)
         grid = check_grid(x, axis, grid)
-        return from_axis(self._attend(to_axis(x, axis, grid), bias), axis, grid)
+        return from_axis(self._attend(to_axis(x, axis, grid), bias, **extra), axis, grid)
 
     @property
     def dropout_p(self) -> float:
@@ -307,7 +357,10 @@ class Attention(nn.Module):
     def _project(self, out: torch.Tensor) -> torch.Tensor:
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))  # (B, N, C)
 
-    def _attend(self, x: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    def _attend(self, x: torch.Tensor, bias: Optional[torch.Tensor],
+                rope: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         q, k, v = self._qkv(x)
+        if rope is not None:
+            q, k = rope(q), rope(k)
         return self._project(scaled_dot_product(q, k, v, bias=bias, dropout_p=self.dropout_p,
-                                                backend=self.attn_backend))
+                                                backend=self.attn_backend, softcap=self.softcap))
