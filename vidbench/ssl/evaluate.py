@@ -2,8 +2,11 @@
 
 kNN (Wu et al. 2018): cosine similarity of L2-normalised features, the k nearest training
 features vote for their class with weight exp(s / tau) (k = 200, tau = 0.07 in the paper).
-Linear probe: multinomial logistic regression on standardised frozen features, fitted with
-full-batch L-BFGS and an L2 penalty (deterministic, no learning-rate tuning).
+Linear probe: a linear classifier on standardised frozen features (multinomial logistic
+regression), trained by the training core every vidbench loop uses (`vidbench.train.core`:
+AdamW with decoupled weight decay, linear warm-up then cosine decay, finite checks), one
+full-batch step per epoch from a zero initialisation: deterministic, and the same optimiser
+code the backbones were trained with.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
+from ..train.config import TrainingOptions
+from ..train.core import TrainingCore, is_finite
 from .data import BadItem, EvalDataset, collate_views
 
 __all__ = ["extract_features", "knn_predict", "knn_top1", "linear_probe", "EvalResult", "evaluate_backbone"]
@@ -73,26 +78,28 @@ def knn_top1(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: 
     return (preds == test_labels).float().mean().item()
 
 
+# the probe's recipe: full-batch steps, so an "epoch" is one step
+PROBE = TrainingOptions(epochs=300, lr=0.05, min_lr=0.0, weight_decay=1e-3, warmup_epochs=10, clip_grad=0.0,
+                        precision="fp32", num_workers=0, progress=False)
+
+
 def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
-                 test_labels: torch.Tensor, weight_decay: float = 1e-3, max_iter: int = 500) -> float:
-    """Top-1 of a logistic-regression probe fitted on standardised training features."""
+                 test_labels: torch.Tensor, options: TrainingOptions = PROBE) -> float:
+    """Top-1 of a linear probe on standardised training features, trained by `TrainingCore`
+    (AdamW, warm-up + cosine; `options.epochs` full-batch steps, in float64)."""
     mean, std = train_feats.mean(0), train_feats.std(0).clamp_min(1e-6)
     xtr, xte = (train_feats.double() - mean) / std, (test_feats.double() - mean) / std
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    probe = nn.Linear(xtr.shape[1], num_classes).double()
+    probe = nn.Linear(xtr.shape[1], num_classes).double().to(xtr.device)
     nn.init.zeros_(probe.weight)
     nn.init.zeros_(probe.bias)
-    opt = torch.optim.LBFGS(probe.parameters(), lr=1, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-7, tolerance_change=1e-10)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(probe(xtr), train_labels) + weight_decay / 2 * probe.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
+    core = TrainingCore(probe, options, steps_per_epoch=1, device=xtr.device)
     with torch.enable_grad():
-        opt.step(closure)
+        for _ in range(options.epochs):
+            loss = F.cross_entropy(probe(xtr), train_labels)
+            if not is_finite(loss):  # finite features (checked above) cannot get here but by a bug
+                raise RuntimeError(f"linear probe: the loss is {loss.item()} at step {core.scheduler.last_epoch}")
+            core.step(loss)
     with torch.no_grad():
         return (probe(xte).argmax(1) == test_labels).float().mean().item()
 
