@@ -12,6 +12,7 @@ from .mvit import MViT, MViTBlockConfig, MViTConfig
 from .swin import Swin3dConfig, SwinBlockConfig, SwinStageConfig, SwinTransformer3d
 from .timesformer import TimeSformer, TimeSformerConfig
 from .videomae import VideoMAE, VideoMAEConfig
+from .videoprism import VideoPrism, VideoPrismConfig
 from .vit import FrameAverageConfig, VideoFrameAverage, VisionTransformer, ViTConfig
 from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
 from .vtn import VTN, VTNConfig
@@ -22,4 +23,5 @@ __all__ = [
     "ViTConfig", "ViViT", "ViViTConfig", "ViViTFactorisedEncoder", "VTN", "VTNConfig", "MViT", "MViTBlockConfig",
     "MViTConfig", "VideoMAE", "VideoMAEConfig", "SwinTransformer3d", "Swin3dConfig", "SwinStageConfig",
     "SwinBlockConfig",
+    "VideoPrism", "VideoPrismConfig",
 ]
