@@ -8,6 +8,7 @@ from ._registry import (
     model_label,
     register_model,
 )
+from .hiera import Hiera, HieraBlockConfig, HieraConfig
 from .mvit import MViT, MViTBlockConfig, MViTConfig
 from .swin import Swin3dConfig, SwinBlockConfig, SwinStageConfig, SwinTransformer3d
 from .timesformer import TimeSformer, TimeSformerConfig
@@ -24,4 +25,5 @@ __all__ = [
     "MViTConfig", "VideoMAE", "VideoMAEConfig", "SwinTransformer3d", "Swin3dConfig", "SwinStageConfig",
     "SwinBlockConfig",
     "VideoPrism", "VideoPrismConfig",
+    "Hiera", "HieraBlockConfig", "HieraConfig",
 ]

@@ -1,0 +1,116 @@
+"""Meta's Hiera checkpoints (facebookresearch/hiera, the `hiera-transformer` package): the
+`.pth` files of its model zoo (dl.fbaipublicfiles.com/hiera/hiera_base_16x224.pth, ...), which
+`torch.load` reads as ``{"model_state": {...}}`` (what the package's `pretrained_model` loader
+indexes), or a plain `torch.save(model.state_dict())` of a `hiera.Hiera`.
+
+The layout is vidbench's `Hiera` module for module (models/hiera.py) except the head:
+`head.projection.*` -> `head.*`. The video models only: a 2-D stem (the image models) is refused,
+and so is an MAE pre-training checkpoint (`mask_token`, `decoder_*`, `encoder_norm`: it has no
+classifier head and its encoder ends in `encoder_norm`; vidbench loads the fine-tuned ones).
+
+The file holds no config. From the shapes: width, stem kernel and channels, the token grid
+(spatial and temporal position tables -> frames and image size at the stem's stride), depths
+(a stage starts where a block has `proj`), MLP ratio, classes. Not in any shape, so taken from
+the requested model (`model=`), else from the published config of the same width and depths
+(Hiera-B / B+ / L / H at 16x224), else from hiera_base_16x224: heads (`num_heads=` overrides),
+q_pool, q_stride, mask unit size and which stages use it, stem stride and padding.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Optional
+
+import torch
+
+from ...models import create_model, list_models
+from .._registry import Inferred, WeightsFormat, register_format
+from ..source import Source
+from ._util import count_indexed, pick_model, rename_keys, source_errors, square_side
+
+_BLOCK = re.compile(r"blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2|proj)\.(weight|bias)$")
+_TOP = ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed", "pos_embed_spatial", "pos_embed_temporal",
+        "norm.weight", "norm.bias")
+_MAE = ("mask_token", "encoder_norm.weight", "decoder_pos_embed")
+_FIELDS_FROM_MODEL = ("num_heads", "q_pool", "q_stride", "mask_unit_size", "mask_unit_attn", "patch_stride",
+                      "patch_padding", "dim_mul", "head_mul")
+
+
+def rename(key: str) -> Optional[str]:
+    """The official name of a tensor -> vidbench's (None: unknown)."""
+    if key.startswith("head.projection."):
+        return "head." + key[len("head.projection."):]
+    return key if key in _TOP or _BLOCK.match(key) else None
+
+
+def official_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
+    return rename_keys(state, rename, "official Hiera")
+
+
+_STAGE_START = re.compile(r"blocks\.\d+\.proj\.weight$")
+
+
+def sniff(source: Source) -> bool:
+    """Plain blocks (fused qkv) with a widening `proj` at stage starts, no cls token and no pooling
+    convolutions or relative positions (what tells it from SlowFast's MViT, which shares the stem
+    and position names)."""
+    keys = source.state
+    return (source.kind == "torch" and source.container in ("model_state", None)
+            and source.has("patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.norm1.weight")
+            and (source.has("pos_embed_spatial") or source.has("pos_embed"))
+            and not source.has("cls_token") and any(_STAGE_START.match(k) for k in keys)
+            and not any(".attn.pool_" in k or ".attn.norm_q" in k or "rel_pos" in k for k in keys))
+
+
+def _model_config(name: str) -> Any:
+    with torch.device("meta"):
+        return create_model(name).config
+
+
+def _published_match(dim: int, depths: tuple) -> Optional[str]:
+    for name in list_models(family="hiera"):
+        cfg = _model_config(name)
+        if cfg.embed_dim == dim and tuple(cfg.depths) == depths and not name.endswith("_tiny"):
+            return name
+    return None
+
+
+def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+    if any(source.has(k) for k in _MAE):
+        raise source.error("an MAE pre-training checkpoint (mask_token / decoder / encoder_norm): vidbench loads "
+                           "the fine-tuned Hiera classifiers (mae_k400_ft_k400), not the pre-training model")
+    stem = source.shape("patch_embed.proj.weight")
+    if len(stem) != 5:
+        raise source.error(f"a {len(stem) - 2}-D Hiera stem {stem}: vidbench registers the video models "
+                           "(3-D stem) only, not the image ones")
+    dim, in_chans, kernel = stem[0], stem[1], tuple(stem[2:])
+    depth = count_indexed(source.state, r"blocks\.(\d+)\.")
+    starts = [0] + [i for i in range(depth) if source.has(f"blocks.{i}.proj.weight")] + [depth]
+    depths = tuple(b - a for a, b in zip(starts, starts[1:]))
+    name = pick_model(source, model, "hiera", _published_match(dim, depths) or "hiera_base_16x224")
+    base = _model_config(name)
+    config: Dict[str, Any] = {f: getattr(base, f) for f in _FIELDS_FROM_MODEL}
+    stride = tuple(overrides.get("patch_stride", base.patch_stride))
+    if source.has("pos_embed_spatial"):
+        frames = source.shape("pos_embed_temporal")[1]
+        side = square_side(source.shape("pos_embed_spatial")[1], source, "pos_embed_spatial")
+        config["sep_pos_embed"] = True
+    else:
+        frames = overrides.get("num_frames", base.num_frames) // stride[0]
+        side = square_side(source.shape("pos_embed")[1] // frames, source, "pos_embed")
+        config["sep_pos_embed"] = False
+    hidden = source.shape("blocks.0.mlp.fc1.weight")[0]
+    config.update(embed_dim=dim, in_chans=in_chans, patch_kernel=kernel, depths=depths, mlp_ratio=hidden / dim,
+                  num_frames=frames * stride[0], img_size=side * stride[1],
+                  num_classes=source.shape("head.projection.weight")[0] if source.has("head.projection.weight") else 0)
+    if int(dim * config["mlp_ratio"]) != hidden:
+        raise source.error(f"MLP width {hidden} is not a ratio vidbench's Mlp reproduces for width {dim}")
+    if overrides.get("num_heads"):
+        config["num_heads"] = int(overrides["num_heads"])
+    return name, config
+
+
+convert = source_errors(official_to_vidbench)
+
+register_format(WeightsFormat(
+    "hiera-official", "Meta's Hiera video .pth ({'model_state': ...} or a state dict of hiera.Hiera; heads from the "
+    "matching config or model=)", sniff, infer, convert, families=("hiera",)))
