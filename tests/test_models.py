@@ -20,6 +20,8 @@ def _shrink(name: str) -> dict:
     if name.startswith("swin3d"):  # two blocks per stage so every stage has a shifted block
         return dict(depths=(2,) * 4, embed_dim=16, num_heads=(1, 2, 4, 8), window_size=(2, 3, 3), img_size=32,
                     num_frames=4, num_classes=5)
+    if name.startswith("hiera"):  # one block per stage: every stage start pools and widens
+        return dict(depths=(1,) * 4, embed_dim=16, img_size=32, num_frames=4, num_classes=5)
     kw = dict(depth=1, num_classes=5)
     if name.startswith("vit_frameavg"):
         kw.update(img_size=32, num_frames=2)

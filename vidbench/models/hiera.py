@@ -262,31 +262,34 @@ def _hiera(name: str, defaults: dict, overrides: dict) -> Hiera:
 
 
 _IN = (3, 16, 224, 224)
-_HUB = "Hugging Face facebook/{}.{} model page: {} params"
-_SRC = "hiera-transformer {} (K400, 16x224, stride 4); " + _HUB
+# params: the Hugging Face model pages of the package's checkpoints (facebook/<name>.<checkpoint>,
+# "Model size"); Hiera-H: the package's exact count (no published figure read). The paper's K400
+# GFLOPs were not read here, so gmacs stay unset; fvcore counts 101.9 / 132.5 / 412.7 / 1158.8 GMACs
+# per view, as it counts the package's own models (tests/test_hiera.py).
+_SRC = "hiera-transformer {} (K400, 16 frames at stride 4, 224); {}"
+_HUB = "Hugging Face facebook/{}.{}: {} params"
 
 
-@register_model("hiera", ModelMeta(params=51.1e6, input_size=_IN,
-                                   source=_SRC.format("hiera_base_16x224", "hiera_base_16x224", "mae_k400_ft_k400",
-                                                      "51.1M")))
+@register_model("hiera", ModelMeta(params=51_100_000, input_size=_IN, source=_SRC.format(
+    "hiera_base_16x224", _HUB.format("hiera_base_16x224", "mae_k400_ft_k400", "51.1M"))))
 def hiera_base_16x224(**kw: Any) -> Hiera:
     return _hiera("hiera_base_16x224", {}, kw)
 
 
-@register_model("hiera", ModelMeta(params=69.4e6, input_size=_IN,
-                                   source=_SRC.format("hiera_base_plus_16x224", "hiera_base_plus_16x224", "mae_k400",
-                                                      "69.4M")))
+@register_model("hiera", ModelMeta(params=69_400_000, input_size=_IN, source=_SRC.format(
+    "hiera_base_plus_16x224", _HUB.format("hiera_base_plus_16x224", "mae_k400", "69.4M"))))
 def hiera_base_plus_16x224(**kw: Any) -> Hiera:
     return _hiera("hiera_base_plus_16x224", dict(embed_dim=112, num_heads=2), kw)
 
 
-@register_model("hiera", ModelMeta(params=213e6, input_size=_IN,
-                                   source=_SRC.format("hiera_large_16x224", "hiera_large_16x224", "mae_k400", "213M")))
+@register_model("hiera", ModelMeta(params=213_000_000, input_size=_IN, source=_SRC.format(
+    "hiera_large_16x224", _HUB.format("hiera_large_16x224", "mae_k400", "213M"))))
 def hiera_large_16x224(**kw: Any) -> Hiera:
     return _hiera("hiera_large_16x224", dict(embed_dim=144, num_heads=2, depths=(2, 6, 36, 4)), kw)
 
 
-@register_model("hiera", ModelMeta(input_size=_IN, source="hiera-transformer hiera_huge_16x224 (K400, 16x224, stride 4)"))
+@register_model("hiera", ModelMeta(params=671_627_664, input_size=_IN, source=_SRC.format(
+    "hiera_huge_16x224", "the package's exact count, 671,627,664 parameters")))
 def hiera_huge_16x224(**kw: Any) -> Hiera:
     return _hiera("hiera_huge_16x224", dict(embed_dim=256, num_heads=4, depths=(2, 6, 36, 4)), kw)
 

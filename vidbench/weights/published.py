@@ -423,3 +423,28 @@ register_published(
                      source="torchvision MViT_V2_S_Weights.KINETICS400_V1 (ported from SlowFast)",
                      paper="torchvision meta; MViTv2 (CVPR 2022)", top1=80.757, top5=94.665, gmacs=_gmacs("mvitv2_s_16x4"), **_TV_MVIT),
 )
+
+
+# ---- hiera (formats/hiera_official.py)
+# facebookresearch/hiera README, Video Models: K400 top-1 with 3x5 views (the paper: 3 spatial x 5
+# temporal), "16 224x224 frames with a temporal stride of 4"; files dl.fbaipublicfiles.com/hiera/<file>.
+# Neither the README nor the package states a video normalisation or test resize: mean / std / resize
+# are vidbench's Kinetics defaults (0.45 / 0.225, short side 256), not confirmed from a Hiera source.
+# The per-view GFLOPs of the paper's video table could not be read here: gmacs stays None.
+_HIERA = dict(format="hiera-official", num_frames=16, sampling_rate=4, crop_size=224, views=(5, 3),
+              paper="facebookresearch/hiera README, Video Models table (K400, 3x5 views)")
+
+
+def _hiera(model: str, top1: float) -> PublishedWeights:
+    return PublishedWeights(f"{model}.mae_k400_ft_k400", model, files=(f"{model}.pth",),
+                            source=f"hiera-transformer {model}(pretrained=True, checkpoint='mae_k400_ft_k400'): "
+                                   f"https://dl.fbaipublicfiles.com/hiera/{model}.pth", top1=top1,
+                            gmacs=_gmacs(model), **_HIERA)
+
+
+register_published(
+    _hiera("hiera_base_16x224", 84.0),
+    _hiera("hiera_base_plus_16x224", 85.0),
+    _hiera("hiera_large_16x224", 87.3),
+    _hiera("hiera_huge_16x224", 87.8),
+)
