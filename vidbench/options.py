@@ -53,7 +53,8 @@ __all__ = ["Alias", "option", "accepts_aliases", "canonical", "from_mapping", "f
            "device_check", "DEVICES", "positive_int", "comma_list", "parse_value", "parse_key_values", "Concept",
            "PRECISIONS", "PRECISION_DTYPES", "check_precision", "autocast", "DECODERS", "ATTN_BACKENDS", "FRAMES",
            "IMG_SIZE", "BATCH_SIZE", "PRECISION", "DEVICE", "THREADS", "WEIGHTS", "WEIGHTS_FORMAT", "ATTN_BACKEND",
-           "DECODER", "WORKERS", "SEED", "PROGRESS", "BAD_ITEMS", "precision_option"]
+           "DECODER", "WORKERS", "SEED", "PROGRESS", "BAD_ITEMS", "precision_option", "STRATEGIES", "SCALINGS",
+           "STRATEGY", "NNODES", "NODE_RANK", "RDZV_ENDPOINT", "SCALING", "endpoint_check"]
 
 
 @dataclass(frozen=True)
@@ -483,3 +484,29 @@ def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None
     if amp_flag_const is None:
         return PRECISION(default)
     return PRECISION(default, aliases=[Alias("amp", convert=precision_from_amp, const=amp_flag_const)])
+
+
+# -- several processes and machines (issue 25: sharded training rows, multi-node) ------------------
+STRATEGIES = ("ddp", "fsdp")  # vidbench.bench.ddp / vidbench.bench.fsdp
+SCALINGS = ("weak", "strong")
+
+
+def endpoint_check(name: str, value: Any) -> None:
+    """The `option` check of a rendezvous endpoint: HOST:PORT (torchrun's --rdzv-endpoint)."""
+    if value is None:
+        return
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT (e.g. 10.0.0.1:29500), got {value!r}")
+
+
+STRATEGY = Concept("strategy", "how the processes train: ddp (DistributedDataParallel: each holds the whole model, "
+                   "gradients all-reduced) or fsdp (FSDP2 fully_shard per block: parameters, gradients and "
+                   "optimizer state sharded over the processes)", "ddp", choices=STRATEGIES)
+NNODES = Concept("nnodes", "machines the processes span (torchrun --nnodes); --nproc is per machine", 1,
+                 extra={"positive": True})
+NODE_RANK = Concept("node_rank", "this machine's rank, 0 to nnodes - 1 (torchrun --node-rank)", 0, extra={"ge": 0})
+RDZV_ENDPOINT = Concept("rdzv_endpoint", "HOST:PORT of the c10d rendezvous every machine joins (torchrun "
+                        "--rdzv-endpoint; needed with --nnodes > 1)", None, extra={"check": endpoint_check})
+SCALING = Concept("scaling", "weak: the batch is per process (the global batch grows with the processes); strong: "
+                  "the batch is the global batch, split over the processes", "weak", choices=SCALINGS)
