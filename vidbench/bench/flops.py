@@ -58,7 +58,7 @@ ELEMENTWISE_OPS = frozenset(
     f"aten::{name}"
     for name in (
         "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt pow reciprocal "
-        "softmax log_softmax _softmax gelu silu sigmoid tanh erf hardswish hardsigmoid leaky_relu "
+        "softmax log_softmax _softmax gelu silu sigmoid softplus tanh erf hardswish hardsigmoid leaky_relu "
         "mean sum amax amin le lt ne where __or__ logical_or bernoulli_ feature_dropout alpha_dropout "
         "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices max_pool3d_with_indices "
         "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d linalg_vector_norm norm cumsum "

@@ -185,14 +185,15 @@ _README = "google-deepmind/videoprism README 'Released models' (#Params) and mod
 
 
 # VideoPrism-B: ViT-B spatial (12 layers) + 4 temporal layers, 16 x 288 (patch 18: 16 x 16 tokens
-# per frame); the README's 114M is the encoder (HF VideoPrismVisionModel: 114,304,512 counted)
+# per frame); the README's 114M is the encoder (HF VideoPrismVisionModel: 114,365,184, equal to
+# vidbench's with num_classes=0)
 @register_model("videoprism", ModelMeta(params=114e6, input_size=(3, 16, 288, 288),
                                         source=f"{_README}: VideoPrism-B 114M (encoder), videoprism_v1_base"))
 def videoprism_base(**kw: Any) -> VideoPrism:
     return _videoprism("videoprism_base", dict(), kw)
 
 
-# VideoPrism-L: ViT-L spatial (24 layers) + 4 temporal layers, 8 x 288
+# VideoPrism-L: ViT-L spatial (24 layers) + 4 temporal layers, 8 x 288; encoder 353,965,056 (HF and vidbench)
 @register_model("videoprism", ModelMeta(params=354e6, input_size=(3, 8, 288, 288),
                                         source=f"{_README}: VideoPrism-L 354M (encoder), videoprism_v1_large"))
 def videoprism_large(**kw: Any) -> VideoPrism:
@@ -201,8 +202,8 @@ def videoprism_large(**kw: Any) -> VideoPrism:
 
 
 # VideoPrism-g: models.py CONFIGS['videoprism_v1_giant'] (width 1408, 40 spatial + 4 temporal layers,
-# 16 heads, mlp 6144, 8 x 288); no weights released. The paper's size (about 1B) was not read from
-# a source here: left unset.
+# 16 heads, mlp 6144, 8 x 288; encoder 1,112,755,072 here and in HF); no weights released. The
+# paper's size (about 1B) was not read from a source here: left unset.
 @register_model("videoprism", ModelMeta(input_size=(3, 8, 288, 288),
                                         source="google-deepmind/videoprism models.py CONFIGS['videoprism_v1_giant']"))
 def videoprism_giant(**kw: Any) -> VideoPrism:

@@ -448,3 +448,30 @@ register_published(
     _hiera("hiera_large_16x224", 87.3),
     _hiera("hiera_huge_16x224", 87.8),
 )
+
+
+# ---- videoprism (formats/hf_videoprism.py)
+# google-deepmind/videoprism README 'Released models': the video encoders VideoPrism-B (16 frames)
+# and -L (8 frames) at 288 x 288, and the video-text (LvT) models, on the Hugging Face Hub. Every one
+# is an encoder without a classifier: loaded with num_classes=0 (pool "mean"; the LvT directories:
+# their vision encoder only). Inputs: the whole frame resized to 288 x 288 (HF's VideoPrismProcessor
+# size 288 x 288, no crop; vidbench's nearest protocol: resize = crop), RGB in [0, 1] (README: "The
+# RGB values of input videos should be normalized in [0.0, 1.0]"; the processor's do_normalize
+# False): mean 0, std 1. Frames: HF's processor samples num_frames uniformly over the video, which
+# no stride expresses; sampling_rate 1 is vidbench's default, not a published figure. top-1: none:
+# the README's Kinetics-400 figures (VideoGLUE, B 82.9, L 85.0) are for a probe trained on the frozen
+# encoder, not for these files. Multiply-adds: not published.
+_VIDEOPRISM = dict(format="hf-videoprism", crop_size=288, resize_size=288, mean=(0.0, 0.0, 0.0),
+                   std=(1.0, 1.0, 1.0), views=(1, 1), overrides={"num_classes": 0}, dataset="", classes="")
+_VP_README = "google-deepmind/videoprism README 'Released models' ({}: {}, {}M params)"
+register_published(
+    *(PublishedWeights(f"{model}.{tag}_hf", model, files=(repo,), source=f"https://huggingface.co/google/{repo}",
+                       paper=_VP_README.format(label, what, params), num_frames=frames, **_VIDEOPRISM)
+      for model, tag, repo, label, what, params, frames in (
+          ("videoprism_base", "public_v1", "videoprism-base-f16r288", "VideoPrism-B", "video encoder", 114, 16),
+          ("videoprism_large", "public_v1", "videoprism-large-f8r288", "VideoPrism-L", "video encoder", 354, 8),
+          ("videoprism_base", "lvt_public_v1", "videoprism-lvt-base-f16r288", "VideoPrism-LvT-B",
+           "video-text encoders; vidbench loads the vision encoder", 248, 16),
+          ("videoprism_large", "lvt_public_v1", "videoprism-lvt-large-f8r288", "VideoPrism-LvT-L",
+           "video-text encoders; vidbench loads the vision encoder", 580, 8))),
+)

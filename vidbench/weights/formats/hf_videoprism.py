@@ -36,7 +36,7 @@ import torch
 
 from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._hf import hf_class_names, hf_preprocess
+from ._hf import hf_class_names
 from ._util import converting, fuse_qkv, pick_model
 
 log = logging.getLogger("vidbench.weights")
@@ -212,9 +212,12 @@ def convert(source: Source, model: Any) -> Dict[str, Any]:
 
 
 def preprocess(source: Source) -> Dict[str, Any]:
-    """The processor config's numbers where the directory has one (hf_preprocess), else the
-    released models' protocol: RGB in [0, 1] (mean 0, std 1)."""
-    return hf_preprocess(source) or {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    """The released models' protocol: the whole frame resized to the model's size (no crop) and RGB
+    in [0, 1] (mean 0, std 1). A processor config in the directory is not read for the
+    normalisation: `VideoPrismProcessor` passes do_normalize=False and size 288 x 288 at call time
+    over what its video processor's file says (LlavaOnevision's defaults: CLIP mean / std)."""
+    h, _ = _size(_vision_config(source).get("image_size", 288), source)
+    return {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "crop_size": h, "resize_size": h}
 
 
 register_format(WeightsFormat(
