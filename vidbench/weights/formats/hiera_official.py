@@ -50,13 +50,14 @@ _STAGE_START = re.compile(r"blocks\.\d+\.proj\.weight$")
 
 
 def sniff(source: Source) -> bool:
-    """Plain blocks (fused qkv) with a widening `proj` at stage starts, no cls token and no pooling
-    convolutions or relative positions (what tells it from SlowFast's MViT, which shares the stem
-    and position names)."""
+    """A 3-D stem, plain blocks (fused qkv) with a widening `proj` at stage starts, no cls token and
+    no pooling convolutions or relative positions (what tells it from SlowFast's MViT, which shares
+    the stem and position names). An image Hiera (2-D stem) is left to the formats that claim
+    2-D stems; forced with format="hiera-official", it is refused with a message."""
     keys = source.state
     return (source.kind == "torch" and source.container in ("model_state", None)
             and source.has("patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.norm1.weight")
-            and (source.has("pos_embed_spatial") or source.has("pos_embed"))
+            and len(source.shape("patch_embed.proj.weight")) == 5 and (source.has("pos_embed_spatial") or source.has("pos_embed"))
             and not source.has("cls_token") and any(_STAGE_START.match(k) for k in keys)
             and not any(".attn.pool_" in k or ".attn.norm_q" in k or "rel_pos" in k for k in keys))
 
