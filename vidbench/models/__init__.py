@@ -16,6 +16,7 @@ from .videomae import VideoMAE, VideoMAEConfig
 from .videoprism import VideoPrism, VideoPrismConfig
 from .vit import FrameAverageConfig, VideoFrameAverage, VisionTransformer, ViTConfig
 from .vivit import ViViT, ViViTConfig, ViViTFactorisedEncoder
+from .vjepa2 import VJEPA2, VJEPA2Config
 from .vtn import VTN, VTNConfig
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "SwinBlockConfig",
     "VideoPrism", "VideoPrismConfig",
     "Hiera", "HieraBlockConfig", "HieraConfig",
+    "VJEPA2", "VJEPA2Config",
 ]

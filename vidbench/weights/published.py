@@ -475,3 +475,60 @@ register_published(
           ("videoprism_large", "lvt_public_v1", "videoprism-lvt-large-f8r288", "VideoPrism-LvT-L",
            "video-text encoders; vidbench loads the vision encoder", 580, 8))),
 )
+
+
+# ---- hf_vjepa2 (formats/hf_vjepa2.py)
+# V-JEPA 2 (Assran et al., 2025) on the Hugging Face Hub (collection facebook/v-jepa-2; the official
+# README lists the same four encoders and links it). The encoders (`VJEPA2Model`: encoder +
+# predictor) load as feature extractors with no classifier, so they have no test protocol or
+# accuracy: their preprocessing is the HF video processor's (ImageNet mean / std, short side
+# crop * 256 / 224, centre crop), their frames the clip length they were trained at ("fpc64");
+# their pre-training sampled clips at 4 fps (configs/train/*/cooldown-*-64f.yaml), a time rate
+# and not a frame stride, so sampling_rate is left at 1 here.
+# The classifiers are the official attentive probes (README "Evaluation Attentive Probes":
+# ssv2-vitl-16x2x3.pt, diving48-vitl-256.pt, ssv2-vitg-384-64x2x3.pt, diving48-vitg-384-32x4x3.pt)
+# as the HF directories named by the same frames, resolution and dataset; their results and test
+# protocol are the official README's and its configs/eval/<model>/<dataset>.yaml (frames_per_clip,
+# frame_step, num_segments x num_views_per_segment); the official multi-view eval resizes the
+# short side to the crop size and takes 3 crops along the long side (evals/video_classification_
+# frozen/utils.py EvalVideoTransform). The HF model cards' own figures were not read here. No
+# Kinetics-400 probe is released.
+_VJEPA2_HF = dict(format="hf-vjepa2", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+_VJEPA2_ENCODER = dict(num_frames=64, sampling_rate=1, views=(1, 1), dataset="none (self-supervised encoder, no "
+                       "classifier)", classes="none", **_VJEPA2_HF)
+_VJEPA2_README = "facebookresearch/vjepa2 README ({})"
+_SSV2 = dict(dataset="Something-Something v2 val", classes="something-something-v2")
+_DIVING48 = dict(dataset="Diving48 test", classes="diving48")
+
+
+def _vjepa2_encoder(model: str, hub: str, crop: int, what: str) -> PublishedWeights:
+    return PublishedWeights(f"{model}.fpc64_{crop}_hf", model, files=(hub,),
+                            source=f"huggingface.co/facebook/{hub} (VJEPA2Model: encoder + predictor)",
+                            paper=_VJEPA2_README.format(f"pretrained checkpoints: {what}"), crop_size=crop,
+                            resize_size=int(crop * 256 / 224), **_VJEPA2_ENCODER)
+
+
+def _vjepa2_probe(model: str, hub: str, crop: int, frames: int, step: int, views: tuple, official: str, config: str,
+                  top1: float, data: dict, overrides: Optional[dict] = None) -> PublishedWeights:
+    return PublishedWeights(f"{model}.{hub.split('-')[-1]}_hf", model, files=(hub,), overrides=overrides or {},
+                            source=f"huggingface.co/facebook/{hub} (VJEPA2ForVideoClassification)",
+                            paper=_VJEPA2_README.format(f"attentive probes: {official}; configs/eval/{config}"),
+                            num_frames=frames, sampling_rate=step, crop_size=crop, resize_size=crop, views=views,
+                            top1=top1, **data, **_VJEPA2_HF)
+
+
+register_published(
+    _vjepa2_encoder("vjepa2_vitl", "vjepa2-vitl-fpc64-256", 256, "ViT-L/16, 300M, 256"),
+    _vjepa2_encoder("vjepa2_vith", "vjepa2-vith-fpc64-256", 256, "ViT-H/16, 600M, 256"),
+    _vjepa2_encoder("vjepa2_vitg", "vjepa2-vitg-fpc64-256", 256, "ViT-g/16, 1B, 256"),
+    _vjepa2_encoder("vjepa2_vitg_384", "vjepa2-vitg-fpc64-384", 384, "ViT-g/16 384, 1B, 384"),
+    _vjepa2_probe("vjepa2_vitl_probe", "vjepa2-vitl-fpc16-256-ssv2", 256, 16, 4, (2, 3), "ssv2-vitl-16x2x3.pt",
+                  "vitl/ssv2.yaml", 73.7, _SSV2),
+    _vjepa2_probe("vjepa2_vitl_probe", "vjepa2-vitl-fpc32-256-diving48", 256, 32, 2, (4, 3), "diving48-vitl-256.pt",
+                  "vitl/diving48.yaml", 89.0, _DIVING48, dict(num_frames=32, num_classes=48)),
+    _vjepa2_probe("vjepa2_vitg_384_probe", "vjepa2-vitg-fpc64-384-ssv2", 384, 64, 2, (2, 3),
+                  "ssv2-vitg-384-64x2x3.pt", "vitg-384/ssv2.yaml", 77.3, _SSV2),
+    _vjepa2_probe("vjepa2_vitg_384_probe", "vjepa2-vitg-fpc32-384-diving48", 384, 32, 2, (4, 3),
+                  "diving48-vitg-384-32x4x3.pt", "vitg-384/diving48.yaml", 90.2, _DIVING48,
+                  dict(num_frames=32, num_classes=48)),
+)
