@@ -35,6 +35,8 @@ def _shrink(name: str) -> dict:
         kw.update(img_size=32, num_frames=3, temporal_depth=2)
     elif name.startswith("videomae"):
         kw.update(img_size=32, num_frames=4)
+    elif name.startswith("videoprism"):  # patch 18: 2 x 2 tokens per frame
+        kw.update(img_size=36, num_frames=4, temporal_depth=1)
     elif name.startswith("vjepa2"):
         kw.update(img_size=32, num_frames=4, probe_depth=1)
     return kw

@@ -70,6 +70,13 @@ class _KernelCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def _capped_on_flex(model: nn.Module) -> bool:
+    """Whether `model` holds soft-capped attention that the kernel runs on flex (`softcap_backend`)."""
+    from ..layers.attention import softcap_backend
+
+    return softcap_backend(None) == "flex" and any(getattr(m, "softcap", None) is not None for m in model.modules())
+
+
 def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32") -> str:
     """Which attention kernels one forward of `model` on `x` really runs, as "flash x12" (the
     SDPA kernel names of `attn_backend`; "reference" for the explicit softmax path). Run eagerly
@@ -78,6 +85,8 @@ def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32"
 
     if get_attn_backend() == "flex":  # a higher-order op that dispatch modes do not see into; it has no fallback
         return "flex"
+    if _capped_on_flex(model):  # flex's eager path compiles, which no dispatch mode can run under
+        return "flex (soft-capped attention; other calls not inspected)"
     counter = _KernelCounter()
     with torch.no_grad(), autocast(x.device, precision), counter:
         model(x)
