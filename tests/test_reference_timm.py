@@ -28,5 +28,5 @@ def test_vit_sizes_equal_timm(ours, theirs):
 
 
 def test_converter_rejects_unsupported_timm_features():
-    with pytest.raises(ValueError, match="reg_token"):
-        timm_vit_to_vidbench({"reg_token": torch.zeros(1)})
+    with pytest.raises(ValueError, match="dist_token"):  # register tokens load now (tests/test_ssl_backbones.py)
+        timm_vit_to_vidbench({"dist_token": torch.zeros(1)})

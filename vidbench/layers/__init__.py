@@ -15,7 +15,7 @@ from .attention import (
     to_axis,
     use_fused_attn,
 )
-from .block import Block, BlockConfig, LayerNorm, drop_path_rates, make_blocks
+from .block import Block, BlockConfig, LayerNorm, LayerScale, drop_path_rates, make_blocks
 from .mlp import DropPath, Mlp, init_weights
 from .patch_embed import (
     TUBELET_INITS,
@@ -30,7 +30,7 @@ from .patch_embed import (
 __all__ = [
     "ATTN_BACKENDS", "AXES", "Attention", "attn_backend", "default_attn_backend", "get_attn_backend",
     "set_attn_backend", "check_grid", "from_axis", "fused_attn", "scaled_dot_product", "set_fused_attn", "to_axis",
-    "use_fused_attn", "Block", "BlockConfig", "LayerNorm", "drop_path_rates", "make_blocks", "DropPath", "Mlp",
+    "use_fused_attn", "Block", "BlockConfig", "LayerNorm", "LayerScale", "drop_path_rates", "make_blocks", "DropPath", "Mlp",
     "init_weights", "TUBELET_INITS", "PatchEmbed", "TubeletEmbed", "check_video", "inflate_patch_weight", "to_2tuple",
     "to_3tuple",
 ]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import ConfigError
 from ..layers import init_weights
 
 
@@ -126,8 +127,22 @@ class Classifier(BlockRunner):
         return {name for name, _ in self.named_parameters() if _NO_DECAY_LEAF(name.rsplit(".", 1)[-1])}
 
 
+# parts an image ViT may have that a video model must carry (the same config value) or refuse, never
+# drop: (config field, its value without the part, what the part is)
+IMAGE_PARTS = (("init_values", None, "layer scale"), ("reg_tokens", 0, "register tokens"))
+
+
 def check_compatible(video_cfg: Any, image_cfg: Any, pairs: Iterable[Tuple[str, str]], what: str) -> None:
-    """Raise a clear error when an image backbone's config cannot initialise a video model."""
+    """Raise a clear error when an image backbone's config cannot initialise a video model: a
+    field of `pairs` that differs, or a part of the image ViT (`IMAGE_PARTS`: layer scale,
+    register tokens) the video model does not carry (a ConfigError naming the part)."""
+    for field, absent, part in IMAGE_PARTS:
+        value = getattr(image_cfg, field, absent)
+        if value != absent and getattr(video_cfg, field, absent) != value:
+            has = (f"has {field}={getattr(video_cfg, field)!r}" if hasattr(video_cfg, field)
+                   else f"has no {part} ({type(video_cfg).__name__} has no {field})")
+            raise ConfigError(f"{what}: the image backbone's {part} ({field}={value!r}) cannot be carried over: the "
+                              f"video model {has}; its weights would be dropped")
     bad = [
         f"{vf}={getattr(video_cfg, vf)!r} vs image {imf}={getattr(image_cfg, imf)!r}"
         for vf, imf in pairs

@@ -96,6 +96,7 @@ INERT_GLOBALS = (
     "mmengine.logging.message_hub.MessageHub",
     "mmengine.config.config.ConfigDict",
     "mmcv.utils.config.ConfigDict",
+    "argparse.Namespace",  # the run's args in DINO's, MAE's and DeiT's training checkpoints
 )
 
 

@@ -134,8 +134,9 @@ def _entry_fits(published: PublishedWeights, name: str, native: nn.Module) -> bo
     at the same input (an image ViT's entry also fits its frame average)."""
     if name not in (published.model, published.model.replace("vit_", "vit_frameavg_", 1)):
         return False
-    size = native.input_size
-    return size[-1] == published.crop_size and (published.num_frames == 1 or size[1] == published.num_frames)
+    size = native.input_size  # an image entry's own size where its checkpoint is not at the test crop (DINOv2: 518)
+    own = published.overrides.get("img_size", published.crop_size)
+    return size[-1] in (published.crop_size, own) and (published.num_frames == 1 or size[1] == published.num_frames)
 
 
 def _looks_like(source: Source, asked: str) -> str:
@@ -233,7 +234,7 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
     native, state = _checked_state(source, fmt, format, name, ckpt_config)
     config = {**ckpt_config, **overrides}
     target = _meta_model(name, config, path) if overrides else native
-    notes = resize_embeddings(state, target, native)
+    notes = resize_embeddings(state, target, native, fmt.name)
     new_head: Dict[str, torch.Tensor] = {}  # the target's own head, where the checkpoint's is dropped
     head_keys = [k for k in state if k.startswith("head.")]
     if getattr(native, "num_classes", 0) != getattr(target, "num_classes", 0) and head_keys:

@@ -532,3 +532,68 @@ register_published(
                   "diving48-vitg-384-32x4x3.pt", "vitg-384/diving48.yaml", 90.2, _DIVING48,
                   dict(num_frames=32, num_classes=48)),
 )
+
+
+# ---- self-supervised image backbones (formats/timm_vit.py, dino_official.py, mae_official.py,
+# mocov3_official.py, dinov2_official.py)
+# No head (num_classes=0: the pooled features). top1 is the official README's ImageNet-1k linear-probe
+# top-1; the k-NN figure, where the README gives one, is in `paper`. Every evaluation script resizes
+# the short side to 256 and centre-crops 224 with ImageNet's mean / std (dino eval_linear.py /
+# eval_knn.py; mae main_linprobe.py; moco-v3 main_lincls.py; dinov2 data/transforms.py
+# make_classification_eval_transform). DINOv2's files hold 518 px positions (37 x 37), resized to the
+# crop on load as its hub model interpolates them.
+_SSL = dict(num_frames=1, sampling_rate=1, crop_size=224, resize_size=256, mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225), views=(1, 1), dataset="ImageNet-1k val", classes="imagenet1k")
+
+
+def _ssl(name: str, model: str, fmt: str, files: tuple, url: str, readme: str, linear: Optional[float],
+         knn: Optional[float], overrides: Optional[dict] = None) -> PublishedWeights:
+    paper = f"{readme}: linear probe {linear}%" + (f", k-NN {knn}%" if knn is not None else ", no k-NN figure")
+    return PublishedWeights(name, model, fmt, files, source=url, paper=paper, top1=linear,
+                            overrides={"num_classes": 0, **(overrides or {})}, **_SSL)
+
+
+_DINO = "https://dl.fbaipublicfiles.com/dino/{0}/{0}.pth"
+_DINO_README = "facebookresearch/dino README, pretrained models table ({})"
+_MAE = "https://dl.fbaipublicfiles.com/mae/pretrain/{}.pth"
+_MAE_README = ("facebookresearch/mae FINETUNE.md, linear probing table, {}: paper (TF/TPU, the released "
+               "checkpoints) {}; this repo's PT/GPU code {}")
+_MOCOV3 = "https://dl.fbaipublicfiles.com/moco-v3/{0}/{0}.pth.tar"
+_MOCOV3_README = "facebookresearch/moco-v3 README, ViT linear classification table ({}, 300 epochs)"
+_DINOV2 = "https://dl.fbaipublicfiles.com/dinov2/{0}/{1}_pretrain.pth"
+_DINOV2_README = "facebookresearch/dinov2 README, pretrained models table ({})"
+
+register_published(
+    _ssl("vit_small.dino_official", "vit_small", "timm-vit", ("dino_deitsmall16_pretrain.pth",),
+         _DINO.format("dino_deitsmall16_pretrain"), _DINO_README.format("ViT-S/16, backbone only"), 77.0, 74.5),
+    _ssl("vit_small.dino_full_official", "vit_small", "dino-official",
+         ("dino_deitsmall16_pretrain_full_checkpoint.pth",),
+         _DINO.format("dino_deitsmall16_pretrain").replace("pretrain.pth", "pretrain_full_checkpoint.pth"),
+         _DINO_README.format("ViT-S/16, full ckpt: the teacher's backbone"), 77.0, 74.5),
+    _ssl("vit_base.dino_official", "vit_base", "timm-vit", ("dino_vitbase16_pretrain.pth",),
+         _DINO.format("dino_vitbase16_pretrain"), _DINO_README.format("ViT-B/16, backbone only"), 78.2, 76.1),
+    _ssl("vit_base.dino_full_official", "vit_base", "dino-official", ("dino_vitbase16_pretrain_full_checkpoint.pth",),
+         _DINO.format("dino_vitbase16_pretrain").replace("pretrain.pth", "pretrain_full_checkpoint.pth"),
+         _DINO_README.format("ViT-B/16, full ckpt: the teacher's backbone"), 78.2, 76.1),
+    _ssl("vit_base.mae_official", "vit_base", "timm-vit", ("mae_pretrain_vit_base.pth",),
+         _MAE.format("mae_pretrain_vit_base"), _MAE_README.format("ViT-Base", 68.0, 67.8), 68.0, None),
+    _ssl("vit_large.mae_official", "vit_large", "timm-vit", ("mae_pretrain_vit_large.pth",),
+         _MAE.format("mae_pretrain_vit_large"), _MAE_README.format("ViT-Large", 75.8, 76.0), 75.8, None),
+    _ssl("vit_small.mocov3_official", "vit_small", "mocov3-official", ("vit-s-300ep.pth.tar",),
+         _MOCOV3.format("vit-s-300ep"), _MOCOV3_README.format("ViT-Small: 12 heads, vits.py"), 73.2, None,
+         {"num_heads": 12}),
+    _ssl("vit_base.mocov3_official", "vit_base", "mocov3-official", ("vit-b-300ep.pth.tar",),
+         _MOCOV3.format("vit-b-300ep"), _MOCOV3_README.format("ViT-Base"), 76.7, None),
+    _ssl("vit_small_dinov2.official", "vit_small_dinov2", "dinov2-official", ("dinov2_vits14_pretrain.pth",),
+         _DINOV2.format("dinov2_vits14", "dinov2_vits14"), _DINOV2_README.format("ViT-S/14 distilled"), 81.1, 79.0,
+         {"img_size": 518}),
+    _ssl("vit_small_dinov2_reg4.official", "vit_small_dinov2_reg4", "dinov2-official",
+         ("dinov2_vits14_reg4_pretrain.pth",), _DINOV2.format("dinov2_vits14", "dinov2_vits14_reg4"),
+         _DINOV2_README.format("ViT-S/14 distilled, with registers"), 80.9, 79.1, {"img_size": 518}),
+    _ssl("vit_base_dinov2.official", "vit_base_dinov2", "dinov2-official", ("dinov2_vitb14_pretrain.pth",),
+         _DINOV2.format("dinov2_vitb14", "dinov2_vitb14"), _DINOV2_README.format("ViT-B/14 distilled"), 84.5, 82.1,
+         {"img_size": 518}),
+    _ssl("vit_base_dinov2_reg4.official", "vit_base_dinov2_reg4", "dinov2-official",
+         ("dinov2_vitb14_reg4_pretrain.pth",), _DINOV2.format("dinov2_vitb14", "dinov2_vitb14_reg4"),
+         _DINOV2_README.format("ViT-B/14 distilled, with registers"), 84.6, 82.0, {"img_size": 518}),
+)

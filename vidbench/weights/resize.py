@@ -1,7 +1,11 @@
 """Resizing position and time embeddings when a checkpoint's frames or image size differ from
 the model's, the way each family's official code does it:
 
-- ViT (timm, `resample_abs_pos_embed`): the patch grid bicubically, prefix tokens kept;
+- ViT (timm, `resample_abs_pos_embed`): the patch grid bicubically, prefix tokens kept; a
+  DINOv2 release (format dinov2-official) as its hub model interpolates at every forward
+  (`interpolate_pos_encoding`): bicubic with the scale factor (side + 0.1) / old side and no
+  antialiasing (`interpolate_offset=0.1`), or, for the register models, to the side with
+  antialiasing (`interpolate_antialias=True, interpolate_offset=0`: the same as timm's);
 - TimeSformer (official `vit.py` forward): the spatial grid and the time embedding by nearest
   neighbour (`F.interpolate(mode="nearest")`);
 - ViViT (scenic `interpolate_positional_embeddings`, linear zoom): the (T, H, W) grid
@@ -15,7 +19,7 @@ Each resize returns a note that the loader logs and that results rows record.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -65,17 +69,37 @@ def _table1d(table: torch.Tensor, prefix: int, new_len: int, mode: str) -> torch
     return torch.cat([table[0, :prefix], _resample(table[0, prefix:], (new_len - prefix,), mode)])[None]
 
 
-def _vit(state, model, target, native) -> List[str]:
-    # timm's checkpoint_filter_fn: resample_abs_pos_embed(bicubic, antialias=True), prefix tokens kept
-    return _resize_key(state, target, "pos_embed",
-                       lambda p, n: _grid2d(p, model.num_prefix_tokens, n, "bicubic", "pos_embed", antialias=True),
-                       "bicubic, antialiased as timm")
+def _dinov2_offset(pos: torch.Tensor, prefix: int, new_tokens: int) -> torch.Tensor:
+    """DINOv2's `interpolate_pos_encoding` with interpolate_offset=0.1, antialias off: bicubic with
+    the scale factor (new + 0.1) / old (not new / old: the scale sets the sampling positions)."""
+    old, new = _square(pos.shape[1] - prefix, "pos_embed"), _square(new_tokens - prefix, "pos_embed")
+    grid = rearrange(pos[0, prefix:].reshape(old, old, -1), "h w c -> 1 c h w").float()
+    scale = float(new + 0.1) / old
+    out = F.interpolate(grid, scale_factor=(scale, scale), mode="bicubic", antialias=False)
+    if tuple(out.shape[-2:]) != (new, new):
+        raise WeightsError(f"pos_embed: DINOv2's interpolation gave {tuple(out.shape[-2:])}, not {(new, new)}")
+    return torch.cat([pos[0, :prefix], rearrange(out, "1 c h w -> (h w) c").to(pos.dtype)])[None]
 
 
-def _frameavg(state, model, target, native) -> List[str]:
-    return _resize_key(state, target, "vit.pos_embed",
-                       lambda p, n: _grid2d(p, model.vit.num_prefix_tokens, n, "bicubic", "pos_embed", antialias=True),
-                       "bicubic, antialiased as timm")
+def _vit_pos(state, target, key: str, vit: nn.Module, fmt: Optional[str]) -> List[str]:
+    prefix = 1 if vit.cls_token is not None else 0  # the class token's row; registers have none
+    if fmt == "dinov2-official" and not vit.config.reg_tokens:
+        return _resize_key(state, target, key, lambda p, n: _dinov2_offset(p, prefix, n),
+                           "bicubic, scale (side + 0.1) / side, as DINOv2's interpolate_pos_encoding")
+    # timm's checkpoint_filter_fn: resample_abs_pos_embed(bicubic, antialias=True), prefix tokens kept;
+    # DINOv2's register models interpolate the same way (antialias=True, to the size)
+    how = "bicubic, antialiased as DINOv2-reg's interpolate_pos_encoding" if fmt == "dinov2-official" \
+        else "bicubic, antialiased as timm"
+    return _resize_key(state, target, key,
+                       lambda p, n: _grid2d(p, prefix, n, "bicubic", "pos_embed", antialias=True), how)
+
+
+def _vit(state, model, target, native, fmt=None) -> List[str]:
+    return _vit_pos(state, target, "pos_embed", model, fmt)
+
+
+def _frameavg(state, model, target, native, fmt=None) -> List[str]:
+    return _vit_pos(state, target, "vit.pos_embed", model.vit, fmt)
 
 
 def _timesformer(state, model, target, native) -> List[str]:
@@ -127,10 +151,14 @@ def _resizers() -> Dict[type, Callable]:
             ViViTFactorisedEncoder: _vivit_fe, MViT: _mvit}
 
 
-def resize_embeddings(state: Dict[str, torch.Tensor], model: nn.Module, native: nn.Module) -> List[str]:
+def resize_embeddings(state: Dict[str, torch.Tensor], model: nn.Module, native: nn.Module,
+                      fmt: Optional[str] = None) -> List[str]:
     """Resize in place the position / time embeddings of `state` (which fits `native`, the model
     of the checkpoint's own config) to `model`'s token grid; both may live on the meta device.
+    `fmt`: the checkpoint's format, where its authors' code resizes its own way (dinov2-official).
     Returns what was resized."""
     target = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     fn = _resizers().get(type(model))
-    return fn(state, model, target, native) if fn and type(native) is type(model) else []
+    if not fn or type(native) is not type(model):
+        return []
+    return fn(state, model, target, native, fmt) if fn in (_vit, _frameavg) else fn(state, model, target, native)

@@ -29,9 +29,9 @@ __all__ = ["Source", "read_source", "looks_like_checkpoint", "WeightsError", "Pa
 
 PathLike = Union[str, os.PathLike]
 
-PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".pyth", ".ckpt")
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".pyth", ".ckpt", ".tar")  # .tar: MoCo v3's torch.save .pth.tar
 # Wrappers training code puts around a state dict (SlowFast / TimeSformer: model_state; others).
-_CONTAINERS = ("model_state", "state_dict", "model", "module", "model_ema")
+_CONTAINERS = ("model_state", "state_dict", "model", "module", "model_ema", "teacher")  # teacher: DINO's
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 

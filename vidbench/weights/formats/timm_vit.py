@@ -2,11 +2,21 @@
 hub directories (`config.json` with `"architecture"` beside `model.safetensors` / `pytorch_model.bin`).
 
 vidbench's ViT keeps timm's module names, so the mapping is the identity for the plain ViT
-(class token or global average pool, fused qkv, LayerNorm, GELU MLP). timm features vidbench's
-ViT does not have are refused by the key that shows them (register tokens, layer scale, qk norm,
-pre-norm, fc_norm, attention pooling, ...), never dropped: dropping weights changes the function.
-A class token without a position row (timm `no_embed_class=True`) gets a zero row, which computes
-the same. Loading into `vit_frameavg_*` puts the backbone under `vit.` and keeps the head as `head.`.
+(class token or global average pool, fused qkv, LayerNorm, GELU MLP), with layer scale
+(`blocks.N.ls1.gamma`, timm's `init_values`) and register tokens (`reg_token`, DINOv2-reg). timm
+features vidbench's ViT does not have are refused by the key that shows them (qk norm, pre-norm,
+fc_norm, attention pooling, ...), never dropped: dropping weights changes the function.
+A class token without a position row (timm `no_embed_class=True`, timm's DINOv2-reg) gets a zero
+row, which computes the same; register tokens with position rows (`no_embed_class=False`) get
+their rows added to the tokens (vidbench's registers come after the position embedding), which
+also computes the same. Loading into `vit_frameavg_*` puts the backbone under `vit.` and keeps
+the head as `head.`.
+
+The same layout is what several self-supervised releases publish, so they load here too: DINO's
+backbone files (`dino_deitsmall16_pretrain.pth`, `dino_vitbase16_pretrain.pth`: no head) and
+MAE's encoder files (`mae_pretrain_vit_base.pth`: `{'model': ...}`, no head). Their full training
+checkpoints have formats of their own (dino-official, mae-official), as MoCo v3's and DINOv2's
+releases have (mocov3-official, dinov2-official).
 
 What the shapes give: width, depth, patch size, image size (from the position-embedding grid),
 class token, MLP ratio, qkv bias, input channels, classes. What they do not: the number of heads
@@ -28,7 +38,8 @@ from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
 from ._util import converting, count_indexed, pick_model, square_side
 
-__all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "vit_name", "STANDARD_HEADS", "unsupported_feature"]
+__all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "vit_name", "STANDARD_HEADS", "unsupported_feature",
+           "layer_parts", "default_heads", "infer", "convert"]
 
 StateDict = Dict[str, Any]
 
@@ -38,9 +49,7 @@ _DEFAULT_NAMES = {192: "vit_tiny", 384: "vit_small", 768: "vit_base"}
 
 # keys that show a timm feature vidbench's ViT lacks: (regex, what it is)
 _UNSUPPORTED: Tuple[Tuple[str, str], ...] = (
-    (r"^reg_token$", "register tokens (reg_tokens > 0)"),
     (r"^dist_token$|^head_dist\.", "a distillation token (DeiT distilled)"),
-    (r"\.ls[12]\.", "layer scale (init_values)"),
     (r"\.attn\.(q_norm|k_norm)\.", "qk norm (qk_norm=True)"),
     (r"\.attn\.norm\.", "an attention-output norm (scale_attn_norm=True)"),
     (r"\.mlp\.norm\.", "an MLP hidden norm (scale_mlp_norm=True)"),
@@ -55,13 +64,16 @@ _UNSUPPORTED: Tuple[Tuple[str, str], ...] = (
 # timm model_args (hub config.json) that change the function, and the values vidbench's ViT computes;
 # features that bring weights (fc_norm, reg_tokens, ...) are also caught by their keys
 _ARGS_ALLOWED: Dict[str, Tuple[Any, ...]] = {
-    "reg_tokens": (0,), "pre_norm": (False,), "final_norm": (True,),
-    "qk_norm": (False,), "init_values": (None,), "scale_attn_norm": (False,), "scale_mlp_norm": (False,),
+    "pre_norm": (False,), "final_norm": (True,),
+    "qk_norm": (False,), "scale_attn_norm": (False,), "scale_mlp_norm": (False,),
     "proj_bias": (True,), "patch_bias": (True,), "pos_embed": ("learn",), "act_layer": (None, "gelu"),
     "norm_layer": (None, "layernorm"), "mlp_layer": (None,), "block_fn": (None,), "attn_layer": (None,),
     "embed_layer": (None,), "use_rot_pos_emb": (False,),
 }
 _TEMPORAL = re.compile(r"time_embed|temporal|pos_embed_spatial")
+# keys of layouts that have formats of their own: DINOv2's release (mask_token, register_tokens)
+# and a full MAE pretraining checkpoint (its decoder)
+_OTHER_LAYOUT = re.compile(r"^mask_token$|^register_tokens$|^decoder_")
 
 
 def unsupported_feature(key: str) -> Optional[str]:
@@ -93,10 +105,22 @@ def timm_vit_to_vidbench(state: StateDict) -> StateDict:
         if what:
             raise ValueError(f"timm ViT feature not supported by vidbench's ViT: {key} ({what})")
     out = dict(state)
+    pos = state["pos_embed"]
     if _no_embed_class(state):
-        pos = state["pos_embed"]
         out["pos_embed"] = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
+    elif "reg_token" in state:  # no_embed_class=False: rows for cls + registers + patches; fold the registers' in
+        cls, regs = (1 if "cls_token" in state else 0), int(state["reg_token"].shape[1])
+        out["reg_token"] = state["reg_token"] + pos[:, cls:cls + regs]
+        out["pos_embed"] = torch.cat([pos[:, :cls], pos[:, cls + regs:]], dim=1)
     return out
+
+
+def _pos_rows(state: StateDict) -> int:
+    """Position rows of the converted state (`timm_vit_to_vidbench`): class token + patches."""
+    rows = int(state["pos_embed"].shape[1])
+    if _no_embed_class(state):
+        return rows + 1
+    return rows - (int(state["reg_token"].shape[1]) if "reg_token" in state else 0)
 
 
 def vit_name(source: Source, model: Optional[str], width: int) -> str:
@@ -143,7 +167,7 @@ def sniff(source: Source) -> bool:
         return False
     if len(source.shape("patch_embed.proj.weight")) != 4:
         return False
-    return not any(_TEMPORAL.search(k) for k in source.state)
+    return not any(_TEMPORAL.search(k) or _OTHER_LAYOUT.search(k) for k in source.state)
 
 
 def default_heads(width: int, model: Optional[str], overrides: Dict[str, Any], source: Source) -> int:
@@ -188,9 +212,7 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
     config = source.config or {}
     width = source.shape("pos_embed")[-1]
     class_token = source.has("cls_token")
-    pos_tokens = source.shape("pos_embed")[1]
-    if _no_embed_class(source.state):
-        pos_tokens += 1  # convert prepends a zero position row for the class token
+    pos_tokens = _pos_rows(source.state)  # convert prepends a zero class row / folds register rows in
     if not source.has("norm.weight"):
         raise source.error("no final norm.weight (timm final_norm=False), which vidbench's ViT does not support")
     pool = overrides.get("global_pool") or _model_args(source).get("global_pool") or config.get("global_pool")
@@ -204,7 +226,20 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
                      source.shape("head.weight")[0] if source.has("head.weight") else 0,
                      source.shape("patch_embed.proj.weight")[1], default_heads(width, model, overrides, source),
                      pool)
+    cfg.update(layer_parts(source, _model_args(source).get("init_values")))
     return vit_name(source, model, width), cfg
+
+
+def layer_parts(source: Source, init_values: Any = None) -> Dict[str, Any]:
+    """init_values and reg_tokens of a state in timm's names: layer scale where `blocks.0.ls1.gamma`
+    is (its init value does not change the function: the gammas are loaded; `init_values` if the
+    source says it, else timm's 1e-5), the number of register tokens of `reg_token`."""
+    out: Dict[str, Any] = {}
+    if source.has("blocks.0.ls1.gamma"):
+        out["init_values"] = float(init_values) if init_values else 1e-5
+    if source.has("reg_token"):
+        out["reg_tokens"] = int(source.shape("reg_token")[1])
+    return out
 
 
 def convert(source: Source, model: Any) -> StateDict:
