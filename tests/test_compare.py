@@ -27,8 +27,6 @@ TINY = {
     "timesformer_base": dict(_HF_TINY, patch_size=8),
     "vivit_m1_base": dict(_HF_TINY, tubelet_size=[2, 8, 8]),
     "videomae_base": dict(_HF_TINY, patch_size=8),
-    "vjepa2_vitl_probe": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=8,
-                              num_pooler_layers=1),
     "mvitv2_s_16x4": {},
 }
 # measured max |diff| are 0 (timm) to 8e-6 (torchvision MViT at paper depth): an error in a
