@@ -27,6 +27,8 @@ TINY = {
     "timesformer_base": dict(_HF_TINY, patch_size=8),
     "vivit_m1_base": dict(_HF_TINY, tubelet_size=[2, 8, 8]),
     "videomae_base": dict(_HF_TINY, patch_size=8),
+    "videoprism_base": dict(hidden_size=64, num_spatial_layers=2, num_temporal_layers=1, num_attention_heads=2,
+                            intermediate_size=128, tubelet_size=[1, 8, 8]),
     "mvitv2_s_16x4": {},
 }
 # measured max |diff| are 0 (timm) to 8e-6 (torchvision MViT at paper depth): an error in a

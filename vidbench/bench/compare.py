@@ -1,6 +1,6 @@
 """vidbench's models side by side with another library's implementation of the same family
 (`vidbench compare`): timm's ViT, torchvision's MViT v1 / MViTv2 / Video Swin, Hugging Face's
-TimeSformer, ViViT and VideoMAE.
+TimeSformer, ViViT, VideoMAE and VideoPrism.
 
 For each family both models are built at the same config: the reference library's model from its
 own config object (no download), every weight perturbed away from its initial value, and vidbench's
@@ -97,6 +97,10 @@ def _hf(config_cls: str, model_cls: str, frames_key: str = "num_frames"):
         return getattr(transformers, model_cls)(cfg)
 
     return build
+
+
+def _hf_videoprism_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(pixel_values_videos=x.transpose(1, 2)).logits.squeeze(1)  # HF's VideoPrism logits are (B, 1, classes)
 
 
 def _tv_mvit(builder: str):
@@ -205,6 +209,9 @@ FAMILIES: Dict[str, Family] = {f.model: f for f in (
     Family("videomae_base", "transformers", "transformers VideoMAEForVideoClassification", "hf-videomae", 16, 224,
            _hf("VideoMAEConfig", "VideoMAEForVideoClassification"), _hf_source, _hf_call,
            _hf_args("VideoMAEConfig")),
+    Family("videoprism_base", "transformers", "transformers VideoPrismForVideoClassification", "hf-videoprism", 16,
+           288, _hf("VideoPrismVisionConfig", "VideoPrismForVideoClassification"), _hf_source, _hf_videoprism_call,
+           _hf_args("VideoPrismVisionConfig")),
 )}
 
 
