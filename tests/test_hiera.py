@@ -3,6 +3,7 @@ paths), its checkpoints through `vidbench.weights`, the unrolled token order, FL
 package's own model, the published entries, the one-kernel rule and gradient checkpointing."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -75,6 +76,26 @@ def test_official_checkpoint_matches_the_package(tmp_path: Path, layout: str) ->
     with torch.no_grad():
         torch.testing.assert_close(model(x).softmax(-1), ref(x), atol=1e-5, rtol=0)
         assert float((ref(x) - ref(x.flip(2))).abs().max()) > 1e-4  # frame order and positions matter
+
+
+def test_hub_directory_matches_the_package(tmp_path: Path) -> None:
+    """`Hiera.save_pretrained(dir, config=model.config)`, the layout of the Hub's
+    facebook/hiera_*_16x224.* repositories: config.json gives the fields no tensor holds (here a
+    1x4x4 mask unit, 2 heads), so no `model=` is needed; a config.json its tensors contradict is refused."""
+    pytest.importorskip("huggingface_hub")
+    ref = _reference(seed=5, num_heads=2)
+    ref.save_pretrained(tmp_path / "hub", config=ref.config)
+    model = load_pretrained(tmp_path / "hub")
+    cfg = model.config
+    assert model.pretrained_cfg.format == "hiera-official"
+    assert (cfg.mask_unit_size, cfg.num_heads, cfg.depths, cfg.num_frames, cfg.num_classes) == ((1, 4, 4), 2,
+                                                                                                (1, 2, 2, 1), 4, 5)
+    diff = assert_same_logits(model, _logits(ref), _clip())
+    print(f"hiera-official (Hub directory): max |diff| {diff:.2e}")
+    config = json.loads((tmp_path / "hub" / "config.json").read_text())
+    (tmp_path / "hub" / "config.json").write_text(json.dumps({**config, "stages": [1, 1, 3, 1]}))
+    with pytest.raises(WeightsError, match="does not match its tensors: depths"):
+        load_pretrained(tmp_path / "hub")
 
 
 @pytest.mark.parametrize("change", [dict(q_pool=2), dict(sep_pos_embed=False, mask_unit_attn=(True, False, False, False)),
@@ -182,4 +203,6 @@ def test_published_entries() -> None:
         with torch.device("meta"):
             model = create_model(w.model)
         assert model.input_size == (3, w.num_frames, w.crop_size, w.crop_size)
-        assert w.files == (f"{w.model}.pth",) and w.name == f"{w.model}.mae_k400_ft_k400"
+        assert w.files == (f"{w.model}.pth", w.name) and w.name == f"{w.model}.mae_k400_ft_k400"
+    hub_cache = Path("models--facebook--hiera_large_16x224.mae_k400_ft_k400/snapshots/0123abc")
+    assert find_published(hub_cache).model == "hiera_large_16x224"
