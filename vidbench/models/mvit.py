@@ -58,6 +58,7 @@ class MViTBlockConfig:
     kernel_q: Optional[Int3]
     kernel_kv: Int3
     drop_path: float = 0.0
+    rel_pos_len: Optional[Int3] = None  # v2: (T, H, W) relative-position table lengths (None: the grids' spans)
 
     @property
     def grid_out(self) -> Int3:
@@ -95,6 +96,10 @@ class MViTConfig:
     attn_drop_rate: float = 0.0  # on attention weights (not used by the papers)
     drop_path_rate: float = 0.0  # as the rest of the zoo; the MViT-B recipe (and torchvision's default) is 0.2
     head_drop_rate: float = 0.5
+    # False: the token grid must halve exactly at every stage boundary (refused otherwise); True: an
+    # odd side rounds up as the padded pooling makes it (39 -> 20), with the relative-position
+    # tables sized from the floored grid and interpolated, as SlowFast and mmaction2 do (MViTv2-L at 312)
+    odd_grids: bool = False
     blocks: Tuple[MViTBlockConfig, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +123,7 @@ class MViTConfig:
             raise ValueError(f"stem kernel {self.patch_kernel} with padding {self.patch_padding} gives a {stem} token "
                              f"grid, not clip size / stride = {grid}")
         stride_kv, rates = self.stride_kv, drop_path_rates(self.drop_path_rate, sum(self.depths))
+        nominal = grid  # SlowFast's `input_size`: the grid floored at every query stride
         blocks = []
         for stage, depth in enumerate(self.depths):
             dim, heads = self.embed_dim * 2**stage, self.num_heads * 2**stage
@@ -130,15 +136,20 @@ class MViTConfig:
                 else:  # widen in the attention of the stage's first block
                     dim_in, dim_out = (dim // 2 if stage > 0 and j == 0 else dim), dim
                 pool_q = self.version == 2 or stride_q != (1, 1, 1)
+                # SlowFast / mmaction2 table lengths: 2T - 1 in time, 2 max(side // q, side // kv) - 1 in space
+                rel_len = (2 * nominal[0] - 1, *(2 * max(n // q, n // kv) - 1
+                                                 for n, q, kv in zip(nominal[1:], stride_q[1:], stride_kv[1:])))
                 blocks.append(MViTBlockConfig(dim_in, dim_out, heads, grid, stride_q, stride_kv,
                                               self.pool_kernel if pool_q else None, self.pool_kernel,
-                                              rates[len(blocks)]))
+                                              rates[len(blocks)], rel_len if self.version == 2 else None))
                 grid = blocks[-1].grid_out
+                nominal = tuple(n // q for n, q in zip(nominal, stride_q))
         self.blocks = tuple(blocks)
 
     def _check_clip_size(self) -> None:
-        """Frames and size must tile into the stem and halve exactly at every stage boundary."""
-        boundaries = len(self.depths) - 1
+        """Frames and size must tile into the stem and (unless `odd_grids`) halve exactly at every
+        stage boundary."""
+        boundaries = 0 if self.odd_grids else len(self.depths) - 1
         multiples = [s * q**boundaries for s, q in zip(self.patch_stride, self.stride_q)]
         sizes = (self.num_frames, *self.img_size)
         bad = [f"{what} {n} is not a multiple of {m}"
@@ -146,7 +157,8 @@ class MViTConfig:
         if bad:
             raise ValueError(
                 f"MViT cannot take this clip: {'; '.join(bad)} (stem stride {self.patch_stride} times the "
-                f"query stride {self.stride_q} at each of {boundaries} stage boundaries)"
+                f"query stride {self.stride_q} at each of {boundaries} stage boundaries; odd_grids=True rounds odd "
+                "sides up as SlowFast's padded pooling does)"
             )
 
 
@@ -163,7 +175,7 @@ class MultiscaleBlock(nn.Module):
         self.attn = PoolingAttention(
             cfg.dim_in, attn_dim, cfg.num_heads, cfg.grid_in, cfg.kernel_q, cfg.stride_q, cfg.kernel_kv,
             cfg.stride_kv, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop, rel_pos=version == 2,
-            residual_pool=version == 2,
+            residual_pool=version == 2, rel_pos_len=cfg.rel_pos_len,
         )
         self.drop_path = DropPath(cfg.drop_path)
         self.norm2 = LayerNorm(attn_dim)
@@ -280,6 +292,29 @@ def mvit_s_16x4(**kw: Any) -> MViT:
     source="torchvision mvit_v2_s meta: 34,537,744 params, 64.224 GFLOPs (MViTv2-S 16x4, SlowFast MVITv2_S_16x4)"))
 def mvitv2_s_16x4(**kw: Any) -> MViT:
     return _mvit("mvitv2_s_16x4", dict(version=2), kw)
+
+
+_MVITV2 = "SlowFast projects/mvitv2/README.md, Kinetics-400: "
+
+
+@register_model("mvit", ModelMeta(
+    params=51.2e6, gmacs=225.0, input_size=(3, 32, 224, 224),
+    source=_MVITV2 + "MViTv2-B 32x3, 225 GFLOPs x 1 x 5 views, 51.2M params (config Kinetics/MVITv2_B_32x3: "
+                     "24 blocks, query pooling at blocks 2, 5, 21; mmaction2 mvit-base-p244_32x3x1)"))
+def mvitv2_b_32x3(**kw: Any) -> MViT:
+    return _mvit("mvitv2_b_32x3", dict(version=2, depths=(2, 3, 16, 3), num_frames=32), kw)
+
+
+@register_model("mvit", ModelMeta(
+    params=213e6, gmacs=2828.0, input_size=(3, 40, 312, 312),
+    source=_MVITV2 + "MViTv2-L 40x3 at 312 px, 2828 GFLOPs x 3 x 5 views (config Kinetics/MVITv2_L_40x3_test: "
+                     "width 144, 2 heads, 48 blocks, query pooling at blocks 2, 8, 44); params: mmaction2 mvit README "
+                     "213M (mvit-large-p244_40x3x1; its MViT(arch='large') at 40x312 has these shapes exactly; the "
+                     "SlowFast README's 217.6M is not reproduced by either code)"))
+def mvitv2_l_40x3(**kw: Any) -> MViT:
+    large = dict(version=2, embed_dim=144, num_heads=2, depths=(2, 6, 36, 4), num_frames=40, img_size=312,
+                 odd_grids=True)
+    return _mvit("mvitv2_l_40x3", large, kw)
 
 
 @register_model("mvit", ModelMeta(input_size=(3, 8, 32, 32), source="vidbench CPU config"))

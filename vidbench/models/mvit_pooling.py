@@ -10,6 +10,13 @@ is re-attached before the norm (Fan et al., ICCV 2021). MViTv2 (Li et al., CVPR 
   to the kernel as its additive `bias` (zero on the cls row and column);
 - residual pooling: the pooled query added to the kernel's output (cls row excluded).
 
+The relative-position tables may be shorter than the 2 * max(q, k) - 1 offsets a block's grids
+span: SlowFast and mmaction2 size them from the grid floored at each stride (78 -> 39 -> 19 at
+MViTv2-L's 312 px, where the padded pooling makes 39 -> 20) and stretch them to the offsets by
+linear interpolation in the forward pass (`get_rel_pos` / `resize_decomposed_rel_pos`). Here
+that interpolation is a fixed (offsets, table) matrix, a non-persistent buffer built once with
+`F.interpolate` on the identity: a matmul the FLOP count sees.
+
 The pooling convolves the tokens where the qkv projection left them, as channels-last
 (B, heads*head_dim, T, H, W) views with the shared filter repeated per head, and MViTv2's bias is
 written in place into the kernel's padded bias tensor: no per-head layout copies (what profiling
@@ -98,6 +105,8 @@ class PoolingAttention(Attention):
         kernel_kv, stride_kv: key/value pooling (None: none).
         rel_pos: MViTv2 decomposed relative position, as the kernel's additive bias.
         residual_pool: MViTv2 residual pooling (adds the pooled query to the output).
+        rel_pos_len: (T, H, W) lengths of the relative-position tables (None: the offsets the
+            pooled grids span, 2 * max(q, k) - 1); shorter ones are interpolated to those.
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class PoolingAttention(Attention):
         proj_drop: float = 0.0,
         rel_pos: bool = False,
         residual_pool: bool = False,
+        rel_pos_len: Optional[Grid] = None,
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop, dim_out=dim_out)
         self.grid, self.residual_pool = tuple(grid), residual_pool
@@ -130,21 +140,32 @@ class PoolingAttention(Attention):
         self.grid_q = self.pool_q.grid_out if self.pool_q is not None else self.grid
         self.grid_kv = self.pool_k.grid_out if self.pool_k is not None else self.grid
         self.rel_pos_h = self.rel_pos_w = self.rel_pos_t = None
+        self.rel_pos_resize = {}  # axis -> name of its (offsets, table) interpolation buffer
         if rel_pos:
-            t, h, w = (2 * max(q, k) - 1 for q, k in zip(self.grid_q, self.grid_kv))
-            self.rel_pos_h = nn.Parameter(torch.zeros(h, self.head_dim))
-            self.rel_pos_w = nn.Parameter(torch.zeros(w, self.head_dim))
-            self.rel_pos_t = nn.Parameter(torch.zeros(t, self.head_dim))
-            for table in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
-                nn.init.trunc_normal_(table, std=0.02)
+            spans = tuple(2 * max(q, k) - 1 for q, k in zip(self.grid_q, self.grid_kv))
+            lengths = tuple(rel_pos_len) if rel_pos_len is not None else spans
+            for axis, span, n in zip("thw", spans, lengths):
+                setattr(self, f"rel_pos_{axis}", nn.Parameter(torch.zeros(n, self.head_dim)))
+                nn.init.trunc_normal_(getattr(self, f"rel_pos_{axis}"), std=0.02)
+                if n != span:  # SlowFast's get_rel_pos: linear interpolation to the offsets spanned
+                    resize = F.interpolate(torch.eye(n)[None], size=span, mode="linear")[0].T  # (span, n)
+                    self.register_buffer(f"rel_pos_resize_{axis}", resize, persistent=False)
+                    self.rel_pos_resize[axis] = f"rel_pos_resize_{axis}"
+
+    def _table(self, axis: str) -> torch.Tensor:
+        """The relative-position table of `axis`, interpolated to the offsets its grids span."""
+        table = getattr(self, f"rel_pos_{axis}")
+        if axis in self.rel_pos_resize:
+            table = getattr(self, self.rel_pos_resize[axis]).to(table.dtype) @ table
+        return table
 
     def rel_pos_bias(self, q: torch.Tensor) -> torch.Tensor:
         """Decomposed relative position bias (B, heads, 1 + Nq, 1 + Nk) from the pooled queries
         q (B, heads, 1 + Nq, head_dim); zero on the cls row and column."""
         (qt, qh, qw), (kt, kh, kw) = self.grid_q, self.grid_kv
-        r_t = self.rel_pos_t[rel_pos_index(qt, kt, q.device)]  # (qt, kt, head_dim)
-        r_h = self.rel_pos_h[rel_pos_index(qh, kh, q.device)]  # (qh, kh, head_dim)
-        r_w = self.rel_pos_w[rel_pos_index(qw, kw, q.device)]  # (qw, kw, head_dim)
+        r_t = self._table("t")[rel_pos_index(qt, kt, q.device)]  # (qt, kt, head_dim)
+        r_h = self._table("h")[rel_pos_index(qh, kh, q.device)]  # (qh, kh, head_dim)
+        r_w = self._table("w")[rel_pos_index(qw, kw, q.device)]  # (qw, kw, head_dim)
         b, n = q.shape[:2]
         q = q[:, :, 1:].unflatten(2, (qt, qh, qw))  # (B, heads, qt, qh, qw, head_dim)
         bias_t = torch.einsum("bnthwd,tkd->bnthwk", q, r_t)  # (B, heads, qt, qh, qw, kt)

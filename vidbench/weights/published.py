@@ -219,6 +219,22 @@ register_published(
                             "pysf_video_models/MViTv2_S_16x4_k400_f302660347.pyth)",
                      paper="MViTv2 (CVPR 2022); SlowFast projects/mvitv2 README: 64 GFLOPs x 1 x 5, 34.5M",
                      num_frames=16, sampling_rate=4, top1=81.0, top5=94.6, gmacs=_MVITV2_S_PAPER_GMACS, **_SF),
+    PublishedWeights("mvitv2_b_32x3.k400_slowfast", "mvitv2_b_32x3", files=("MViTv2_B_32x3_k400_f304025456.pyth",),
+                     source="SlowFast projects/mvitv2/README.md: MViTv2-B 32x3, config Kinetics/MVITv2_B_32x3 "
+                            "(dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/"
+                            "MViTv2_B_32x3_k400_f304025456.pyth)",
+                     paper="MViTv2 (CVPR 2022); SlowFast projects/mvitv2 README: 225 GFLOPs x 1 x 5, 51.2M",
+                     num_frames=32, sampling_rate=3, top1=82.9, top5=95.7, gmacs=_gmacs("mvitv2_b_32x3"), **_SF),
+    # MViTv2-L's test config (Kinetics/MVITv2_L_40x3_test): 312 px, 5 clips x 3 crops, so kinetics.py
+    # resizes the short side to TEST_CROP_SIZE (312), and DATA.MEAN / STD are ImageNet's
+    PublishedWeights("mvitv2_l_40x3.k400_slowfast", "mvitv2_l_40x3", files=("MViTv2_L_40x3_k400_f306903192.pyth",),
+                     source="SlowFast projects/mvitv2/README.md: MViTv2-L 40x3, config Kinetics/MVITv2_L_40x3_test "
+                            "(dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/"
+                            "MViTv2_L_40x3_k400_f306903192.pyth)",
+                     paper="MViTv2 (CVPR 2022); SlowFast projects/mvitv2 README: 2828 GFLOPs x 3 x 5, 217.6M",
+                     format="slowfast-mvit", num_frames=40, sampling_rate=3, crop_size=312, resize_size=312,
+                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(5, 3), top1=86.1, top5=97.0,
+                     gmacs=_gmacs("mvitv2_l_40x3")),
 )
 
 
@@ -302,10 +318,6 @@ def _mm_url(family: str, file: str, folder: Optional[str] = None) -> str:
     return f"{_MM_ZOO}{family}/{folder}{file}"
 
 
-_MVITV2_B = {"depths": (2, 3, 16, 3), "num_frames": 32}
-# Not listed: MViTv2-L 40x3 at 312 px (mvit-large-p244_40x3x1_kinetics400-rgb_20221021-11fe1f97.pth,
-# 85.4 / 96.2, 5x3 views): its tensors convert, but 312 is not a multiple of 32, the input side
-# vidbench's MViT needs (its pooling does not round odd sizes), so the model is not built.
 _MM_MV_PAPER = ("mmaction2 configs/recognition/mvit/README.md (Kinetics-400 inference results: ported from SlowFast, "
              "tested by mmaction2; metafile.yml repeats 81.1 for B and L, the README's table is used)")
 register_published(
@@ -333,11 +345,17 @@ register_published(
                      paper="mmaction2 configs/recognition/mvit/README.md (Kinetics-400 training results, trained "
                            "in mmaction2 with repeat augment)",
                      num_frames=16, sampling_rate=4, top1=80.6, top5=94.7, gmacs=_MVITV2_S_PAPER_GMACS, **_MM_MV),
-    PublishedWeights("mvitv2_b_32x3.k400_mmaction2", "mvitv2_s_16x4", overrides=_MVITV2_B,
+    PublishedWeights("mvitv2_b_32x3.k400_mmaction2", "mvitv2_b_32x3",
                      files=("mvit-base-p244_32x3x1_kinetics400-rgb_20221021-f392cd2d.pth",),
-                     source=_mm_url("mvit", "mvit-base-p244_32x3x1_kinetics400-rgb_20221021-f392cd2d.pth", "converted/")
-                     + " (MViTv2-B: mvitv2_s_16x4 with depths 2-3-16-3 at 32 frames)",
-                     paper=_MM_MV_PAPER, num_frames=32, sampling_rate=3, top1=82.6, top5=95.8, gmacs=225.0, **_MM_MV),
+                     source=_mm_url("mvit", "mvit-base-p244_32x3x1_kinetics400-rgb_20221021-f392cd2d.pth", "converted/"),
+                     paper=_MM_MV_PAPER, num_frames=32, sampling_rate=3, top1=82.6, top5=95.8,
+                     gmacs=_gmacs("mvitv2_b_32x3"), **_MM_MV),
+    # config mvit-large-p244_40x3x1_kinetics400-rgb.py: Resize (-1, 312), ThreeCrop 312, 5 clips, mean / std 114.75 / 57.375
+    PublishedWeights("mvitv2_l_40x3.k400_mmaction2", "mvitv2_l_40x3",
+                     files=("mvit-large-p244_40x3x1_kinetics400-rgb_20221021-11fe1f97.pth",),
+                     source=_mm_url("mvit", "mvit-large-p244_40x3x1_kinetics400-rgb_20221021-11fe1f97.pth", "converted/"),
+                     paper=_MM_MV_PAPER, num_frames=40, sampling_rate=3, top1=85.4, top5=96.2,
+                     gmacs=_gmacs("mvitv2_l_40x3"), **{**_MM_MV, "crop_size": 312, "resize_size": 312, "views": (5, 3)}),
     PublishedWeights("videomae_base.k400_mmaction2", "videomae_base",
                      files=("vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",),
                      source=_mm_url("videomae", "vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",
@@ -427,8 +445,7 @@ register_published(
 
 # ---- hiera (formats/hiera_official.py)
 # facebookresearch/hiera README, Video Models: K400 top-1 with 3x5 views (the paper: 3 spatial x 5
-# temporal), "16 224x224 frames with a temporal stride of 4"; files dl.fbaipublicfiles.com/hiera/<file>,
-# or the Hub directory facebook/<model>.mae_k400_ft_k400 (config.json + model.safetensors).
+# temporal), "16 224x224 frames with a temporal stride of 4"; files dl.fbaipublicfiles.com/hiera/<file>.
 # Neither the README nor the package states a video normalisation or test resize: mean / std / resize
 # are vidbench's Kinetics defaults (0.45 / 0.225, short side 256), not confirmed from a Hiera source.
 # The per-view GFLOPs of the paper's video table could not be read here: gmacs stays None.
@@ -437,7 +454,7 @@ _HIERA = dict(format="hiera-official", num_frames=16, sampling_rate=4, crop_size
 
 
 def _hiera(model: str, top1: float) -> PublishedWeights:
-    return PublishedWeights(f"{model}.mae_k400_ft_k400", model, files=(f"{model}.pth", f"{model}.mae_k400_ft_k400"),
+    return PublishedWeights(f"{model}.mae_k400_ft_k400", model, files=(f"{model}.pth",),
                             source=f"hiera-transformer {model}(pretrained=True, checkpoint='mae_k400_ft_k400'): "
                                    f"https://dl.fbaipublicfiles.com/hiera/{model}.pth", top1=top1,
                             gmacs=_gmacs(model), **_HIERA)

@@ -169,14 +169,23 @@ def infer_mvit(source: Source, model: Optional[str], overrides: Dict[str, Any],
         t = (shapes["blocks.0.attn.rel_pos_t"][0] + 1) // 2
         side = (shapes["blocks.0.attn.rel_pos_h"][0] + 1) // 2
     config: Dict[str, Any] = {"num_classes": shapes["head.weight"][0], "version": version}
-    default = "mvitv2_s_16x4" if v2 else ("mvit_b_32x3" if t * 2 == 32 else "mvit_b_16x4")  # MViT-B's stride 2
+    # MViTv2 by its block counts (S 1-2-11-2, B 2-3-16-3, L 2-6-36-4); MViT-B by its stride-2 frames
+    default = _V2_BY_DEPTHS.get(found_cfg["depths"], "mvitv2_s_16x4") if v2 else (
+        "mvit_b_32x3" if t * 2 == 32 else "mvit_b_16x4")
     name = pick_model(source, model, "mvit", default)
     with torch.device("meta"):
         ref = create_model(name, version=version).config
     stride = tuple(overrides.get("patch_stride") or ref.patch_stride)
     config.update(num_frames=t * stride[0], img_size=side * stride[1])
     config.update({k: v for k, v in found_cfg.items() if _differs(getattr(ref, k), v)})
+    halvings = len(found_cfg["depths"]) - 1
+    if not ref.odd_grids and any(n % (s * q**halvings) for n, s, q in zip(
+            (config["num_frames"], config["img_size"]), stride, ref.stride_q)):
+        config["odd_grids"] = True  # its grids do not halve exactly (SlowFast's and mmaction2's pooling rounds up)
     return name, config
+
+
+_V2_BY_DEPTHS = {(1, 2, 11, 2): "mvitv2_s_16x4", (2, 3, 16, 3): "mvitv2_b_32x3", (2, 6, 36, 4): "mvitv2_l_40x3"}
 
 
 def _differs(have: Any, want: Any) -> bool:
