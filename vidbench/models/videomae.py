@@ -188,6 +188,19 @@ def videomae_huge(**kw: Any) -> VideoMAE:
     return _videomae("videomae_huge", dict(embed_dim=1280, depth=32, num_heads=16), kw)
 
 
+# VideoMAE V2 (Wang et al., CVPR 2023; OpenGVLab/VideoMAEv2 models/modeling_finetune.py): the same
+# encoder (q / v biases, fixed sinusoids, mean pooling then fc_norm, LayerNorm eps 1e-6, no layer
+# scale: init_values 0 in every fine-tuning script), at ViT-g/14: `vit_giant_patch14_224`, width
+# 1408, 40 blocks, 16 heads, mlp_ratio 48 / 11 (hidden 6144), patch 14, tubelet 2. Its distilled
+# ViT-S/16 and ViT-B/16 are videomae_small / videomae_base.
+@register_model("videomae", ModelMeta(input_size=_IN, source="VideoMAE V2 (CVPR 2023) ViT-g/14, 16x224, tubelet "
+                                                               "2x14x14 (official vit_giant_patch14_224); published "
+                                                               "params / FLOPs not confirmed here"))
+def videomae_v2_giant(**kw: Any) -> VideoMAE:
+    giant = dict(embed_dim=1408, depth=40, num_heads=16, mlp_ratio=48 / 11, tubelet_size=(2, 14, 14))
+    return _videomae("videomae_v2_giant", giant, kw)
+
+
 @register_model("videomae", ModelMeta(input_size=(3, 8, 32, 32), source="vidbench CPU config"))
 def videomae_tiny(**kw: Any) -> VideoMAE:
     tiny = dict(img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=192, depth=4, num_heads=3,

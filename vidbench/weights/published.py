@@ -468,6 +468,27 @@ register_published(
 )
 
 
+# ---- videomaev2 (formats/videomaev2_official.py)
+# OpenGVLab/VideoMAEv2 docs/MODEL_ZOO.md, Distillation: the distilled ViT-S/16 and ViT-B/16 (the
+# videomae_small / videomae_base architectures), Kinetics-710 heads; their K400 top-1 (83.7 / 86.6)
+# is read through the 710 -> 400 label map (misc/label_710to400.json), so the K710 figure is listed.
+# Test protocol from scripts/finetune/vit_*_k710_ft.sh: 16 frames, sampling rate 4, short side 224,
+# crop 224, 5 clips x 3 crops; ImageNet mean / std (dataset/datasets.py). No top-5 in the table.
+# The ViT-g fine-tuned weights (K400 87.2, K710 83.8) are behind a request form that names no
+# files: not listed.
+_VMAE2 = dict(format="videomaev2-official", overrides={"num_classes": 710}, num_frames=16, sampling_rate=4,
+              crop_size=224, resize_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), views=(5, 3),
+              dataset="Kinetics-710 val", classes="kinetics710")
+register_published(
+    *(PublishedWeights(f"videomae_{size}.k710_v2_dist_official", f"videomae_{size}", files=(f"vit_{s}_k710_dl_from_giant.pth",),
+                       source=f"huggingface.co/OpenGVLab/VideoMAE2/resolve/main/distill/vit_{s}_k710_dl_from_giant.pth "
+                              "(VideoMAE V2 MODEL_ZOO.md, Distillation; teacher vit_g_hybrid_pt_1200e_k710_ft)",
+                       paper=f"VideoMAE V2 (CVPR 2023) MODEL_ZOO.md: K710 top-1 {top1} (K400 {k400} with the 710 -> 400 "
+                             "label map), 16x5x3", top1=top1, gmacs=_gmacs(f"videomae_{size}"), **_VMAE2)
+      for size, s, top1, k400 in (("small", "s", 77.6, 83.7), ("base", "b", 81.5, 86.6))),
+)
+
+
 # ---- videoprism (formats/hf_videoprism.py)
 # google-deepmind/videoprism README 'Released models': the video encoders VideoPrism-B (16 frames)
 # and -L (8 frames) at 288 x 288, and the video-text (LvT) models, on the Hugging Face Hub. Every one
