@@ -29,6 +29,7 @@ TINY = {
     "videomae_base": dict(_HF_TINY, patch_size=8),
     "videoprism_base": dict(hidden_size=64, num_spatial_layers=2, num_temporal_layers=1, num_attention_heads=2,
                             intermediate_size=128, tubelet_size=[1, 8, 8]),
+    "hiera_base_16x224": dict(embed_dim=16, stages=(1, 1, 1, 1)),  # 4 x 32 x 32: one 8 x 8 mask unit per frame
     "mvitv2_s_16x4": {},
 }
 # measured max |diff| are 0 (timm) to 8e-6 (torchvision MViT at paper depth): an error in a

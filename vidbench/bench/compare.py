@@ -25,6 +25,7 @@ environment.json; an existing table is never added to.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import gc
@@ -192,6 +193,38 @@ def _hf_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(pixel_values=x.transpose(1, 2)).logits  # (B, C, T, H, W) -> HF's (B, T, C, H, W)
 
 
+_HIERA_VIDEO = dict(q_stride=(1, 2, 2), mask_unit_size=(1, 8, 8), patch_kernel=(3, 7, 7), patch_stride=(2, 4, 4),
+                    patch_padding=(1, 3, 3), sep_pos_embed=True)  # the package's hiera_base_16x224 arguments
+
+
+def _hiera(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    """hiera-transformer's Hiera-B video model at this clip, logits out: its `Head` applies a
+    softmax in eval mode, replaced by the identity. Its init calls `.item()`, which the meta
+    device cannot: there it is built on the CPU and moved."""
+    import warnings
+
+    with warnings.catch_warnings():  # it imports timm.models.layers (deprecated in timm 1.x)
+        warnings.simplefilter("ignore", FutureWarning)
+        import hiera
+
+    kwargs = {"input_size": (frames, img, img), "num_classes": 400, **_HIERA_VIDEO, **over}
+    meta = torch.get_default_device().type == "meta"
+    with torch.device("cpu") if meta else contextlib.nullcontext():
+        model = hiera.Hiera(**kwargs)
+    model.head.act_func = nn.Identity()
+    return model.to("meta") if meta else model
+
+
+def _hiera_source(model: nn.Module) -> Tuple[str, Optional[Dict[str, Any]]]:
+    return "torch", dict(model.config)  # the constructor's arguments, as its Hub config.json
+
+
+def _hiera_args() -> Set[str]:
+    """The constructor's arguments, as the model records them (`has_config` hides the signature)."""
+    with torch.device("meta"):
+        return set(_hiera(4, 32, dict(embed_dim=8, stages=(1, 1, 1, 1))).config) - {"input_size"}
+
+
 FAMILIES: Dict[str, Family] = {f.model: f for f in (
     Family("vit_base", "timm", "timm vit_base_patch16_224", "timm-vit", None, 224, _timm_vit, _state_only, _call,
            _timm_vit_args),
@@ -212,6 +245,8 @@ FAMILIES: Dict[str, Family] = {f.model: f for f in (
     Family("videoprism_base", "transformers", "transformers VideoPrismForVideoClassification", "hf-videoprism", 16,
            288, _hf("VideoPrismVisionConfig", "VideoPrismForVideoClassification"), _hf_source, _hf_videoprism_call,
            _hf_args("VideoPrismVisionConfig")),
+    Family("hiera_base_16x224", "hiera", "hiera-transformer hiera_base_16x224", "hiera-official", 16, 224, _hiera,
+           _hiera_source, _call, _hiera_args),
 )}
 
 
