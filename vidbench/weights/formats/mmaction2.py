@@ -41,13 +41,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ...models import create_model
 from ...models.videomae import sinusoid_table
 from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
 from . import timesformer_official, torchvision_swin3d
 from ._mvit import SLOWFAST_TOP, infer_mvit, layout_shapes, mvit_layout_to_vidbench
-from ._util import converting, count_indexed, fuse_qkv, pick_model, rename_keys, square_side
+from ._util import converting, count_indexed, fuse_qkv, rename_keys, square_side
+from .videomaev2_official import encoder_config, heads, size_model
 
 __all__ = ["mmaction2_family", "mmaction2_to_timesformer_official", "mmaction2_to_videoswin_official",
            "mmaction2_to_slowfast_mvit", "mmaction2_videomae_to_vidbench"]
@@ -65,8 +65,9 @@ _TS_JOINT = {"norms.0": "norm1", "attentions.0.attn.in_proj": "attn.qkv", "atten
 _TS_TOP = {"cls_token", "pos_embed", "time_embed", "norm.weight", "norm.bias"}
 _VMAE_BLOCK = {"norm1": "norm1", "norm2": "norm2", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj",
                "mlp.layers.0.0": "mlp.fc1", "mlp.layers.1": "mlp.fc2"}
-_VMAE_SIZES = {(384, 12): "videomae_small", (768, 12): "videomae_base", (1024, 24): "videomae_large",
-               (1280, 32): "videomae_huge", (192, 4): "videomae_tiny"}
+_VMAE_NAMES = {"stem": "backbone.patch_embed.projection.weight", "blocks": "backbone.blocks.",
+               "fc1": "backbone.blocks.0.mlp.layers.0.0.weight", "fc_norm": "backbone.fc_norm.weight",
+               "norm": "backbone.norm.weight", "q_bias": "backbone.blocks.0.attn.q_bias"}
 
 
 def mmaction2_family(state: Dict[str, Any]) -> Optional[str]:
@@ -208,31 +209,9 @@ def sniff(source: Source) -> bool:
     return family is not None
 
 
-def _heads(dim: int, depth: int, model: Optional[str], overrides: Dict[str, Any], sizes: Dict[Tuple[int, int], str]
-           ) -> int:
-    if overrides.get("num_heads"):
-        return int(overrides["num_heads"])
-    for name in ([model] if model else []) + [sizes.get((dim, depth))]:
-        if name:
-            with torch.device("meta"):
-                cfg = create_model(name).config
-            if int(cfg.embed_dim) == dim:
-                return int(cfg.num_heads)
-    return max(dim // 64, 1)
-
-
 def _infer_videomae(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    proj = source.shape("backbone.patch_embed.projection.weight")  # (D, C, t, p, p)
-    if len(proj) != 5 or proj[3] != proj[4]:
-        raise source.error(f"backbone.patch_embed.projection.weight {proj}: expected a (D, C, t, p, p) tubelet")
-    dim, chans, tube, patch = proj[0], proj[1], proj[2], proj[3]
-    depth = count_indexed(source.state, r"backbone\.blocks\.(\d+)\.")
-    hidden = source.shape("backbone.blocks.0.mlp.layers.0.0.weight")[0]
-    if int(dim * (hidden / dim)) != hidden:
-        raise source.error(f"MLP width {hidden} is not a ratio vidbench's Mlp reproduces for width {dim}")
-    mean_pooling = source.has("backbone.fc_norm.weight")
-    if mean_pooling == source.has("backbone.norm.weight"):
-        raise source.error("expected exactly one of backbone.fc_norm (mean pooling) and backbone.norm (first token)")
+    config = encoder_config(source, _VMAE_NAMES)  # the official VideoMAE V2 modules under mmaction2's names
+    dim, (tube, patch, _) = config["embed_dim"], config["tubelet_size"]
     side = (overrides.get("img_size") or 224) // patch
     frames = overrides.get("num_frames")
     if not source.has("backbone.pos_embed"):  # a fixed table mmaction2 rebuilds: its configs' 16 x 224 if not told
@@ -252,16 +231,9 @@ def _infer_videomae(source: Source, model: Optional[str], overrides: Dict[str, A
                                                                          atol=1e-5):
             raise source.error("backbone.pos_embed is not the fixed sinusoid table (a learned table, "
                                "use_learnable_pos_emb=True?): vidbench's VideoMAE has fixed positions only")
-    config: Dict[str, Any] = {
-        "img_size": side * patch, "num_frames": frames, "tubelet_size": (tube, patch, patch), "in_chans": chans,
-        "embed_dim": dim, "depth": depth, "mlp_ratio": hidden / dim,
-        "qkv_bias": source.has("backbone.blocks.0.attn.q_bias"), "use_mean_pooling": mean_pooling,
-        "norm_eps": 1e-6, "fc_norm_eps": 1e-6,  # mmaction2 configs: norm_cfg LN eps 1e-6
-        "num_classes": source.shape("cls_head.fc_cls.weight")[0] if source.has("cls_head.fc_cls.weight") else 0,
-    }
-    name = pick_model(source, model, "videomae", _VMAE_SIZES.get((dim, depth), "videomae_base"))
-    config["num_heads"] = _heads(dim, depth, model, overrides, _VMAE_SIZES)
-    return name, config
+    config.update(img_size=side * patch, num_frames=frames, num_heads=heads(model, dim, config["depth"], overrides),
+                  num_classes=source.shape("cls_head.fc_cls.weight")[0] if source.has("cls_head.fc_cls.weight") else 0)
+    return size_model(source, model, dim, config["depth"]), config
 
 
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:

@@ -34,7 +34,7 @@ from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
 from ._util import count_indexed, fuse_qkv, pick_model, source_errors
 
-__all__ = ["videomaev2_official_to_vidbench"]
+__all__ = ["OFFICIAL_NAMES", "videomaev2_official_to_vidbench", "encoder_config", "size_model", "heads"]
 
 _WHAT = "official VideoMAE V2"
 _BLOCK = re.compile(r"blocks\.(\d+)\.(.+)$")
@@ -45,9 +45,9 @@ _REFUSED = {"gamma_1": "layer scale (init_values > 0), which vidbench's VideoMAE
             "gamma_2": "layer scale (init_values > 0), which vidbench's VideoMAE does not have",
             "attn.scale": "cosine attention (cos_attn=True), which vidbench's VideoMAE does not have"}
 # (width, depth) -> the registry model of the official sizes (vit_{small,base,large,huge}_patch16_224,
-# vit_giant_patch14_224)
+# vit_giant_patch14_224), and vidbench's CPU config
 _SIZES = {(384, 12): "videomae_small", (768, 12): "videomae_base", (1024, 24): "videomae_large",
-          (1280, 32): "videomae_huge", (1408, 40): "videomae_v2_giant"}
+          (1280, 32): "videomae_huge", (1408, 40): "videomae_v2_giant", (192, 4): "videomae_tiny"}
 
 
 def videomaev2_official_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
@@ -95,29 +95,54 @@ def sniff(source: Source) -> bool:
                    or re.match(r"blocks\.\d+\.proj\.", k) for k in source.state)
 
 
-def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    proj = source.shape("patch_embed.proj.weight")  # (D, C, t, p, p)
-    if proj[3] != proj[4]:
-        raise source.error(f"patch_embed.proj.weight {proj}: expected a square (D, C, t, p, p) tubelet")
-    dim, chans, tube, patch = proj[0], proj[1], proj[2], proj[3]
-    depth = count_indexed(source.state, r"blocks\.(\d+)\.")
-    hidden = source.shape("blocks.0.mlp.fc1.weight")[0]
+OFFICIAL_NAMES = {"stem": "patch_embed.proj.weight", "blocks": "blocks.", "fc1": "blocks.0.mlp.fc1.weight",
+                  "fc_norm": "fc_norm.weight", "norm": "norm.weight", "q_bias": "blocks.0.attn.q_bias"}
+
+
+def encoder_config(source: Source, names: Dict[str, str]) -> Dict[str, Any]:
+    """What the tensors of a VideoMAE encoder say: tubelet, channels, width, depth, MLP ratio,
+    pooling, q / v biases. `names`: the keys of OFFICIAL_NAMES in the file's layout (the official
+    one, or another holding the same modules: mmaction2's `VisionTransformer`)."""
+    proj = source.shape(names["stem"])  # (D, C, t, p, p)
+    if len(proj) != 5 or proj[3] != proj[4]:
+        raise source.error(f"{names['stem']} {proj}: expected a square (D, C, t, p, p) tubelet")
+    dim, hidden = proj[0], source.shape(names["fc1"])[0]
     if int(dim * (hidden / dim)) != hidden:
         raise source.error(f"MLP width {hidden} is not a ratio vidbench's Mlp reproduces for width {dim}")
-    mean_pooling = source.has("fc_norm.weight")
-    if mean_pooling == source.has("norm.weight"):
-        raise source.error("expected exactly one of fc_norm (mean pooling) and norm (first token)")
-    name = pick_model(source, model, "videomae", _SIZES.get((dim, depth), "videomae_base"))
-    with torch.device("meta"):
-        ref = create_model(name).config
-    heads = overrides.get("num_heads") or (ref.num_heads if ref.embed_dim == dim else max(dim // 64, 1))
-    config: Dict[str, Any] = {
-        "img_size": overrides.get("img_size") or 224, "num_frames": overrides.get("num_frames") or 16,
-        "tubelet_size": (tube, patch, patch), "in_chans": chans, "embed_dim": dim, "depth": depth,
-        "num_heads": int(heads), "mlp_ratio": hidden / dim, "qkv_bias": source.has("blocks.0.attn.q_bias"),
-        "use_mean_pooling": mean_pooling, "norm_eps": 1e-6, "fc_norm_eps": 1e-6,
-        "num_classes": source.shape("head.weight")[0] if source.has("head.weight") else 0,
-    }
+    mean_pooling = source.has(names["fc_norm"])
+    if mean_pooling == source.has(names["norm"]):
+        raise source.error(f"expected exactly one of {names['fc_norm']} (mean pooling) and {names['norm']} (first token)")
+    return {"tubelet_size": (proj[2], proj[3], proj[3]), "in_chans": proj[1], "embed_dim": dim,
+            "depth": count_indexed(source.state, re.escape(names["blocks"]) + r"(\d+)\."), "mlp_ratio": hidden / dim,
+            "qkv_bias": source.has(names["q_bias"]), "use_mean_pooling": mean_pooling,
+            "norm_eps": 1e-6, "fc_norm_eps": 1e-6}  # partial(nn.LayerNorm, eps=1e-6); mmaction2's LN eps 1e-6
+
+
+def size_model(source: Source, model: Optional[str], dim: int, depth: int) -> str:
+    """The requested model, else the registry model of the official size with that width and depth."""
+    return pick_model(source, model, "videomae", _SIZES.get((dim, depth), "videomae_base"))
+
+
+def heads(model: Optional[str], dim: int, depth: int, overrides: Dict[str, Any]) -> int:
+    """Heads are in no tensor shape: `num_heads=`, else the requested model's where its width is
+    `dim`, else the registry's of that width and depth, else dim // 64."""
+    if overrides.get("num_heads"):
+        return int(overrides["num_heads"])
+    for name in ([model] if model else []) + [_SIZES.get((dim, depth))]:
+        if name:
+            with torch.device("meta"):
+                cfg = create_model(name).config
+            if int(cfg.embed_dim) == dim:
+                return int(cfg.num_heads)
+    return max(dim // 64, 1)
+
+
+def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+    config = encoder_config(source, OFFICIAL_NAMES)
+    name = size_model(source, model, config["embed_dim"], config["depth"])
+    config.update(img_size=overrides.get("img_size") or 224, num_frames=overrides.get("num_frames") or 16,
+                  num_heads=heads(model, config["embed_dim"], config["depth"], overrides),
+                  num_classes=source.shape("head.weight")[0] if source.has("head.weight") else 0)
     return name, config
 
 
