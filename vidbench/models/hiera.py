@@ -200,15 +200,21 @@ def _init_hiera(module: nn.Module) -> None:
         nn.init.ones_(module.weight)
 
 
+def stem(cfg: HieraConfig) -> TubeletEmbed:
+    """The overlapping Conv3d stem; its grid must be the clip divided by its stride (what `unroll` assumes)."""
+    embed = TubeletEmbed(cfg.img_size, cfg.num_frames, cfg.patch_stride, cfg.in_chans, cfg.embed_dim,
+                         kernel_size=cfg.patch_kernel, padding=cfg.patch_padding)
+    if tuple(embed.grid_size) != cfg.grid:
+        raise ValueError(f"the stem {cfg.patch_kernel} / {cfg.patch_stride} / {cfg.patch_padding} makes a "
+                         f"{embed.grid_size} grid, not the clip / stride {cfg.grid} Hiera unrolls")
+    return embed
+
+
 class Hiera(Classifier):
     def __init__(self, config: HieraConfig):
         super().__init__()
         self.config = cfg = config
-        self.patch_embed = TubeletEmbed(cfg.img_size, cfg.num_frames, cfg.patch_stride, cfg.in_chans, cfg.embed_dim,
-                                        kernel_size=cfg.patch_kernel, padding=cfg.patch_padding)
-        if tuple(self.patch_embed.grid_size) != cfg.grid:
-            raise ValueError(f"the stem {cfg.patch_kernel} / {cfg.patch_stride} / {cfg.patch_padding} makes a "
-                             f"{self.patch_embed.grid_size} grid, not the clip / stride {cfg.grid} Hiera unrolls")
+        self.patch_embed = stem(cfg)
         t, h, w = cfg.grid
         self.pos_embed = self.pos_embed_spatial = self.pos_embed_temporal = None
         if cfg.sep_pos_embed:

@@ -445,7 +445,8 @@ register_published(
 
 # ---- hiera (formats/hiera_official.py)
 # facebookresearch/hiera README, Video Models: K400 top-1 with 3x5 views (the paper: 3 spatial x 5
-# temporal), "16 224x224 frames with a temporal stride of 4"; files dl.fbaipublicfiles.com/hiera/<file>.
+# temporal), "16 224x224 frames with a temporal stride of 4"; files dl.fbaipublicfiles.com/hiera/<file>,
+# or the Hub directory facebook/<model>.mae_k400_ft_k400 (config.json + model.safetensors).
 # Neither the README nor the package states a video normalisation or test resize: mean / std / resize
 # are vidbench's Kinetics defaults (0.45 / 0.225, short side 256), not confirmed from a Hiera source.
 # The per-view GFLOPs of the paper's video table could not be read here: gmacs stays None.
@@ -454,7 +455,7 @@ _HIERA = dict(format="hiera-official", num_frames=16, sampling_rate=4, crop_size
 
 
 def _hiera(model: str, top1: float) -> PublishedWeights:
-    return PublishedWeights(f"{model}.mae_k400_ft_k400", model, files=(f"{model}.pth",),
+    return PublishedWeights(f"{model}.mae_k400_ft_k400", model, files=(f"{model}.pth", f"{model}.mae_k400_ft_k400"),
                             source=f"hiera-transformer {model}(pretrained=True, checkpoint='mae_k400_ft_k400'): "
                                    f"https://dl.fbaipublicfiles.com/hiera/{model}.pth", top1=top1,
                             gmacs=_gmacs(model), **_HIERA)
