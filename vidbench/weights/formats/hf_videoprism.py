@@ -34,9 +34,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from ...layers import to_2tuple
 from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from ._hf import hf_class_names
+from ._hf import hf_class_names, hf_layers_to_vidbench
 from ._util import converting, fuse_qkv, pick_model
 
 log = logging.getLogger("vidbench.weights")
@@ -61,14 +62,15 @@ _FIXED = {
     "head.pooling_attention_query": "pool.query", "head.per_dim_scale": "pool.per_dim_scale",
     "head.q_proj.weight": "pool.q.weight", "head.q_proj.bias": "pool.q.bias",
     "head.o_proj.weight": "pool.proj.weight", "head.o_proj.bias": "pool.proj.bias",
+    "head.k_proj.weight": "pool.k.weight", "head.k_proj.bias": "pool.k.bias",  # fused below into pool.kv
+    "head.v_proj.weight": "pool.v.weight", "head.v_proj.bias": "pool.v.bias",
     "classifier.weight": "head.weight", "classifier.bias": "head.bias",
 }
-_LAYER = re.compile(r"^(spatial|temporal)_layers\.(\d+)\.(.+)$")
+_STAGE = re.compile(r"^(spatial|temporal)_layers\.")
+_LAYER = re.compile(r"^layers\.(\d+)\.(.+)$")
 _LAYER_PARTS = {"attention.o_proj.": "attn.proj.", "layernorm_before.": "norm1.", "layernorm_after.": "norm2.",
                 "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2."}
 _QKV = re.compile(r"^attention\.([qkv])_proj\.(weight|bias)$")
-_POOL_KV = re.compile(r"^head\.([kv])_proj\.(weight|bias)$")
-_STAGES = {"spatial": "blocks", "temporal": "temporal_blocks"}
 # registry name by (width, spatial depth, temporal depth)
 _SIZES = {(768, 12, 4): "videoprism_base", (1024, 24, 4): "videoprism_large", (1408, 40, 4): "videoprism_giant",
           (96, 2, 2): "videoprism_tiny"}
@@ -89,38 +91,39 @@ def _is_norm_weight(name: str) -> bool:
     return name.endswith(".weight") and (name.split(".")[-2].startswith(("norm", "temporal_norm", "fc_norm")))
 
 
+def _qkv_piece(rest: str) -> Optional[Tuple[str, str]]:
+    m = _QKV.match(rest)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _stage_key(key: str, stage: str) -> Optional[str]:
+    """`key` for the pass over one stage's layers (`hf_layers_to_vidbench`): its layers as
+    ``layers.N.``, the other stage's skipped, the keys outside the layers in the spatial pass only."""
+    name = _canonical(key)
+    m = _STAGE.match(name) if name is not None else None
+    if m is None:
+        return name if stage == "spatial" else None
+    return "layers." + name[m.end():] if m.group(1) == stage else None
+
+
 def hf_videoprism_to_vidbench(state: Dict[str, Any]) -> Dict[str, Any]:
     """HF VideoPrism state dict (vision model, classifier, or the vision part of the Clip / Video
     models) -> vidbench `VideoPrism` state dict."""
     out: Dict[str, Any] = {}
-    qkv: Dict[Tuple[str, str], Dict[str, Any]] = {}
-    for key, value in state.items():
-        name = _canonical(key)
-        if name is None:
-            continue
-        if name in _FIXED:
-            out[_FIXED[name]] = value
-            continue
-        m, pool = _LAYER.match(name), _POOL_KV.match(name)
-        if pool:
-            qkv.setdefault(("pool.kv", pool.group(2)), {})[pool.group(1)] = value
-            continue
-        if not m:
-            raise ValueError(f"HF VideoPrism key not known to vidbench's converter: {key}")
-        prefix, rest = f"{_STAGES[m.group(1)]}.{int(m.group(2))}", m.group(3)
-        piece = _QKV.match(rest)
-        if piece:
-            qkv.setdefault((f"{prefix}.attn.qkv", piece.group(2)), {})[piece.group(1)] = value
-            continue
-        new = next((new + rest[len(old):] for old, new in _LAYER_PARTS.items() if rest.startswith(old)), None)
-        if new is None:
-            raise ValueError(f"HF VideoPrism key not known to vidbench's converter: {key}")
-        out[f"{prefix}.{new}"] = value
-    for (where, kind), parts in sorted(qkv.items()):
-        want = "kv" if where == "pool.kv" else "qkv"
-        if set(parts) != set(want):
-            raise ValueError(f"{where}: attention {kind} has only {''.join(sorted(parts))} of {', '.join(want)}")
-        out[f"{where}.{kind}"] = fuse_qkv([parts[c] for c in want])
+    for stage, blocks in (("spatial", "blocks"), ("temporal", "temporal_blocks")):
+        part, qkv = hf_layers_to_vidbench(state, "HF VideoPrism", lambda key, s=stage: _stage_key(key, s),
+                                          _FIXED if stage == "spatial" else {}, _LAYER, _LAYER_PARTS, _qkv_piece)
+        for (i, kind), parts in sorted(qkv.items()):
+            if set(parts) != {"q", "k", "v"}:
+                raise ValueError(f"{stage} layer {i}: attention {kind} has only {''.join(sorted(parts))} of q, k, v")
+            part[f"blocks.{i}.attn.qkv.{kind}"] = fuse_qkv([parts[c] for c in "qkv"])
+        out.update({(blocks + k[len("blocks"):] if k.startswith("blocks.") else k): v for k, v in part.items()})
+    for kind in ("weight", "bias"):  # the pooler's k and v: vidbench's fused kv
+        k, v = out.pop(f"pool.k.{kind}", None), out.pop(f"pool.v.{kind}", None)
+        if (k is None) != (v is None):
+            raise ValueError(f"the pooling head has a {'k' if v is None else 'v'} {kind} without the other")
+        if k is not None:
+            out[f"pool.kv.{kind}"] = fuse_qkv([k, v])
     for name in list(out):
         if _is_norm_weight(name):  # HF's LayerNorm computes with weight + 1
             out[name] = torch.as_tensor(out[name]) + 1
@@ -142,11 +145,10 @@ def _vision_config(source: Source) -> Dict[str, Any]:
 
 
 def _size(value: Any, source: Source) -> Tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise source.error(f"config.json image_size={value}: expected an int or [h, w]")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+    try:
+        return to_2tuple(value)
+    except ValueError as err:
+        raise source.error(f"config.json image_size={value!r}: {err}") from None
 
 
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
