@@ -75,19 +75,15 @@ class VJEPA2Config(EncoderConfig):
     def __post_init__(self) -> None:
         check_config(self)
         self.tubelet_size = to_3tuple(self.tubelet_size)
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
-        if self.rope_layout not in ROPE_LAYOUTS:
-            raise ValueError(f"unknown rope_layout {self.rope_layout!r}; expected one of {ROPE_LAYOUTS}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
-        if self.probe_heads is None:
-            self.probe_heads = self.num_heads
-        if self.probe_norm_eps is None:
-            self.probe_norm_eps = self.norm_eps
-        if self.embed_dim % self.probe_heads or not self.probe_norm_eps > 0:
-            raise ValueError(f"the probe needs embed_dim divisible by probe_heads and probe_norm_eps > 0, got "
-                             f"{self.embed_dim} / {self.probe_heads}, eps {self.probe_norm_eps}")
+        for name, choices in (("pooling", POOLINGS), ("rope_layout", ROPE_LAYOUTS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {choices}")
+        self.probe_heads = self.num_heads if self.probe_heads is None else self.probe_heads
+        self.probe_norm_eps = self.norm_eps if self.probe_norm_eps is None else self.probe_norm_eps
+        if not (self.norm_eps > 0 and self.probe_norm_eps > 0) or self.embed_dim % self.probe_heads:
+            raise ValueError(f"LayerNorm epsilons must be > 0 and embed_dim divisible by probe_heads, got norm_eps="
+                             f"{self.norm_eps}, probe_norm_eps={self.probe_norm_eps}, {self.embed_dim} / "
+                             f"{self.probe_heads}")
         if self.probe_depth < 0 or self.num_queries < 1:
             raise ValueError(f"probe_depth must be >= 0 and num_queries >= 1, got {self.probe_depth}, "
                              f"{self.num_queries}")

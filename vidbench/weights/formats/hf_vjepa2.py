@@ -62,6 +62,12 @@ _CROSS = "pooler.cross_attention_layer."
 _CROSS_PARTS = {"layer_norm1.": "pool.norm1.", "layer_norm2.": "pool.norm2.", "mlp.fc1.": "pool.mlp.fc1.",
                 "mlp.fc2.": "pool.mlp.fc2.", "cross_attn.q_proj.": "pool.attn.q."}
 _CROSS_KV = {"cross_attn.k_proj.": "k", "cross_attn.v_proj.": "v"}
+# vidbench config field: (config.json key, HF's default, type)
+_CONFIG = {"num_frames": ("frames_per_clip", 64, int), "in_chans": ("in_chans", 3, int),
+           "embed_dim": ("hidden_size", 1024, int), "depth": ("num_hidden_layers", 24, int),
+           "num_heads": ("num_attention_heads", 16, int), "mlp_ratio": ("mlp_ratio", 4.0, float),
+           "qkv_bias": ("qkv_bias", True, bool), "norm_eps": ("layer_norm_eps", 1e-6, float),
+           "attn_drop_rate": ("attention_probs_dropout_prob", 0.0, float)}
 # registry name by (width, depth, crop, attentive probe)
 _SIZES = {(1024, 24, 256, False): "vjepa2_vitl", (1280, 32, 256, False): "vjepa2_vith",
           (1408, 40, 256, False): "vjepa2_vitg", (1408, 40, 384, False): "vjepa2_vitg_384",
@@ -160,23 +166,11 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         raise source.error(f"config.json num_pooler_layers={cfg.get('num_pooler_layers')} but the weights hold "
                            f"{probe_depth} pooler self-attention layers")
     patch, crop = _int(cfg, "patch_size", 16, source), _int(cfg, "crop_size", 256, source)
-    hidden = int(cfg.get("hidden_size", 1024))
-    config: Dict[str, Any] = {
-        "img_size": crop,
-        "num_frames": int(cfg.get("frames_per_clip", 64)),
-        "tubelet_size": (int(cfg.get("tubelet_size", 2)), patch, patch),
-        "in_chans": int(cfg.get("in_chans", 3)),
-        "embed_dim": hidden,
-        "depth": int(cfg.get("num_hidden_layers", 24)),
-        "num_heads": int(cfg.get("num_attention_heads", 16)),
-        "mlp_ratio": float(cfg.get("mlp_ratio", 4.0)),
-        "qkv_bias": bool(cfg.get("qkv_bias", True)),
-        "norm_eps": float(cfg.get("layer_norm_eps", 1e-6)),
-        "pooling": "attentive" if attentive else "mean",
-        "probe_depth": probe_depth if attentive else 3,
-        "num_classes": num_classes,
-        "attn_drop_rate": float(cfg.get("attention_probs_dropout_prob", 0.0)),
-    }
+    config: Dict[str, Any] = {ours: kind(cfg.get(theirs, default)) for ours, (theirs, default, kind) in _CONFIG.items()}
+    config.update(img_size=crop, tubelet_size=(int(cfg.get("tubelet_size", 2)), patch, patch),
+                  pooling="attentive" if attentive else "mean", probe_depth=probe_depth if attentive else 3,
+                  num_classes=num_classes)
+    hidden = config["embed_dim"]
     default = _SIZES.get((hidden, config["depth"], crop, attentive), "vjepa2_tiny" if hidden < 512 else "vjepa2_vitl")
     return pick_model(source, model, "vjepa2", default), config
 
