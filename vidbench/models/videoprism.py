@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional, Set, Union
 
 import torch
 import torch.nn.functional as F
@@ -89,8 +89,6 @@ class VideoPrismConfig(EncoderConfig):
             raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.act_layer not in ACTIVATIONS:
             raise ValueError(f"act_layer must be one of {tuple(ACTIVATIONS)}, got {self.act_layer!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if self.softcap is not None and not self.softcap > 0:
             raise ValueError(f"softcap must be > 0 (or None), got {self.softcap}")
         if self.pool_dim is None:
@@ -175,6 +173,11 @@ class VideoPrism(Classifier):
         x = self.fc_norm(self.pool(x)) if self.pool is not None else x.mean(dim=1)  # (B, C)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
+
+    def no_weight_decay(self) -> Set[str]:
+        """The tokens and embeddings (`Classifier.no_weight_decay`) and the pooler's learned query, a
+        token too."""
+        return super().no_weight_decay() | ({"pool.query"} if self.pool is not None else set())
 
 
 def _videoprism(name: str, defaults: dict, overrides: dict) -> VideoPrism:
