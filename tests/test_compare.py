@@ -29,6 +29,8 @@ TINY = {
     "videomae_base": dict(_HF_TINY, patch_size=8),
     "videoprism_base": dict(hidden_size=64, num_spatial_layers=2, num_temporal_layers=1, num_attention_heads=2,
                             intermediate_size=128, tubelet_size=[1, 8, 8]),
+    "vjepa2_vitl_probe": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=8,
+                              num_pooler_layers=1),
     "hiera_base_16x224": dict(embed_dim=16, stages=(1, 1, 1, 1)),  # 4 x 32 x 32: one 8 x 8 mask unit per frame
     "mvitv2_s_16x4": {},
 }

@@ -90,14 +90,22 @@ def _timm_vit(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Modul
     return timm.create_model("vit_base_patch16_224", pretrained=False, img_size=img, **over)
 
 
-def _hf(config_cls: str, model_cls: str, frames_key: str = "num_frames"):
+def _hf(config_cls: str, model_cls: str, frames_key: str = "num_frames", size_key: str = "image_size"):
     def build(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
         import transformers
 
-        cfg = getattr(transformers, config_cls)(**{"num_labels": 400, "image_size": img, frames_key: frames, **over})
+        cfg = getattr(transformers, config_cls)(**{"num_labels": 400, size_key: img, frames_key: frames, **over})
         return getattr(transformers, model_cls)(cfg)
 
     return build
+
+
+def _hf_vjepa2(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    """HF's V-JEPA 2 classifier without its predictor: the pre-training head the classifier holds
+    but never runs (~22M parameters at ViT-L), which would count in its parameters and memory."""
+    model = _hf("VJEPA2Config", "VJEPA2ForVideoClassification", "frames_per_clip", "crop_size")(frames, img, over)
+    del model.vjepa2.predictor
+    return model
 
 
 def _hf_videoprism_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -193,6 +201,10 @@ def _hf_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(pixel_values=x.transpose(1, 2)).logits  # (B, C, T, H, W) -> HF's (B, T, C, H, W)
 
 
+def _hf_videos_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(pixel_values_videos=x.transpose(1, 2)).logits  # V-JEPA 2's input name
+
+
 _HIERA_VIDEO = dict(q_stride=(1, 2, 2), mask_unit_size=(1, 8, 8), patch_kernel=(3, 7, 7), patch_stride=(2, 4, 4),
                     patch_padding=(1, 3, 3), sep_pos_embed=True)  # the package's hiera_base_16x224 arguments
 
@@ -245,6 +257,8 @@ FAMILIES: Dict[str, Family] = {f.model: f for f in (
     Family("videoprism_base", "transformers", "transformers VideoPrismForVideoClassification", "hf-videoprism", 16,
            288, _hf("VideoPrismVisionConfig", "VideoPrismForVideoClassification"), _hf_source, _hf_videoprism_call,
            _hf_args("VideoPrismVisionConfig")),
+    Family("vjepa2_vitl_probe", "transformers", "transformers VJEPA2ForVideoClassification (predictor removed)",
+           "hf-vjepa2", 16, 256, _hf_vjepa2, _hf_source, _hf_videos_call, _hf_args("VJEPA2Config")),
     Family("hiera_base_16x224", "hiera", "hiera-transformer hiera_base_16x224", "hiera-official", 16, 224, _hiera,
            _hiera_source, _call, _hiera_args),
 )}
