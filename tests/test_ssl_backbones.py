@@ -25,6 +25,8 @@ from timm.models.vision_transformer import checkpoint_filter_fn  # noqa: E402
 from vidbench.models import create_model  # noqa: E402
 from vidbench.weights import WeightsError, detect_format, load_pretrained, read_source  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=0)
 TINY14 = dict(img_size=56, patch_size=14, embed_dim=48, depth=2, num_heads=3, num_classes=0, init_values=1e-5)
 
@@ -264,3 +266,101 @@ def test_backbone_parameter_counts(name):
     count = sum(p.numel() for p in ours.parameters())
     assert sum(p.numel() for p in theirs.parameters()) == entry["params"]
     assert count == entry["params"] + entry.get("extra", 0), count
+
+
+# ---- use: ssl-eval (kNN and linear probe on video frames) and train --init ------------------------
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    from vidbench.data import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("data") / "syn", ["red_disc", "green_square"], videos_per_class=6,
+                        val_fraction=0.34, test_fraction=0.0)
+
+
+def test_ssl_eval_takes_published_layouts_beside_a_backbone_trained_here(videos, tmp_path, capsys):
+    import pandas as pd
+
+    from vidbench.checkpoint import save_backbone
+    from vidbench.cli import main
+
+    dino = tmp_path / "dino_full.pth"
+    dino_full(timm_vit(), dino)
+    reg = tmp_path / "dinov2_reg.pth"
+    dinov2(timm_vit(**TINY14, reg_tokens=4, no_embed_class=True), reg)
+    here = save_backbone(create_model("vit_tiny", **TINY), tmp_path / "here.safetensors", "byol", extra={"epochs": 3})
+    out = tmp_path / "eval"
+    common = ["--data", str(videos), "--out", str(out), "--frames", "2", "--knn-k", "5", "--num-heads", "3"]
+    for init, extra in ((dino, []), (reg, ["--img-size", "42"]), (here, [])):
+        assert main(["ssl-eval", "--init", str(init), *common, *extra]) == 0, capsys.readouterr().err
+    rows = pd.read_csv(out / "ssl.csv")
+    assert list(rows["method"]) == ["dino_full.pth", "dinov2_reg.pth", "byol"]
+    assert list(rows["weights_format"].fillna("")) == ["dino-official", "dinov2-official", ""]
+    assert list(rows["img_size"]) == [32, 42, 32] and rows["knn_top1"].between(0, 100).all()
+    assert rows["linear_top1"].between(0, 100).all() and (rows["n_train"] > 0).all()
+    assert json.loads(rows["input_mean"][0]) == [0.485, 0.456, 0.406]  # vidbench.weights' preprocessing, recorded
+    assert "pos_embed resized 17 -> 10" in rows["weights_notes"][1]
+
+
+def _train(videos, out, model, init, *extra):
+    from vidbench.cli import main
+
+    return main(["train", "--model", model, "--data", str(videos), "--out", str(out), "--init", str(init),
+                 "--epochs", "1", "--batch-size", "4", "--workers", "0", "--frames", "2", "--no-progress", *extra])
+
+
+def test_train_init_from_a_published_layout_records_its_preprocessing(videos, tmp_path, capsys):
+    """DINOv2 with registers and layer scale into the frame average, which carries both: every
+    weight arrives (the trained model's first-frame features equal the image ViT's before training
+    is not checked here: test_image_init does; here the weights and the recorded preprocessing)."""
+    from vidbench.checkpoint import load_checkpoint
+
+    ref = timm_vit(**{**TINY14, "img_size": 28, "embed_dim": 192, "depth": 1}, reg_tokens=4, no_embed_class=True)
+    path = tmp_path / "dinov2_reg.pth"
+    dinov2(ref, path)
+    assert _train(videos, tmp_path / "run", "vit_frameavg_tiny", path, "--lr", "1e-12", "--min-lr", "0") == 0, capsys.readouterr().err
+    assert "--init: dinov2-official backbone, preprocessing from model defaults" in capsys.readouterr().out
+    model, extra = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    assert (model.config.reg_tokens, model.config.init_values, model.config.patch_size) == (4, 1e-5, 14)
+    assert extra["clip"]["mean"] == [0.485, 0.456, 0.406] and extra["init"] == "dinov2_reg.pth"
+    torch.testing.assert_close(model.vit.blocks[0].ls2.gamma, ref.blocks[0].ls2.gamma)  # lr 1e-12: as loaded
+    torch.testing.assert_close(model.vit.reg_token, ref.reg_token)
+
+
+@pytest.mark.parametrize("model,kw,part", [
+    ("timesformer_tiny", TINY14, "layer scale (init_values=1e-05)"),
+    ("vivit_m1_tiny", dict(reg_tokens=2), "register tokens (reg_tokens=2)"),
+])
+def test_train_init_refuses_a_part_the_video_model_cannot_carry(videos, tmp_path, capsys, model, kw, part):
+    path = tmp_path / "ssl.pth"
+    size = 28 if kw.get("patch_size") == 14 else 32
+    torch.save(timm_vit(**{**kw, "img_size": size, "embed_dim": 192, "depth": 1}).state_dict(), path)
+    assert _train(videos, tmp_path / "run", model, path) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and part in err and "would be dropped" in err, err
+
+
+@pytest.mark.parametrize("model", ["timesformer_tiny", "vivit_m1_tiny", "vivit_m2_tiny", "vivit_m3_tiny",
+                                   "vivit_m4_tiny", "vtn_tiny", "videomae_tiny", "vit_frameavg_tiny"])
+def test_every_image_initialised_model_takes_a_dino_checkpoint(tmp_path, model):
+    """`train --init`'s model building (engine.build_model) from DINO's full checkpoint: the blocks
+    the video model copies are the teacher backbone's."""
+    from vidbench.train import TrainConfig
+    from vidbench.train.engine import build_model, load_image_backbone
+
+    heads = 4 if model == "vivit_m4_tiny" else 3  # Model 4 splits the heads in two
+    ref = timm_vit(embed_dim=192, num_heads=heads,
+                   **({"class_token": False, "global_pool": "avg", "fc_norm": False} if model == "vivit_m3_tiny" else {}))
+    path = tmp_path / "dino.pth"
+    (mae_backbone if model == "vivit_m3_tiny" else dino_full)(ref, path)
+    cfg = TrainConfig(model=model, out=str(tmp_path / "o"), init=str(path))
+    image = load_image_backbone(str(path))
+    if heads != 3:  # the heads are not in any shape (192 wide: 3 by default)
+        image = (load_pretrained(path, num_heads=heads), image[1])
+    video, label, follow = build_model(cfg, 3, 4, 32, image=image)
+    assert follow["embed_dim"] == 192 and follow["num_heads"] == heads and label == "dino.pth"
+    blocks = video.backbone.blocks if model == "vtn_tiny" else video.vit.blocks if model == "vit_frameavg_tiny" \
+        else video.blocks
+    mlp = blocks[1].block.mlp if model == "timesformer_tiny" and hasattr(blocks[1], "block") else blocks[1].mlp
+    torch.testing.assert_close(mlp.fc2.weight, ref.blocks[1].mlp.fc2.weight, rtol=0, atol=0)

@@ -1,5 +1,6 @@
 """vidbench ssl-eval --init FILE|random --data DIR --out DIR: kNN and linear-probe top-1 of a
-frozen image backbone (a saved .safetensors, or a random-init one as the baseline)."""
+frozen image backbone (a saved .safetensors, a published self-supervised checkpoint in its own
+layout, or a random-init one as the baseline)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,9 @@ class SSLEvalJob(SSLDataJob):
     """`vidbench ssl-eval`: the backbone and data options pretrain takes, the backbone to evaluate,
     and the run's seed and device."""
 
-    init: str = option("", required=True, help="a backbone .safetensors file, or 'random'")
+    init: str = option("", required=True, help="a backbone file: vidbench pretrain's .safetensors or a published "
+                                                "self-supervised checkpoint (DINO, MAE, MoCo v3, DINOv2, timm); or "
+                                                "'random'")
     seed: int = SEED()
     device: str = DEVICE("cpu", check=device_check(auto=False), help="cpu, cuda or cuda:N")
 
@@ -35,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     if job.threads:
         torch.set_num_threads(job.threads)
     overrides = job.overrides()
-    if job.init != "random":
-        from ..checkpoint import read_backbone_meta
+    if job.init != "random":  # a backbone trained here, or a published one (DINO, MAE, MoCo v3, DINOv2, timm)
+        from ..ssl.run import eval_image_size
 
-        size = read_backbone_meta(job.init)["config"]["img_size"]
-        size = size[0] if isinstance(size, list) else size
+        size = eval_image_size(job.init, overrides.get("img_size"), overrides.get("num_heads"))
+        overrides["img_size"] = size
     else:
         size = overrides.get("img_size") or 224
     data = open_frames(job.data, size, frames_per_clip=job.frames)

@@ -12,11 +12,12 @@ as plain functions for notebooks.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 import torch
@@ -139,10 +140,12 @@ def _check_fresh(out: PathLike, method: str) -> None:
 
 
 def run_evaluation(backbone: torch.nn.Module, data: FrameData, k: int = 200, temperature: float = 0.07,
-                   batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> Dict[str, Any]:
+                   batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Dict[str, Any]:
     """kNN and linear-probe top-1 of the frozen backbone, plus collapse stats of its features
-    on the evaluation frames. Top-1 in percent."""
-    norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    on the evaluation frames (normalised by `mean` / `std`: ImageNet's unless the backbone's
+    preprocessing says otherwise). Top-1 in percent."""
+    norm = dict(mean=tuple(mean), std=tuple(std))
     ftr, ytr, bad1 = extract_features(backbone, EvalDataset(data.train, **norm), batch_size, device, num_workers)
     fte, yte, bad2 = extract_features(backbone, EvalDataset(data.eval, **norm), batch_size, device, num_workers)
     return {"knn_top1": round(100 * knn_top1(ftr, ytr, fte, yte, k, temperature), 2),  # percent, as accuracy.csv
@@ -216,26 +219,88 @@ def run_pretraining(method: str, data: FrameData, out: PathLike, train: Pretrain
     return row
 
 
+def _is_backbone_file(init: PathLike) -> bool:
+    """A backbone file written here (`save_backbone`: vidbench's safetensors metadata)."""
+    from ..checkpoint import FORMAT, read_metadata
+
+    if Path(init).suffix.lower() != ".safetensors":
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(init), "pt") as f:
+            return (f.metadata() or {}).get("format") == FORMAT and bool(read_metadata(init))
+    except Exception:  # not a readable safetensors file: vidbench.weights says what it is
+        return False
+
+
+def eval_image_size(init: str, img_size: Optional[int] = None, num_heads: Optional[int] = None) -> int:
+    """The frames' crop side for evaluating `init`: for a backbone file written here, its own (as
+    before); for a published checkpoint `img_size` if given, else the test crop of its preprocessing (the published
+    entry's, else the checkpoint's own config) or else its native size (nothing is allocated)."""
+    if _is_backbone_file(init):
+        from ..checkpoint import read_backbone_meta
+
+        size = read_backbone_meta(init)["config"]["img_size"]
+        return int(size[0] if isinstance(size, (list, tuple)) else size)
+    if img_size:
+        return int(img_size)
+    from ..weights import find_published, inspect_weights
+
+    source, fmt, _, config = inspect_weights(init, num_classes=0, **({"num_heads": num_heads} if num_heads else {}))
+    published = find_published(Path(init), source)
+    crop = published.crop_size if published else (fmt.preprocess(source) if fmt.preprocess else {}).get("crop_size")
+    size = config.get("img_size", 224)
+    return int(crop or (size[0] if isinstance(size, (list, tuple)) else size))
+
+
+def load_eval_backbone(init: str, img_size: Optional[int] = None, num_heads: Optional[int] = None
+                       ) -> Tuple[VisionTransformer, Dict[str, Any], Dict[str, Any]]:
+    """(backbone, the row's fields about it, its input normalisation) of a backbone file written
+    here (vidbench pretrain's, at its own size) or of a published self-supervised checkpoint in any layout
+    `vidbench.weights` reads (DINO, MAE, MoCo v3, DINOv2, timm: loaded without a head, position
+    embeddings resized to `img_size`; its preprocessing recorded as `vidbench.weights` reports it)."""
+    if _is_backbone_file(init):
+        from ..checkpoint import load_backbone
+
+        vit = load_backbone(init)
+        extra = vit.ssl_extra
+        norm = {"mean": list(extra.get("input_mean", IMAGENET_MEAN)), "std": list(extra.get("input_std", IMAGENET_STD))}
+        return vit, {"method": vit.ssl_method, "backbone": vit.model_name, "epochs": extra.get("epochs", ""),
+                     "pretrain_time_s": extra.get("pretrain_time_s", ""), "file": str(init)}, norm
+    from ..weights import load_pretrained
+
+    vit = load_pretrained(init, num_classes=0, img_size=img_size, num_heads=num_heads)  # heads: not in the shapes
+    if not isinstance(vit, VisionTransformer):
+        raise ConfigError(f"--init {init}: holds a {type(vit).__name__}, not an image ViT backbone")
+    info = vit.pretrained_cfg
+    pre = info.preprocess
+    norm = {"mean": list(pre["mean"]), "std": list(pre["std"])}
+    return vit, {"method": info.name, "backbone": info.label or info.model, "epochs": "", "pretrain_time_s": "",
+                 "file": str(init), "weights_format": info.format, "preprocess": info.preprocess_source,
+                 "input_mean": json.dumps(norm["mean"]), "input_std": json.dumps(norm["std"]),
+                 "weights_notes": "; ".join(info.notes)}, norm
+
+
 def evaluate_init(init: str, data: FrameData, out: PathLike, backbone: str = "vit_tiny",
                   backbone_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, knn_k: int = 200,
                   device: str = "cpu") -> Dict[str, Any]:
-    """Evaluate a saved backbone file, or a random-init backbone (`init="random"`), and append
-    the row to `<out>/ssl.csv` (method from the file's metadata, or "random", epochs 0)."""
-    from ..checkpoint import load_backbone
+    """Evaluate a saved backbone file (one written here, or a published self-supervised checkpoint:
+    `load_eval_backbone`), or a random-init backbone (`init="random"`), and append the row to
+    `<out>/ssl.csv` (method from the file's metadata or the published entry, or "random", epochs 0)."""
     from ..options import check_device
 
     check_device(device, auto=False)
     store = ResultsStore(out)
+    norm: Dict[str, Any] = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     if init == "random":
         vit = build_backbone(backbone, seed, **dict(backbone_overrides or {}))
         base: Dict[str, Any] = {"method": "random", "backbone": backbone, "epochs": 0, "pretrain_time_s": 0.0, "file": ""}
     else:
-        vit = load_backbone(init)
-        extra = vit.ssl_extra
-        base = {"method": vit.ssl_method, "backbone": vit.model_name, "epochs": extra.get("epochs", ""),
-                "pretrain_time_s": extra.get("pretrain_time_s", ""), "file": str(init)}
+        given = dict(backbone_overrides or {})
+        vit, base, norm = load_eval_backbone(init, given.get("img_size"), given.get("num_heads"))
     base.update({"data": data.path, "img_size": vit.patch_embed.img_size[0], "depth": vit.config.depth})
-    row = {**base, **run_evaluation(vit, data, k=knn_k, device=device), "status": "ok"}
+    row = {**base, **run_evaluation(vit, data, k=knn_k, device=device, **norm), "status": "ok"}
     store.append(SSL_TABLE, row)
     return row
 

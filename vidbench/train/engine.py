@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
-from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..checkpoint import FORMAT, load_checkpoint, read_metadata, save_checkpoint
 from ..data import DataSpec, build_dataset, clip_settings
 from ..data.transforms import ClipTransform
 from ..distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
@@ -41,9 +41,40 @@ from .evaluate import evaluate, evaluate_checkpoint, make_loader, summarize
 __all__ = ["build_model", "param_groups", "train", "CHECKPOINT", "TRAIN_STATE", "RESUME_KEYS", "TrainingStopped"]
 
 CHECKPOINT, TRAIN_STATE = "checkpoint.safetensors", "train_state.safetensors"
-# config fields a video model takes from the image ViT it is initialised from
+# config fields a video model takes from the image ViT it is initialised from (layer scale and register
+# tokens only where its config has them: the frame average; other models refuse them, models._base.IMAGE_PARTS)
 FOLLOW_IMAGE = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias",
-                "class_token", "global_pool")
+                "class_token", "global_pool", "init_values", "reg_tokens")
+
+
+def load_image_backbone(path: str, img_size: Optional[int] = None) -> Tuple[nn.Module, Dict[str, Any]]:
+    """`--init`'s image ViT and its metadata: a checkpoint written here (`load_checkpoint`, as
+    before: its own size, the dataset's normalisation), or a published image backbone in any layout
+    `vidbench.weights` reads (DINO, MAE, MoCo v3, DINOv2, timm), loaded at `img_size` (else the test
+    crop of its preprocessing, else its own size: position embeddings resized as its authors' code
+    does), with its preprocessing in ``extra["preprocess"]`` (mean, std, crop, where it came from)
+    and its published name as ``extra["method"]``."""
+    from ..weights import read_source
+    from ..weights.source import WeightsError
+
+    try:
+        native = read_source(path).metadata.get("format") == FORMAT
+    except WeightsError:
+        native = False  # let vidbench.weights name what the file is
+    if native:
+        return load_checkpoint(path)
+    vit = load_pretrained(path, img_size=img_size)
+    info = vit.pretrained_cfg
+    crop = info.published.crop_size if info.published else None
+    if img_size is None and crop and crop != vit.config.img_size:  # DINOv2's 518 px file, evaluated at 224
+        vit = load_pretrained(path, img_size=crop)
+        info = vit.pretrained_cfg
+    pre = info.preprocess
+    return vit, {"method": info.name, "preprocess": {"mean": list(pre["mean"]), "std": list(pre["std"]),
+                                                     "crop_size": pre.get("crop_size"),
+                                                     "resize_size": pre.get("resize_size"),
+                                                     "source": info.preprocess_source, "format": info.format,
+                                                     "notes": list(info.notes)}}
 
 
 def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int,
@@ -60,8 +91,8 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int,
         return model.train(), cfg.init_label or f"weights:{model.pretrained_cfg.name}", {}
     if not cfg.init:
         return create_model(cfg.model, **overrides), "random", {}
-    with torch.device("meta"):
-        probe = create_model(cfg.model, **overrides)
+    with torch.device("meta"):  # the image size follows the image ViT below (its patch may not divide this one)
+        probe = create_model(cfg.model, **{k: v for k, v in overrides.items() if k != "img_size"})
     if not hasattr(probe, "from_image_backbone"):
         raise TrainingStopped(f"--init: {cfg.model} has no image initialisation (no image counterpart in the zoo); "
                               "train it from scratch or fine-tune published weights with --weights")
@@ -69,7 +100,7 @@ def build_model(cfg: TrainConfig, num_classes: int, num_frames: int, size: int,
     if cfg.init_mode not in rules and cfg.init_mode != TrainConfig.init_mode:
         raise TrainingStopped(f"--init-mode {cfg.init_mode}: {cfg.model} takes "
                               + (f"one of {', '.join(rules)}" if rules else "no tubelet rule (its patches are single frames)"))
-    vit, extra = image if image is not None else load_checkpoint(cfg.init)
+    vit, extra = image if image is not None else load_image_backbone(cfg.init, cfg.img_size)
     if not isinstance(vit, VisionTransformer):
         raise ConfigError(f"--init {cfg.init}: expected an image ViT checkpoint, got {type(vit).__name__}")
     fields = {f.name for f in dataclasses.fields(probe.config)}
@@ -197,10 +228,17 @@ def _train(cfg: TrainConfig) -> Dict[str, Any]:
         size = size or (img if isinstance(img, int) or img is None else img[0])
     sampler, size = clip_settings(spec, num_frames, cfg.stride, cfg.sampling, size)
     if cfg.init:  # read once: the crop follows the image backbone's resolution unless --img-size says otherwise
-        image = load_checkpoint(cfg.init)
+        image = load_image_backbone(cfg.init, cfg.img_size)
         if not cfg.img_size:
             img = image[0].config.img_size
             size = img if isinstance(img, int) else img[0]
+        init_pre = image[1].get("preprocess")
+        if init_pre:  # a published backbone: its normalisation, recorded with the run (checkpoint_extra's clip)
+            norm = {"mean": tuple(init_pre["mean"]), "std": tuple(init_pre["std"])}
+            if env.is_main:
+                print(f"--init: {init_pre['format']} backbone, preprocessing from {init_pre['source']}: "
+                      f"mean {init_pre['mean']}, std {init_pre['std']}, crop {size}"
+                      + "".join(f"; {n}" for n in init_pre["notes"]))
     model, init_label, followed = build_model(cfg, len(spec.classes), sampler.num_frames, size, image=image)
     del image
     # what its rows call the model: the registry name only where --model-arg / --init / --weights kept its architecture
