@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, List, TypeVar
+from typing import Any, Dict, Iterator, List, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -21,8 +21,13 @@ from torch.utils.data import Sampler
 from .errors import ConfigError
 from .options import check_device
 
-__all__ = ["DistEnv", "ShardSampler", "all_gather_lists", "all_reduce_sum", "broadcast_json", "launched_world",
-           "setup_distributed", "slowest_steps"]
+__all__ = ["DistEnv", "NET_ENV", "ShardSampler", "all_gather_lists", "all_reduce_sum", "broadcast_json", "interconnect",
+           "launched_nodes", "launched_world", "setup_distributed", "slowest_steps"]
+
+# the environment variables that choose how the processes reach each other (NCCL's and gloo's network interface,
+# InfiniBand, the transport): what a multi-machine row records of the interconnect
+NET_ENV = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_IB_HCA", "NCCL_NET",
+           "NCCL_P2P_DISABLE", "NCCL_NET_GDR_LEVEL", "NCCL_CROSS_NIC", "FI_PROVIDER")
 
 T = TypeVar("T")
 
@@ -46,6 +51,28 @@ class DistEnv:
 def launched_world() -> int:
     """The process count torchrun started this process in (1 outside torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_nodes() -> int:
+    """The machines torchrun's processes span (its GROUP_WORLD_SIZE; 1 outside torchrun)."""
+    return int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+
+
+def interconnect() -> Dict[str, Any]:
+    """What this run can see of how its processes talk (every process calls it): the hosts they
+    run on (name x processes, gathered), the network variables set on rank 0 (`NET_ENV`, "none
+    set" where none is), and NCCL's version where the backend is NCCL."""
+    import socket
+    from collections import Counter
+
+    hosts = Counter(all_gather_lists([socket.gethostname()]))
+    net = [f"{k}={os.environ[k]}" for k in NET_ENV if os.environ.get(k)]
+    nccl = None
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        version = torch.cuda.nccl.version()
+        nccl = ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
+    return {"hosts": "; ".join(f"{h} x{n}" for h, n in sorted(hosts.items())),
+            "net_env": ", ".join(net) or "none set", "nccl_version": nccl}
 
 
 def setup_distributed(device: str = "auto") -> DistEnv:

@@ -373,6 +373,70 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# where a row ran, as columns of the row (`machine_columns`): versions, the GPU and the CPU
+MACHINE_COLUMNS = ("torch_version", "cuda_version", "cudnn_version", "gpu_driver", "gpu_name", "gpu_power_limit_w",
+                   "gpu_memory_mb", "cpu_model", "cpu_cores", "cpu_cores_usable")
+_SMI_FIELDS = ("uuid", "name", "driver_version", "power.limit", "memory.total")
+
+
+def _nvidia_smi() -> List[Dict[str, str]]:
+    """One dict per GPU from `nvidia-smi --query-gpu=... --format=csv` ([] where there is none)."""
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    return [dict(zip(_SMI_FIELDS, (v.strip() for v in line.split(",")))) for line in out.stdout.splitlines()
+            if line.count(",") == len(_SMI_FIELDS) - 1]
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text)  # nvidia-smi writes "[N/A]" where it cannot tell
+    except (TypeError, ValueError):
+        return None
+
+
+def gpu_columns(device: str) -> Dict[str, Any]:
+    """The CUDA device's name, memory (MiB), driver and power limit (W), from torch and nvidia-smi
+    (matched by UUID; the power limit and driver are None where nvidia-smi is absent)."""
+    import torch
+
+    dev = torch.device(device)
+    props = torch.cuda.get_device_properties(dev.index if dev.index is not None else torch.cuda.current_device())
+    uuid_text = str(getattr(props, "uuid", "")).lower().replace("gpu-", "")
+    rows = _nvidia_smi()
+    match = next((r for r in rows if uuid_text and r["uuid"].lower().replace("gpu-", "") == uuid_text),
+                 rows[0] if len(rows) == 1 else {})
+    return {"gpu_name": props.name, "gpu_memory_mb": props.total_memory / 2**20,
+            "gpu_driver": match.get("driver_version"), "gpu_power_limit_w": _number(match.get("power.limit"))}
+
+
+_MACHINE: Dict[str, Dict[str, Any]] = {}
+
+
+def machine_columns(device: str = "cpu") -> Dict[str, Any]:
+    """Where a row ran (`MACHINE_COLUMNS`): torch's version; CUDA's (torch's build), cuDNN's, the
+    driver's, and the GPU's model, power limit and memory on a CUDA device (None elsewhere); the
+    CPU's model, its logical cores and the cores this process may use. Asked once per device."""
+    import torch
+
+    device = str(device)
+    if device not in _MACHINE:
+        from .options import available_cpus
+
+        info: Dict[str, Any] = dict.fromkeys(MACHINE_COLUMNS)
+        info.update(torch_version=torch.__version__, cpu_model=cpu_name(), cpu_cores=os.cpu_count(),
+                    cpu_cores_usable=available_cpus())
+        if device.startswith("cuda") and torch.cuda.is_available():
+            cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+            info.update(cuda_version=torch.version.cuda, cudnn_version=cudnn, **gpu_columns(device))
+        _MACHINE[device] = info
+    return dict(_MACHINE[device])
+
+
 def environment(device: str = "cpu") -> Dict[str, Any]:
     """What a reader needs to interpret a run: versions, commit, device, CPU, threads, date."""
     import torch
@@ -394,4 +458,6 @@ def environment(device: str = "cpu") -> Dict[str, Any]:
         info["device_name"] = torch.cuda.get_device_name(torch.device(device))
     else:
         info["device_name"] = info["cpu"]
+    if device != "meta":  # a count-only run ran on no device
+        info.update({k: v for k, v in machine_columns(device).items() if k not in info})
     return info

@@ -21,7 +21,12 @@ from ..options import (
     DEVICE,
     FRAMES,
     IMG_SIZE,
+    NNODES,
+    NODE_RANK,
     PRECISION,
+    RDZV_ENDPOINT,
+    SCALING,
+    STRATEGY,
     THREADS,
     WEIGHTS,
     WEIGHTS_FORMAT,
@@ -32,7 +37,7 @@ from ..options import (
     option,
     positive_int,
 )
-from ..results import key_str
+from ..results import MACHINE_COLUMNS, key_str
 from .memory import parse_size
 from .process import available_cpus
 from .throughput import COMPILE_MODES, MODES
@@ -44,9 +49,10 @@ TABLE = "bench"
 COUNT = "count"  # a mode that only counts: params and GMACs on the meta device, one row per model and input
 SWEEP_MODES = (*MODES, COUNT)
 # a row's key: the model and the SweepConfig fields of the same names (the grid axes, device, compile, weights,
-# the process count); a `--batch-size max` row keys on "max", not on the batch it found
+# the process count (the world size, over every machine), the strategy and the machines); a `--batch-size max`
+# row keys on "max", not on the batch it found
 KEY_COLUMNS = ("model", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile", "weights",
-               "attn_backend", "grad_checkpointing", "nproc")
+               "attn_backend", "grad_checkpointing", "nproc", "strategy", "nnodes")
 BENCH_COLUMNS = (
     "model", "params", "gmacs", "frames", "img_size", "batch_size", "precision", "device", "mode", "compile",
     "attn_backend", "grad_checkpointing", "nproc",
@@ -56,6 +62,12 @@ BENCH_COLUMNS = (
     "optimizer_peak_mem_mb", "batch_search", "mem_limit_mb", "process_peak_mb", "batch_tries",
     "dist_backend", "clips_per_s_per_process", "scaling_efficiency",
     "threads", "warmup", "iters", "isolated", "retry_of", "status", "error", "timestamp", "weights", "arch",
+    # several processes (vidbench.bench.ddp, .fsdp): the strategy, machines, weak / strong scaling and the global
+    # batch, what each process holds (MiB), and what the run sees of the interconnect
+    "strategy", "nnodes", "scaling", "global_batch", "param_mb", "grad_mb", "optimizer_state_mb", "activation_mb",
+    "hosts", "net_env", "nccl_version",
+    # where it ran (vidbench.results.machine_columns; GPU fields blank off CUDA; the date is `timestamp`)
+    *MACHINE_COLUMNS,
 )
 MAX = "max"  # --batch-size max: the largest batch that fits
 
@@ -109,9 +121,16 @@ class SweepConfig:
                                                  "memory (e.g. 4GB), enforced by killing the try; on CUDA the limit "
                                                  "is the device's memory unless given")
     max_batch_cap: int = option(4096, positive=True, help="the largest batch --batch-size max tries")
-    nproc: Optional[int] = option(None, help="train rows on N processes with DistributedDataParallel (launches "
-                                             "torchrun; gloo on CPU, nccl on CUDA), beside the 1-process row; at "
-                                             "most the CPU cores (GPUs) this process may use")
+    nproc: Optional[int] = option(None, help="train rows on N processes per machine (launches torchrun; gloo on "
+                                             "CPU, nccl on CUDA), beside the 1-process row; at most the CPU cores "
+                                             "(GPUs) this process may use")
+    strategy: List[str] = STRATEGY.sweep(help="with --nproc: ddp (DistributedDataParallel, the model replicated), "
+                                              "fsdp (FSDP2: parameters, gradients and optimizer state sharded per "
+                                              "block), or ddp,fsdp for both side by side")
+    scaling: str = SCALING()
+    nnodes: int = NNODES()
+    node_rank: int = NODE_RANK()
+    rdzv_endpoint: Optional[str] = RDZV_ENDPOINT()
     oversubscribe: bool = option(False, help="let --nproc exceed the CPU cores this process may use (the "
                                              "processes then share cores, and the scaling figures say little)")
     warmup: int = option(3, ge=0, help="untimed steps before timing")
@@ -137,7 +156,7 @@ class SweepConfig:
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         for name in ("models", "frames", "img_size", "batch_size", "precision", "mode", "attn_backend",
-                     "grad_checkpointing"):
+                     "grad_checkpointing", "strategy"):
             if isinstance(getattr(self, name), (str, int)) or getattr(self, name) is None:
                 raise ConfigError(f"{name} is a list (each value one axis of the grid), got {getattr(self, name)!r}")
         if self.compile is not None and self.compile not in COMPILE_MODES:
@@ -161,6 +180,7 @@ class SweepConfig:
                               "what --mem-limit caps): drop --no-isolate")
         if (self.nproc or 1) > 1:
             self._check_nproc()
+        self._check_world()
 
     def _check_nproc(self) -> None:
         """More processes than the cores this process may use (GPUs on CUDA) only when asked."""
@@ -173,6 +193,34 @@ class SweepConfig:
             if self.nproc > have:
                 raise ConfigError(f"nproc {self.nproc} is more processes than the {have} CPU core(s) this process may "
                                   "use; give --oversubscribe (oversubscribe = true) to run them anyway")
+
+    def _check_world(self) -> None:
+        """The options of several processes and machines, between themselves."""
+        if self.node_rank >= self.nnodes:
+            raise ConfigError(f"node_rank {self.node_rank}: the machines are ranked 0 to nnodes - 1 = {self.nnodes - 1}")
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ConfigError(f"nnodes {self.nnodes}: give --rdzv-endpoint HOST:PORT, where every machine meets")
+        world = self.world_size
+        if "fsdp" in self.strategy:
+            from .fsdp import fsdp_missing
+
+            if world < 2:
+                raise ConfigError("strategy fsdp shards the model over processes: give --nproc N (N >= 2)")
+            why = fsdp_missing()
+            if why:
+                raise ConfigError(f"strategy fsdp: {why}")
+        if self.scaling == "strong":
+            if MAX in self.batch_size:
+                raise ConfigError("--batch-size max finds the batch per process: it is weak scaling, not strong")
+            bad = [b for b in self.batch_size if int(b) % world]
+            if bad:
+                raise ConfigError(f"strong scaling splits the global batch over the {world} processes: batch size(s) "
+                                  f"{bad} do not divide by {world}")
+
+    @property
+    def world_size(self) -> int:
+        """Processes over every machine: --nproc (per machine) x --nnodes."""
+        return (self.nproc or 1) * self.nnodes
 
     @property
     def isolated(self) -> bool:
@@ -195,8 +243,13 @@ def resolve_models(patterns: Iterable[str]) -> List[str]:
 
 
 def row_key(row: Mapping[str, Any]) -> Tuple[str, ...]:
-    """A bench.csv row's key (its KEY_COLUMNS as text): what resume and the retries compare."""
-    values = {**row, "batch_size": MAX} if row.get("batch_search") == MAX else row
+    """A bench.csv row's key (its KEY_COLUMNS as text): what resume and the retries compare. A row
+    written before the strategy and machine columns is a DDP row (several processes) on one machine."""
+    values = {**row, "batch_size": MAX} if row.get("batch_search") == MAX else dict(row)
+    if key_str(values.get("nnodes")) == "":
+        values["nnodes"] = 1
+    if key_str(values.get("strategy")) == "" and int(float(key_str(values.get("nproc")) or 1)) > 1:
+        values["strategy"] = "ddp"
     return tuple(key_str(values.get(k)) for k in KEY_COLUMNS)
 
 
@@ -227,7 +280,9 @@ class BenchPoint:
     weights: Optional[str] = None
     attn_backend: str = "auto"
     grad_checkpointing: bool = False
-    nproc: int = 1
+    nproc: int = 1  # the world size
+    strategy: Optional[str] = None  # ddp / fsdp for several processes
+    nnodes: int = 1
 
     def columns(self) -> Dict[str, Any]:
         """Its bench.csv columns and values."""

@@ -17,6 +17,7 @@ from ..layers import attn_backend as attn_backend_ctx
 from ..options import autocast, check_precision
 from ..weights import create_model
 from .flops import count_flops
+from .fsdp import saved_tensor_bytes, shard_model, state_sizes
 from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize
 from .throughput import (
     COMPILE_MODES,
@@ -24,7 +25,8 @@ from .throughput import (
     make_phases,
     make_step,
     matmul_peak_flops,
-    time_phases,
+    phase_peaks,
+    run_phases,
     time_steps,
 )
 
@@ -112,6 +114,7 @@ def measure(
     grad_checkpointing: bool = False,
     detail: bool = False,
     distributed: bool = False,
+    strategy: str = "ddp",
     gmacs: Optional[float] = None,
     peak_flops: Optional[float] = None,
     memory: bool = True,
@@ -132,11 +135,19 @@ def measure(
         attn_backend: the attention kernel's backend (vidbench.layers.ATTN_BACKENDS); the kernels
             one eager forward really dispatches to are recorded as attn_kernels.
         grad_checkpointing: activation checkpointing per block (train mode).
-        detail: also time each phase (forward, backward, optimizer step) separately, with the
-            peak memory of each, over another `iters` steps (the step timing is unaffected).
-        distributed: train under DistributedDataParallel in the running process group (every
-            process calls this): each step's time is the slowest process's; clips_per_s is the
-            total over processes, clips_per_s_per_process one process's.
+        detail: time each phase (forward, backward, optimizer step) inside the timed steps, a
+            timestamp after each (the device synchronised before it, as timm's --detail): the
+            phases reported are those of the median step, and add up to it (in a distributed
+            row, to this process's median step, not the slowest process's). The peak memory of
+            each phase, and the activations autograd saves (activation_mb, without activation
+            checkpointing), are measured in one more step after the timed ones.
+        distributed: train in the running process group (every process calls this): each
+            step's time is the slowest process's; clips_per_s is the total over processes,
+            clips_per_s_per_process one process's.
+        strategy: with `distributed`, "ddp" (DistributedDataParallel) or "fsdp" (FSDP2,
+            `vidbench.bench.fsdp`). Train rows record what each process holds of the
+            parameters, gradients and optimizer state (param_mb, grad_mb, optimizer_state_mb;
+            local shards under FSDP; the largest over processes).
         gmacs: multiply-adds per clip in billions; default: counted with fvcore at batch 1.
         peak_flops: the device's matmul FLOP/s in this precision; default: measured here.
         memory: measure peak memory (CUDA allocator; on CPU peak RSS above the RSS before the
@@ -153,14 +164,15 @@ def measure(
     check_precision(precision)
     mode_c = compile_mode(compile)
     return _measure(model, input_shape, mode, precision, device, batch_size, warmup, iters, mode_c, attn_backend,
-                    grad_checkpointing, detail, distributed, gmacs, peak_flops, memory, fresh_process,
+                    grad_checkpointing, detail, distributed, strategy, gmacs, peak_flops, memory, fresh_process,
                     overrides)
 
 
 def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]], mode: str, precision: str,
              device: Union[str, torch.device], batch_size: int, warmup: int, iters: int, compile: Optional[str],
-             attn_backend: str, grad_checkpointing: bool, detail: bool, distributed: bool, gmacs: Optional[float],
-             peak_flops: Optional[float], memory: bool, fresh_process: bool, overrides: Dict[str, Any]) -> Dict[str, Any]:
+             attn_backend: str, grad_checkpointing: bool, detail: bool, distributed: bool, strategy: str,
+             gmacs: Optional[float], peak_flops: Optional[float], memory: bool, fresh_process: bool,
+             overrides: Dict[str, Any]) -> Dict[str, Any]:
     device = torch.device(device)
     name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
     baseline = None
@@ -194,10 +206,16 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
         if mode != "train":
             raise ValueError("distributed=True measures training steps (mode='train')")
         world, dist_backend = dist.get_world_size(), dist.get_backend()
-        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if strategy == "fsdp":
+            runner = shard_model(model, precision)  # in place: the optimizer below takes the shards
+        elif strategy == "ddp":
+            runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        else:
+            raise ValueError(f"unknown strategy {strategy!r}; expected ddp or fsdp")
     runner = torch.compile(runner, mode=compile) if compile else runner
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
-    step = make_step(runner, x, mode, precision, optimizer)
+    phases = make_phases(runner, x, mode, precision, optimizer) if detail else None
+    step = run_phases(phases) if phases else make_step(runner, x, mode, precision, optimizer)
     meter = PeakMemory(device, baseline_rss=baseline, fresh_process=fresh_process)
     with attn_backend_ctx(attn_backend):
         try:
@@ -209,12 +227,14 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
                                f"{str(exc).splitlines()[0]}") from exc
         with meter if memory else contextlib.nullcontext():
             first_s = _time_one(step, device) if warmup > 0 or compile else None  # compilation happens here
-            timing = time_steps(step, device, max(warmup - 1, 0), iters)
-        phases = time_phases(make_phases(runner, x, mode, precision, optimizer), device, iters, memory,
-                             meter.baseline_rss) if detail else {}
-    del step, x
+            timing = time_steps(step, device, max(warmup - 1, 0), iters, phases=phases)
+        split = _detail_step(phases, mode, grad_checkpointing, device, memory, meter.baseline_rss) if phases else {}
+    phase_s = timing.median_phases_s()
+    sizes = state_sizes(model, optimizer) if mode == "train" else {}
+    del step, x, phases
     if distributed:
         timing = type(timing)(slowest_steps(timing.times_s))
+        sizes = _largest_over_processes(sizes)
     if peak_flops is None:
         peak_flops = matmul_peak_flops(device, precision)
     clips_per_s = world * shape[0] / timing.median_s
@@ -252,9 +272,50 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
         "nproc": world,
         "dist_backend": dist_backend,
         "clips_per_s_per_process": shape[0] / timing.median_s,
-        **{f"{p}_ms": phases[p]["ms"] if p in phases else None for p in PHASES},
-        **{f"{p}_peak_mem_mb": phases[p]["peak_mb"] if p in phases else None for p in PHASES},
+        "strategy": strategy if distributed else None,
+        "param_mb": sizes.get("param_mb"),
+        "grad_mb": sizes.get("grad_mb"),
+        "optimizer_state_mb": sizes.get("optimizer_state_mb"),
+        "activation_mb": split.get("activation_mb"),
+        **{f"{p}_ms": phase_s[p] * 1e3 if p in phase_s else None for p in PHASES},
+        **{f"{p}_peak_mem_mb": split.get(p) for p in PHASES},
     }
+
+
+def _detail_step(phases: Any, mode: str, grad_checkpointing: bool, device: torch.device, memory: bool,
+                 baseline_rss: Optional[int]) -> Dict[str, Optional[float]]:
+    """--detail's one more step after the timed ones: the peak memory of each phase, and (train,
+    without activation checkpointing, whose recomputation hides what the blocks save) the
+    activations the forward saves for backward, in MiB."""
+    out: Dict[str, Optional[float]] = {}
+    count = mode == "train" and not grad_checkpointing
+    saved: Dict[str, int] = {}
+
+    def wrap(name: str, fn: Any) -> Any:
+        if not (count and name == "forward"):
+            return fn
+        return lambda: saved.update(forward=saved_tensor_bytes(fn))
+
+    run = [(name, wrap(name, fn)) for name, fn in phases]
+    if memory:
+        out.update(phase_peaks(run, device, baseline_rss))
+    else:
+        run_phases(run)()
+    if "forward" in saved:
+        out["activation_mb"] = saved["forward"] / 2**20
+    return out
+
+
+def _largest_over_processes(sizes: Dict[str, Optional[float]]) -> Dict[str, Optional[float]]:
+    """Each size, the largest over processes (FSDP's shards may be uneven)."""
+    import torch.distributed as dist
+
+    names = [k for k, v in sizes.items() if v is not None]
+    if not names:
+        return sizes
+    t = torch.tensor([sizes[k] for k in names], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return {**sizes, **dict(zip(names, t.tolist()))}
 
 
 def _time_one(step: Any, device: torch.device) -> float:

@@ -13,15 +13,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from ..results import ResultsStore, key_str
+from ..results import ResultsStore, key_str, machine_columns
 from .flops import FlopReport, count_flops
 from .grid import BENCH_COLUMNS, COUNT, KEY_COLUMNS, MAX, BenchPoint, SweepConfig
 from .memory import parse_size
 from .process import run_worker
 from .throughput import matmul_peak_flops
 
-__all__ = ["RESULT_PREFIX", "MeasureFn", "bench_record", "error_text", "is_oom", "measure_args", "measure_in_process",
-           "measure_isolated", "measure_point", "model_overrides", "uncounted_text"]
+__all__ = ["RESULT_PREFIX", "MeasureFn", "bench_record", "error_text", "is_oom", "largest_batch", "measure_args",
+           "measure_in_process", "measure_isolated", "measure_point", "model_overrides", "uncounted_text"]
 
 RESULT_PREFIX = "VIDBENCH_RESULT "  # the worker's result line
 
@@ -126,7 +126,7 @@ def measure_point(point: BenchPoint, cfg: SweepConfig, flops: Dict[Tuple[str, ..
         store.write_environment(cfg.device, env_extra)
     peak = peaks[point.precision]
     if point.batch_search == MAX:
-        result = _largest_batch(point, cfg, report.gmacs, peak, measure_fn)
+        result = largest_batch(point, cfg, report.gmacs, peak, measure_fn)
     else:
         result = _measure_row(point, cfg, report.gmacs, peak, measure_fn)
     found = result.get("batch_size")
@@ -137,11 +137,15 @@ def measure_point(point: BenchPoint, cfg: SweepConfig, flops: Dict[Tuple[str, ..
 def bench_record(point: BenchPoint, result: Dict[str, Any], isolated: bool,
                  retry_of: Optional[int] = None) -> Dict[str, Any]:
     """A bench.csv row: every column, the measurement's values under the point's keys (a
-    `--batch-size max` row gets the batch it found), stamped now."""
-    record = {**{c: None for c in BENCH_COLUMNS}, **result, **point.columns(), "retry_of": retry_of,
+    `--batch-size max` row gets the batch it found), the global batch (over the processes), where
+    it ran (`machine_columns`; a count row ran nowhere), stamped now."""
+    where = machine_columns(point.device) if point.mode != COUNT else {}
+    record = {**{c: None for c in BENCH_COLUMNS}, **where, **result, **point.columns(), "retry_of": retry_of,
               "isolated": isolated and point.mode != COUNT, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if point.batch_search == MAX:  # the batch it found
         record["batch_size"] = result.get("found_batch_size")
+    if record["batch_size"] is not None and point.mode != COUNT:
+        record["global_batch"] = int(record["batch_size"]) * point.nproc
     return record
 
 
@@ -152,21 +156,23 @@ def _measure_row(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Option
     return measure_in_process(point, cfg, gmacs, peak, measure_fn, mem_limit)
 
 
-def _largest_batch(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
-                   measure_fn: MeasureFn) -> Dict[str, Any]:
+def largest_batch(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
+                   measure_fn: MeasureFn, run: Optional[Callable[..., Dict[str, Any]]] = None) -> Dict[str, Any]:
     """`--batch-size max`: the largest batch whose step fits the memory limit, and the row measured
     there. Batches 1, 2, 4, ... are tried until one does not fit (or max_batch_cap), then the gap is
     bisected; each try is one warm-up and one timed step, in a fresh process on CPU (the limit is
     that process's peak resident memory) or on CUDA after emptying the cache (the limit is the
     device's memory, or mem_limit). Only "oom" means "does not fit": any other failure ends the
-    search as the row's error."""
+    search as the row's error. `run` measures one try (default `_measure_row`; the multi-process
+    bench passes its own, where every process takes each try)."""
+    run = run or _measure_row
     limit = parse_size(cfg.mem_limit) if cfg.mem_limit else None
     quick = dataclasses.replace(cfg, warmup=1, iters=1, detail=False)
     tries: List[str] = []
 
     def fits(batch: int) -> Optional[Dict[str, Any]]:
         """None if it fits; else the failed try's result."""
-        result = _measure_row(dataclasses.replace(point, batch_size=batch), quick, gmacs, peak, measure_fn, limit)
+        result = run(dataclasses.replace(point, batch_size=batch), quick, gmacs, peak, measure_fn, limit)
         tries.append(f"{batch} {result['status']}")
         return None if result["status"] == "ok" else result
 
@@ -193,7 +199,7 @@ def _largest_batch(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Opti
         else:
             return {**failed, **info, "batch_tries": ", ".join(tries)}
     while True:  # the full measurement (more steps) can end a little above a quick try: then one batch less
-        result = _measure_row(dataclasses.replace(point, batch_size=lo), cfg, gmacs, peak, measure_fn, limit)
+        result = run(dataclasses.replace(point, batch_size=lo), cfg, gmacs, peak, measure_fn, limit)
         tries.append(f"{lo} {result['status']} (measured)")
         if result["status"] != "oom" or lo == 1:
             return {**result, **info, "batch_size": lo, "batch_tries": ", ".join(tries)}

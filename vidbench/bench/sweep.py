@@ -47,7 +47,7 @@ def run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool = False, progress
     """
     if launched_world() > 1:  # this process is one of torchrun's
         return run_ddp_sweep(cfg, out, resume, progress)
-    if (cfg.nproc or 1) > 1:
+    if cfg.world_size > 1:  # --nproc N, or this machine's part of --nnodes M
         return launch_ddp_sweep(cfg, out, resume, progress)
     with run_lock(out, "vidbench bench"):
         return _run_sweep(cfg, out, resume, progress, measure_fn)

@@ -3,11 +3,10 @@ optional torch.compile, warm-up then repeated timed steps with the device synchr
 each, and the matmul peak that model FLOP utilisation divides by."""
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from torch import nn
 from ..options import PRECISION_DTYPES, autocast, check_precision
 from .memory import synchronize
 
-__all__ = ["PRECISIONS", "MODES", "COMPILE_MODES", "Timing", "make_step", "make_phases", "time_steps", "time_phases",
+__all__ = ["PRECISIONS", "MODES", "COMPILE_MODES", "Timing", "make_step", "make_phases", "run_phases", "time_steps", "phase_peaks",
            "matmul_peak_flops"]
 
 PRECISIONS: Dict[str, Optional[torch.dtype]] = PRECISION_DTYPES  # the vocabulary's (vidbench.options)
@@ -106,6 +105,8 @@ def make_phases(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "
 @dataclass
 class Timing:
     times_s: List[float]  # one per timed step
+    # with phases (`time_steps(phases=...)`): each phase's time in each timed step, in step order
+    phase_times_s: Dict[str, List[float]] = field(default_factory=dict)
 
     @property
     def median_s(self) -> float:
@@ -119,49 +120,73 @@ class Timing:
         q = statistics.quantiles(self.times_s, n=4, method="inclusive")
         return q[2] - q[0]
 
+    def median_phases_s(self) -> Dict[str, float]:
+        """Each phase's time in the median step (the mean over the two middle steps for an even
+        count, as `median_s` takes): the phases add up to `median_s`."""
+        if not self.phase_times_s:
+            return {}
+        order = sorted(range(len(self.times_s)), key=self.times_s.__getitem__)
+        n = len(order)
+        middle = order[(n - 1) // 2: n // 2 + 1]
+        return {name: sum(t[i] for i in middle) / len(middle) for name, t in self.phase_times_s.items()}
 
-def time_steps(step: Callable[[], None], device: torch.device, warmup: int = 3, iters: int = 10) -> Timing:
+
+def run_phases(phases: Sequence[Tuple[str, Callable[[], None]]]) -> Callable[[], None]:
+    """One step that runs `phases` in order (what `make_step` does, in the pieces of `make_phases`)."""
+
+    def step() -> None:
+        for _, fn in phases:
+            fn()
+
+    return step
+
+
+def time_steps(step: Callable[[], None], device: torch.device, warmup: int = 3, iters: int = 10,
+               phases: Optional[Sequence[Tuple[str, Callable[[], None]]]] = None) -> Timing:
     """Run `warmup` untimed steps, then time `iters` steps one by one, synchronising the device
-    before starting and before stopping each clock."""
+    before starting and before stopping each clock.
+
+    `phases` (`make_phases`, timm's --detail): each timed step runs these in order instead of
+    `step`, with a timestamp after each phase (the device synchronised before it), so the phases
+    of a step add up to the step: `Timing.phase_times_s`."""
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     for _ in range(max(warmup, 0)):
         step()
     times = []
+    split: Dict[str, List[float]] = {name: [] for name, _ in phases or ()}
     for _ in range(iters):
         synchronize(device)
         start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return Timing(times)
-
-
-def time_phases(phases: List[Tuple[str, Callable[[], None]]], device: torch.device, iters: int = 10,
-                memory: bool = True, baseline_rss: Optional[int] = None) -> Dict[str, Dict[str, Optional[float]]]:
-    """Time each phase of `iters` steps separately (the device synchronised around each phase),
-    after one untimed step; with `memory`, the peak memory of each phase too (the peak since the
-    phase began, over all steps; CPU: peak RSS above `baseline_rss`). The peak counters are reset
-    outside the clocks. Returns {phase: {"ms": median, "iqr_ms": ..., "peak_mb": ...}}."""
-    from .memory import PeakMemory
-
-    for _, fn in phases:
-        fn()
-    times: Dict[str, List[float]] = {name: [] for name, _ in phases}
-    peaks: Dict[str, Optional[float]] = {name: None for name, _ in phases}
-    for _ in range(iters):
-        for name, fn in phases:
-            meter = PeakMemory(device, baseline_rss=baseline_rss) if memory else contextlib.nullcontext()
-            with meter:
-                synchronize(device)
-                start = time.perf_counter()
+        if phases:
+            stamp = start
+            for name, fn in phases:
                 fn()
                 synchronize(device)
-                times[name].append(time.perf_counter() - start)
-            if memory and meter.result.peak_mb is not None:
-                peaks[name] = max(peaks[name] or 0.0, meter.result.peak_mb)
-    return {name: {"ms": Timing(t).median_s * 1e3, "iqr_ms": Timing(t).iqr_s * 1e3, "peak_mb": peaks[name]}
-            for name, t in times.items()}
+                now = time.perf_counter()
+                split[name].append(now - stamp)
+                stamp = now
+            times.append(stamp - start)
+        else:
+            step()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    return Timing(times, split)
+
+
+def phase_peaks(phases: Sequence[Tuple[str, Callable[[], None]]], device: torch.device,
+                baseline_rss: Optional[int] = None) -> Dict[str, Optional[float]]:
+    """The peak memory (MiB) of each phase in one more, untimed step (resetting the peak counters
+    between phases would cost time inside the timed steps): the peak since the phase began
+    (CPU: peak RSS above `baseline_rss`)."""
+    from .memory import PeakMemory
+
+    peaks: Dict[str, Optional[float]] = {}
+    for name, fn in phases:
+        with PeakMemory(device, baseline_rss=baseline_rss) as meter:
+            fn()
+        peaks[name] = meter.result.peak_mb
+    return peaks
 
 
 def matmul_peak_flops(device: torch.device, precision: str = "fp32", size: Optional[int] = None,
