@@ -25,8 +25,8 @@ def _shrink(name: str) -> dict:
     kw = dict(depth=1, num_classes=5)
     if name.startswith("vit_frameavg"):
         kw.update(img_size=32, num_frames=2)
-    elif name.startswith("vit"):
-        kw.update(img_size=32)
+    elif name.startswith("vit"):  # DINOv2's patch 14: 2 x 2 tokens
+        kw.update(img_size=28 if "dinov2" in name else 32)
     elif name.startswith("vivit"):
         kw.update(img_size=32, num_frames=4, temporal_depth=1) if "m2" in name else kw.update(img_size=32, num_frames=4)
     elif name.startswith("timesformer"):

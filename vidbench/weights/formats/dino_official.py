@@ -15,13 +15,11 @@ The `args` (an argparse.Namespace) are read as inert bookkeeping (weights/_train
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, Optional
 
-from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from . import timm_vit
-from ._util import DROP, converting, rename_keys
+from ._util import DROP, rename_keys
+from .timm_vit import register_rewrite
 
 __all__ = ["dino_to_timm"]
 
@@ -42,24 +40,14 @@ def dino_to_timm(state: StateDict) -> StateDict:
     return rename_keys(state, _rename, "DINO")
 
 
-def _as_timm(source: Source) -> Source:
-    with converting(source):
-        return dataclasses.replace(source, state=dino_to_timm(source.state))
-
-
 def sniff(source: Source) -> bool:
-    return source.kind == "torch" and any(source.has(f"{p}blocks.0.attn.qkv.weight", f"{p}pos_embed")
-                                          for p in _BACKBONE)
+    """A ViT (2-D patch embedding) under `backbone.` beside nothing but the DINO head (mmaction2's
+    recognizers also put a backbone under `backbone.`, beside `cls_head.`)."""
+    if source.kind != "torch" or not all(k.startswith(_BACKBONE + _HEAD) for k in source.state):
+        return False
+    return any(source.has(f"{p}blocks.0.attn.qkv.weight", f"{p}pos_embed", f"{p}patch_embed.proj.weight")
+               and len(source.shape(f"{p}patch_embed.proj.weight")) == 4 for p in _BACKBONE)
 
 
-def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    return timm_vit.infer(_as_timm(source), model, overrides)
-
-
-def convert(source: Source, model: Any) -> StateDict:
-    return timm_vit.convert(_as_timm(source), model)
-
-
-register_format(WeightsFormat(
-    "dino-official", "DINO full training checkpoint (teacher backbone; *_full_checkpoint.pth)", sniff, infer, convert,
-    families=("vit",)))
+register_rewrite("dino-official", "DINO full training checkpoint (teacher backbone; *_full_checkpoint.pth)", sniff,
+                 dino_to_timm)

@@ -13,13 +13,11 @@ have no decoder: formats.timm_vit reads them.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, Optional
 
-from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from . import timm_vit
-from ._util import DROP, converting, rename_keys
+from ._util import DROP, rename_keys
+from .timm_vit import register_rewrite
 
 __all__ = ["mae_to_timm"]
 
@@ -36,24 +34,10 @@ def mae_to_timm(state: StateDict) -> StateDict:
     return rename_keys(state, _rename, "MAE")
 
 
-def _as_timm(source: Source) -> Source:
-    with converting(source):
-        return dataclasses.replace(source, state=mae_to_timm(source.state))
-
-
 def sniff(source: Source) -> bool:
     return (source.kind == "torch" and source.has("decoder_embed.weight", "patch_embed.proj.weight",
                                                   "blocks.0.attn.qkv.weight"))
 
 
-def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    return timm_vit.infer(_as_timm(source), model, overrides)
-
-
-def convert(source: Source, model: Any) -> StateDict:
-    return timm_vit.convert(_as_timm(source), model)
-
-
-register_format(WeightsFormat(
-    "mae-official", "MAE pretraining checkpoint with decoder (checkpoint-N.pth; encoder loaded)", sniff, infer,
-    convert, families=("vit",)))
+register_rewrite("mae-official", "MAE pretraining checkpoint with decoder (checkpoint-N.pth; encoder loaded)", sniff,
+                 mae_to_timm)

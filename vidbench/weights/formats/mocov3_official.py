@@ -14,13 +14,11 @@ Heads: MoCo v3's `vit_small` has 12 heads (not DeiT-S's 6), `vit_base` 12; `num_
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, Optional
 
-from .._registry import Inferred, WeightsFormat, register_format
 from ..source import Source
-from . import timm_vit
-from ._util import DROP, converting, rename_keys
+from ._util import DROP, rename_keys
+from .timm_vit import register_rewrite
 
 __all__ = ["mocov3_to_timm", "MOCOV3_HEADS"]
 
@@ -49,27 +47,9 @@ def mocov3_to_timm(state: StateDict) -> StateDict:
     return out
 
 
-def _as_timm(source: Source) -> Source:
-    with converting(source):
-        return dataclasses.replace(source, state=mocov3_to_timm(source.state))
-
-
 def sniff(source: Source) -> bool:
     return source.kind == "torch" and any(source.has(f"{p}blocks.0.attn.qkv.weight") for p in _PREFIXES)
 
 
-def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
-    timm = _as_timm(source)
-    width = int(timm.shape("pos_embed")[-1])
-    if not overrides.get("num_heads") and model is None and width in MOCOV3_HEADS:
-        overrides = {**overrides, "num_heads": MOCOV3_HEADS[width]}
-    return timm_vit.infer(timm, model, overrides)
-
-
-def convert(source: Source, model: Any) -> StateDict:
-    return timm_vit.convert(_as_timm(source), model)
-
-
-register_format(WeightsFormat(
-    "mocov3-official", "MoCo v3 ViT training checkpoint (vit-*-300ep.pth.tar: module.base_encoder.*)", sniff, infer,
-    convert, families=("vit",)))
+register_rewrite("mocov3-official", "MoCo v3 ViT training checkpoint (vit-*-300ep.pth.tar: module.base_encoder.*)",
+                 sniff, mocov3_to_timm, MOCOV3_HEADS)

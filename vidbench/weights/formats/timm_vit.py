@@ -26,9 +26,10 @@ class token, the pooling (`global_pool=`, else the hub config's, else "token").
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -39,7 +40,7 @@ from ..source import Source
 from ._util import converting, count_indexed, pick_model, square_side
 
 __all__ = ["timm_vit_to_vidbench", "to_model_layout", "vit_config", "vit_name", "STANDARD_HEADS", "unsupported_feature",
-           "layer_parts", "default_heads", "infer", "convert"]
+           "layer_parts", "default_heads", "infer", "convert", "register_rewrite"]
 
 StateDict = Dict[str, Any]
 
@@ -279,6 +280,31 @@ def class_names(source: Source) -> Optional[List[str]]:
         if [i for i, _ in ordered] == list(range(len(ordered))):
             return [n for _, n in ordered]
     return None
+
+
+def register_rewrite(name: str, description: str, sniff: Callable[[Source], bool],
+                     to_timm: Callable[[StateDict], StateDict], heads: Optional[Dict[int, int]] = None) -> WeightsFormat:
+    """Register a format whose layout is timm's under other names (DINO's and MoCo v3's training
+    checkpoints, MAE's with its decoder): `to_timm` rewrites its state dict into timm's names (a
+    ValueError naming a key it refuses); inference and conversion are this format's on the result.
+    `heads`: the release's heads by width, where they are not the width's standard ones."""
+
+    def as_timm(source: Source) -> Source:
+        with converting(source):
+            return dataclasses.replace(source, state=to_timm(source.state))
+
+    def infer_rewritten(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
+        timm = as_timm(source)
+        width = int(timm.shape("pos_embed")[-1])
+        if heads and width in heads and model is None and not overrides.get("num_heads"):
+            overrides = {**overrides, "num_heads": heads[width]}
+        return infer(timm, model, overrides)
+
+    def convert_rewritten(source: Source, model: Any) -> StateDict:
+        return convert(as_timm(source), model)
+
+    return register_format(WeightsFormat(name, description, sniff, infer_rewritten, convert_rewritten,
+                                         families=("vit",)))
 
 
 register_format(WeightsFormat(
