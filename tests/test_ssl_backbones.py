@@ -364,3 +364,21 @@ def test_every_image_initialised_model_takes_a_dino_checkpoint(tmp_path, model):
         else video.blocks
     mlp = blocks[1].block.mlp if model == "timesformer_tiny" and hasattr(blocks[1], "block") else blocks[1].mlp
     torch.testing.assert_close(mlp.fc2.weight, ref.blocks[1].mlp.fc2.weight, rtol=0, atol=0)
+
+
+def test_a_released_dinov2_file_gets_its_published_entry(tmp_path):
+    """A ViT-S/14 file at its released shapes (zeros: only names and shapes matter here), named as
+    the hub names it: the published entry's preprocessing applies, and at the entry's 224 crop its
+    37 x 37 positions are interpolated by DINOv2's rule."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in create_model("vit_small_dinov2").state_dict().items()}
+    state = {k: torch.zeros(s) for k, s in shapes.items()}
+    state["mask_token"] = torch.zeros(1, 384)
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(state, path)
+    model = load_pretrained(path, img_size=224)
+    info = model.pretrained_cfg
+    assert info.published.name == "vit_small_dinov2.official" and info.published.top1 == 81.1
+    assert (info.preprocess["crop_size"], info.preprocess["resize_size"]) == (224, 256)
+    assert info.preprocess["mean"] == [0.485, 0.456, 0.406] and model.config.num_heads == 6
+    assert any("1370 -> 257" in n and "DINOv2" in n for n in info.notes), info.notes
