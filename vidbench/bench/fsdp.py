@@ -7,9 +7,13 @@ all-gathered before its forward and again before its backward (`reshard_after_fo
 its gradients reduce-scattered after it.
 
 Mixed precision is FSDP's `MixedPrecisionPolicy`: ``--precision bf16`` / ``fp16`` all-gathers
-and computes with parameters in that dtype and reduces gradients in fp32; the step still runs
-under the same autocast as the one-process and DDP rows, so the ops run in the same dtypes in
-every row. fp16 keeps a gradient scaler (torch.amp.GradScaler unscales the DTensor shards).
+and computes with parameters in that dtype (the input cast to it by the root), reduces gradients
+in fp32 and keeps the sharded parameters and optimizer state in fp32; the step runs without
+autocast, as torchtitan's FSDP runs do. So every op computes in the low dtype, norms and softmax
+included, where the one-process and DDP rows' autocast keeps some in fp32. (Autocast on top of
+bf16 parameters is not an option on CPU: an fp32 activation meeting a bf16 LayerNorm weight is
+refused there, as in MViT.) fp16 keeps a gradient scaler (torch.amp.GradScaler unscales the
+DTensor shards).
 Activation checkpointing (``--grad-checkpointing on``) combines with it: each checkpointed block
 is an FSDP unit whose recomputation gathers its parameters again.
 

@@ -145,7 +145,7 @@ def measure(
             step's time is the slowest process's; clips_per_s is the total over processes,
             clips_per_s_per_process one process's.
         strategy: with `distributed`, "ddp" (DistributedDataParallel) or "fsdp" (FSDP2,
-            `vidbench.bench.fsdp`). Train rows record what each process holds of the
+            `vidbench.bench.fsdp`: bf16 / fp16 by its mixed-precision policy, without autocast). Train rows record what each process holds of the
             parameters, gradients and optimizer state (param_mb, grad_mb, optimizer_state_mb;
             local shards under FSDP; the largest over processes).
         gmacs: multiply-adds per clip in billions; default: counted with fvcore at batch 1.
@@ -198,7 +198,7 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
             raise ValueError(f"{name} has no set_grad_checkpointing: activation checkpointing is not available")
         model.set_grad_checkpointing(True)
     x = torch.randn(shape, device=device)
-    world, dist_backend, runner = 1, None, model
+    world, dist_backend, runner, amp = 1, None, model, True
     if distributed:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
@@ -208,18 +208,19 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
         world, dist_backend = dist.get_world_size(), dist.get_backend()
         if strategy == "fsdp":
             runner = shard_model(model, precision)  # in place: the optimizer below takes the shards
+            amp = False  # the policy's parameter dtype is the compute dtype (torchtitan's way)
         elif strategy == "ddp":
             runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         else:
             raise ValueError(f"unknown strategy {strategy!r}; expected ddp or fsdp")
     runner = torch.compile(runner, mode=compile) if compile else runner
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4) if mode == "train" else None
-    phases = make_phases(runner, x, mode, precision, optimizer) if detail else None
-    step = run_phases(phases) if phases else make_step(runner, x, mode, precision, optimizer)
+    phases = make_phases(runner, x, mode, precision, optimizer, amp) if detail else None
+    step = run_phases(phases) if phases else make_step(runner, x, mode, precision, optimizer, amp)
     meter = PeakMemory(device, baseline_rss=baseline, fresh_process=fresh_process)
     with attn_backend_ctx(attn_backend):
         try:
-            kernels = attention_kernels(model, x[:1], precision)
+            kernels = attention_kernels(model, x[:1], precision if amp else "fp32")
         except RuntimeError as exc:
             if attn_backend in ("auto", "reference"):
                 raise

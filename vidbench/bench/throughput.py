@@ -32,11 +32,12 @@ def _loss(out: torch.Tensor) -> torch.Tensor:
 
 
 def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp32",
-              optimizer: Optional[torch.optim.Optimizer] = None) -> Callable[[], None]:
+              optimizer: Optional[torch.optim.Optimizer] = None, amp: bool = True) -> Callable[[], None]:
     """A no-argument callable running one step on `x`.
 
     infer: eval mode, inference_mode, forward. train: train mode, forward, loss, backward and
-    optimizer step (AdamW unless given; fp16 uses a GradScaler).
+    optimizer step (AdamW unless given; fp16 uses a GradScaler). `amp`: the precision's autocast
+    (False where the model computes in it already: FSDP's mixed-precision policy).
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
@@ -45,7 +46,7 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
         model.eval()
 
         def infer() -> None:
-            with torch.inference_mode(), autocast(device, precision):
+            with torch.inference_mode(), autocast(device, precision if amp else "fp32"):
                 model(x)
 
         return infer
@@ -55,7 +56,7 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
 
     def train() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast(device, precision):
+        with autocast(device, precision if amp else "fp32"):
             loss = _loss(model(x))
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -69,12 +70,13 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp
 
 
 def make_phases(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "fp32",
-                optimizer: Optional[torch.optim.Optimizer] = None) -> List[Tuple[str, Callable[[], None]]]:
+                optimizer: Optional[torch.optim.Optimizer] = None,
+                amp: bool = True) -> List[Tuple[str, Callable[[], None]]]:
     """The step of `make_step` cut into its phases, to be called in order: infer: forward;
     train: forward (zero_grad, forward and loss), backward, optimizer (the step, with the fp16
     scaler's unscale / update)."""
     if mode == "infer":
-        return [("forward", make_step(model, x, mode, precision))]
+        return [("forward", make_step(model, x, mode, precision, amp=amp))]
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     device = x.device
@@ -85,7 +87,7 @@ def make_phases(model: nn.Module, x: torch.Tensor, mode: str, precision: str = "
 
     def forward() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast(device, precision):
+        with autocast(device, precision if amp else "fp32"):
             state["loss"] = _loss(model(x))
 
     def backward() -> None:
