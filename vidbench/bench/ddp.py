@@ -37,7 +37,6 @@ that is killed, even with SIGKILL, leaves no process behind.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -53,7 +52,16 @@ from .flops import count_flops
 from .grid import BENCH_COLUMNS, MAX, TABLE, BenchPoint, SweepConfig, expand_grid, row_key
 from .measure import measure
 from .memory import MIB, peak_rss_bytes, release_free_heap, reset_peak_rss
-from .point import bench_record, error_text, is_oom, largest_batch, measure_args, measure_point, model_overrides
+from .point import (
+    bench_record,
+    error_text,
+    is_oom,
+    largest_batch,
+    measure_args,
+    measure_point,
+    memory_cap,
+    model_overrides,
+)
 from .process import die_with_parent, worker_env
 from .summary import summary
 from .throughput import matmul_peak_flops
@@ -143,8 +151,7 @@ def _launched_config(cfg: SweepConfig, world: int) -> SweepConfig:
     endpoint = cfg.rdzv_endpoint
     if nodes > 1 and not endpoint:  # torchrun met without us: its store's address, for the record
         endpoint = f"{os.environ.get('MASTER_ADDR', 'localhost')}:{os.environ.get('MASTER_PORT', '29500')}"
-    return dataclasses.replace(cfg, mode=["train"], nproc=local, nnodes=nodes, rdzv_endpoint=endpoint,
-                               node_rank=min(cfg.node_rank, nodes - 1))
+    return dataclasses.replace(cfg, mode=["train"], nproc=local, nnodes=nodes, rdzv_endpoint=endpoint)
 
 
 def run_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> List[Dict[str, Any]]:
@@ -241,22 +248,15 @@ def _measure_ddp(point: BenchPoint, cfg: SweepConfig, device: torch.device, peak
     try:
         if isinstance(report, Exception):
             raise RuntimeError("building/counting the model failed: " + error_text(report))
-        if limit is not None and device.type == "cuda":
-            total = torch.cuda.get_device_properties(device).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
-        args = {**measure_args(point, cfg, report.gmacs, peak), "device": device}
-        result = measure(args.pop("model"), distributed=True, strategy=point.strategy, **args)
+        with memory_cap(device, limit):
+            args = {**measure_args(point, cfg, report.gmacs, peak), "device": device}
+            result = measure(args.pop("model"), distributed=True, strategy=point.strategy, **args)
         result = {"status": "ok", "params": report.params, "gmacs": report.gmacs, **result}
         if limit is not None and cpu and peak_rss_bytes() > limit:
             result = {"status": "oom", "error": f"peak resident memory {peak_rss_bytes() / MIB:.0f} MiB exceeded the "
                                                 f"limit of {limit / MIB:.0f} MiB"}
     except Exception as exc:  # every rank learns that one failed, then the row says why
         result = {"status": "oom" if is_oom(exc) else "error", "error": error_text(exc)}
-    finally:
-        gc.collect()
-        if limit is not None and device.type == "cuda":
-            torch.cuda.set_per_process_memory_fraction(1.0, device)
-            torch.cuda.empty_cache()
     code = {v: k for k, v in _STATUS.items()}[result["status"]]
     worst = torch.tensor([float(code)])
     dist.all_reduce(worst, op=dist.ReduceOp.MIN)

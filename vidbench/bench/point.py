@@ -6,10 +6,11 @@ message ("error", "oom", "timeout", "crashed"), never the end of the sweep.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import gc
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -20,7 +21,7 @@ from .memory import parse_size
 from .process import run_worker
 from .throughput import matmul_peak_flops
 
-__all__ = ["RESULT_PREFIX", "MeasureFn", "bench_record", "error_text", "is_oom", "largest_batch", "measure_args",
+__all__ = ["RESULT_PREFIX", "MeasureFn", "bench_record", "error_text", "is_oom", "largest_batch", "measure_args", "memory_cap",
            "measure_in_process", "measure_isolated", "measure_point", "model_overrides", "uncounted_text"]
 
 RESULT_PREFIX = "VIDBENCH_RESULT "  # the worker's result line
@@ -66,19 +67,27 @@ def measure_args(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Option
 def measure_in_process(point: BenchPoint, cfg: SweepConfig, gmacs: float, peak: Optional[float],
                        measure_fn: MeasureFn, mem_limit: Optional[int] = None) -> Dict[str, Any]:
     """In this process; `mem_limit` (bytes, CUDA only: the caching allocator's cap for this process)."""
-    device = torch.device(cfg.device)
     try:
-        if mem_limit is not None and device.type == "cuda":
-            total = torch.cuda.get_device_properties(device).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, mem_limit / total), device)
-        args = measure_args(point, cfg, gmacs, peak)
-        return {"status": "ok", **measure_fn(args.pop("model"), **args)}
+        with memory_cap(torch.device(cfg.device), mem_limit):
+            args = measure_args(point, cfg, gmacs, peak)
+            return {"status": "ok", **measure_fn(args.pop("model"), **args)}
     except Exception as exc:  # one configuration's failure is a row, not the end of the sweep
         return {"status": "oom" if is_oom(exc) else "error", "error": error_text(exc)}
+
+
+@contextlib.contextmanager
+def memory_cap(device: torch.device, limit: Optional[int]) -> Iterator[None]:
+    """Around one measurement in this process: on CUDA the caching allocator capped at `limit`
+    bytes (where given) and, after it, uncapped and emptied; the garbage collected everywhere."""
+    try:
+        if limit is not None and device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
+        yield
     finally:
         gc.collect()
         if device.type == "cuda":
-            if mem_limit is not None:
+            if limit is not None:
                 torch.cuda.set_per_process_memory_fraction(1.0, device)
             torch.cuda.empty_cache()
 
