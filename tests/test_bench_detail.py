@@ -51,7 +51,11 @@ def test_detail_phases_add_up_to_the_measured_step():
     assert row["grad_mb"] == pytest.approx(row["param_mb"])
     assert row["optimizer_state_mb"] == pytest.approx(2 * row["param_mb"], rel=1e-3)
     assert row["param_mb"] == pytest.approx(row["params"] * 4 / 2**20)
-    assert 0 < row["activation_mb"] < row["peak_mem_mb"]
+    # the activations saved for backward, weights (and the views of them linear layers save) left out: what the
+    # meta-device count of the scaling study finds at batch 1, four times
+    from vidbench.bench.activation_memory import count_activations
+
+    assert row["activation_mb"] == pytest.approx(4 * count_activations("vit_tiny", **SMALL).bytes / 2**20, rel=1e-3)
     infer = measure("vit_tiny", mode="infer", batch_size=2, warmup=1, iters=3, detail=True, **SMALL)
     assert infer["forward_ms"] == pytest.approx(infer["step_ms_median"], rel=1e-9)
     assert infer["backward_ms"] is None and infer["param_mb"] is None

@@ -89,17 +89,20 @@ def state_sizes(model: nn.Module, optimizer: Optional[torch.optim.Optimizer]) ->
     return out
 
 
-def saved_tensor_bytes(forward: Callable[[], None]) -> int:
-    """Bytes of the distinct storages autograd saves for backward while `forward` runs (the
-    activations held until the backward; parameters, whole or all-gathered, are left out)."""
+def saved_tensor_bytes(forward: Callable[[], None], model: nn.Module) -> int:
+    """Bytes of the distinct storages autograd saves for backward while `forward` runs: the
+    activations held until the backward. The storages of `model`'s parameters as they are when a
+    tensor is saved (whole, or a block's all-gathered ones under FSDP), and views of them (a
+    linear layer saves its weight transposed), are left out; autocast's low-precision copies of
+    the weights are counted (they are held for backward too)."""
     seen: Dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, nn.Parameter):
-            local = _local(t)
-            storage = local.untyped_storage()
-            if storage.data_ptr():
-                seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        storage = _local(t).untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr and ptr not in seen:
+            weights = {_local(p).untyped_storage().data_ptr() for p in model.parameters()}
+            seen[ptr] = 0 if ptr in weights else storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -229,7 +229,8 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
         with meter if memory else contextlib.nullcontext():
             first_s = _time_one(step, device) if warmup > 0 or compile else None  # compilation happens here
             timing = time_steps(step, device, max(warmup - 1, 0), iters, phases=phases)
-        split = _detail_step(phases, mode, grad_checkpointing, device, memory, meter.baseline_rss) if phases else {}
+        split = _detail_step(phases, model, mode, grad_checkpointing, device, memory,
+                             meter.baseline_rss) if phases else {}
     phase_s = timing.median_phases_s()
     sizes = state_sizes(model, optimizer) if mode == "train" else {}
     del step, x, phases
@@ -283,8 +284,8 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
     }
 
 
-def _detail_step(phases: Any, mode: str, grad_checkpointing: bool, device: torch.device, memory: bool,
-                 baseline_rss: Optional[int]) -> Dict[str, Optional[float]]:
+def _detail_step(phases: Any, model: nn.Module, mode: str, grad_checkpointing: bool, device: torch.device,
+                 memory: bool, baseline_rss: Optional[int]) -> Dict[str, Optional[float]]:
     """--detail's one more step after the timed ones: the peak memory of each phase, and (train,
     without activation checkpointing, whose recomputation hides what the blocks save) the
     activations the forward saves for backward, in MiB."""
@@ -295,7 +296,7 @@ def _detail_step(phases: Any, mode: str, grad_checkpointing: bool, device: torch
     def wrap(name: str, fn: Any) -> Any:
         if not (count and name == "forward"):
             return fn
-        return lambda: saved.update(forward=saved_tensor_bytes(fn))
+        return lambda: saved.update(forward=saved_tensor_bytes(fn, model))
 
     run = [(name, wrap(name, fn)) for name, fn in phases]
     if memory:
