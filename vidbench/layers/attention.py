@@ -162,10 +162,12 @@ def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[
     """The backend a soft-capped call runs on: ``reference`` stays the reference; any other backend
     becomes ``flex`` (the cap as a score_mod) where FlexAttention is available and can run the call
     (no attention dropout; on the CPU, no backward through `q`: torch's CPU flex has no backward),
-    else ``reference``. SDPA's kernels have no place for the cap."""
+    else ``reference``; so do calls flex cannot run at all: under `torch.jit.trace` (fvcore's
+    counting) and on the meta device. SDPA's kernels have no place for the cap."""
     backend = get_attn_backend(backend)
     cpu_grad = q is not None and q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
-    if backend != "reference" and dropout_p == 0.0 and not cpu_grad and _flex_available():
+    untraceable = torch.jit.is_tracing() or (q is not None and q.device.type == "meta")
+    if backend != "reference" and dropout_p == 0.0 and not cpu_grad and not untraceable and _flex_available():
         return "flex"
     return "reference"
 
@@ -182,19 +184,20 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torc
     lead, (h, nq, d), nk = q.shape[:-3], q.shape[-3:], k.shape[-2]
     q4, k4, v4 = (t.reshape(-1, h, t.shape[-2], d) for t in (q, k, v))
     b = q4.shape[0]
-    block_mask = full = None
+    block_mask = added = None  # the mask's closure keeps its own tensor: flex calls it again for partial blocks
     if bias is not None:
         full = bias.expand(*lead, h, nq, nk).reshape(b, h, nq, nk)
         if bias.dtype == torch.bool:
             block_mask = create_block_mask(lambda bi, hi, qi, ki: full[bi, hi, qi, ki], b, h, nq, nk,
                                            device=q.device.type)
-            full = None
+        else:
+            added = full
     score_mod = None
-    if full is not None or softcap is not None:
+    if added is not None or softcap is not None:
         def score_mod(score, bi, hi, qi, ki):  # noqa: ANN001, ANN202 (flex's signature)
             if softcap is not None:
                 score = softcap * torch.tanh(score / softcap)
-            return score if full is None else score + full[bi, hi, qi, ki]
+            return score if added is None else score + added[bi, hi, qi, ki]
     out = flex_attention(q4, k4, v4, score_mod=score_mod, block_mask=block_mask, scale=scale)
     return out.reshape(*lead, h, nq, d)
 
