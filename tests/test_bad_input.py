@@ -223,7 +223,8 @@ def test_wmse_batch_below_its_whitening_size_is_refused_before_reading_data(tmp_
 def test_thread_and_worker_counts_are_bounded_by_the_cores(argv, tmp_path, monkeypatch, capsys):
     """--threads 10**12 overflowed torch in a traceback; 40 forked decoder workers ran a 24 GiB machine
     out of memory: more than 4 per usable core is refused before anything is opened."""
-    from vidbench.options import PER_CORE_LIMIT, available_cpus
+    from vidbench.options import PER_CORE_LIMIT
+    from vidbench.results import available_cpus
 
     monkeypatch.chdir(tmp_path)
     limit = PER_CORE_LIMIT * available_cpus()

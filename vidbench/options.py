@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import re
 import typing
 import warnings
@@ -287,14 +286,6 @@ def check_fields(obj: Any) -> None:
 
 
 # -- devices: one vocabulary for every command ----------------------------------------------------
-def available_cpus() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 # threads or worker processes per CPU core above which a value is refused: a typo or a runaway value
 # (10**12 threads overflowed torch; 40 forked decoders ran a 24 GiB machine out of memory), not a setting
 PER_CORE_LIMIT = 4
@@ -304,6 +295,8 @@ def per_core_check(name: str, value: Any) -> None:
     """The `option` check of a thread or worker count: at most PER_CORE_LIMIT per usable core."""
     if value is None:
         return
+    from .results import available_cpus  # machine facts live with the results (floor 1)
+
     cores = available_cpus()
     if int(value) > PER_CORE_LIMIT * cores:
         raise ConfigError(f"{name} {value} is more than {PER_CORE_LIMIT} per CPU core this process may use "

@@ -417,6 +417,14 @@ def gpu_columns(device: str) -> Dict[str, Any]:
 _MACHINE: Dict[str, Dict[str, Any]] = {}
 
 
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def machine_columns(device: str = "cpu") -> Dict[str, Any]:
     """Where a row ran (`MACHINE_COLUMNS`): torch's version; CUDA's (torch's build), cuDNN's, the
     driver's, and the GPU's model, power limit and memory on a CUDA device (None elsewhere); the
@@ -425,8 +433,6 @@ def machine_columns(device: str = "cpu") -> Dict[str, Any]:
 
     device = str(device)
     if device not in _MACHINE:
-        from .options import available_cpus
-
         info: Dict[str, Any] = dict.fromkeys(MACHINE_COLUMNS)
         info.update(torch_version=torch.__version__, cpu_model=cpu_name(), cpu_cores=os.cpu_count(),
                     cpu_cores_usable=available_cpus())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from ..options import available_cpus
+from ..results import available_cpus
 
 __all__ = ["WorkerRun", "available_cpus", "die_with_parent", "report", "run_worker", "worker_env"]
 
