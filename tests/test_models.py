@@ -33,8 +33,8 @@ def _shrink(name: str) -> dict:
         kw.update(img_size=32, num_frames=2)
     elif name.startswith("vtn"):
         kw.update(img_size=32, num_frames=3, temporal_depth=2)
-    elif name.startswith("videomae"):
-        kw.update(img_size=32, num_frames=4)
+    elif name.startswith("videomae"):  # VideoMAE V2-g's patch 14: 2 x 2 tokens
+        kw.update(img_size=28 if "v2" in name else 32, num_frames=4)
     elif name.startswith("videoprism"):  # patch 18: 2 x 2 tokens per frame
         kw.update(img_size=36, num_frames=4, temporal_depth=1)
     elif name.startswith("vjepa2"):
