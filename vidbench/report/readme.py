@@ -83,6 +83,23 @@ PAPER_GROUPS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
     ("VideoMAE S / B / L", "16x224", ("videomae_small", "videomae_base", "videomae_large"),
      "mmaction2 README (vidbench's qkv bias has a zero k third: depth x width more than HF's count)",
      "mmaction2 README"),
+    ("MViTv2-B 32x3 / L 40x3", "32x224 / 40x312", ("mvitv2_b_32x3", "mvitv2_l_40x3"),
+     "SlowFast projects/mvitv2 README (B); mmaction2 mvit README (L: mmaction2's MViT counts it exactly, SlowFast "
+     "quotes 217.6M)", "SlowFast projects/mvitv2 README; mmaction2 mvit README"),
+    ("VideoMAE V2 ViT-g/14", "16x224", ("videomae_v2_giant",), "none confirmed here", "none confirmed here"),
+    ("Hiera B / B+ / L / H", "16x224", ("hiera_base_16x224", "hiera_base_plus_16x224", "hiera_large_16x224",
+                                        "hiera_huge_16x224"),
+     "Hugging Face model pages (B, B+, L); H: hiera-transformer's exact count", "the paper's table not read here"),
+    ("VideoPrism B / L / g", "16x288 / 8x288 / 8x288", ("videoprism_base", "videoprism_large", "videoprism_giant"),
+     "google-deepmind/videoprism README (encoder; the registry entry adds a 400-class linear head)",
+     "none published"),
+    ("V-JEPA 2 L / H / g / g-384", "64x256 / 64x256 / 64x256 / 64x384",
+     ("vjepa2_vitl", "vjepa2_vith", "vjepa2_vitg", "vjepa2_vitg_384"),
+     "facebookresearch/vjepa2 README (rounded: 300M / 600M / 1B)", "none published"),
+    ("ViT-L/16", "224", ("vit_large",), "torchvision `vit_l_16` meta", "torchvision `vit_l_16` meta"),
+    ("DINOv2 S/14 / B/14 (registers: reg4)", "518",
+     ("vit_small_dinov2", "vit_base_dinov2", "vit_small_dinov2_reg4", "vit_base_dinov2_reg4"),
+     "timm's models of the same weights (the DINOv2 README rounds to 21M / 86M)", "none published"),
 )
 
 
