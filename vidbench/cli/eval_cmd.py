@@ -8,14 +8,16 @@ import json
 from ._options import add_options, config_from_args
 
 
+HELP = "multi-view top-1/top-5/per-group accuracy of a checkpoint or published weights"
+DESCRIPTION = ("--checkpoint: a model trained by vidbench train (its clip settings). --weights: a checkpoint in any "
+               "supported format (vidbench convert --help lists them), evaluated with its own preprocessing and views "
+               "unless overridden. Every flag is a field of vidbench.train.EvalConfig; defaults in brackets.")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..train.config import EvalConfig
 
-    p = sub.add_parser("eval", help="multi-view top-1/top-5/per-group accuracy of a checkpoint or published weights",
-                       description="--checkpoint: a model trained by vidbench train (its clip settings). --weights: a "
-                                   "checkpoint in any supported format (vidbench convert --help lists them), "
-                                   "evaluated with its own preprocessing and views unless overridden. Every flag is "
-                                   "a field of vidbench.train.EvalConfig; defaults in brackets.")
+    p = sub.add_parser("eval", help=HELP, description=DESCRIPTION)
     add_options(p, EvalConfig, exclusive=("checkpoint", "weights"), exclusive_required=True)
     p.set_defaults(func=run)
 
