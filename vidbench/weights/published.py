@@ -10,6 +10,7 @@ once: the model registry's `ModelMeta.gmacs` where the source quotes the registr
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from ..models import model_entry
@@ -557,7 +558,7 @@ def _vjepa2_probe(model: str, hub: str, crop: int, frames: int, step: int, views
                             top1=top1, **data, **_VJEPA2_HF)
 
 
-register_published(
+_VJEPA2_HF_ENTRIES = (
     _vjepa2_encoder("vjepa2_vitl", "vjepa2-vitl-fpc64-256", 256, "ViT-L/16, 300M, 256"),
     _vjepa2_encoder("vjepa2_vith", "vjepa2-vith-fpc64-256", 256, "ViT-H/16, 600M, 256"),
     _vjepa2_encoder("vjepa2_vitg", "vjepa2-vitg-fpc64-256", 256, "ViT-g/16, 1B, 256"),
@@ -572,6 +573,7 @@ register_published(
                   "diving48-vitg-384-32x4x3.pt", "vitg-384/diving48.yaml", 90.2, _DIVING48,
                   dict(num_frames=32, num_classes=48)),
 )
+register_published(*_VJEPA2_HF_ENTRIES)
 
 
 # ---- self-supervised image backbones (formats/timm_vit.py, dino_official.py, mae_official.py,
@@ -637,3 +639,24 @@ register_published(
          ("dinov2_vitb14_reg4_pretrain.pth",), _DINOV2.format("dinov2_vitb14", "dinov2_vitb14_reg4"),
          _DINOV2_README.format("ViT-B/14 distilled, with registers"), 84.6, 82.0, {"img_size": 518}),
 )
+
+
+# ---- vjepa2_official (formats/vjepa2_official.py)
+# The same V-JEPA 2 encoders and attentive probes as the official files the facebookresearch/vjepa2
+# README links (https://dl.fbaipublicfiles.com/vjepa2/<file>); metadata and figures as the
+# hf_vjepa2 entries above (the README's). An encoder file loads its `target_encoder`. A probe file
+# holds no encoder: `combine_official(encoder, probe, out)` writes the loadable file; named like the
+# probe file it keeps that entry's metadata. The official probe runs with 16 heads and LayerNorm
+# eps 1e-5 (the eval's), not Hugging Face's pooler settings.
+_VJEPA2_URL = "https://dl.fbaipublicfiles.com/vjepa2/{}"
+
+
+def _vjepa2_official(hf: PublishedWeights, file: str) -> PublishedWeights:
+    return dataclasses.replace(hf, name=hf.name.replace("_hf", "_official"), format="vjepa2-official", files=(file,),
+                               source=_VJEPA2_URL.format(file) + (" (+ its encoder, combine_official)"
+                                                                  if hf.top1 is not None else ""))
+
+
+register_published(*(_vjepa2_official(entry, file) for entry, file in zip(_VJEPA2_HF_ENTRIES, (
+    "vitl.pt", "vith.pt", "vitg.pt", "vitg-384.pt", "ssv2-vitl-16x2x3.pt", "diving48-vitl-256.pt",
+    "ssv2-vitg-384-64x2x3.pt", "diving48-vitg-384-32x4x3.pt"), strict=True)))

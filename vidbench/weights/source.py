@@ -31,7 +31,9 @@ PathLike = Union[str, os.PathLike]
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".pyth", ".ckpt", ".tar")  # .tar: MoCo v3's torch.save .pth.tar
 # Wrappers training code puts around a state dict (SlowFast / TimeSformer: model_state; others).
-_CONTAINERS = ("model_state", "state_dict", "model", "module", "model_ema", "teacher")  # teacher: DINO's
+_CONTAINERS = ("model_state", "state_dict", "model", "module", "model_ema", "teacher",  # teacher: DINO's
+               "target_encoder", "encoder")  # V-JEPA 2 pre-training: target_encoder (the EMA) first
+_PROBES = "classifiers"  # V-JEPA 2 attentive-probe files: a list of state dicts, read as classifiers.N.*
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 
@@ -107,11 +109,19 @@ def _unwrap(obj: Any, path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[str
     top-level `meta` dict of a training checkpoint."""
     container = None
     meta = obj.get("meta") if isinstance(obj, Mapping) and isinstance(obj.get("meta"), Mapping) else None
+    probes: Dict[str, torch.Tensor] = {}
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        listed = obj.get(_PROBES)
+        if isinstance(listed, (list, tuple)) and listed and all(isinstance(p, Mapping) for p in listed):
+            probes = {f"{_PROBES}.{i}.{k}": v for i, p in enumerate(listed) for k, v in p.items()
+                      if isinstance(v, torch.Tensor)}
         for key in _CONTAINERS:
             if isinstance(obj.get(key), Mapping):
                 obj, container = obj[key], key
                 break
+        if probes and container in (None, "target_encoder", "encoder"):
+            obj = {**(obj if container else {}), **probes}
+            container = f"{container}+{_PROBES}" if container else _PROBES
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}

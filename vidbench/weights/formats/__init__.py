@@ -16,7 +16,7 @@ import pkgutil
 # the order formats register in: `detect_format` tries them, and `vidbench list --formats` lists them, in it
 FORMAT_MODULES = ("timm_vit", "google_vit", "timesformer_official", "hf_timesformer", "hf_videomae", "hf_vivit",
                   "slowfast_mvit", "torchvision_swin3d", "mmaction2", "pytorchvideo_mvit", "scenic_vivit",
-                  "torchvision_mvit", "hf_videoprism", "hf_vjepa2", "hiera_official", "videomaev2_official",
+                  "torchvision_mvit", "hf_videoprism", "hf_vjepa2", "vjepa2_official", "hiera_official", "videomaev2_official",
                   "dino_official", "mae_official", "mocov3_official", "dinov2_official", "vidbench_native")
 _FOUND = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
 if _FOUND != set(FORMAT_MODULES):
