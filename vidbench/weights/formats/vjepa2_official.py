@@ -30,6 +30,9 @@ the requested model's at the same width, else the released sizes' (1024 / 1280: 
 The probe as the official eval builds it: ``probe_heads`` 16 (every released eval config's
 ``num_heads``) and torch's default LayerNorm eps 1e-5 (``probe_norm_eps``), MLP ratio from the
 shapes; ``probe_depth`` = the pooler's self-attention blocks (the eval's ``num_probe_blocks`` - 1).
+The registry model: the published entry the file's name is, where its width and depth fit (the
+crop and clip length are in no tensor: ``vitg-384.pt`` is `vjepa2_vitg_384`, a combined file named
+``diving48-vitl-256.pt`` takes 32 frames), else by width and depth at 256 px.
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .._registry import Inferred, WeightsFormat, register_format
+from ...models import create_model
+from .._registry import Inferred, WeightsFormat, find_published, register_format
 from ..source import Source, WeightsError
 from ._util import DROP, converting, count_indexed, pick_model, rename_keys, renamed, unprefixed
 
@@ -108,8 +112,6 @@ def _heads(width: int, model: Optional[str], overrides: Dict[str, Any], source: 
     if overrides.get("num_heads"):
         return int(overrides["num_heads"])
     if model is not None:
-        from ...models import create_model
-
         with torch.device("meta"):
             cfg = create_model(model).config
         if cfg.embed_dim == width:
@@ -157,11 +159,14 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
                       num_classes=int(state["head.weight"].shape[0]) if "head.weight" in state else 0)
     else:
         config.update(pooling="mean", num_classes=0)
-    crop = 256
-    pos = source.state.get("module.backbone.pos_embed", source.state.get("pos_embed"))
-    if pos is not None and pos.shape[1] == 32 * (384 // 16) ** 2:  # 64 frames at 384 px
-        crop = 384
-    default = _SIZES.get((width, depth, crop, attentive), "vjepa2_tiny" if width < 512 else "vjepa2_vitl")
+    default = _SIZES.get((width, depth, 256, attentive), "vjepa2_tiny" if width < 512 else "vjepa2_vitl")
+    entry = find_published(source.path, source) if model is None else None
+    if entry is not None and entry.format == "vjepa2-official":  # the file's name: vitg-384.pt is no shape
+        with torch.device("meta"):
+            named = create_model(entry.model).config
+        if (named.embed_dim, named.depth, named.pooling == "attentive") == (width, depth, attentive):
+            default = entry.model
+            config.update({k: v for k, v in entry.overrides.items() if k not in config})
     return pick_model(source, model, "vjepa2", default), config
 
 
