@@ -47,6 +47,7 @@ from ...models import create_model
 from .._registry import Inferred, WeightsFormat, find_published, register_format
 from ..source import Source, WeightsError
 from ._util import DROP, converting, count_indexed, pick_model, rename_keys, renamed, unprefixed
+from .timm_vit import default_heads
 
 __all__ = ["vjepa2_official_to_vidbench", "combine_official", "OFFICIAL_HEADS"]
 
@@ -109,17 +110,9 @@ def sniff(source: Source) -> bool:
 
 
 def _heads(width: int, model: Optional[str], overrides: Dict[str, Any], source: Source) -> int:
-    if overrides.get("num_heads"):
-        return int(overrides["num_heads"])
-    if model is not None:
-        with torch.device("meta"):
-            cfg = create_model(model).config
-        if cfg.embed_dim == width:
-            return int(cfg.num_heads)
-    if width in OFFICIAL_HEADS:
-        return OFFICIAL_HEADS[width]
-    raise source.error(f"the number of heads is not in any tensor shape and width {width} is none of the released "
-                       f"sizes' ({', '.join(f'{w}: {h}' for w, h in OFFICIAL_HEADS.items())}); pass num_heads=")
+    if not overrides.get("num_heads") and model is None and width in OFFICIAL_HEADS:
+        return OFFICIAL_HEADS[width]  # ViT-g's 22 is not timm's standard
+    return default_heads(width, model, overrides, source)
 
 
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
