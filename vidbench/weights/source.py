@@ -53,7 +53,8 @@ class Source:
         metadata: the safetensors header metadata (vidbench's own config lives there).
         config: a Hugging Face directory's config.json.
         preprocessor: a Hugging Face directory's preprocessing config, where it has one.
-        container: the wrapper key the state dict was found under ("model_state", ...), if any.
+        container: the wrapper key the state dict was found under ("model_state", ...; V-JEPA 2's
+            "target_encoder", "target_encoder+classifiers", "classifiers"), if any.
         weights_file: the file the tensors came from.
         meta: a training checkpoint's top-level `meta` dict (mmengine / mmcv: config text,
             `dataset_meta`), where it has one.
