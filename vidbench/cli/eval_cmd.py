@@ -7,7 +7,6 @@ import json
 
 from ._options import add_options, config_from_args
 
-
 HELP = "multi-view top-1/top-5/per-group accuracy of a checkpoint or published weights"
 DESCRIPTION = ("--checkpoint: a model trained by vidbench train (its clip settings). --weights: a checkpoint in any "
                "supported format (vidbench convert --help lists them), evaluated with its own preprocessing and views "
