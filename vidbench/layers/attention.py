@@ -41,8 +41,8 @@ Two things the 2024-2026 encoders need are the kernel's too, so no model file re
 
 - logit soft-capping (``softcap=c``: logits -> c * tanh(logits / c) after scaling, before the bias;
   Gemma 2's and VideoPrism's cap). SDPA has no hook for it, so a call with a cap runs on
-  FlexAttention's score_mod where flex is available and the call has no dropout, and on the
-  reference path otherwise (`softcap_backend` says which); both are tested equal.
+  FlexAttention's score_mod where flex can run the call (no dropout; no CPU backward, trace or
+  meta tensors), and on the reference path otherwise (`softcap_backend` says which); both are tested equal.
 - rotary position embedding: `Attention.forward(..., rope=f)` applies ``f`` to q and k before the
   kernel (`vidbench.layers.rope`: 1-D tables and V-JEPA 2's 3-D time / height / width split).
 """
@@ -150,24 +150,22 @@ def fused_attn(enable: bool) -> Iterator[None]:
         yield
 
 
-def _flex_available() -> bool:
-    try:
-        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
-    except ImportError:  # pragma: no cover - every torch vidbench supports has it
-        return False
-    return True
+def _check_softcap(softcap: Optional[float]) -> Optional[float]:
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"softcap must be > 0, got {softcap}")
+    return softcap
 
 
 def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[torch.Tensor] = None) -> str:
     """The backend a soft-capped call runs on: ``reference`` stays the reference; any other backend
-    becomes ``flex`` (the cap as a score_mod) where FlexAttention is available and can run the call
+    becomes ``flex`` (the cap as a score_mod) where FlexAttention can run the call
     (no attention dropout; on the CPU, no backward through `q`: torch's CPU flex has no backward),
     else ``reference``; so do calls flex cannot run at all: under `torch.jit.trace` (fvcore's
     counting) and on the meta device. SDPA's kernels have no place for the cap."""
     backend = get_attn_backend(backend)
     cpu_grad = q is not None and q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
     untraceable = torch.jit.is_tracing() or (q is not None and q.device.type == "meta")
-    if backend != "reference" and dropout_p == 0.0 and not cpu_grad and not untraceable and _flex_available():
+    if backend != "reference" and dropout_p == 0.0 and not cpu_grad and not untraceable:
         return "flex"
     return "reference"
 
@@ -225,8 +223,7 @@ def scaled_dot_product(
         softcap: logit soft cap c > 0: logits -> c * tanh(logits / c) before the bias (None: no
             cap). Runs on `softcap_backend(backend, dropout_p, q)`: flex, or the reference path.
     """
-    if softcap is not None and not softcap > 0:
-        raise ValueError(f"softcap must be > 0, got {softcap}")
+    _check_softcap(softcap)
     backend = get_attn_backend(backend) if softcap is None else softcap_backend(backend, dropout_p, q)
     if bias is not None and bias.dim() < q.dim():
         # leading dimensions of 1 made explicit: torch's fused CPU kernel copies a bias of fewer
@@ -314,8 +311,6 @@ class Attention(nn.Module):
         softcap: Optional[float] = None,
     ) -> None:
         super().__init__()
-        if softcap is not None and not softcap > 0:
-            raise ValueError(f"softcap must be > 0, got {softcap}")
         dim_out = dim if dim_out is None else dim_out
         if dim_out % num_heads != 0:
             raise ValueError(f"embed dim {dim_out} is not divisible by num_heads {num_heads}")
@@ -323,7 +318,7 @@ class Attention(nn.Module):
         self.head_dim = dim_out // num_heads
         self.attn_drop = attn_drop
         self.attn_backend = default_attn_backend() if attn_backend is None else _check_backend(attn_backend)
-        self.softcap = softcap
+        self.softcap = _check_softcap(softcap)
         self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
