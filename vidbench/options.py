@@ -20,7 +20,8 @@ value outside ``choices``, and what the field's own ``check`` refuses (`check_de
 vocabulary, available here). Checks between fields stay in the dataclass's ``__post_init__``.
 
 The vocabulary: each concept a job may take (frames, img_size, batch_size, precision, device,
-threads, weights, weights_format, attn_backend, the decoder backend, workers, seed, progress) is
+threads, weights, weights_format, attn_backend, the decoder backend, workers, seed, progress, the
+dataset directory and split) is
 one `Concept` below, with its default, choices, checks, help and old spellings; a job declares its
 field with it (``frames: Optional[int] = FRAMES()``, a grid axis ``FRAMES.sweep()``), giving
 its own help or default where its meaning is narrower. The text parsers every command and the
@@ -52,7 +53,7 @@ __all__ = ["Alias", "option", "accepts_aliases", "canonical", "from_mapping", "f
            "device_check", "DEVICES", "positive_int", "comma_list", "parse_value", "parse_key_values", "Concept",
            "PRECISIONS", "PRECISION_DTYPES", "check_precision", "autocast", "DECODERS", "ATTN_BACKENDS", "FRAMES",
            "IMG_SIZE", "BATCH_SIZE", "PRECISION", "DEVICE", "THREADS", "WEIGHTS", "WEIGHTS_FORMAT", "ATTN_BACKEND",
-           "DECODER", "WORKERS", "SEED", "PROGRESS", "BAD_ITEMS", "precision_option", "STRATEGIES", "SCALINGS",
+           "DECODER", "WORKERS", "SEED", "PROGRESS", "BAD_ITEMS", "DATA", "SPLIT", "precision_option", "STRATEGIES", "SCALINGS",
            "STRATEGY", "NNODES", "NODE_RANK", "RDZV_ENDPOINT", "SCALING", "endpoint_check"]
 
 
@@ -469,6 +470,9 @@ SEED = Concept("seed", "random seed", 0, extra={"ge": 0})
 PROGRESS = Concept("progress", "progress bars", True)
 BAD_ITEMS = Concept("bad_items", "unusable videos and annotation lines: skip (warn, count, report) or raise", "skip",
                     choices=("skip", "raise"))
+DATA = Concept("data", "dataset directory (vidbench make-dataset's, or any with a manifest or split annotations)",
+               None)
+SPLIT = Concept("split", "the dataset split to read (train, val, test, or another the dataset names)", None)
 
 
 def precision_option(default: str = "fp32", amp_flag_const: Optional[str] = None) -> Any:

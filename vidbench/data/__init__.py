@@ -2,7 +2,7 @@
 (CSV, mmaction2 lists and rawframes, class folders, Kinetics CSV, SSv2 JSON), clip samplers,
 transforms, the clip dataset, and the generated action dataset (default and real-size presets)."""
 from .annotations import AnnotationError, AnnotationIssue, LabelMap, VideoRecord, read_annotations
-from .build import build_dataset, clip_settings
+from .build import build_dataset, clip_settings, make_loader
 from .dataset import BadItem, ClipBatch, VideoClipDataset, collate_clips
 from .presets import PRESETS, make_preset_dataset
 from .rawframes import extract_frames
@@ -15,7 +15,7 @@ from .videoio import BadVideoError, available_backends, default_backend, open_vi
 
 __all__ = [
     "AnnotationError", "AnnotationIssue", "LabelMap", "VideoRecord", "read_annotations", "build_dataset",
-    "clip_settings", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips", "ClipSampler",
+    "clip_settings", "make_loader", "BadItem", "ClipBatch", "VideoClipDataset", "collate_clips", "ClipSampler",
     "ClipTooShortError", "DataSpec", "SYNTHETIC_CLASSES", "make_dataset", "ClipTransform", "BadVideoError",
     "available_backends", "default_backend", "open_video", "write_mp4", "PRESETS", "make_preset_dataset",
     "extract_frames", "torchcodec_problem",

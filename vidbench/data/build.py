@@ -1,16 +1,19 @@
-"""Datasets for a split of a `DataSpec`, with the manifest's clip settings unless overridden."""
+"""Datasets for a split of a `DataSpec`, with the manifest's clip settings unless overridden, and the
+DataLoader every loop reads them with (`make_loader`: training, evaluation, the end-to-end bench step)."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
+
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from .annotations import AnnotationIssue
-from .dataset import VideoClipDataset
+from .dataset import VideoClipDataset, collate_clips
 from .sampling import ClipSampler
 from .spec import DataSpec
 from .transforms import ClipTransform
 
-__all__ = ["build_dataset", "clip_settings"]
+__all__ = ["build_dataset", "clip_settings", "make_loader"]
 
 
 def clip_settings(spec: DataSpec, num_frames: Optional[int] = None, stride: Optional[int] = None,
@@ -43,3 +46,13 @@ def build_dataset(spec: DataSpec, split: str, train: bool, views: Tuple[int, int
                                train=train, views=views, backend=backend, bad_items=bad_items,
                                no_flip_labels=spec.no_flip_labels(), seed=seed, rotate=rotate)
     return dataset, issues
+
+
+def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, pin_memory: bool = False,
+                persistent_workers: bool = False) -> DataLoader:
+    """The DataLoader of a clip dataset: batches of `collate_clips` (bad items set aside), the last
+    one short. `persistent_workers` (with workers): kept across passes (the end-to-end bench cycles
+    a small split several times; training starts them once per epoch)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False,
+                      persistent_workers=persistent_workers and num_workers > 0)

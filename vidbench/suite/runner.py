@@ -6,6 +6,8 @@ Stages (those whose section the suite has):
   flops                FLOPs and params only (``count_only``): paper-size configs on any machine
   bench                FLOPs, params, peak memory, throughput (`vidbench bench`'s sweep), plus
                        inference-only ``scaling_frames``; ``requires = "cuda"`` skips it elsewhere
+  e2e                  the step fed by the real loader beside the model-only and loader-only rates
+                       (`vidbench bench --data`; data: [e2e] data, else the [dataset] path)
   train:<model>        train on the dataset, then a multi-view test evaluation into accuracy.csv
   ssl:random           kNN / linear probe of a random-init image backbone (the baseline)
   ssl:<method>         pretrain the image backbone with the method, evaluate it (ssl.csv)
@@ -97,6 +99,18 @@ class _Run:
             rows += run_sweep(scaling, self.out, resume=True, progress=self.progress)
         failed = [r for r in rows if r["status"] != "ok"]
         return f"{len(rows)} configurations measured, {len(failed)} failed" + (
+            f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
+
+    def e2e(self) -> str:
+        from ..bench.e2e import E2EConfig, run_e2e
+        from ..options import narrow
+
+        spec = self.suite.e2e
+        cfg = narrow(spec, E2EConfig, device=self.suite.device, threads=self.suite.threads,
+                     data=spec.data or str(self.data))
+        rows = run_e2e(cfg, self.out, resume=True, progress=self.progress)
+        failed = [r for r in rows if r["status"] != "ok"]
+        return f"{len(rows)} end-to-end configurations measured, {len(failed)} failed" + (
             f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
 
     def _count(self, spec: Any) -> str:
@@ -245,6 +259,8 @@ def plan(suite: Suite, out: PathLike, progress: bool = True) -> List[Stage]:
         stages.append(Stage("flops", lambda: r.bench("flops")))
     if suite.bench is not None and suite.bench.models:
         stages.append(Stage("bench", r.bench))
+    if suite.e2e is not None and suite.e2e.models:
+        stages.append(Stage("e2e", r.e2e))
     if suite.train is not None:
         stages += [Stage(f"train:{m}", (lambda m=m: r.train_and_eval(m))) for m in suite.train.models]
     if suite.ssl is not None and suite.ssl.methods:

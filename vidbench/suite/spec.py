@@ -1,6 +1,6 @@
 """Suites are data: a small TOML file per suite (vidbench/suites/*.toml, or any path) read into
-typed sections. The [bench] / [flops], [train] and [ssl] sections are the jobs' own dataclasses
-(`SweepConfig`, `TrainConfig`, `PretrainConfig`: the same keys, defaults and help as the
+typed sections. The [bench] / [flops], [e2e], [train] and [ssl] sections are the jobs' own dataclasses
+(`SweepConfig`, `E2EConfig`, `TrainConfig`, `PretrainConfig`: the same keys, defaults and help as the
 command's flags) extended by what only a suite has; the suite sets the rest (device, threads,
 paths). Unknown keys are errors that name the file and the section; deprecated spellings are
 accepted with a warning."""
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ..bench.e2e import E2EConfig
 from ..bench.grid import SweepConfig
 from ..options import Alias, accepts_aliases, deprecation, from_mapping, option
 from ..ssl.train import PretrainConfig
@@ -108,6 +109,7 @@ class Suite:
     dataset: Optional[DatasetSpec] = None
     flops: Optional[BenchSpec] = None
     bench: Optional[BenchSpec] = None
+    e2e: Optional[E2EConfig] = None  # the end-to-end step; its data defaults to [dataset]'s path
     train: Optional[TrainSpec] = None
     ssl: Optional[SSLSpec] = None
     init: Optional[InitSpec] = None
@@ -121,6 +123,7 @@ _SECTIONS: Dict[str, Tuple[type, Tuple[str, ...]]] = {
     "dataset": (DatasetSpec, ()),
     "flops": (BenchSpec, ("device", "threads", "weights", "weights_format")),
     "bench": (BenchSpec, ("device", "threads", "weights", "weights_format")),
+    "e2e": (E2EConfig, ("device", "threads", "weights", "weights_format")),
     "train": (TrainSpec, ("model", "data", "out", "init", "device", "resume", "progress")),
     "ssl": (SSLSpec, ("device", "progress")),
     "init": (InitSpec, ()),

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data import DataSpec, VideoClipDataset, clip_settings, collate_clips
+from ..data import DataSpec, VideoClipDataset, clip_settings, make_loader
 from ..data.annotations import NO_LABEL, AnnotationError, AnnotationIssue, VideoRecord, read_annotations
 from ..data.transforms import ClipTransform
 from ..distributed import ShardSampler, all_gather_lists, all_reduce_sum, setup_distributed
@@ -34,11 +34,6 @@ from .core import autocast
 
 __all__ = ["evaluate", "evaluate_checkpoint", "evaluate_trained", "evaluate_split", "default_split", "make_loader",
            "summarize"]
-
-
-def make_loader(dataset: Any, batch_size: int, num_workers: int, sampler: Any, pin_memory: bool = False) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False)
 
 
 Prediction = Tuple[int, List[int], List[float]]  # dataset index, top-5 output indices, their probabilities
