@@ -148,6 +148,7 @@ def test_probe_alone_is_refused_in_one_line(files) -> None:
     with pytest.raises(WeightsError) as err:
         load_pretrained(probe_path, model=_HF_MODEL)
     assert "\n" not in str(err.value) and "no encoder" in str(err.value) and "combine_official" in str(err.value)
+    assert "vidbench convert ENCODER.pt DST.safetensors --probe ssv2-vitl-16x2x3.pt" in str(err.value)
 
 
 def test_combined_probe_matches_hf_logits(files, tmp_path) -> None:
@@ -196,3 +197,42 @@ def test_official_filenames_are_published() -> None:
                         ("vitg-384.pt", "vjepa2_vitg_384")):
         entry = find_published(Path(name))
         assert entry is not None and entry.model == model and entry.format == "vjepa2-official", name
+
+
+def test_convert_cli_takes_the_encoder_and_its_probe(files, tmp_path, capsys) -> None:
+    """`vidbench convert ENCODER.pt DST --probe PROBE.pt`: the classifier combine_official gives, in
+    one command; the metadata names both files; the combined file is gone afterwards."""
+    from vidbench.checkpoint import read_metadata
+    from vidbench.cli import main
+
+    _, path, probe_path, _ = files
+    dst = tmp_path / "out" / "probe.safetensors"
+    dst.parent.mkdir()
+    assert main(["convert", str(path), str(dst), "--probe", str(probe_path), "--model", _HF_MODEL]) == 0
+    assert f"{path} + {probe_path} (vjepa2-official) -> {dst}" in capsys.readouterr().out
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["probe.safetensors"]  # no temporary directory left
+    converted = load_pretrained(dst)
+    want = load_pretrained(combine_official(path, probe_path, tmp_path / "c.pt"), model=_HF_MODEL)
+    assert converted.config.pooling == "attentive" and converted.num_classes == 5
+    with torch.no_grad():
+        assert torch.equal(converted(_clip()), want(_clip()))
+    assert read_metadata(dst)[1]["converted_from"] == f"{path} + {probe_path} (classifiers[0])"
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--probe-index", "1"], "give --probe"),
+    (["--probe", "PROBE", "--probe-index", "3"], "no `classifiers` list with a probe 3"),
+    (["--probe", "PROBE", "--weights-format", "timm-vit"], "not --weights-format timm-vit"),
+    (["--probe", "ENCODER"], "no `classifiers` list"),
+    (["--probe", "MISSING"], "no such file"),
+])
+def test_convert_cli_probe_errors_are_one_line(files, tmp_path, capsys, extra, match) -> None:
+    from vidbench.cli import main
+
+    _, path, probe_path, _ = files
+    names = {"PROBE": str(probe_path), "ENCODER": str(path), "MISSING": str(tmp_path / "nope.pt")}
+    dst = tmp_path / "x.safetensors"
+    assert main(["convert", str(path), str(dst), "--model", _HF_MODEL] + [names.get(a, a) for a in extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(match, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no temporary directory left

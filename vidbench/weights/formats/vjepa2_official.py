@@ -13,7 +13,10 @@ Containers (vidbench.weights.source reads them):
   `AttentiveClassifier` state dicts (one per probe trained side by side), read as
   ``classifiers.N.*``. It holds no encoder, so it alone is refused (a model with a random encoder
   would be a silent wrong answer): `combine_official(encoder_file, probe_file, out)` writes one
-  file with the encoder's ``target_encoder`` and one probe, which loads as the classifier.
+  file with the encoder's ``target_encoder`` and one probe, which loads as the classifier; on the
+  command line ``vidbench convert ENCODER.pt DST.safetensors --probe PROBE.pt [--probe-index N]``
+  (`combined_official`: the combined file lives in a temporary directory beside DST, named like
+  the probe file so that the probe's published entry applies).
 
 Keys: the encoder's carry ``module.backbone.`` (removed, as the official loaders do);
 ``patch_embed.proj``, ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`` and
@@ -36,10 +39,12 @@ crop and clip length are in no tensor: ``vitg-384.pt`` is `vjepa2_vitg_384`, a c
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import torch
 
@@ -49,7 +54,7 @@ from ..source import Source, WeightsError
 from ._util import DROP, converting, count_indexed, pick_model, rename_keys, renamed, unprefixed
 from .timm_vit import default_heads
 
-__all__ = ["vjepa2_official_to_vidbench", "combine_official", "OFFICIAL_HEADS"]
+__all__ = ["vjepa2_official_to_vidbench", "combine_official", "combined_official", "OFFICIAL_HEADS"]
 
 log = logging.getLogger("vidbench.weights")
 
@@ -117,9 +122,10 @@ def _heads(width: int, model: Optional[str], overrides: Dict[str, Any], source: 
 
 def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> Inferred:
     if source.container == _PROBES:
-        raise source.error("holds only V-JEPA 2 attentive probes (`classifiers`), no encoder; write one file with its "
-                           "encoder first: vidbench.weights.formats.vjepa2_official.combine_official(ENCODER_FILE, "
-                           "PROBE_FILE, OUT_FILE)")
+        raise source.error("holds only V-JEPA 2 attentive probes (`classifiers`), no encoder; convert it with its "
+                           f"encoder: vidbench convert ENCODER.pt DST.safetensors --probe {source.path.name} (in "
+                           "Python: vidbench.weights.formats.vjepa2_official.combine_official(ENCODER_FILE, "
+                           "PROBE_FILE, OUT_FILE))")
     probes = _probe_count(source)
     if probes > 1:
         raise source.error(f"holds {probes} attentive probes (`classifiers`); vidbench loads one: pick it with "
@@ -168,12 +174,19 @@ def convert(source: Source, model: Any) -> StateDict:
         return vjepa2_official_to_vidbench(source.state)
 
 
+def _load(path: Union[str, Path]) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt / non-torch file: one line, not the unpickler's traceback
+        raise WeightsError(f"{path}: not a torch checkpoint loadable without running code "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+
+
 def combine_official(encoder_file: Union[str, Path], probe_file: Union[str, Path], out_file: Union[str, Path],
                      probe_index: int = 0) -> Path:
     """Write one file vidbench loads as the V-JEPA 2 classifier: the encoder file's
     ``target_encoder`` (else ``encoder``) and the probe file's ``classifiers[probe_index]``."""
-    enc = torch.load(encoder_file, map_location="cpu", weights_only=True)
-    probe = torch.load(probe_file, map_location="cpu", weights_only=True)
+    enc, probe = (_load(f) for f in (encoder_file, probe_file))
     key = next((k for k in _ENCODERS if isinstance(enc, dict) and isinstance(enc.get(k), dict)), None)
     if key is None:
         raise WeightsError(f"{encoder_file}: no `target_encoder` or `encoder` state dict (not an official V-JEPA 2 "
@@ -185,6 +198,20 @@ def combine_official(encoder_file: Union[str, Path], probe_file: Union[str, Path
     out = Path(out_file)
     torch.save({key: enc[key], _PROBES: [probes[probe_index]]}, out)
     return out
+
+
+@contextlib.contextmanager
+def combined_official(encoder_file: Union[str, Path], probe_file: Union[str, Path], probe_index: int = 0,
+                      workdir: Optional[Union[str, Path]] = None) -> Iterator[Path]:
+    """`combine_official` into a temporary directory (in `workdir` where it exists: a ViT-g pair is
+    ~4 GB, better beside the output than in /tmp), yielding the combined file, named like the probe
+    file (its published entry: metadata, clip length); removed on exit."""
+    for path in (encoder_file, probe_file):
+        if not Path(path).is_file():
+            raise WeightsError(f"{path}: no such file")
+    where = Path(workdir) if workdir is not None and Path(workdir).is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=".vidbench-vjepa2-", dir=where) as tmp:
+        yield combine_official(encoder_file, probe_file, Path(tmp) / Path(probe_file).name, probe_index)
 
 
 register_format(WeightsFormat(
