@@ -31,8 +31,6 @@ import argparse
 import bisect
 import gc
 import multiprocessing
-import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -48,6 +46,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import RandomResizedCrop
 
+from vidbench.bench.cpu_time import live_cpu_s, own_cpu_s, reaped_children_cpu_s
 from vidbench.data import (
     ClipSampler,
     ClipTransform,
@@ -107,24 +106,6 @@ class PerViewDataset(Dataset):
         c = self.clips
         record = c.records[index]
         return per_view(record.path, c.backend, c.sampler, c.transform, c.views), record.label, index
-
-
-def own_cpu_s() -> float:
-    """User + system CPU seconds of this process (all its threads)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def reaped_children_cpu_s() -> float:
-    """User + system CPU seconds of this process's children that have exited and been waited for."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def live_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a running process so far (/proc/<pid>/stat, clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
 
 def measure(dataset: Dataset, workers: int, batch_size: int, passes: int) -> Dict[str, float]:
