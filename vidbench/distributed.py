@@ -9,6 +9,7 @@ One floor below the rooms that use it: `vidbench.train` (training, evaluation) a
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from dataclasses import dataclass
@@ -99,10 +100,22 @@ def setup_distributed(device: str = "auto") -> DistEnv:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        atexit.register(_destroy_process_group)
         if not use_cuda:  # processes share the CPU: no oversubscription
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return DistEnv(rank, world, local_rank, dev)
+
+
+def _destroy_process_group() -> None:
+    """Leave the process group before the interpreter exits (registered by `setup_distributed`).
+
+    A process that exits with gloo's group still up can abort in its C++ teardown ("terminate called
+    without an active exception", SIGABRT) after all its work is done: a finished run reported as failed.
+    Destroying the group is local to this process (no collective), so a rank that stopped early cannot hang it.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
