@@ -266,3 +266,22 @@ def test_readme_format_on_the_command_line(tmp_path, capsys):
     assert main(["report", "--format", "readme", "--section", "nope"]) == 2
     assert "--section nope: unknown; sections are paper-params" in capsys.readouterr().err
     assert main(["report", "--section", "quick", str(tmp_path)]) == 2
+
+
+def test_multi_process_table_shows_strategy_nodes_scaling_and_sharded_state():
+    from vidbench.report.measurement import nproc_table
+
+    base = {"model": "vit_tiny", "frames": 8, "img_size": 32, "batch_size": 4, "precision": "fp32", "mode": "train",
+            "status": "ok", "threads": 1, "step_ms_median": 10.0, "step_ms_iqr": 0.1}
+    rows = [{**base, "nproc": 1, "strategy": "ddp", "clips_per_s": 10.0},
+            {**base, "nproc": 2, "strategy": "ddp", "nnodes": 1, "scaling": "weak", "global_batch": 8,
+             "clips_per_s": 16.0, "scaling_efficiency": 0.8, "param_mb": 2.0, "grad_mb": 2.0, "optimizer_state_mb": 4.0},
+            {**base, "nproc": 2, "strategy": "fsdp", "nnodes": 2, "scaling": "strong", "global_batch": 4,
+             "clips_per_s": 12.0, "scaling_efficiency": 0.6, "param_mb": 1.0, "grad_mb": 1.0, "optimizer_state_mb": 2.0}]
+    t = nproc_table(pd.DataFrame(rows))
+    fsdp = t[t["strategy"] == "fsdp"].iloc[0]
+    assert (fsdp["nodes"], fsdp["scaling"], fsdp["global batch"]) == (2, "strong", 4)
+    assert fsdp["optimizer MiB/process"] == 2.0 and t[t["strategy"] == "ddp"]["params MiB/process"].max() == 2.0
+    # rows from before these columns: the table leaves them out rather than showing empty columns
+    old = nproc_table(pd.DataFrame([{k: v for k, v in r.items() if not k.endswith("_mb")} for r in rows]))
+    assert "params MiB/process" not in old.columns and "processes" in old.columns

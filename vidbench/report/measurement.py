@@ -135,21 +135,31 @@ def max_batch_table(bench: pd.DataFrame) -> pd.DataFrame:
 
 
 def nproc_table(bench: pd.DataFrame) -> pd.DataFrame:
-    """Multi-process (DDP) train rows beside the one-process row of the same configuration."""
+    """Multi-process (DDP / FSDP2) train rows beside the one-process row of the same configuration:
+    the strategy, nodes and scaling mode (weak: batch per process fixed; strong: global batch fixed),
+    and each process's sharded state (parameters, gradients, optimizer state) where the row has it."""
     if bench.empty or not (_col(bench, "nproc", 1).fillna(1).astype(float) > 1).any():
         return pd.DataFrame()
     b = _ok(bench)
     b = b[b["mode"] == "train"]
     t = _base(b)
     t["processes"] = _col(b, "nproc", 1).fillna(1).astype(int)
+    t["strategy"] = _col(b, "strategy", "").fillna("")
+    t["nodes"] = _col(b, "nnodes", 1).fillna(1).astype(int)
+    t["scaling"] = _col(b, "scaling", "").fillna("")
+    t["global batch"] = _col(b, "global_batch", None)
     t["backend"] = _col(b, "dist_backend", "")
     t["threads/process"] = b["threads"]
     t["clips/s total"] = b["clips_per_s"].round(2)
     t["clips/s per process"] = _col(b, "clips_per_s_per_process", None).round(2)
     t["efficiency"] = _col(b, "scaling_efficiency", None).round(2)
     t["step ms"] = b["step_ms_median"].round(1)
+    for column, label in (("param_mb", "params MiB/process"), ("grad_mb", "grads MiB/process"),
+                          ("optimizer_state_mb", "optimizer MiB/process")):
+        t[label] = pd.to_numeric(_col(b, column, None), errors="coerce").round(1)
     t["noise"] = _flag(b)
-    return t.sort_values(["model", "processes"], kind="stable")
+    t = t.dropna(axis="columns", how="all")  # older rows: no strategy or sharded-state columns
+    return t.sort_values(["model", "processes", "strategy"], kind="stable")
 
 
 def noisy_rows(bench: pd.DataFrame) -> pd.DataFrame:
@@ -176,8 +186,10 @@ _TABLES = (
     ("Largest batch that fits", max_batch_table, "`--batch-size max`: batches 1, 2, 4, ... then bisection, each "
      "try one warm-up and one timed step in a fresh process whose peak resident memory the limit caps (CUDA: the "
      "device's memory); the row is then measured in full at the batch found."),
-    ("Multi-process training", nproc_table, "`--nproc N` (torchrun, DDP): the step time is the slowest process's; "
-     "efficiency = total clips/s / (N x the one-process clips/s at the same threads per process)."),
+    ("Multi-process training", nproc_table, "`--nproc N` (torchrun) with `--strategy ddp` (replicated) or `fsdp` "
+     "(FSDP2, sharded per block), on `--nnodes` nodes: the step time is the slowest process's; efficiency = total "
+     "clips/s / (N x the one-process clips/s at the same threads per process); *scaling* weak keeps the batch per "
+     "process, strong the global batch; the MiB columns are one process's share of the training state."),
 )
 
 
