@@ -13,6 +13,7 @@ import torch
 from vidbench.bench import compare as cmp
 from vidbench.bench.compare import FAMILIES, CompareConfig, compare_family, run_compare
 from vidbench.cli import main
+from vidbench.errors import ConfigError
 from vidbench.report import compare as cmp_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,6 +34,9 @@ TINY = {
                               num_pooler_layers=1),
     "hiera_base_16x224": dict(embed_dim=16, stages=(1, 1, 1, 1)),  # 4 x 32 x 32: one 8 x 8 mask unit per frame
     "mvitv2_s_16x4": {},
+    # mmaction2's arch 'base' block table (24 blocks, pooling at 2, 5, 21) at width 8
+    "mvitv2_b_32x3": dict(arch=dict(embed_dims=8, num_layers=24, num_heads=1, downscale_indices=[2, 5, 21])),
+    "videomae_v2_base": dict(_HF_TINY, patch_size=8),
 }
 # measured max |diff| are 0 (timm) to 8e-6 (torchvision MViT at paper depth): an error in a
 # converted tensor moves the logits by far more than this
@@ -49,9 +53,15 @@ def _library(model: str) -> str:
     return FAMILIES[model].library
 
 
+def _needs(model: str) -> None:
+    why = cmp.missing_library(FAMILIES[model])  # mmaction2's package cannot be imported plainly
+    if why:
+        pytest.skip(why)
+
+
 @pytest.mark.parametrize("model", list(TINY))
 def test_same_logits_and_a_row_per_implementation(model: str) -> None:
-    pytest.importorskip(_library(model))
+    _needs(model)
     rows = compare_family(FAMILIES[model], _cfg(model))
     assert [(r["impl"], r["mode"], r["status"]) for r in rows] == [
         ("vidbench", "infer", "ok"), (_library(model), "infer", "ok")], rows[0]["error"]
@@ -62,7 +72,7 @@ def test_same_logits_and_a_row_per_implementation(model: str) -> None:
         assert r["params"] > 0 and r["peak_mem_mb"] is not None and "shared process" in r["mem_method"]
     # the same architecture, parameter for parameter; VideoMAE's fused qkv also holds the key bias
     # Hugging Face leaves out (always zero): one width per layer
-    extra = 2 * 64 if model == "videomae_base" else 0
+    extra = 2 * 64 if FAMILIES[model].model == "videomae_base" else 0
     assert rows[0]["params"] == rows[1]["params"] + extra
     assert rows[1]["speedup_vs_reference"] == 1.0
     assert rows[0]["speedup_vs_reference"] == pytest.approx(rows[0]["clips_per_s"] / rows[1]["clips_per_s"])
@@ -82,6 +92,27 @@ def test_paper_configs_pair_up_on_meta(model: str) -> None:
     from torchvision.ops import StochasticDepth
 
     assert all(m.p == 0 for m in ref.modules() if isinstance(m, StochasticDepth))
+
+
+@pytest.mark.parametrize("model", ["mvitv2_b_32x3", "videomae_v2_base"])
+def test_new_references_pair_up_at_paper_width_on_meta(model: str) -> None:
+    """mmaction2's MViT(arch='base') at 32 x 224 (MViTv2-B, 400 classes) and HF's VideoMAE at the V2
+    distilled ViT-B config (eps 1e-6, 710 classes; 2 frames: HF's position table is a Python loop)
+    convert to vidbench's registry model at the same width, parameter for parameter."""
+    _needs(model)
+    family = FAMILIES[model]
+    frames = 2 if model == "videomae_v2_base" else family.frames
+    with torch.device("meta"):
+        ref = family.build(frames, family.img_size, {})
+        ours = cmp._vidbench_from(family, ref, frames, family.img_size, load=False)
+    extra = 12 * 768 if family.model == "videomae_base" else 0  # the always-zero key biases HF leaves out
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters()) + extra
+    if model == "mvitv2_b_32x3":
+        assert ours.model_name == "mvitv2_b_32x3" and ours.config.embed_dim == 96 and ours.input_size == (3, 32, 224, 224)
+        assert ours.head.out_features == 400
+    else:
+        assert (ours.config.embed_dim, ours.config.depth, ours.config.norm_eps, ours.head.out_features) == (
+            768, 12, 1e-6, 710)
 
 
 def test_reference_weights_are_perturbed_and_reach_vidbench() -> None:
@@ -154,6 +185,20 @@ def test_missing_library_gives_skipped_rows(tmp_path: Path, monkeypatch) -> None
     assert all("transformers is not installed" in r["error"] for r in rows)
     table = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert list(table["status"]) == ["skipped"] * 4
+
+
+def test_mmaction2_missing_gives_skipped_rows_and_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mmengine", None)  # mmaction_backbone imports it first
+    rows = compare_family(FAMILIES["mvitv2_b_32x3"], _cfg("mvitv2_b_32x3"))
+    assert [(r["impl"], r["status"]) for r in rows] == [("vidbench", "skipped"), ("mmaction", "skipped")]
+    assert "pip install mmaction2 mmengine mmcv-lite" in rows[0]["error"]
+
+
+def test_a_setting_mmaction2_mvit_does_not_take_is_refused() -> None:
+    _needs("mvitv2_b_32x3")
+    with pytest.raises(ConfigError, match="--reference-arg embed_dims: mmaction2 MViT"):
+        cmp.check_reference_args(_cfg("mvitv2_b_32x3", reference_kwargs={"embed_dims": 8}))
+    cmp.check_reference_args(_cfg("mvitv2_b_32x3"))  # arch (a dict of arch_zoo keys) is an argument
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:

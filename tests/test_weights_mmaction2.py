@@ -5,20 +5,15 @@ are read without running code.
 The references are mmaction2's OWN backbone modules (mmaction2 1.2.0, mmengine, mmcv-lite from
 the test extra: pure-Python wheels). The 1.2.0 wheel cannot be imported the usual way
 (`mmaction/__init__.py` asserts mmcv < 2.2.0 and `mmaction.models` imports a localizer missing
-from the wheel), so `_mmaction_backbone` loads the backbone files themselves: the `mmaction`,
-`mmaction.models`, `.backbones` and `.common` packages are put in `sys.modules` as bare packages
-(their `__init__` files are not run) and the backbone modules are imported from the installed
-files. The heads are one linear layer, written out here as mmaction2's heads apply them
+from the wheel), so `_mmaction_backbone` (vidbench.bench.compare.mmaction_backbone) loads the
+backbone files themselves: the `mmaction`, `mmaction.models`, `.backbones` and `.common` packages
+are put in `sys.modules` as bare packages (their `__init__` files are not run) and the backbone
+modules are imported from the installed files. The heads are one linear layer, written out here as mmaction2's heads apply them
 (TimeSformerHead and the VideoMAE config: fc on the backbone's vector; I3DHead: mean over
 T, H, W, then fc; MViTHead: fc on the cls token).
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
-import sys
-import types
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict
@@ -29,6 +24,7 @@ import torch
 from _weights_helpers import CodeMarker, Marker, assert_same_logits, perturb_
 from torch import nn
 
+from vidbench.bench.compare import mmaction_backbone
 from vidbench.weights import WeightsError, detect_format, find_published, list_published, load_pretrained, read_source
 from vidbench.weights.formats.mmaction2 import cfg_preprocess
 
@@ -38,32 +34,14 @@ NUM_CLASSES = 5
 
 
 def _mmaction_backbone(name: str) -> Any:
-    """mmaction2's backbone module `name` (see the module docstring for why not `import mmaction.models`)."""
+    """mmaction2's backbone module `name` (vidbench.bench.compare.mmaction_backbone: see there why
+    not `import mmaction.models`); skipped without the test extra's mmaction2 / mmengine / mmcv-lite."""
     pytest.importorskip("mmengine", reason="mmengine is in the test extra")
     pytest.importorskip("mmcv", reason="mmcv-lite is in the test extra")
-    if "mmaction" in sys.modules:
-        root = sys.modules["mmaction"].__path__[0]
-    else:
-        spec = importlib.util.find_spec("mmaction")
-        if spec is None or not spec.submodule_search_locations:
-            pytest.skip("mmaction2 is in the test extra")
-        root = spec.submodule_search_locations[0]
-    for pkg, sub in (("mmaction", ""), ("mmaction.models", "models"), ("mmaction.models.backbones", "models/backbones"),
-                     ("mmaction.models.common", "models/common")):
-        if pkg not in sys.modules:
-            module = types.ModuleType(pkg)
-            module.__path__ = [os.path.join(root, sub)]
-            sys.modules[pkg] = module
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mmcv-lite: "Fail to import MultiScaleDeformableAttention"
-        importlib.import_module("mmaction.models.common.transformer")  # registers TimeSformer's attention modules
-        from mmengine.registry import DefaultScope
-
-        if DefaultScope.get_current_instance() is None:
-            DefaultScope.get_instance("vidbench-tests", scope_name="mmaction")
-        return importlib.import_module(f"mmaction.models.backbones.{name}")
+    try:
+        return mmaction_backbone(name)
+    except ImportError as exc:
+        pytest.skip(f"mmaction2 is in the test extra ({exc})")
 
 
 def _head(dim: int, seed: int) -> nn.Linear:

@@ -1,6 +1,7 @@
 """vidbench's models side by side with another library's implementation of the same family
-(`vidbench compare`): timm's ViT, torchvision's MViT v1 / MViTv2 / Video Swin, Hugging Face's
-TimeSformer, ViViT, VideoMAE and VideoPrism.
+(`vidbench compare`): timm's ViT, torchvision's MViT v1 / MViTv2-S / Video Swin, mmaction2's
+MViTv2-B, Hugging Face's TimeSformer, ViViT, VideoMAE (V1 ViT-B and the VideoMAE V2 distilled
+ViT-B config), VideoPrism and V-JEPA 2, and hiera-transformer's Hiera.
 
 For each family both models are built at the same config: the reference library's model from its
 own config object (no download), every weight perturbed away from its initial value, and vidbench's
@@ -30,10 +31,13 @@ import dataclasses
 import datetime as _dt
 import gc
 import importlib
+import importlib.util
 import inspect
 import json
 import os
 import sys
+import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -70,6 +74,10 @@ class Family:
     library's config objects (overrides: config fields, e.g. a tiny depth for tests).
     source(model): (Source kind, config dict or None) handed to the weights format with the
     reference's state dict. forward(model, x): logits of vidbench's (B, C, T, H, W) clip.
+    key: the name `vidbench compare` takes and the rows' `model` (default: `model`), for a second
+    reference config of one registry model (VideoMAE V2's distilled ViT-B is videomae_base).
+    load: imports the library and returns a module with its `__version__` (default: import
+    `library`), for a library that its package's `__init__` cannot import (mmaction2).
     """
 
     model: str
@@ -82,6 +90,12 @@ class Family:
     source: Callable[[nn.Module], Tuple[str, Optional[Dict[str, Any]]]]
     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     accepts: Optional[Callable[[], Set[str]]] = None  # the override names `build` takes (--reference-arg)
+    key: Optional[str] = None
+    load: Optional[Callable[[], Any]] = None
+
+    @property
+    def name(self) -> str:
+        return self.key or self.model
 
 
 def _timm_vit(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
@@ -237,7 +251,82 @@ def _hiera_args() -> Set[str]:
         return set(_hiera(4, 32, dict(embed_dim=8, stages=(1, 1, 1, 1))).config) - {"input_size"}
 
 
-FAMILIES: Dict[str, Family] = {f.model: f for f in (
+def mmaction_backbone(name: str) -> types.ModuleType:
+    """mmaction2's backbone module `name` (e.g. "mvit"), imported from the installed mmaction2 files.
+
+    The mmaction2 1.2.0 wheel cannot be imported the usual way: `mmaction/__init__.py` asserts
+    mmcv < 2.2.0 (mmcv-lite 2.2.0 is what installs from the registry) and `mmaction.models`
+    imports a localizer missing from the wheel. So the `mmaction`, `mmaction.models`,
+    `.backbones` and `.common` packages are put in `sys.modules` as bare packages (their
+    `__init__` files are not run) and the backbone module is imported from its file; mmengine's
+    registry scope is set to "mmaction". ImportError when mmaction2 or mmengine is not installed."""
+    importlib.import_module("mmengine")
+    if "mmaction" in sys.modules:
+        root = sys.modules["mmaction"].__path__[0]
+    else:
+        spec = importlib.util.find_spec("mmaction")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("No module named 'mmaction' (pip install mmaction2)")
+        root = spec.submodule_search_locations[0]
+    for pkg, sub in (("mmaction", ""), ("mmaction.models", "models"), ("mmaction.models.backbones", "models/backbones"),
+                     ("mmaction.models.common", "models/common")):
+        if pkg not in sys.modules:
+            module = types.ModuleType(pkg)
+            module.__path__ = [os.path.join(root, sub)]
+            sys.modules[pkg] = module
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mmcv-lite: "Fail to import MultiScaleDeformableAttention"
+        importlib.import_module("mmaction.models.common.transformer")  # registers TimeSformer's attention modules
+        from mmengine.registry import DefaultScope
+
+        if DefaultScope.get_current_instance() is None:
+            DefaultScope.get_instance("vidbench", scope_name="mmaction")
+        return importlib.import_module(f"mmaction.models.backbones.{name}")
+
+
+def _mmaction_version() -> types.ModuleType:
+    mmaction_backbone("mvit")
+    return importlib.import_module("mmaction.version")
+
+
+class _MMActionRecognizer(nn.Module):
+    """mmaction2's MViT recognizer as its checkpoints hold it: `backbone` and `cls_head.fc_cls`
+    (MViTHead: the last stage's cls token, dropout (inert in eval), fc)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        width = [m for m in backbone.modules() if isinstance(m, nn.LayerNorm)][-1].normalized_shape[0]
+        self.cls_head = nn.Module()
+        self.cls_head.fc_cls = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, cls_token = self.backbone(x)[-1]
+        return self.cls_head.fc_cls(cls_token)
+
+
+def _mmaction_mvit(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    """mmaction2's MViT(arch='base') (MViTv2-B, its configs' mvit-base) at this clip, no drop path,
+    with a 400-class MViTHead; `over`: MViT's arguments (arch may be a dict of its arch_zoo keys)."""
+    mvit = mmaction_backbone("mvit")
+    kwargs = {"arch": "base", "drop_path_rate": 0.0, **over, "spatial_size": img, "temporal_size": frames}
+    return _MMActionRecognizer(mvit.MViT(**kwargs), 400)
+
+
+def _mmaction_mvit_args() -> Set[str]:
+    return _init_args(mmaction_backbone("mvit").MViT, "spatial_size", "temporal_size", "pretrained", "init_cfg")
+
+
+# VideoMAE V2's distilled ViT-B (OpenGVLab/VideoMAEv2 vit_b_k710_dl_from_giant.pth, models/modeling_finetune.py
+# vit_base_patch16_224): VideoMAE's ViT-B with mean pooling, LayerNorm eps 1e-6 and a Kinetics-710 head
+_VIDEOMAE_V2_BASE = dict(use_mean_pooling=True, layer_norm_eps=1e-6, num_labels=710)
+
+
+def _hf_videomae_v2(frames: Optional[int], img: int, over: Dict[str, Any]) -> nn.Module:
+    return _hf("VideoMAEConfig", "VideoMAEForVideoClassification")(frames, img, {**_VIDEOMAE_V2_BASE, **over})
+
+
+FAMILIES: Dict[str, Family] = {f.name: f for f in (
     Family("vit_base", "timm", "timm vit_base_patch16_224", "timm-vit", None, 224, _timm_vit, _state_only, _call,
            _timm_vit_args),
     Family("mvit_b_16x4", "torchvision", "torchvision mvit_v1_b", "torchvision-mvit", 16, 224,
@@ -261,6 +350,11 @@ FAMILIES: Dict[str, Family] = {f.model: f for f in (
            "hf-vjepa2", 16, 256, _hf_vjepa2, _hf_source, _hf_videos_call, _hf_args("VJEPA2Config")),
     Family("hiera_base_16x224", "hiera", "hiera-transformer hiera_base_16x224", "hiera-official", 16, 224, _hiera,
            _hiera_source, _call, _hiera_args),
+    Family("mvitv2_b_32x3", "mmaction", "mmaction2 MViT(arch='base') + MViTHead", "mmaction2", 32, 224,
+           _mmaction_mvit, _state_only, _call, _mmaction_mvit_args, load=_mmaction_version),
+    Family("videomae_base", "transformers", "transformers VideoMAEForVideoClassification (VideoMAE V2 distilled "
+           "ViT-B config: eps 1e-6, 710 classes)", "hf-videomae", 16, 224, _hf_videomae_v2, _hf_source, _hf_call,
+           _hf_args("VideoMAEConfig"), key="videomae_v2_base"),
 )}
 
 
@@ -315,18 +409,25 @@ class CompareConfig:
         return self.device.startswith("cpu") if self.isolate_memory is None else bool(self.isolate_memory)
 
 
+def _load(family: Family) -> Any:
+    return family.load() if family.load is not None else importlib.import_module(family.library)
+
+
+_PIP = {"mmaction": "mmaction2 mmengine mmcv-lite", "hiera": "hiera-transformer"}  # where the name differs
+
+
 def missing_library(family: Family) -> Optional[str]:
     """Why the family's reference cannot be built here, or None."""
     try:
-        importlib.import_module(family.library)
+        _load(family)
     except ImportError as exc:
-        return f"{family.library} is not installed ({exc}); pip install {family.library}"
+        return f"{family.library} is not installed ({exc}); pip install {_PIP.get(family.library, family.library)}"
     return None
 
 
 def library_version(family: Family) -> Optional[str]:
     try:
-        return getattr(importlib.import_module(family.library), "__version__", None)
+        return getattr(_load(family), "__version__", None)
     except ImportError:
         return None
 
@@ -464,7 +565,7 @@ def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> 
 
 
 def _memory_isolated(family: Family, cfg: CompareConfig, impl: str, mode: str) -> Tuple[Optional[float], str]:
-    job = {"config": dataclasses.asdict(cfg), "model": family.model, "impl": impl, "mode": mode,
+    job = {"config": dataclasses.asdict(cfg), "model": family.name, "impl": impl, "mode": mode,
            "threads": cfg.threads or torch.get_num_threads()}
     # glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in the heap, so the peak
     # RSS varied by up to 10% between runs of the same model (fragmentation, not tensors); a
@@ -511,7 +612,7 @@ def compare_family(family: Family, cfg: CompareConfig, modes: Optional[Sequence[
     modes = list(modes or cfg.mode)
     frames, img = _sizes(family, cfg)
     device = torch.device(cfg.device)
-    base = dict(model=family.model, reference=family.reference, library=family.library,
+    base = dict(model=family.name, reference=family.reference, library=family.library,
                 library_version=library_version(family), frames=frames, img_size=img, batch_size=cfg.batch_size,
                 precision=cfg.precision, device=cfg.device, threads=torch.get_num_threads(), rounds=cfg.rounds,
                 iters=cfg.iters, warmup=cfg.warmup)
@@ -638,12 +739,12 @@ def profile_family(family: Family, cfg: CompareConfig) -> List[Dict[str, Any]]:
         kinds: Dict[str, float] = {}
         for op, ms in sorted(ops.items(), key=lambda kv: -kv[1]):
             kinds[op_kind(op)] = kinds.get(op_kind(op), 0.0) + ms
-            rows.append(dict(model=family.model, impl=label[impl], op=op, kind=op_kind(op), self_ms=ms,
+            rows.append(dict(model=family.name, impl=label[impl], op=op, kind=op_kind(op), self_ms=ms,
                              share_pct=100 * ms / total, calls=calls[impl][op], reps=cfg.profile))
         for kind, ms in kinds.items():
-            rows.append(dict(model=family.model, impl=label[impl], op=f"total {kind}", kind=kind, self_ms=ms,
+            rows.append(dict(model=family.name, impl=label[impl], op=f"total {kind}", kind=kind, self_ms=ms,
                              share_pct=100 * ms / total, calls=None, reps=cfg.profile))
-        rows.append(dict(model=family.model, impl=label[impl], op="total", kind="all", self_ms=total, share_pct=100.0,
+        rows.append(dict(model=family.name, impl=label[impl], op="total", kind="all", self_ms=total, share_pct=100.0,
                          calls=None, reps=cfg.profile))
     return rows
 
