@@ -33,6 +33,7 @@ import dataclasses
 import datetime as _dt
 import gc
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -208,7 +209,6 @@ class _Feed:
         before = child_pids()
         self.loader = make_loader(self.dataset, point.batch_size, cfg.num_workers, self.sampler,
                                   pin_memory=device.type == "cuda", persistent_workers=True)
-        self.workers = cfg.num_workers
         self.bad = self.fallbacks = 0
         self._batches = self._cycle()
         self.first = next(self._batches)  # the workers start here
@@ -243,8 +243,6 @@ class _Feed:
         self._batches.close()
         del self._batches, self.loader
         gc.collect()
-        import multiprocessing
-
         for child in multiprocessing.active_children():
             if child.pid in self.pids:
                 child.join(30)
