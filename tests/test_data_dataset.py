@@ -120,8 +120,8 @@ def test_test_item_decodes_each_frame_once(files, monkeypatch):
     _, good = files
     calls = []
 
-    def counting_open(path, backend=None, rotate=True):
-        video = open_video(path, backend, rotate=rotate)
+    def counting_open(path, backend=None, rotate=True, short_side=None):
+        video = open_video(path, backend, rotate=rotate, short_side=short_side)
         decode = video.get
         video.get = lambda indices: calls.append(list(indices)) or decode(indices)
         return video

@@ -150,7 +150,8 @@ class VideoClipDataset(Dataset):
     def _open(self, record: VideoRecord, backend: Optional[str] = None) -> VideoSource:
         if is_frame_dir(record):
             return open_frame_folder(record.path, record.num_frames)
-        return open_video(record.path, backend or self.backend, rotate=self.rotate)
+        short_side = self.transform.test_short_side if self.transform.decoder_resize and not self.train else None
+        return open_video(record.path, backend or self.backend, rotate=self.rotate, short_side=short_side)
 
     def _load(self, record: VideoRecord, backend: Optional[str] = None) -> torch.Tensor:
         video = self._open(record, backend)

@@ -24,6 +24,24 @@ with B-frames, torchcodec on B-frames in AVI, both on odd 4:2:0 sizes and >8-bit
 their FFmpeg builds convert colour differently), `open_video` finds out from the stream's
 parameters and first packets (`probe.py`, no decoding) and raises `BadVideoError` with the
 reason; the dataset then reads that file with PyAV (`fallback_backend`) and counts it.
+
+Resizing in the decoder (`open_video(..., short_side=S)`, for test views whose first step is a
+short-side resize to S): the frames come with their shorter side at S, the longer rounded as
+torchvision rounds it, scaled by FFmpeg's swscale as part of the YUV->RGB conversion (PyAV:
+bilinear, area-averaging when shrinking; torchcodec: its `Resize` decoder transform, bilinear
+with antialiasing; decord: its scale filter). A different filter from torchvision's antialiased
+bilinear resize: within a few levels of decode-then-resize (tests/test_data_decoder_resize.py),
+not equal, so it is asked for (`ClipTransform.decoder_resize`), never the default. decord and
+torchcodec resize only upright videos (display rotation 0); a rotated one is decoded at full size
+and resized by the transform, and a decoder that returns another size than asked raises
+`BadVideoError` (the dataset then reads the file with PyAV, which resizes each frame before
+turning it).
+
+GPU decoding (`backend="torchcodec-cuda"`): torchcodec on CUDA (NVDEC), frames returned on the
+GPU. Never chosen automatically; refused in one line where CUDA or torchcodec is missing; upright
+videos only (a rotated one is refused: a bad item, no PyAV fallback, whose clips would be on the
+CPU); no decoder resize. CUDA does not survive a fork: use it with 0 DataLoader workers (or the
+spawn start method).
 """
 from __future__ import annotations
 
@@ -33,7 +51,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -49,11 +67,14 @@ from .probe import (
     probe_video,
     refusal,
 )
+from .transforms import short_side_size
 
-__all__ = ["BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends", "check_backend",
-           "default_backend", "fallback_backend", "open_video", "torchcodec_problem", "write_mp4"]
+__all__ = ["BACKENDS", "GPU_BACKENDS", "BadVideoError", "VideoBackendError", "VideoSource", "available_backends",
+           "check_backend", "cuda_problem", "default_backend", "fallback_backend", "open_video", "torchcodec_problem",
+           "write_mp4"]
 
 BACKENDS = ("decord", "torchcodec", "pyav")  # in the order of the automatic choice
+GPU_BACKENDS = ("torchcodec-cuda",)  # asked for by name only: decoding on the GPU, frames on the GPU
 PathLike = Union[str, os.PathLike]
 # what brings the FFmpeg shared libraries torchcodec links against (Debian / Ubuntu; any FFmpeg 4-9)
 FFMPEG_APT = "apt-get install -y --no-install-recommends ffmpeg"
@@ -126,15 +147,25 @@ def torchcodec_load_error(text: str) -> str:
 def _backend_problem(backend: str) -> Optional[str]:
     if backend == "torchcodec":
         return torchcodec_problem()
+    if backend == "torchcodec-cuda":
+        return torchcodec_problem() or cuda_problem()
     return _import_problem("av" if backend == "pyav" else backend)
+
+
+def cuda_problem() -> Optional[str]:
+    """None where torch sees a CUDA device; else why not, in one line."""
+    if not torch.cuda.is_available():
+        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+        return f"no CUDA device (torch.cuda.is_available() is False; torch {torch.__version__} {built})"
+    return None
 
 
 def check_backend(backend: Optional[str]) -> None:
     """Raise (one line) unless `backend` is None or a backend that works here."""
     if backend is None:
         return
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+    if backend not in BACKENDS + GPU_BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS + GPU_BACKENDS}")
     problem = _backend_problem(backend)
     if problem is not None:
         raise VideoBackendError(f"video backend {backend!r} is not usable: {problem}")
@@ -156,16 +187,19 @@ def default_backend() -> str:
 
 def fallback_backend(backend: Optional[str]) -> Optional[str]:
     """The backend that reads a file `backend` (None: the default) failed on, per file: PyAV for
-    decord and torchcodec where PyAV works here, else None."""
+    decord and torchcodec where PyAV works here, else None (for torchcodec-cuda too: its clips
+    are on the GPU, PyAV's would not be, so a file it refuses is a bad item, counted)."""
     backend = backend or default_backend()
     return "pyav" if backend in ("decord", "torchcodec") and "pyav" in available_backends() else None
 
 
 class VideoSource:
-    """An opened video: `num_frames` and `get(indices) -> uint8 tensor (T, H, W, C)`."""
+    """An opened video: `num_frames` and `get(indices) -> uint8 tensor (T, H, W, C)`.
+    `resized_to`: the (H, W) the decoder resizes frames to, None where it does not."""
 
     path: str
     num_frames: int
+    resized_to: Optional[Tuple[int, int]] = None
 
     def get(self, indices: Sequence[int]) -> torch.Tensor:
         raise NotImplementedError
@@ -179,21 +213,42 @@ class VideoSource:
             raise BadVideoError(self.path, f"frame index {bad[0]} out of range for {self.num_frames} frames")
         return idx
 
+    def _check_size(self, frames: torch.Tensor, backend: str) -> torch.Tensor:
+        """The frames, unless the decoder resized them to another size than asked (refused)."""
+        if self.resized_to is not None and tuple(frames.shape[1:3]) != self.resized_to:
+            got, want = frames.shape[1:3], self.resized_to
+            raise BadVideoError(self.path, f"{backend} returned {got[1]}x{got[0]} frames for a resize to "
+                                           f"{want[1]}x{want[0]}")
+        return frames
+
+
+def _decoder_size(probe: VideoProbe, short_side: Optional[int], turns: int) -> Optional[Tuple[int, int]]:
+    """(H, W) a decord / torchcodec decoder should resize an upright video's frames to; None where
+    it should not resize (no short side asked for, already that size, or a rotated video)."""
+    if short_side is None or turns % 4 or min(probe.height, probe.width) == short_side:
+        return None
+    return short_side_size(probe.height, probe.width, short_side)
+
 
 class DecordSource(VideoSource):
     """decord's `VideoReader`. decord turns frames for display itself (the container's rotation
-    tag); with `rotate=False` that turn is undone (the angle read by PyAV from the first frame)."""
+    tag); with `rotate=False` that turn is undone (the angle read by PyAV from the first frame).
+    `size` (H, W): decord scales the frames to it (its `width` / `height`)."""
 
-    def __init__(self, path: PathLike, rotate: bool = True):
+    def __init__(self, path: PathLike, rotate: bool = True, turns: Optional[int] = None,
+                 size: Optional[Tuple[int, int]] = None):
         import decord
 
         self.path = str(path)
         try:
-            self._unturn = 0 if rotate else -_quarter_turns(display_rotation(path))
+            turns = _quarter_turns(display_rotation(path)) if turns is None and not rotate else turns
         except ValueError as err:
             raise BadVideoError(path, str(err)) from None
+        self._unturn = 0 if rotate else -turns
+        self.resized_to = size
+        scale = {"height": size[0], "width": size[1]} if size else {}
         try:  # one thread: parallelism comes from DataLoader workers
-            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
+            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1, **scale)
             self.num_frames = len(self._reader)  # decord indexes every packet when it opens the file
         except (RuntimeError, decord.DECORDError) as err:
             raise BadVideoError(path, f"decord cannot open it ({_first_line(err)})") from None
@@ -206,44 +261,63 @@ class DecordSource(VideoSource):
             frames = self._reader.get_batch(idx).asnumpy()  # (T, H, W, C) uint8
         except (RuntimeError, decord.DECORDError) as err:
             raise BadVideoError(self.path, f"decord cannot decode frames {idx} ({_first_line(err)})") from None
-        return _turn(torch.from_numpy(np.ascontiguousarray(frames)), self._unturn)
+        return _turn(self._check_size(torch.from_numpy(np.ascontiguousarray(frames)), "decord"), self._unturn)
 
 
 class TorchCodecSource(VideoSource):
     """torchcodec's `VideoDecoder` in exact mode: opening scans every packet, so `num_frames` is
     the frames present and frame i is the i-th in presentation order (no keyframe snapping).
-    torchcodec turns frames for display itself; with `rotate=False` that turn is undone."""
+    torchcodec turns frames for display itself; with `rotate=False` that turn is undone.
+    `size` (H, W): its `Resize` decoder transform scales the frames to it (an upright video only:
+    a rotated one is opened again without it). `device="cuda"`: NVDEC, frames on the GPU."""
 
-    def __init__(self, path: PathLike, rotate: bool = True):
+    def __init__(self, path: PathLike, rotate: bool = True, size: Optional[Tuple[int, int]] = None,
+                 device: str = "cpu"):
+        self.path, self._device = str(path), device
+        self._decoder = self._open(size)
+        rotation = getattr(self._decoder.metadata, "rotation", None) or 0
+        if _quarter_turns(rotation) and device != "cpu":
+            raise BadVideoError(path, f"rotated video ({rotation:g} degrees): not read on {device}")
+        if _quarter_turns(rotation) and size is not None:
+            self._decoder, size = self._open(None), None
+        self.resized_to = size
+        self.num_frames = int(self._decoder.metadata.num_frames_from_content or 0)
+        self._unturn = 0 if rotate else -_quarter_turns(rotation)
+
+    def _open(self, size: Optional[Tuple[int, int]]):
         from torchcodec.decoders import VideoDecoder
 
-        self.path = str(path)
+        transforms = None
+        if size is not None:
+            from torchcodec.transforms import Resize
+
+            transforms = [Resize(size)]
         try:  # one thread: parallelism comes from DataLoader workers
-            self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
-            self.num_frames = int(self._decoder.metadata.num_frames_from_content or 0)
+            return VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
+                                device=self._device, transforms=transforms)
         except (RuntimeError, ValueError) as err:
-            raise BadVideoError(path, f"torchcodec cannot open it ({_first_line(err)})") from None
-        rotation = getattr(self._decoder.metadata, "rotation", None) or 0
-        self._unturn = 0 if rotate else -_quarter_turns(rotation)
+            raise BadVideoError(self.path, f"torchcodec cannot open it ({_first_line(err)})") from None
 
     def get(self, indices: Sequence[int]) -> torch.Tensor:
         idx = self._check(indices)
         try:
-            frames = self._decoder.get_frames_at(idx).data  # (T, H, W, C) uint8
+            frames = self._decoder.get_frames_at(idx).data  # (T, H, W, C) uint8, on the decoder's device
         except (RuntimeError, ValueError, IndexError) as err:
             raise BadVideoError(self.path, f"torchcodec cannot decode frames {idx} ({_first_line(err)})") from None
-        return _turn(frames.contiguous(), self._unturn)
+        return _turn(self._check_size(frames.contiguous(), "torchcodec"), self._unturn)
 
 
 class PyAVSource(VideoSource):
     """Frame-accurate access by packet index: frame i is the i-th packet in presentation order;
     decoding seeks to the last keyframe at or before each requested frame. Frames are turned by
-    their display matrix (`rotate=True`), as FFmpeg's command-line tools do."""
+    their display matrix (`rotate=True`), as FFmpeg's command-line tools do. `short_side`: each
+    frame is scaled (swscale, bilinear) with its shorter side to that length as it is converted
+    to RGB, then turned (a short-side resize commutes with quarter turns)."""
 
-    def __init__(self, path: PathLike, rotate: bool = True):
+    def __init__(self, path: PathLike, rotate: bool = True, short_side: Optional[int] = None):
         import av
 
-        self.path, self._rotate = str(path), rotate
+        self.path, self._rotate, self._short_side = str(path), rotate, short_side
         if not os.path.isfile(self.path):
             raise BadVideoError(path, "file not found")
         try:
@@ -285,7 +359,7 @@ class PyAVSource(VideoSource):
                         position = self._index.get(frame.pts, -1)
                         if position in wanted_set and position not in frames:
                             turns = _quarter_turns(frame_rotation(frame, stream)) if self._rotate else 0
-                            frames[position] = np.rot90(frame.to_ndarray(format="rgb24"), turns)
+                            frames[position] = np.rot90(self._rgb(frame), turns)
                         if position >= target:
                             break
         except av.error.FFmpegError as err:
@@ -295,11 +369,22 @@ class PyAVSource(VideoSource):
             raise BadVideoError(self.path, f"frame {missing[0]} is indexed but does not decode (truncated?)")
         return torch.from_numpy(np.stack([frames[i] for i in idx]))  # (T, H, W, C); np.stack copies the turned views
 
+    def _rgb(self, frame) -> np.ndarray:
+        """A decoded frame as RGB24 (H, W, 3), as stored; scaled to the short side where asked."""
+        if self._short_side is None or min(frame.height, frame.width) == self._short_side:
+            return frame.to_ndarray(format="rgb24")
+        height, width = short_side_size(frame.height, frame.width, self._short_side)
+        return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
 
-def open_video(path: PathLike, backend: Optional[str] = None, rotate: bool = True) -> VideoSource:
+
+def open_video(path: PathLike, backend: Optional[str] = None, rotate: bool = True,
+               short_side: Optional[int] = None) -> VideoSource:
     """Open a video with `backend` ('decord', 'torchcodec', 'pyav'; None: the first of those that
-    works here, see `default_backend`). Frames come turned for display by the container's rotation
-    (display matrix), as FFmpeg's tools show them; `rotate=False`: as stored.
+    works here, see `default_backend`; or 'torchcodec-cuda', see the module's notes). Frames come
+    turned for display by the container's rotation (display matrix), as FFmpeg's tools show them;
+    `rotate=False`: as stored. `short_side`: the decoder resizes the frames' shorter side to it
+    where it can do so right (PyAV always; decord and torchcodec for upright videos; see
+    `VideoSource.resized_to`), else they come at full size.
 
     Raises BadVideoError (naming the file) for a missing, unreadable, corrupt or empty video, or
     one that `backend` would decode wrong (the reason says why: see `probe.refusal`; PyAV reads
@@ -311,11 +396,23 @@ def open_video(path: PathLike, backend: Optional[str] = None, rotate: bool = Tru
         raise BadVideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise BadVideoError(path, "empty file (0 bytes)")
-    if backend != "pyav":  # PyAV checks the same on the packets it indexes anyway
-        reason = refusal(backend, _probe(path))
+    if backend == "pyav":  # PyAV checks the same as `refusal` on the packets it indexes anyway
+        source: VideoSource = PyAVSource(path, rotate, short_side)
+    else:
+        probe = _probe(path)
+        reason = refusal("torchcodec" if backend in GPU_BACKENDS else backend, probe)
         if reason is not None:
             raise BadVideoError(path, reason)
-    source = {"decord": DecordSource, "torchcodec": TorchCodecSource, "pyav": PyAVSource}[backend](path, rotate)
+        if backend == "decord":
+            try:  # decord tells no rotation: PyAV reads it (one frame) where it matters
+                turns = _quarter_turns(display_rotation(path)) if short_side is not None or not rotate else 0
+            except ValueError as err:
+                raise BadVideoError(path, str(err)) from None
+            source = DecordSource(path, rotate, turns, _decoder_size(probe, short_side, turns))
+        elif backend == "torchcodec":  # a rotated video: TorchCodecSource reopens it without resizing
+            source = TorchCodecSource(path, rotate, _decoder_size(probe, short_side, 0))
+        else:
+            source = TorchCodecSource(path, rotate, device="cuda")
     if source.num_frames == 0:
         raise BadVideoError(path, "no video frames")
     return source
