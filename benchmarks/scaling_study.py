@@ -8,7 +8,15 @@ inference time per clip and peak memory (`vidbench.bench.measure`, batch 1, fp32
 fresh worker process per point, so the peak RSS is that point's). The estimate is the point's
 GMACs over the GMAC/s measured at the nearest smaller point of the same model (the device's
 matmul peak before any). Points not measured are rows with status "skipped: ..."; a model that
-cannot take a clip size (MViT needs sizes that are multiples of 32) is a row "unsupported".
+cannot take a clip size (MViT needs sizes that are multiples of 32, Hiera-B's mask units 7 x 8
+tokens or more: 224, 448, not 112) is a row "unsupported". A model whose patch is not 16 px
+(VideoPrism: 18) is counted at the size with the same patch grid (--sizes 112,224,448 -> 126,
+252, 504: 7, 14, 28 patches a side), its own size in the rows.
+
+The attention patterns (column `attention`): joint (VideoMAE; V-JEPA 2 with 3-D rotary positions
+on q and k), divided / factorised (TimeSformer, ViViT; VideoPrism space then time, its logits
+soft-capped), pooling (MViT), shifted window (Swin), mask unit (Hiera: local attention within
+mask units in its first stages, global after).
 
     python benchmarks/scaling_study.py --out results/scaling_cpu --max-forward-s 20 --threads 2
     python benchmarks/scaling_study.py --out results/scaling_cpu --max-forward-s 20 --threads 2 --resume
@@ -42,7 +50,8 @@ from vidbench.models import create_model, model_entry
 from vidbench.results import ResultsStore, key_str, run_lock
 
 TABLE = "scaling"
-MODELS = ("swin3d_t", "videomae_base", "vivit_m1_base", "timesformer_base", "mvit_b_16x4")
+MODELS = ("swin3d_t", "videomae_base", "vivit_m1_base", "timesformer_base", "mvit_b_16x4", "hiera_base_16x224",
+          "videoprism_base", "vjepa2_vitl")
 KEY_COLUMNS = ("model", "frames", "img_size", "device")
 COLUMNS = (
     "model", "attention", "frames", "img_size", "device", "tokens", "params", "gmacs", "act_bytes", "act_attention",
@@ -51,7 +60,10 @@ COLUMNS = (
     "timestamp",
 )
 # the attention pattern of a family whose config does not name one
-FAMILY_PATTERN = {"swin": "shifted window", "mvit": "pooling", "videomae": "joint"}
+FAMILY_PATTERN = {"swin": "shifted window", "mvit": "pooling", "videomae": "joint", "hiera": "mask unit",
+                  "videoprism": "factorised, soft-capped", "vjepa2": "joint, 3-D RoPE"}
+NOMINAL_PATCH = 16  # --sizes are in 16 px patches; a family below with another patch keeps the grid
+PATCH_GRID_FAMILIES = ("videoprism",)
 
 
 def attention_pattern(name: str) -> str:
@@ -62,6 +74,19 @@ def attention_pattern(name: str) -> str:
     with torch.device("meta"):
         config = create_model(name).config
     return str(getattr(config, "attention_type", family)).replace("_", " ")
+
+
+def model_size(name: str, size: int) -> int:
+    """The clip side `name` is counted at for the nominal `size`: the same, except for a family of
+    PATCH_GRID_FAMILIES whose patch does not divide it, where it is the size with the same patch
+    grid (size / 16 patches of the model's own patch)."""
+    if model_entry(name).family not in PATCH_GRID_FAMILIES:
+        return size
+    with torch.device("meta"):
+        patch = int(create_model(name).config.patch_size)
+    if size % patch == 0 or size % NOMINAL_PATCH:
+        return size
+    return size // NOMINAL_PATCH * patch
 
 
 def count_point(name: str, frames: int, size: int) -> Dict[str, Any]:
@@ -76,8 +101,12 @@ def count_point(name: str, frames: int, size: int) -> Dict[str, Any]:
     fused = count_activations(model, attention="fused")
     reference = count_activations(model, attention="reference")
     backends = ", ".join(f"{b} x{n}" for b, n in sorted(fused.sdpa_backends.items()))
+    attention = f"fused ({backends})"
+    if getattr(model.config, "softcap", None):  # flex cannot run on meta: those calls count as the reference's
+        attention = (f"{attention}; " if backends else "") + ("soft-capped calls: reference path (as a CPU "
+                                                              "training step runs them; flex on CUDA saves less)")
     return dict(tokens=int(model.patch_embed.num_patches),
-                params=flops.params, gmacs=flops.gmacs, act_bytes=fused.bytes, act_attention=f"fused ({backends})",
+                params=flops.params, gmacs=flops.gmacs, act_bytes=fused.bytes, act_attention=attention,
                 act_ref_bytes=reference.bytes)
 
 
@@ -102,7 +131,11 @@ def measure_point(name: str, frames: int, size: int, gmacs: float, peak: Optiona
 
 
 def points(args: argparse.Namespace) -> List[Tuple[str, int, int]]:
-    return [(m, f, s) for m in resolve_models(args.models) for s in args.sizes for f in args.frames]
+    out: List[Tuple[str, int, int]] = []
+    for m in resolve_models(args.models):
+        sizes = list(dict.fromkeys(model_size(m, s) for s in args.sizes))
+        out += [(m, f, s) for s in sizes for f in args.frames]
+    return out
 
 
 def run(args: argparse.Namespace) -> List[Dict[str, Any]]:

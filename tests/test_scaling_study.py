@@ -99,6 +99,29 @@ def test_script_writes_every_point_and_resumes(tmp_path, capsys):
         study.main(argv)  # an existing run is never mixed into silently
 
 
+def test_new_attention_patterns_are_counted(tmp_path):
+    """Hiera's mask units, VideoPrism's soft-capped factorised attention and V-JEPA 2's rotary joint
+    attention (their CPU configs) are counted on the meta device, each under its pattern's name;
+    VideoPrism's 18 px patch keeps the nominal 16 px grid (paper width: 224 -> 252)."""
+    study = load_script()
+    assert study.model_size("videoprism_base", 224) == 252 and study.model_size("videoprism_base", 288) == 288
+    assert study.model_size("videoprism_tiny", 32) == 32 and study.model_size("vjepa2_vitl", 224) == 224
+    assert {"hiera_base_16x224", "videoprism_base", "vjepa2_vitl"} <= set(study.MODELS)
+    out = tmp_path / "study"
+    assert study.main(["--models", "hiera_tiny,videoprism_tiny,vjepa2_tiny", "--frames", "8", "--sizes", "32",
+                       "--out", str(out), "--no-measure"]) == 0
+    rows = ResultsStore(out).read("scaling").set_index("model")
+    assert rows["attention"].to_dict() == {"hiera_tiny": "mask unit", "videoprism_tiny": "factorised, soft-capped",
+                                           "vjepa2_tiny": "joint, 3-D RoPE"}
+    assert rows["status"].str.startswith("skipped: not measured").all()
+    assert rows.loc["vjepa2_tiny", "tokens"] == 4 * 4 * 4 and rows.loc["videoprism_tiny", "tokens"] == 8 * 4 * 4
+    for name in rows.index:
+        assert rows.loc[name, "gmacs"] == pytest.approx(count_flops(name, num_frames=8, img_size=32).gmacs)
+        assert rows.loc[name, "act_bytes"] > 0 and rows.loc[name, "act_ref_bytes"] >= rows.loc[name, "act_bytes"]
+    assert "soft-capped calls: reference path" in rows.loc["videoprism_tiny", "act_attention"]
+    assert "soft-capped" not in rows.loc["vjepa2_tiny", "act_attention"]
+
+
 def test_script_measures_under_the_limit_and_skips_over_it(tmp_path):
     study = load_script()
     base = ["--models", "videomae_tiny", "--frames", "4", "--sizes", "16", "--no-isolate", "--warmup", "0", "--iters", "1"]
