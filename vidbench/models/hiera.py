@@ -269,9 +269,11 @@ def _hiera(name: str, defaults: dict, overrides: dict) -> Hiera:
 
 _IN = (3, 16, 224, 224)
 # params: the Hugging Face model pages of the package's checkpoints (facebook/<name>.<checkpoint>,
-# "Model size"); Hiera-H: the package's exact count (no published figure read). The paper's K400
-# GFLOPs were not read here, so gmacs stay unset; fvcore counts 101.9 / 132.5 / 412.7 / 1158.8 GMACs
-# per view, as it counts the package's own models (tests/test_hiera.py).
+# "Model size"); Hiera-H: the package's exact count (no published figure read). No published K400
+# GFLOPs were confirmed, so gmacs stay unset: the facebookresearch/hiera README gives top-1 and A100
+# speed only, and the paper's (arXiv 2306.00989) K400 table was not reachable in the stored corpora
+# (searched again in session 4). fvcore counts 101.9 / 132.5 / 412.7 / 1158.8 GMACs per view (16 x
+# 224), as it counts the package's own models (tests/test_hiera.py).
 _SRC = "hiera-transformer {} (K400, 16 frames at stride 4, 224); {}"
 _HUB = "Hugging Face facebook/{}.{}: {} params"
 

@@ -143,7 +143,9 @@ def _vjepa2(name: str, defaults: dict, overrides: dict) -> VJEPA2:
 
 _IN = (3, 64, 256, 256)
 _README = "facebookresearch/vjepa2 README (pretrained checkpoints table)"
-# No published FLOPs figure was read for V-JEPA 2: gmacs stays None (vidbench's fvcore counts: tests/test_vjepa2.py).
+# No published FLOPs figure for V-JEPA 2: gmacs stays None. Searched (session 4): the facebookresearch/vjepa2
+# README (params and resolution only) and the paper arXiv 2506.09985 (not reachable beyond its abstract in the
+# stored corpora). vidbench's fvcore counts: tests/test_vjepa2.py.
 # The registry's encoders carry V-JEPA 2's probe (pooling="attentive") where they classify; the
 # parameter figures the papers quote are the encoder's, so the paper-size entries count with
 # pooling="mean" and no head (the released encoders as they load): see tests/paper_tables.json.
