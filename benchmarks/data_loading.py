@@ -23,6 +23,20 @@ view decodes its own clip). The PyAV profile (torch.profiler ``record_function``
 each stage of the same decode as `PyAVSource.get`, checked to give identical frames) goes to
 data_loading_profile.csv, with the frames decoded per clip.
 
+The loader's own cost, before and after (`--cost`, rows in <out>/data_loading_cost.csv, one pair
+per change, same records, seeds and DataLoader settings within a pair):
+- ``transform``: training clips (the first sampling, the first backend) with the float path
+  (``ClipTransform(uint8_ops=False)``: whole frames to float, then crop and resize; before) and
+  the uint8 path (crop, resize, flip on uint8, then float; after, the default), through the
+  loader and the transform alone (``transform_ms_per_clip``, on frames decoded beforehand);
+- ``decoder resize``: test items (``--views``) per backend, the short-side resize done by the
+  transform (before) or by the decoder (``ClipTransform(decoder_resize=True)``; after), with the
+  after item's mean / max difference from the before item in uint8 levels;
+- ``gpu decode``: training clips decoded by torchcodec on the CPU (before) and on CUDA
+  (``torchcodec-cuda``, 0 workers, frames and transform on the GPU, synchronised per clip;
+  after), with the mean difference of the first clip and torchcodec's CPU-fallback status; where
+  CUDA or torchcodec is missing, a ``skipped`` row with the one-line reason.
+
 Rows are appended to <out>/data_loading.csv as measured; environment.json sits beside.
 """
 from __future__ import annotations
@@ -57,7 +71,7 @@ from vidbench.data import (
     collate_clips,
 )
 from vidbench.data.rawframes import extract_frames
-from vidbench.data.videoio import PyAVSource
+from vidbench.data.videoio import PyAVSource, VideoBackendError, check_backend
 from vidbench.errors import ConfigError
 from vidbench.results import ResultsStore
 
@@ -69,6 +83,7 @@ SAMPLINGS: Dict[str, ClipSampler] = {
     "uniform8": ClipSampler(8, 1, "uniform"),  # TSN: one frame from each of 8 segments
 }
 NAIVE = "naive-pyav-all-frames"
+COSTS = ("transform", "decoder-resize", "gpu-decode")
 
 
 class NaivePyAVDataset(Dataset):
@@ -225,15 +240,20 @@ def staged_naive(path: str) -> Tuple[torch.Tensor, int]:
 
 
 def staged_train_transform(tf: ClipTransform, frames: torch.Tensor, allow_flip: bool) -> torch.Tensor:
-    """`ClipTransform.train` in three ranges (same random draws, same result)."""
+    """`ClipTransform.train` in three ranges (same random draws, same result). The float
+    conversion is timed where the transform does it: of the whole frames first (``uint8_ops=False``)
+    or of the resized crop (the uint8 path; the first range is then only a view)."""
     with record_function("to float"):
-        video = tf._to_float(frames)
+        video = tf._video(frames)
     with record_function("resize (random resized crop)"):
         top, left, h, w = RandomResizedCrop.get_params(video[0], list(tf.scale), list(tf.ratio))
         video = TF.resized_crop(video, top, left, h, w, [tf.size, tf.size], antialias=True)
     with record_function("flip + normalise"):
         if tf.flip and allow_flip and torch.rand(()) < 0.5:
             video = TF.horizontal_flip(video)
+    with record_function("to float"):
+        video = tf._float(video)  # the uint8 path's conversion; a float video goes through as it is
+    with record_function("flip + normalise"):
         video = tf._finish(video)
     return video
 
@@ -285,6 +305,109 @@ def keyframe_stats(paths: Sequence[str]) -> Tuple[float, float]:
     return float(np.mean(keys)), float(np.mean(frames) / np.mean(keys))
 
 
+# --- the loader's own cost, before and after ------------------------------------------------------
+
+class SyncedDataset(Dataset):
+    """Items of a dataset whose clips are built on a CUDA device, each waited for (so the timed
+    wall time holds the GPU's work, not only its launch)."""
+
+    def __init__(self, clips: VideoClipDataset):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int):
+        item = self.clips[index]
+        torch.cuda.synchronize()
+        return item
+
+
+def level_diff(before: torch.Tensor, after: torch.Tensor, tf: ClipTransform) -> Tuple[float, float]:
+    """Mean and max |after - before| of normalised clips (..., C, T, H, W), in uint8 levels."""
+    std = torch.tensor(tf.std, device=after.device)[:, None, None, None]
+    levels = (after.float() - before.to(after.device).float()).abs() * std * 255
+    return round(float(levels.mean()), 3), round(float(levels.max()), 2)
+
+
+def transform_ms_per_clip(dataset: VideoClipDataset, clips: int) -> float:
+    """The training transform alone: ms per clip over `clips` clips of frames decoded beforehand."""
+    frames = []
+    for k in range(clips):
+        record = dataset.records[k % len(dataset)]
+        video = dataset._open(record)
+        frames.append(video.get(dataset.sampler.train_indices(video.num_frames)))
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    for f in frames:
+        dataset.transform.train(f)
+    return round(1e3 * (time.perf_counter() - start) / clips, 3)
+
+
+def loader_cost(args: argparse.Namespace, spec: DataSpec, backends: Sequence[str], store: ResultsStore,
+                common: Dict[str, Any]) -> Dict[Tuple[str, str, str], Dict[str, Any]]:
+    """The before / after pairs of `--cost` (see the module's notes), appended to data_loading_cost.csv."""
+    sampling = args.sampling[0]
+    sampler, out = SAMPLINGS[sampling], {}
+
+    def build(split: str, train: bool, backend: str, **tf: Any) -> VideoClipDataset:
+        views = (1, 1) if train else args.views
+        dataset = build_dataset(spec, split, train, views=views, sampler=sampler, backend=backend, bad_items="raise",
+                                transform=ClipTransform(size=args.size, **tf))[0]
+        if not train and args.test_items:
+            dataset.records = dataset.records[:args.test_items]
+        return dataset
+
+    def row(step: str, variant: str, backend: str, train: bool, workers: int, m: Dict[str, Any], **extra: Any):
+        views = "1x1" if train else f"{args.views[0]}x{args.views[1]}"
+        r = {"step": step, "variant": variant, "loader": f"vidbench-{backend}", "sampling": sampling, "views": views,
+             "workers": workers, "batch_size": args.batch_size if train else 1, "status": "ok", "reason": "",
+             **m, **extra, **common, "split": args.train_split if train else args.test_split}
+        store.append("data_loading_cost", r)
+        out[(step, variant, backend)] = r
+        rate = f"{m['clips_per_s']:7.2f} clips/s {m['cpu_s_per_clip']:.3f} CPU s/clip" if m else r["reason"]
+        print(f"cost {step:15s} {variant:24s} {backend:16s} workers={workers}  {rate}")
+
+    if "transform" in args.cost:
+        for workers in args.cost_workers:
+            for variant, uint8 in (("float (before)", False), ("uint8 (after)", True)):
+                dataset = build(args.train_split, True, backends[0], uint8_ops=uint8)
+                row("transform", variant, backends[0], True, workers, measure(dataset, workers, args.batch_size,
+                                                                              args.passes),
+                    transform_ms_per_clip=transform_ms_per_clip(dataset, max(len(dataset), 4)))
+    if "decoder-resize" in args.cost and args.views != "none":
+        for backend in backends:
+            first = {}
+            for variant, decoder in (("transform resize (before)", False), ("decoder resize (after)", True)):
+                dataset = build(args.test_split, False, backend, decoder_resize=decoder)
+                first[variant] = dataset[0][0]
+                extra = {"short_side": dataset.transform.test_short_side}
+                if decoder:
+                    mean, worst = level_diff(first["transform resize (before)"], first[variant], dataset.transform)
+                    extra.update(mean_level_diff=mean, max_level_diff=worst)
+                row("decoder resize", variant, backend, False, 0,
+                    measure(dataset, 0, 1, 2 if len(dataset) == 1 else 1), **extra)
+    if "gpu-decode" in args.cost:
+        try:
+            check_backend("torchcodec-cuda")
+        except VideoBackendError as err:
+            row("gpu decode", "torchcodec-cuda (after)", "torchcodec-cuda", True, 0, {}, status="skipped",
+                reason=str(err))
+        else:
+            cpu = build(args.train_split, True, "torchcodec")
+            gpu = build(args.train_split, True, "torchcodec-cuda")
+            mean, worst = level_diff(cpu[0][0], gpu[0][0], gpu.transform)
+            source = gpu._open(gpu.records[0])
+            source.get([0])  # torchcodec knows whether NVDEC fell back to the CPU once it has decoded
+            fallback = " ".join(str(source._decoder.cpu_fallback).split())
+            row("gpu decode", "torchcodec cpu (before)", "torchcodec", True, 0,
+                measure(cpu, 0, args.batch_size, args.passes))
+            row("gpu decode", "torchcodec-cuda (after)", "torchcodec-cuda", True, 0,
+                measure(SyncedDataset(gpu), 0, args.batch_size, args.passes), mean_level_diff=mean,
+                max_level_diff=worst, cpu_fallback=fallback, device=torch.cuda.get_device_name(0))
+    return out
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -306,6 +429,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--test-items", type=int, default=0, help="test items per multi-view measurement (0: all)")
     parser.add_argument("--test-workers", type=int, nargs="+", default=[0])
     parser.add_argument("--profile-clips", type=int, default=14, help="clips per PyAV profile (0: no profile)")
+    parser.add_argument("--cost", nargs="*", default=list(COSTS), choices=COSTS,
+                        help="the loader's own cost, before / after pairs (data_loading_cost.csv); none: --cost")
+    parser.add_argument("--cost-workers", type=int, nargs="+", default=[0],
+                        help="DataLoader workers of the transform pairs")
     parser.add_argument("--rawframes", default=None,
                         help="frame folders to use or extract into (default: a temporary folder, removed after)")
     parser.add_argument("--out", default="results/data_loading")
@@ -359,7 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         print(f"raw frames: {took}, {env['rawframes_mb']} MB of JPEGs vs {env['video_mb']} MB of video ({raw_dir})")
     raw_spec = DataSpec.load(raw_dir) if raw_dir is not None else None
 
-    results: Dict[str, Any] = {"train": {}, "test": {}, "profile": {}}
+    results: Dict[str, Any] = {"train": {}, "test": {}, "profile": {}, "cost": {}}
     try:
         # training clips: every loader x sampling x workers
         for sampling in args.sampling:
@@ -444,6 +571,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                     print(f"profile {sampling} {loader}: {decoded:.0f} frames decoded per clip of "
                           f"{SAMPLINGS[sampling].num_frames} (of {frames:.0f}); " + ", ".join(
                               f"{s} {v / wall:.0%}" for s, v in stages.items()))
+        if args.cost:
+            results["cost"] = loader_cost(args, spec, backends, store, common)
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)

@@ -10,7 +10,10 @@
 # 2. every attention backend (flash, efficient, cudnn, math, reference, flex) on three models whose
 #    attention differs (joint, divided space-time, shifted windows with a mask), bf16;
 # 3. the largest training batch that fits the GPU for two models, bf16;
-# 4. the implementation comparison (timm, torchvision, Hugging Face) at batch 8, fp32.
+# 4. the implementation comparison (timm, torchvision, Hugging Face) at batch 8, fp32;
+# then GPU decoding (torchcodec on CUDA) against torchcodec on the CPU, and the uint8 / float
+# transform pair, on a small Kinetics-preset tree (12 videos of 4 s; data_loading_cost.csv; where
+# CUDA or torchcodec is missing the GPU row is a skipped row with the reason).
 # Each stage is a results directory of its own; a stage that fails leaves its rows and the
 # script goes on (each row is written as it is measured; a failing row says why).
 set -uo pipefail
@@ -24,6 +27,7 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
   max_models=vit_tiny; max_extra=(--mem-limit 1.2GB --max-batch-cap 4)
   compare_models=(vit_base); compare_extra=(--img-size 32 --frames 8 --batch-size 1 --rounds 1 --iters 1 --warmup 1)
   iters=(--warmup 1 --iters 2); batch=2
+  decode_data=(--classes red_disc,move_left --videos-per-class 3 --duration-s 3 --short-side 64)
 else
   device=cuda
   name=$(python -c "import torch; print(torch.cuda.get_device_name(0).lower().replace(' ', '_').replace('/', '_'))") || {
@@ -34,6 +38,7 @@ else
   compare_models=(vit_base vivit_m1_base timesformer_base mvit_b_16x4 mvitv2_s_16x4 swin3d_t videomae_base)
   compare_extra=(--batch-size 8 --rounds 3)
   iters=(--warmup 3 --iters 10); batch=8
+  decode_data=(--classes red_disc,move_left --videos-per-class 6 --duration-s 4)
 fi
 out=${OUT:-results/$name}
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -57,6 +62,13 @@ python -m vidbench bench --device "$device" --models "$max_models" --batch-size 
 log "4/4 implementations side by side -> $out/compare"
 python -m vidbench compare "${compare_models[@]}" --device "$device" --mode infer,train "${compare_extra[@]}" \
   --out "$out/compare-$stamp" --no-progress
+
+log "GPU decoding -> $out/data_loading"
+python -m vidbench make-dataset --preset kinetics "${decode_data[@]}" --out "$out/data_loading/kinetics" >/dev/null &&
+  python benchmarks/data_loading.py --data "$out/data_loading/kinetics" --loaders vidbench --backends pyav \
+    --sampling dense16x4 --workers 0 --passes 3 --views none --profile-clips 0 --cost gpu-decode transform \
+    --out "$out/data_loading"
+rm -rf "$out/data_loading/kinetics"
 
 python -m vidbench report "$out/bench" "$out/backends" "$out/max_batch" "$out/compare-$stamp" --out "$out"
 log "done in $((SECONDS - start)) s: $out/report.md"

@@ -12,8 +12,9 @@ import torch
 from vidbench.data import ClipSampler, VideoClipDataset, build_dataset
 from vidbench.data.presets import make_preset_dataset
 from vidbench.data.spec import DataSpec
-from vidbench.data.videoio import PyAVSource
+from vidbench.data.videoio import PyAVSource, cuda_problem
 from vidbench.report import readme
+from vidbench.results import ResultsStore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "data_loading.py"
 
@@ -78,7 +79,7 @@ def test_script_rows_and_readme_section(tiny, tmp_path, capsys):
     out = tmp_path / "out"
     bench.main(["--data", str(tiny), "--test-split", "train", "--size", "32", "--batch-size", "1", "--passes", "1",
                 "--workers", "0", "--backends", "pyav", "--sampling", "dense16x4", "--views", "2x3",
-                "--profile-clips", "2", "--rawframes", str(tmp_path / "raw"), "--out", str(out)])
+                "--profile-clips", "2", "--rawframes", str(tmp_path / "raw"), "--out", str(out), "--cost"])
     df = pd.read_csv(out / "data_loading.csv")
     train = df[df["views"] == "1x1"]
     assert list(train["loader"]) == ["vidbench-pyav", "rawframes", bench.NAIVE]
@@ -112,3 +113,27 @@ def test_readme_section_arithmetic(tmp_path):
     assert "(target 3x): 0 workers: vidbench-pyav 2.00x; 2 workers: vidbench-pyav 3.00x." in text
     assert "| vidbench-pyav | dense16x4 | 4x3 | 0 | 2.00 | 0.80 | 2.50x | 0.50 / 1.20 |" in text
     assert "0.100 s (vidbench-pyav); a GPU taking t s per training clip needs 0.100 / t CPU cores" in text
+
+
+def test_loader_cost_rows_before_and_after(tiny, tmp_path):
+    """The --cost pairs: float vs uint8 transforms, transform vs decoder resize per backend, and
+    the GPU-decoding row (skipped, with its one-line reason, where there is no CUDA)."""
+    args = bench.parse_args(["--data", str(tiny), "--test-split", "train", "--size", "32", "--batch-size", "1",
+                             "--passes", "1", "--views", "1x3", "--test-items", "1"])
+    assert args.cost == ["transform", "decoder-resize", "gpu-decode"] and args.cost_workers == [0]
+    bench.loader_cost(args, DataSpec.load(tiny), ["pyav", "decord"], ResultsStore(tmp_path), {"crop_size": 32})
+    df = pd.read_csv(tmp_path / "data_loading_cost.csv")
+    transform = df[df["step"] == "transform"]
+    assert list(transform["variant"]) == ["float (before)", "uint8 (after)"]
+    assert (transform["loader"] == "vidbench-pyav").all() and (transform["clips"] == 1).all()
+    assert (transform["transform_ms_per_clip"] > 0).all() and (transform["cpu_s_per_clip"] > 0).all()
+    resize = df[df["step"] == "decoder resize"]
+    assert list(resize["loader"]) == ["vidbench-pyav"] * 2 + ["vidbench-decord"] * 2
+    assert list(resize["variant"]) == ["transform resize (before)", "decoder resize (after)"] * 2
+    assert (resize["views"] == "1x3").all() and (resize["short_side"] == 32).all()
+    after = resize[resize["variant"] == "decoder resize (after)"]
+    assert ((after["mean_level_diff"] > 0) & (after["mean_level_diff"] < 3)).all()  # another scaler: close, not equal
+    gpu = df[df["step"] == "gpu decode"]
+    if cuda_problem() is not None:
+        assert len(gpu) == 1 and gpu["status"].iloc[0] == "skipped" and pd.isna(gpu["clips_per_s"].iloc[0])
+        assert "'torchcodec-cuda' is not usable" in gpu["reason"].iloc[0] and "no CUDA device" in gpu["reason"].iloc[0]
