@@ -206,9 +206,10 @@ def videoprism_large(**kw: Any) -> VideoPrism:
 
 # VideoPrism-g: models.py CONFIGS['videoprism_v1_giant'] (width 1408, 40 spatial + 4 temporal layers,
 # 16 heads, mlp 6144, 8 x 288; encoder 1,112,755,072 here and in HF); no weights released. The
-# paper's size (about 1B) was not read from a source here: left unset. No VideoPrism size has a
-# published FLOPs figure: the README's 'Released models' table gives #Params only, and the paper
-# (arXiv 2402.13217) was not reachable beyond its abstract in the stored corpora (session 4).
+# paper's "1B parameters in the spatial encoder" (Sec. 3.2) is not the encoder's count: left unset. No
+# VideoPrism size has a published FLOPs figure: the README's 'Released models' table gives #Params only;
+# the paper (arXiv 2402.13217, read in its LaTeX source) gives the encoder's shapes (appendix B) and, in
+# its VideoGLUE tables, the trainable FLOPs of the task heads only.
 @register_model("videoprism", ModelMeta(input_size=(3, 8, 288, 288),
                                         source="google-deepmind/videoprism models.py CONFIGS['videoprism_v1_giant']"))
 def videoprism_giant(**kw: Any) -> VideoPrism:

@@ -143,9 +143,10 @@ def _vjepa2(name: str, defaults: dict, overrides: dict) -> VJEPA2:
 
 _IN = (3, 64, 256, 256)
 _README = "facebookresearch/vjepa2 README (pretrained checkpoints table)"
-# No published FLOPs figure for V-JEPA 2: gmacs stays None. Searched (session 4): the facebookresearch/vjepa2
-# README (params and resolution only) and the paper arXiv 2506.09985 (not reachable beyond its abstract in the
-# stored corpora). vidbench's fvcore counts: tests/test_vjepa2.py.
+# No published FLOPs figure for V-JEPA 2: gmacs stays None. The facebookresearch/vjepa2 README gives params
+# and resolution only; the paper (arXiv 2506.09985, read in its LaTeX source) gives parameters in its
+# classification, anticipation and architecture tables (ViT-L 300M, H 600M, g 1B), no FLOPs. vidbench's
+# fvcore counts per view: 5787 / 10671 / 15849 GMACs at 64 x 256, ViT-g 384: 56921 (tests/test_vjepa2.py).
 # The registry's encoders carry V-JEPA 2's probe (pooling="attentive") where they classify; the
 # parameter figures the papers quote are the encoder's, so the paper-size entries count with
 # pooling="mean" and no head (the released encoders as they load): see tests/paper_tables.json.
