@@ -48,13 +48,14 @@ def test_train_and_infer_rows_hold_every_figure(tree, tmp_path, capsys):
         # the loader's CPU seconds per clip x the model-only rate: the cores that would keep the model fed
         assert r["cores_per_device"] == pytest.approx(r["loader_cpu_s_per_clip"] * r["model_clips_per_s"])
         assert r["params"] > 0 and r["frames"] == 4 and r["img_size"] == 32
-    assert "e2e" in json.loads((out / "environment.json").read_text())
+    assert json.loads((out / "environment.json").read_text())["e2e_runs"][0]["data"] == str(tree)
     printed = capsys.readouterr().out
     assert "2 rows ->" in printed and "cores/dev" in printed
     # --resume skips the measured rows; without it the table is not mixed into
     assert main(["bench", *MODEL, "--batch-size", "2", "--mode", "train,infer", "--data", str(tree), "--workers", "1",
                  "--warmup", "1", "--iters", "3", "--out", str(out), "--no-progress", "--resume"]) == 0
     assert len(pd.read_csv(out / "e2e.csv")) == 2
+    assert len(json.loads((out / "environment.json").read_text())["e2e_runs"]) == 2  # each run's options kept
     assert main(["bench", *MODEL, "--mode", "infer", "--data", str(tree), "--out", str(out), "--no-progress"]) == 2
 
 

@@ -260,6 +260,15 @@ class ResultsStore:
             return pd.DataFrame()
         return pd.read_csv(io.StringIO(text))
 
+    def rows_to_resume(self, table: str, resume: bool) -> List[Dict[str, Any]]:
+        """The rows `table` holds, for a run that continues it (`resume`); without `resume`, rows
+        there are an error rather than a silent mix of runs."""
+        existing = self.read(table)
+        if not existing.empty and not resume:
+            raise FileExistsError(f"{self.path(table)} already has {len(existing)} rows: pass resume=True "
+                                  "(--resume) to continue it, or choose another output directory")
+        return existing.to_dict("records")
+
     def append(self, table: str, row: Mapping[str, Any]) -> None:
         """Write one row now, as one write() of a whole line, so a kill loses at most that row.
         New columns widen the table (earlier rows get blanks) by an atomic rewrite."""

@@ -158,16 +158,13 @@ def run_e2e(cfg: E2EConfig, out: Any, resume: bool = False, progress: bool = Tru
     grid = expand_grid(cfg)
     with run_lock(out, "vidbench bench --data"):
         store = ResultsStore(out)
-        existing = store.read(E2E_TABLE)
-        if not existing.empty and not resume:
-            raise FileExistsError(f"{store.path(E2E_TABLE)} already has {len(existing)} rows: pass resume=True "
-                                  "(--resume) to continue it, or choose another output directory")
-        done = {_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
+        done = {_key(r) for r in store.rows_to_resume(E2E_TABLE, resume)}
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         env = Path(out) / "environment.json"
-        extra = json.loads(env.read_text()) if env.exists() else {}  # a bench run's, kept
-        store.write_environment(cfg.device, {**extra, "e2e": dataclasses.asdict(cfg)})
+        extra = json.loads(env.read_text()) if env.exists() else {}  # a bench run's and earlier e2e runs', kept
+        runs = extra.get("e2e_runs", []) + [dataclasses.asdict(cfg)]
+        store.write_environment(cfg.device, {**extra, "e2e_runs": runs})
         peaks: Dict[str, float] = {}
         written: List[Dict[str, Any]] = []
         todo = [(p, _columns(p, cfg, splits[p.mode], backend)) for p in grid]

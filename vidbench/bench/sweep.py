@@ -56,11 +56,7 @@ def run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool = False, progress
 def _run_sweep(cfg: SweepConfig, out: os.PathLike, resume: bool, progress: bool,
                measure_fn: MeasureFn) -> List[Dict[str, Any]]:
     store = ResultsStore(out)
-    existing = store.read(TABLE)
-    if not existing.empty and not resume:
-        raise FileExistsError(f"{store.path(TABLE)} already has {len(existing)} rows: pass resume=True "
-                              "(--resume) to continue it, or choose another output directory")
-    done = {row_key(r) for r in existing.to_dict("records")} if not existing.empty else set()
+    done = {row_key(r) for r in store.rows_to_resume(TABLE, resume)}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     grid = expand_grid(cfg)
