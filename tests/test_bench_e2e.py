@@ -47,7 +47,7 @@ def test_train_and_infer_rows_hold_every_figure(tree, tmp_path, capsys):
         assert r["loader_cpu_s_per_clip"] > 0
         # the loader's CPU seconds per clip x the model-only rate: the cores that would keep the model fed
         assert r["cores_per_device"] == pytest.approx(r["loader_cpu_s_per_clip"] * r["model_clips_per_s"])
-        assert r["params"] > 0 and r["frames"] == 4 and r["img_size"] == 32
+        assert r["params"] > 0 and r["frames"] == 4 and r["img_size"] == 32 and r["model_mfu_pct"] > 0
     assert json.loads((out / "environment.json").read_text())["e2e_runs"][0]["data"] == str(tree)
     printed = capsys.readouterr().out
     assert "2 rows ->" in printed and "cores/dev" in printed

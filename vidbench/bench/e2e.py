@@ -73,7 +73,7 @@ E2E_COLUMNS = (
     # clips per second: the step fed by the loader, the model on random clips, the loader alone
     "clips_per_s", "model_clips_per_s", "loader_clips_per_s",
     # the share of the e2e wall time spent blocked in next(loader); the median step and wait
-    "wait_share", "step_ms_median", "wait_ms_median", "model_step_ms_median",
+    "wait_share", "step_ms_median", "wait_ms_median", "model_step_ms_median", "model_mfu_pct",
     # CPU: cores busy in the e2e steps (this process + workers; the workers alone), in the loader-only
     # pass, the loader's CPU seconds per clip, and the cores it needs to feed the model-only rate
     "cores_busy", "worker_cores_busy", "loader_cores_busy", "loader_cpu_s_per_clip", "cores_per_device",
@@ -264,12 +264,13 @@ def measure_e2e(point: BenchPoint, cfg: E2EConfig, spec: DataSpec, split: str,
         raise ConfigError(f"{point.model} is an image model: the loader yields clips (B, C, T, H, W)")
     if point.precision not in peaks:
         peaks[point.precision] = matmul_peak_flops(device, point.precision)
-    # 1. the model alone, on random clips (bench.csv's measurement, without the memory meter)
+    # 1. the model alone, on random clips (bench.csv's measurement, without the memory meter; its MFU against
+    # the matmul peak, measured once per precision)
     args = measure_args(point, cfg, None, peaks[point.precision])
     model_only = measure(args.pop("model"), memory=False, **args)
     row: Dict[str, Any] = {"params": model_only["params"], "gmacs": model_only["gmacs"],
                            "model_clips_per_s": model_only["clips_per_s"],
-                           "model_step_ms_median": model_only["step_ms_median"]}
+                           "model_step_ms_median": model_only["step_ms_median"], "model_mfu_pct": model_only["mfu_pct"]}
     # 2. the loader alone: warm-up batches until every worker has delivered, then `iters` batches
     feed = _Feed(spec, split, point, cfg, device)
     try:
