@@ -166,3 +166,15 @@ def test_count_mode_counts_without_running_and_keeps_the_machine_record(tmp_path
     env = (out / "environment.json").read_text()
     run_sweep(quick(models=["vivit_m1_tiny"], frames=[32], mode=["count"]), out, resume=True, progress=False)
     assert (out / "environment.json").read_text() == env and len(pd.read_csv(out / "bench.csv")) == 5
+
+
+def test_the_summary_prints_rows_whose_counts_came_back_as_floats():
+    # a multi-process run's rows (FSDP, strong scaling) carried frames as 8.0: the summary crashed
+    # after every row was written, and the run exited 1
+    from vidbench.bench.summary import cell, summary
+
+    row = {"model": "videomae_tiny", "frames": 8.0, "img_size": 32, "batch_size": 2, "precision": "fp32",
+           "mode": "train", "gmacs": 0.125, "clips_per_s": 45.4, "step_ms_median": 88.0, "step_ms_iqr": 2.0,
+           "peak_mem_mb": 61.0, "mfu_pct": 20.0, "status": "ok"}
+    assert summary([row]).splitlines()[1].split()[:2] == ["videomae_tiny", "8"]
+    assert cell(float("nan"), "d") == "-" and cell(2.5, ".1f") == "2.5"

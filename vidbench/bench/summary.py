@@ -8,8 +8,13 @@ __all__ = ["cell", "status_cell", "summary", "text_table"]
 
 
 def cell(value: Any, spec: str) -> str:
-    """`value` formatted with `spec`; "-" for None and NaN."""
-    return "-" if value is None or value != value else format(value, spec)  # NaN != NaN
+    """`value` formatted with `spec`; "-" for None and NaN. An integer spec takes a whole float (a
+    count read back from a CSV, or measured as a float, as 8.0)."""
+    if value is None or value != value:  # NaN != NaN
+        return "-"
+    if spec.endswith("d") and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return format(value, spec)
 
 
 def status_cell(row: Dict[str, Any]) -> str:
