@@ -285,3 +285,21 @@ def test_multi_process_table_shows_strategy_nodes_scaling_and_sharded_state():
     # rows from before these columns: the table leaves them out rather than showing empty columns
     old = nproc_table(pd.DataFrame([{k: v for k, v in r.items() if not k.endswith("_mb")} for r in rows]))
     assert "params MiB/process" not in old.columns and "processes" in old.columns
+
+
+def test_a_directory_of_end_to_end_rows_is_a_report_with_their_table(tmp_path):
+    from vidbench.report.measurement import e2e_table
+
+    row = {"model": "videomae_tiny", "frames": 8, "img_size": 32, "batch_size": 4, "precision": "fp32",
+           "mode": "train", "status": "ok", "backend": "pyav", "num_workers": 2, "clips_per_s": 20.0,
+           "model_clips_per_s": 100.0, "loader_clips_per_s": 25.0, "wait_share": 0.55, "cores_busy": 1.9,
+           "loader_cpu_s_per_clip": 0.08, "cores_per_device": 8.0}
+    t = e2e_table(pd.DataFrame([row, {**row, "status": "error", "mode": "infer"}]))
+    assert len(t) == 1 and t.iloc[0]["wait %"] == 55 and t.iloc[0]["loader"] == "pyav x2"
+    run = tmp_path / "e2e_run"
+    run.mkdir()
+    pd.DataFrame([row]).to_csv(run / "e2e.csv", index=False)
+    (run / "environment.json").write_text('{"device": "cpu"}')
+    md, _ = write_report([run], tmp_path / "out")
+    text = md.read_text()
+    assert "The end-to-end step" in text and "cores per device" in text

@@ -1,5 +1,6 @@
 """Read a results directory (bench.csv, accuracy.csv, ssl.csv, stages.csv, the scaling study's
-scaling.csv, `vidbench compare`'s compare.csv and compare_profile.csv, environment.json) into a Run."""
+scaling.csv, `vidbench compare`'s compare.csv and compare_profile.csv, `vidbench bench --data`'s
+e2e.csv, environment.json) into a Run."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import pandas as pd
 from ..errors import UserError
 
 TABLES = ("bench", "accuracy", "ssl")
-MEASURED = TABLES + ("scaling", "compare", "compare_profile")  # a directory holding any of these is a run
+MEASURED = TABLES + ("scaling", "compare", "compare_profile", "e2e")  # a directory holding any of these is a run
 
 
 @dataclass

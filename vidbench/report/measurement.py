@@ -193,9 +193,34 @@ _TABLES = (
 )
 
 
+def e2e_table(e2e: pd.DataFrame) -> pd.DataFrame:
+    """`vidbench bench --data` rows: the step fed by the real loader beside the model alone and the
+    loader alone, the wait share and the cores the loader keeps busy and would need."""
+    b = _ok(e2e)
+    if b.empty:
+        return pd.DataFrame()
+    t = _base(b)
+    t["loader"] = _col(b, "backend", "").astype(str) + " x" + _col(b, "num_workers", 0).astype(str)
+    for column, label, digits in (("clips_per_s", "clips/s e2e", 2), ("model_clips_per_s", "model only", 2),
+                                  ("loader_clips_per_s", "loader only", 2), ("wait_share", "wait %", 0),
+                                  ("cores_busy", "cores busy", 2), ("loader_cpu_s_per_clip", "loader CPU s / clip", 3),
+                                  ("cores_per_device", "cores per device", 1)):
+        values = pd.to_numeric(_col(b, column, None), errors="coerce")
+        t[label] = (100 * values if column == "wait_share" else values).round(digits)
+    return t
+
+
+_E2E_NOTE = ("`vidbench bench --data TREE`: each configuration measured three ways in one run: the step fed by "
+             "the real loader (decode, transforms, copy to the device, model), the model on random clips, the loader "
+             "alone; *wait %* is the share of the fed step's wall time spent blocked on the loader; *cores busy* "
+             "the CPU cores the fed run kept busy (its process and the loader's workers); *cores per device* = "
+             "loader CPU s per clip x model-only clips/s, the cores a loader needs to keep this device's model fed.")
+
+
 def add_section(doc: Any, runs: List[Run]) -> None:
     """Write the section where any run has rows for it (nothing otherwise)."""
     parts = [(title, fn, note, [(run, fn(run.table("bench"))) for run in runs]) for title, fn, note in _TABLES]
+    parts.append(("The end-to-end step", e2e_table, _E2E_NOTE, [(run, e2e_table(run.table("e2e"))) for run in runs]))
     noisy = [(run, noisy_rows(run.table("bench"))) for run in runs]
     if not any(not t.empty for *_, found in parts for _, t in found) and all(t.empty for _, t in noisy):
         return
