@@ -359,6 +359,8 @@ SECTIONS: Dict[str, Section] = {
     "paper-gmacs": Section("paper_cpu", ("bench.csv",), ("docs/measuring.md",), paper_gmacs),
     "paper-measured": Section("paper_cpu", ("bench.csv",), ("docs/measuring.md",), paper_measured),
     "compare": Section("compare_cpu", ("compare.csv",), ("docs/compare.md",), compare),
+    # a later run of its own (other commit, other families): beside the first, never merged into it
+    "compare-added": Section("compare_cpu_added", ("compare.csv",), ("docs/compare.md",), compare),
     "compare-profile": Section("compare_cpu_profile", ("compare_profile.csv",), ("docs/compare.md",), compare_profile),
     "accuracy": Section("accuracy_cpu", ("accuracy.csv", "*/environment.json"), ("docs/training.md",), accuracy),
     "data-loading": Section("data_loading_cpu", ("data_loading.csv",), ("docs/data/loading.md",), data_loading),
