@@ -58,6 +58,7 @@ from .grid import COUNT, MAX, BenchPoint, SweepConfig, expand_grid
 from .measure import measure
 from .memory import synchronize
 from .point import error_text, measure_args, model_overrides
+from .summary import cell
 from .throughput import make_step, matmul_peak_flops
 
 __all__ = ["E2E_TABLE", "E2E_COLUMNS", "E2E_KEY_COLUMNS", "E2EConfig", "open_tree", "pick_split", "run_e2e",
@@ -343,9 +344,7 @@ def _end_to_end(point: BenchPoint, cfg: E2EConfig, spec: DataSpec, split: str, d
 
 def e2e_summary(rows: List[Dict[str, Any]]) -> str:
     """The rows as a short text table."""
-    def num(value: Any, fmt: str) -> str:
-        return "-" if value is None or value != value else format(value, fmt)
-
+    num = cell  # None and NaN as "-", a whole float under an integer format as an int
     head = (f"{'model':<22} {'mode':<5} {'batch':>5} {'e2e':>8} {'model':>8} {'loader':>8} {'wait':>5} "
             f"{'cores':>5} {'cores/dev':>9}")
     lines = [head, "-" * len(head)]
@@ -353,7 +352,7 @@ def e2e_summary(rows: List[Dict[str, Any]]) -> str:
         if r["status"] != "ok":
             lines.append(f"{r['model']:<22} {r['mode']:<5} {num(r['batch_size'], 'd'):>5} {r['status']}: {r['error']}")
             continue
-        lines.append(f"{r['model']:<22} {r['mode']:<5} {r['batch_size']:>5d} {num(r['clips_per_s'], '.3g'):>8} "
+        lines.append(f"{r['model']:<22} {r['mode']:<5} {num(r['batch_size'], 'd'):>5} {num(r['clips_per_s'], '.3g'):>8} "
                      f"{num(r['model_clips_per_s'], '.3g'):>8} {num(r['loader_clips_per_s'], '.3g'):>8} "
                      f"{num(r['wait_share'], '.0%'):>5} {num(r['cores_busy'], '.2f'):>5} "
                      f"{num(r['cores_per_device'], '.2f'):>9}")
