@@ -98,5 +98,6 @@ rm -rf "$out/data"
 
 runs=("$out/bench" "$out/backends" "$out/max_batch" "$out/compare-$stamp")
 [[ -d "$out/fsdp" ]] && runs+=("$out/fsdp")
+[[ -f "$out/e2e/e2e.csv" ]] && runs+=("$out/e2e")
 python -m vidbench report "${runs[@]}" --out "$out"
 log "done in $((SECONDS - start)) s: $out/report.md"
