@@ -1,6 +1,6 @@
 """Accuracy of the tiny video models on the generated dataset, trained on the CPU: the runs of
-results/accuracy_cpu (the README's accuracy section), from a clone: about 1.7 hours of CPU in
-all (7 to 23 minutes a run; the committed runs went two side by side on a 2-core CPU).
+results/accuracy_cpu (docs/training.md's accuracy section), from a clone: about 1.2 hours of CPU in
+all (4 to 15 minutes a run; the committed runs went two side by side on a 2-core CPU).
 
     python benchmarks/accuracy_cpu.py --out results/accuracy_cpu
 

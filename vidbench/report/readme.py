@@ -197,10 +197,16 @@ def accuracy(directory: Path) -> str:
     acc, rows = _read(directory, "accuracy"), []
     for _, a in acc.iterrows():
         env_path = directory / str(a["run"]) / "environment.json"
-        threads = json.loads(env_path.read_text()).get("torch_threads", "-") if env_path.exists() else "-"
+        env = json.loads(env_path.read_text()) if env_path.exists() else {}
+        threads = env.get("torch_threads", "-")
+        config = env.get("train_config") or {}
+        config = json.loads(config) if isinstance(config, str) else config
+        # the registry model the run trained (the row's `model` is its label: `vivit(temporal_pos_std=0.5)` once
+        # an option differs from the registry config, and the options have their own column here)
+        model = config.get("model") or a["model"]
         options = json.loads(a["model_options"]) if isinstance(a.get("model_options"), str) else {}
         shown = ", ".join(f"`{k}={v}`" for k, v in options.items()) or "default"
-        rows.append([f"`{a['model']}`", shown, str(threads), str(int(a["epochs"])), f"{a['train_time_s']:.0f} s",
+        rows.append([f"`{model}`", shown, str(threads), str(int(a["epochs"])), f"{a['train_time_s']:.0f} s",
                      f"{a['top1']:.1f}", f"{a['acc_static']:.1f}", f"{a['acc_temporal']:.1f}"])
     return md_table(["model", "model options", "threads", "epochs", "train time", "top-1", "static top-1",
                      "temporal top-1"], rows)
