@@ -173,11 +173,7 @@ def run_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -> L
         done: List[str] = []
         env_extra: Dict[str, Any] = {}
         if rank == 0:
-            existing = store.read(TABLE)
-            if not existing.empty and not resume:
-                raise FileExistsError(f"{store.path(TABLE)} already has {len(existing)} rows: pass --resume to "
-                                      "continue it, or choose another output directory")
-            done = ["|".join(row_key(r)) for r in existing.to_dict("records")] if not existing.empty else []
+            done = ["|".join(row_key(r)) for r in store.rows_to_resume(TABLE, resume)]
             env_extra = {"sweep": dataclasses.asdict(cfg), "world_size": world, "dist_backend": dist.get_backend(),
                          "nnodes": cfg.nnodes, **net, "matmul_peak_tflops": {}}
             store.write_environment(str(env.device), env_extra)

@@ -31,7 +31,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import pandas as pd
 
@@ -52,6 +52,13 @@ class StageSkipped(Exception):
 class Stage:
     name: str
     run: Callable[[], str]  # returns a one-line summary
+
+
+def _measured(rows: List[Dict[str, Any]], what: str) -> str:
+    """A measuring stage's message: how many rows, how many failed and which models."""
+    failed = [r for r in rows if r["status"] != "ok"]
+    return f"{len(rows)} {what} measured, {len(failed)} failed" + (
+        f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
 
 
 class _Run:
@@ -97,9 +104,7 @@ class _Run:
             # resumed sweep skips it here
             scaling = dataclasses.replace(cfg, frames=spec.scaling_frames, mode=["infer"])
             rows += run_sweep(scaling, self.out, resume=True, progress=self.progress)
-        failed = [r for r in rows if r["status"] != "ok"]
-        return f"{len(rows)} configurations measured, {len(failed)} failed" + (
-            f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
+        return _measured(rows, "configurations")
 
     def e2e(self) -> str:
         from ..bench.e2e import E2EConfig, run_e2e
@@ -108,10 +113,7 @@ class _Run:
         spec = self.suite.e2e
         cfg = narrow(spec, E2EConfig, device=self.suite.device, threads=self.suite.threads,
                      data=spec.data or str(self.data))
-        rows = run_e2e(cfg, self.out, resume=True, progress=self.progress)
-        failed = [r for r in rows if r["status"] != "ok"]
-        return f"{len(rows)} end-to-end configurations measured, {len(failed)} failed" + (
-            f" ({', '.join(sorted({r['model'] for r in failed}))})" if failed else "")
+        return _measured(run_e2e(cfg, self.out, resume=True, progress=self.progress), "end-to-end configurations")
 
     def _count(self, spec: Any) -> str:
         """FLOPs (fvcore, meta device) and params of every model x frames x image size: the sweep's
