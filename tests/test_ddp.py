@@ -39,3 +39,32 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     assert acc_two["world_size"].tolist() == [2] and acc_one["world_size"].tolist() == [1]
     for column in ("top1", "top5", "acc_static", "acc_temporal", "num_videos"):
         assert acc_two[column].tolist() == pytest.approx(acc_one[column].tolist(), abs=1e-6), column
+
+
+EXIT = """
+import atexit, sys
+from vidbench.distributed import exit_process, setup_distributed
+
+env = setup_distributed("cpu")
+atexit.register(lambda: open(f"{sys.argv[1]}/atexit{env.rank}", "w").close())
+print(f"rank {env.rank} done", end="")  # no newline, no flush: exit_process flushes it
+exit_process(int(sys.argv[2]))
+"""
+
+
+def test_exit_process_runs_atexit_flushes_and_keeps_the_status(tmp_path):
+    # a process that joined a group ends without finalising the interpreter (gloo's threads can abort it
+    # there), yet its atexit handlers run, its output arrives and its status is the one given
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tmp_path), "0"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "rank 0 done" in two.stdout and "rank 1 done" in two.stdout
+    assert (tmp_path / "atexit0").exists() and (tmp_path / "atexit1").exists()
+    (tmp_path / "atexit0").unlink()
+    one = subprocess.run([sys.executable, str(script), str(tmp_path), "3"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)  # no group: sys.exit
+    assert one.returncode == 3 and one.stdout == "rank 0 done" and (tmp_path / "atexit0").exists()

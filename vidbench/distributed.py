@@ -12,8 +12,9 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, TypeVar
+from typing import Any, Dict, Iterator, List, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -22,8 +23,8 @@ from torch.utils.data import Sampler
 from .errors import ConfigError
 from .options import check_device
 
-__all__ = ["DistEnv", "NET_ENV", "ShardSampler", "all_gather_lists", "all_reduce_sum", "broadcast_json", "interconnect",
-           "launched_nodes", "launched_world", "setup_distributed", "slowest_steps"]
+__all__ = ["DistEnv", "NET_ENV", "ShardSampler", "all_gather_lists", "all_reduce_sum", "broadcast_json", "exit_process",
+           "interconnect", "launched_nodes", "launched_world", "setup_distributed", "slowest_steps"]
 
 # the environment variables that choose how the processes reach each other (NCCL's and gloo's network interface,
 # InfiniBand, the transport): what a multi-machine row records of the interconnect
@@ -31,6 +32,8 @@ NET_ENV = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_
            "NCCL_P2P_DISABLE", "NCCL_NET_GDR_LEVEL", "NCCL_CROSS_NIC", "FI_PROVIDER")
 
 T = TypeVar("T")
+
+_JOINED = False  # this process joined a process group (`setup_distributed`): `exit_process` ends it early
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,39 @@ def setup_distributed(device: str = "auto") -> DistEnv:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        global _JOINED
+        _JOINED = True
         atexit.register(_destroy_process_group)
         if not use_cuda:  # processes share the CPU: no oversubscription
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return DistEnv(rank, world, local_rank, dev)
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this process with exit status `code`: what the command line's entries (``python -m
+    vidbench`` and ``python -m vidbench.bench.ddp``) do with their result.
+
+    A process that joined a process group leaves it, runs Python's atexit handlers, flushes its
+    streams and ends without finalising the interpreter (``os._exit``). Finalising can abort a
+    finished run (SIGABRT, "terminate called without an active exception"): gloo's worker thread
+    may release the last reference to a finished collective's tensors after the interpreter began
+    to finalise, and its wait for the GIL then ends the thread inside a destructor, which
+    terminates the process (seen in core dumps of `vidbench bench --nproc 2` on a loaded 2-core
+    CPU, about one exit in ten; PyTorch issue 190489). ``destroy_process_group`` does not help:
+    it unregisters the group, and the group's threads live until the interpreter collects it.
+    Elsewhere this is ``sys.exit(code)``.
+    """
+    if not _JOINED:
+        sys.exit(code)
+    _destroy_process_group()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or gone: nothing more can be said through it
+            pass
+    os._exit(code)
 
 
 def _destroy_process_group() -> None:

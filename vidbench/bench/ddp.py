@@ -39,13 +39,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 import torch.distributed as dist
 
 from ..checkpoint import json_tuples
-from ..distributed import broadcast_json, interconnect, launched_nodes, setup_distributed
+from ..distributed import broadcast_json, exit_process, interconnect, launched_nodes, setup_distributed
 from ..errors import ConfigError
 from ..results import ResultsStore, run_lock
 from .flops import count_flops
@@ -105,10 +105,11 @@ def launch_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -
     import json
     import subprocess
 
-    existing = ResultsStore(out).read(TABLE)
-    if cfg.node_rank == 0 and not existing.empty and not resume:  # said here, in one line, not by every process
-        raise FileExistsError(f"{ResultsStore(out).path(TABLE)} already has {len(existing)} rows: pass resume=True "
-                              "(--resume) to continue it, or choose another output directory")
+    keys = {p.key() for single, multis in scaling_points(cfg) for p in (single, *multis)}
+    if cfg.node_rank == 0:  # said here, in one line, not by every process
+        done = {row_key(r) for r in ResultsStore(out).rows_to_resume(TABLE, resume)}
+        if cfg.nnodes == 1 and keys <= done:  # a resumed run with nothing left: no processes to start
+            return _rows_of(out, keys)
     job = json.dumps({"sweep": dataclasses.asdict(cfg), "out": str(out), "resume": resume, "progress": progress})
     # torchrun gets SIGTERM when this process ends, however it ends (it then stops its workers,
     # which also die with it): a killed launcher leaves no process behind
@@ -117,7 +118,11 @@ def launch_ddp_sweep(cfg: SweepConfig, out: str, resume: bool, progress: bool) -
     code = subprocess.call(argv, env=worker_env(), preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     if code != 0:
         raise RuntimeError(f"the {cfg.world_size}-process bench (torchrun) exited with code {code}; see its output above")
-    keys = {p.key() for single, multis in scaling_points(cfg) for p in (single, *multis)}
+    return _rows_of(out, keys)
+
+
+def _rows_of(out: str, keys: Set[Tuple[str, ...]]) -> List[Dict[str, Any]]:
+    """The rows of the results directory `out` whose keys are among `keys`."""
     df = ResultsStore(out).read(TABLE)
     return [r for r in df.to_dict("records") if row_key(r) in keys] if not df.empty else []
 
@@ -132,7 +137,6 @@ def main() -> int:
     sweep = job["sweep"]
     sweep["model_kwargs"] = json_tuples(sweep.get("model_kwargs") or {})
     rows = run_ddp_sweep(SweepConfig(**sweep), job["out"], job["resume"], job["progress"])
-    dist.destroy_process_group()
     if rows:
         print(summary(rows), flush=True)
     return 0
@@ -281,4 +285,4 @@ def _append(store: ResultsStore, point: BenchPoint, result: Dict[str, Any], cfg:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
