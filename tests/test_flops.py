@@ -12,7 +12,7 @@ from vidbench.bench import count_flops, flop_counter_by_operator, flop_counter_m
 from vidbench.bench.flops import FlopCountAnalysis  # fvcore's, imported without its jit.script warning
 from vidbench.cli.flops_cmd import render
 from vidbench.layers import Attention, fused_attn, scaled_dot_product
-from vidbench.models import create_model, list_models
+from vidbench.models import create_model, list_models, model_entry
 
 
 @cache
@@ -108,7 +108,21 @@ def test_fused_and_reference_attention_count_the_same(name):
     assert macs(name, True) == macs(name, False)
 
 
-@pytest.mark.parametrize("name", list_models())
+# the two counters at every tiny config and, per family, at the smallest paper size of each architecture
+# variant (MViT v1 and v2, DINOv2 with registers, each ViViT model, V-JEPA 2's probe): the larger sizes
+# run the same code with wider and deeper layers (their fvcore traces are all in the test above)
+INDEPENDENT = list_models("*_tiny") + [
+    "hiera_base_16x224", "mvit_b_16x4", "mvitv2_s_16x4", "swin3d_t", "timesformer_base", "videomae_small",
+    "videoprism_base", "vit_small_dinov2_reg4", "vit_frameavg_base", "vivit_m1_base", "vivit_m2_base",
+    "vivit_m3_base", "vivit_m4_base", "vjepa2_vitl_probe", "vtn_base"]
+
+
+def test_the_independent_count_covers_every_family_at_a_paper_size():
+    paper = [n for n in INDEPENDENT if not n.endswith("_tiny")]
+    assert {model_entry(n).family for n in paper} == {model_entry(n).family for n in list_models()}
+
+
+@pytest.mark.parametrize("name", INDEPENDENT)
 def test_independent_count_agrees_within_one_percent(name):
     """torch's FlopCounterMode (dispatch level, SDPA decomposed into bmm on meta) vs fvcore, with
     fvcore's LayerNorm rule added to it; without it the two differ only by the norms."""

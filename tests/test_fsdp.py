@@ -63,7 +63,7 @@ SEARCH = textwrap.dedent("""
     import torch.distributed as dist
     from vidbench.bench.ddp import _measure_multi, scaling_points
     from vidbench.bench.grid import SweepConfig
-    from vidbench.distributed import setup_distributed
+    from vidbench.distributed import exit_process, setup_distributed
 
     env = setup_distributed("cpu")
     found = {}
@@ -81,7 +81,7 @@ SEARCH = textwrap.dedent("""
     if env.rank == 0:
         print("RESULT " + json.dumps(found))
     dist.barrier()
-    dist.destroy_process_group()
+    exit_process(0)  # not the interpreter's finalisation, where gloo's threads can abort a finished run
 """)
 
 
