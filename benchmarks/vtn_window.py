@@ -162,7 +162,7 @@ def render(out: Path, rows: List[Dict[str, object]]) -> str:
         "",
         f"VTN-B's temporal attention: {DIM} channels, {HEADS} heads, window {WINDOW} ({WINDOW // 2} frames each "
         f"side), the cls token global; tokens = frames + 1. Batch 1, fp32, eval, {threads} thread(s) on "
-        f"{rows[0]['cpu']} (shared with other jobs), torch {rows[0]['torch']}; time: median and minimum of "
+        f"{rows[0]['cpu']}, torch {rows[0]['torch']}; time: median and minimum of "
         f"{int(rows[0]['iters'])} forwards; memory: peak RSS above the "
         "baseline, in a shared process; GMACs: fvcore's count (equal to `sliding_window_macs`). `core` is the "
         "kernel calls alone on given q, k, v; `layer` is `LongformerSelfAttention` with its projections (qkv, "
