@@ -21,3 +21,9 @@ def test_list_pattern_and_no_match(capsys):
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "vidbench", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("vidbench ")
+    # the console script is the same program: it ends through exit_process as `python -m vidbench` does
+    # (under torchrun --no-python a process group's threads could otherwise abort its exit)
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "vidbench"]
+    assert script.value == "vidbench.cli:run"

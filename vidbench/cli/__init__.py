@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from .. import __version__
+from ..distributed import exit_process
 from ._options import add_version
 
 COMMANDS = ["list", "flops", "bench", "make-dataset", "extract-frames", "check-data", "train", "eval", "pretrain", "ssl-eval", "report", "run", "convert", "compare"]
@@ -40,5 +41,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
+def run() -> NoReturn:
+    """The `vidbench` command as a program (the console script, ``python -m vidbench``, and under
+    ``torchrun -m vidbench`` or ``torchrun --no-python vidbench``): `main`, then the process ends
+    with its status through `vidbench.distributed.exit_process`."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
