@@ -16,7 +16,6 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import create_model
 from .flops import _input_size, sdpa_macs
@@ -46,6 +45,8 @@ def flop_counter_by_operator(
     """Multiply-adds per operator (FlopCounterMode's FLOPs halved) of one view at batch 1, with
     fvcore's LayerNorm rule under "aten.native_layer_norm". Registry names are built on the meta
     device unless `device` says otherwise."""
+    from torch.utils.flop_counter import FlopCounterMode  # here: importing it imports triton (0.2 s a process)
+
     if isinstance(model, str):
         with torch.device(device or "meta"):
             model = create_model(model, **overrides)
