@@ -114,13 +114,13 @@ def test_hf_config_with_zero_or_negative_sizes(tmp_path, capsys, key, value, nee
 
 
 @pytest.mark.parametrize("flags,needle", [
-    (["--lr", "nan"], "lr must be a finite number, got nan"),
-    (["--lr", "-1"], "lr must be > 0, got -1.0"),
-    (["--label-smoothing", "1.5"], "label_smoothing must be < 1, got 1.5"),
-    (["--weight-decay", "-1"], "weight_decay must be >= 0, got -1.0"),
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--lr", "-1"], "--lr must be > 0, got -1.0"),
+    (["--label-smoothing", "1.5"], "--label-smoothing must be < 1, got 1.5"),
+    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
     (["--min-lr", "0.01", "--lr", "0.001"], "min_lr 0.01 is above lr 0.001"),
-    (["--warmup-epochs", "inf"], "warmup_epochs must be a finite number, got inf"),
-    (["--device", "gpu0"], "device must be one of auto, cpu, cuda, cuda:N, mps, got 'gpu0'"),
+    (["--warmup-epochs", "inf"], "--warmup-epochs must be a finite number, got inf"),
+    (["--device", "gpu0"], "--device must be one of auto, cpu, cuda, cuda:N, mps, got 'gpu0'"),
     (["--device", "foo"], "got 'foo'"),
 ])
 def test_training_options_are_refused_before_any_work(tiny_data, tmp_path, capsys, flags, needle):
@@ -142,7 +142,7 @@ def test_cuda_asked_for_without_cuda_is_one_line_in_every_command(tiny_data, tmp
                  # the device is checked before the data is opened (a missing --data would be named first)
                  ["ssl-eval", "--init", "random", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "e")]):
         assert main([*argv, "--device", "cuda:0"]) == 2, argv
-        one_line_error(capsys, "device cuda:0: CUDA is not available here")
+        one_line_error(capsys, "--device cuda:0: CUDA is not available here")
     assert not any(tmp_path.iterdir())
 
 
@@ -165,8 +165,8 @@ def test_train_device_cuda_n_is_that_device(monkeypatch):
     (["--img-size", "33"], "size must be even"),
     (["--classes", "purple"], "unknown synthetic class(es) 'purple'"),
     (["--val-fraction", "0.6", "--test-fraction", "0.5"], "leave no videos for training"),
-    (["--val-fraction", "nan"], "val_fraction must be a finite number, got nan"),
-    (["--seed", "-1"], "seed must be >= 0, got -1"),
+    (["--val-fraction", "nan"], "--val-fraction must be a finite number, got nan"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--preset", "kinetics", "--duration-s", "nan"], "--duration-s must be a finite number of seconds > 0, got nan"),
     (["--preset", "ssv2", "--duration-s", "inf"], "got inf"),
     (["--preset", "kinetics", "--short-side", "100000"], "GiB to render"),
@@ -181,7 +181,7 @@ def test_dataset_options_are_refused_before_any_video(tmp_path, capsys, flags, n
 def test_bench_timeout_and_process_count(tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["bench", "--models", "vit_tiny", "--timeout-s", "0", "--out", str(out), "--no-progress"]) == 2
-    one_line_error(capsys, "timeout_s must be > 0, got 0.0")
+    one_line_error(capsys, "--timeout-s must be > 0, got 0.0")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     argv = ["bench", "--models", "vit_tiny", "--mode", "train", "--nproc", str(cores + 1), "--out", str(out)]
     assert main([*argv, "--no-progress"]) == 2
@@ -230,14 +230,14 @@ def test_thread_and_worker_counts_are_bounded_by_the_cores(argv, tmp_path, monke
     limit = PER_CORE_LIMIT * available_cpus()
     for value in (limit + 1, 10 ** 6):  # (10**12: above any integer option's 2**31 - 1, refused as such)
         assert main([*argv, str(value), "--no-progress"] if argv[0] != "check-data" else [*argv, str(value)]) == 2
-        one_line_error(capsys, f"{value} is more than {PER_CORE_LIMIT} per CPU core", f"at most {limit}")
+        one_line_error(capsys, f"{argv[-1]} {value} is more than {PER_CORE_LIMIT} per CPU core", f"at most {limit}")
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["flops", "vit_tiny", "--img-size", str(10 ** 12)], "img_size must be at most 2,147,483,647"),
+    (["flops", "vit_tiny", "--img-size", str(10 ** 12)], "--img-size must be at most 2,147,483,647"),
     (["train", "--model", "vit_tiny", "--data", "nowhere", "--out", "o", "--batch-size", str(2 ** 63)],
-     "batch_size must be at most 2,147,483,647"),
+     "--batch-size must be at most 2,147,483,647"),
     (["flops", "vit_tiny", "--img-size", "100000"], "img_size must be at most 65,536"),
     (["bench", "--models", "vit_tiny", "--model-arg", "embed_dim=9999999", "--out", "o"],
      "embed_dim must be at most 65,536"),

@@ -17,7 +17,9 @@ and by the CLI and the suite loader after building any options dataclass) refuse
 naming the field, a float that is NaN or infinite, a number outside the field's bounds (``gt``,
 ``ge``, ``lt``, ``le``), a count below 1 (``positive``, Optional[int] fields and int lists), a
 value outside ``choices``, and what the field's own ``check`` refuses (`check_device`: one device
-vocabulary, available here). Checks between fields stay in the dataclass's ``__post_init__``.
+vocabulary, available here). The error carries the field (``.field``), so a command names the flag
+the user typed (``--threads 100000 is more than ...``) and a suite TOML its key. Checks between
+fields stay in the dataclass's ``__post_init__``.
 
 The vocabulary: each concept a job may take (frames, img_size, batch_size, precision, device,
 threads, weights, weights_format, attn_backend, the decoder backend, workers, seed, progress, the
@@ -260,30 +262,38 @@ def check_fields(obj: Any) -> None:
     docstring); the first problem is a ConfigError naming the field and the value."""
     hints = field_types(type(obj))
     for f in dataclasses.fields(obj):
-        meta = f.metadata
-        if "help" not in meta:  # not declared with option()
+        if "help" not in f.metadata:  # not declared with option()
             continue
-        value = getattr(obj, f.name)
-        tp, optional = _unwrap(hints[f.name])
-        if value is None and (optional or f.default is None):
-            continue
-        choices = meta.get("choices")
-        origin = typing.get_origin(tp)
-        if origin in (list, tuple, collections_abc.Sequence) and isinstance(value, (list, tuple)):
-            item_tp, item_optional = _unwrap((typing.get_args(tp) or (Any,))[0])
-            for item in value:
-                if item is None and item_optional:
-                    continue
-                if item_tp in (int, float) and not meta.get("parse"):
-                    _check_number(f.name, item, item_tp, meta, positive=True)
-                elif choices and item not in choices:
-                    check_choice(f.name, item, choices)
-        elif tp in (int, float):
-            _check_number(f.name, value, tp, meta, positive=meta.get("positive", False) or optional)
-        elif choices and not isinstance(value, bool):
-            check_choice(f.name, value, choices)
-        if meta.get("check") is not None:
-            meta["check"](f.name, value)
+        try:
+            _check_field(f, getattr(obj, f.name), hints[f.name])
+        except ConfigError as exc:
+            exc.field = f.name  # the CLI names the flag instead (`vidbench.cli._options.config_from_args`)
+            raise
+
+
+def _check_field(f: dataclasses.Field, value: Any, hint: Any) -> None:
+    """The checks of `check_fields` on one field's value; a ConfigError naming the field."""
+    meta = f.metadata
+    tp, optional = _unwrap(hint)
+    if value is None and (optional or f.default is None):
+        return
+    choices = meta.get("choices")
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, collections_abc.Sequence) and isinstance(value, (list, tuple)):
+        item_tp, item_optional = _unwrap((typing.get_args(tp) or (Any,))[0])
+        for item in value:
+            if item is None and item_optional:
+                continue
+            if item_tp in (int, float) and not meta.get("parse"):
+                _check_number(f.name, item, item_tp, meta, positive=True)
+            elif choices and item not in choices:
+                check_choice(f.name, item, choices)
+    elif tp in (int, float):
+        _check_number(f.name, value, tp, meta, positive=meta.get("positive", False) or optional)
+    elif choices and not isinstance(value, bool):
+        check_choice(f.name, value, choices)
+    if meta.get("check") is not None:
+        meta["check"](f.name, value)
 
 
 # -- devices: one vocabulary for every command ----------------------------------------------------

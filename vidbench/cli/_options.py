@@ -27,6 +27,7 @@ import sys
 import typing
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import ConfigError
 from ..options import Alias, check_fields, comma_list, deprecation, field_types, parse_key_values, positive_int
 
 __all__ = ["add_options", "add_deprecated_flag", "add_version", "config_from_args", "flag_name", "parse_key_values"]
@@ -206,6 +207,20 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
             value = parse_key_values(value, flag_name(f), **({"value": f.metadata["parse"]}
                                                              if f.metadata.get("parse") else {}))
         values[f.name] = value
-    config = cls(**{**values, **fixed})
-    check_fields(config)
+    try:
+        config = cls(**{**values, **fixed})
+        check_fields(config)
+    except ConfigError as exc:
+        raise _naming_the_flag(exc, cls) from None
     return config
+
+
+def _naming_the_flag(exc: ConfigError, cls: type) -> ConfigError:
+    """`exc` with the field it names (``threads 100000 is more than ...``, set by `check_fields`)
+    spelled as the flag the user typed (``--threads 100000 ...``); other errors as they are."""
+    field = next((f for f in dataclasses.fields(cls) if f.name == getattr(exc, "field", None)), None)
+    text = str(exc)
+    if field is None or not field.metadata.get("cli", True) or field.metadata.get("positional") \
+            or not text.startswith(field.name + " "):
+        return exc
+    return ConfigError(flag_name(field) + text[len(field.name):])
