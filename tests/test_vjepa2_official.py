@@ -123,7 +123,10 @@ def test_pretraining_file_loads_the_target_encoder(files, caplog) -> None:
     hf, path, _, _ = files
     with caplog.at_level("INFO", logger="vidbench.weights"):
         model = load_pretrained(path, model=_HF_MODEL)
-    assert "loading `target_encoder`" in caplog.text and "`encoder`" in caplog.text
+    assert "encoder: `target_encoder`" in caplog.text and "`encoder`" in caplog.text
+    # the choice is in the model's notes too (a result row's weights_notes), once
+    assert [n for n in model.pretrained_cfg.notes if n.startswith("encoder:")] == [
+        n for n in model.pretrained_cfg.notes if "target_encoder" in n] and len(model.pretrained_cfg.notes) == 1
     cfg = model.config
     assert model.pretrained_cfg.format == "vjepa2-official"
     assert (cfg.pooling, cfg.num_classes, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.tubelet_size) == (
@@ -141,6 +144,10 @@ def test_pretraining_file_loads_the_target_encoder(files, caplog) -> None:
         torch.save(state, path.with_name("online.pt"))
         other = load_pretrained(path.with_name("online.pt"), model=_HF_MODEL)
         assert float((online(_clip()) - other(_clip())).abs().max()) > 1e-3
+        torch.save({"encoder": state["target_encoder"]}, path.with_name("encoder_only.pt"))
+        alone = load_pretrained(path.with_name("encoder_only.pt"), model=_HF_MODEL)
+        assert alone.pretrained_cfg.notes == ["encoder: `encoder` (the file has no `target_encoder`)"]
+        assert float((alone(_clip()) - other(_clip())).abs().max()) == 0
 
 
 def test_probe_alone_is_refused_in_one_line(files) -> None:

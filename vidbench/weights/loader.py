@@ -266,7 +266,7 @@ def load_pretrained(path: PathLike, model: Optional[str] = None, format: Optiona
         log.warning("%s: %s", path, note)
     net.eval()
     net.pretrained_cfg = WeightsInfo(str(path), fmt.name, name, config, published, names, preprocess, pre_source,
-                                     notes, model_label(name, net.config))
+                                     source.notes + notes, model_label(name, net.config))
     return net
 
 

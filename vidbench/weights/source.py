@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -58,6 +58,8 @@ class Source:
         weights_file: the file the tensors came from.
         meta: a training checkpoint's top-level `meta` dict (mmengine / mmcv: config text,
             `dataset_meta`), where it has one.
+        notes: what a format chose in reading the file that the results should say (V-JEPA 2: which
+            of the file's two encoders); they join the loaded model's `pretrained_cfg.notes`.
     """
 
     path: Path
@@ -69,6 +71,7 @@ class Source:
     container: Optional[str] = None
     weights_file: Optional[Path] = None
     meta: Optional[Dict[str, Any]] = None
+    notes: List[str] = field(default_factory=list)
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return tuple(self.state[key].shape)

@@ -8,7 +8,8 @@ Containers (vidbench.weights.source reads them):
   ``target_encoder`` (the EMA of the encoder), ``predictor``, ``opt``, ``epoch``, ... vidbench
   takes ``target_encoder``: every official evaluation config (configs/eval/*/*.yaml,
   ``checkpoint_key: target_encoder``) loads it, and the released probes were trained on it;
-  torch.hub's loader (src/hub/backbones.py) reads ``encoder`` instead. The choice is logged at load.
+  torch.hub's loader (src/hub/backbones.py) reads ``encoder`` instead. The choice is logged at load and
+  is one of the loaded model's ``pretrained_cfg.notes`` (so a result row's ``weights_notes``).
 - A probe file (evals/video_classification_frozen/eval.py) holds ``classifiers``: a list of
   `AttentiveClassifier` state dicts (one per probe trained side by side), read as
   ``classifiers.N.*``. It holds no encoder, so it alone is refused (a model with a random encoder
@@ -131,10 +132,13 @@ def infer(source: Source, model: Optional[str], overrides: Dict[str, Any]) -> In
         raise source.error(f"holds {probes} attentive probes (`classifiers`); vidbench loads one: pick it with "
                            "combine_official(..., probe_index=N)")
     if source.container.startswith("target_encoder"):
-        log.info("%s: loading `target_encoder` (the EMA encoder the official evaluations load); the file's "
-                 "`encoder`, where it has one (what torch.hub's loader reads), is not loaded", source.path)
+        note = ("encoder: `target_encoder` (the EMA encoder the official evaluations load); the file's `encoder`, "
+                "where it has one (what torch.hub's loader reads), is not loaded")
     else:
-        log.info("%s: loading `encoder` (the file has no `target_encoder`)", source.path)
+        note = "encoder: `encoder` (the file has no `target_encoder`)"
+    if note not in source.notes:  # (inferred once per load; kept once if asked again)
+        log.info("%s: %s", source.path, note)
+        source.notes.append(note)
     with converting(source):
         state = vjepa2_official_to_vidbench(source.state)
     if "patch_embed.proj.weight" not in state:
@@ -216,5 +220,5 @@ def combined_official(encoder_file: Union[str, Path], probe_file: Union[str, Pat
 
 register_format(WeightsFormat(
     "vjepa2-official", "official V-JEPA 2 checkpoint (vitl.pt, vith.pt, vitg.pt, vitg-384.pt: target_encoder loaded, "
-    "encoder and predictor not; a probe file, e.g. ssv2-vitl-16x2x3.pt, with its encoder via combine_official)",
+    "encoder and predictor not; a probe file, e.g. ssv2-vitl-16x2x3.pt, with its encoder: convert ENCODER DST --probe PROBE)",
     sniff, infer, convert, families=("vjepa2",)))
