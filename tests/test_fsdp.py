@@ -78,6 +78,18 @@ SEARCH = textwrap.dedent("""
     row = measure("mvit_tiny", mode="train", precision="bf16", batch_size=1, warmup=1, iters=1, distributed=True,
                   strategy="fsdp", device=env.device)
     found["mvit"] = {k: row[k] for k in ("params", "param_mb", "strategy", "precision")}
+    # what the forward saves for backward (activation_mb) is the same sharded or not: FSDP frees each
+    # block's gathered parameters after its forward, and activations allocated at their addresses count too
+    import torch
+    from vidbench import create_model
+    from vidbench.bench.fsdp import saved_tensor_bytes, shard_model
+    found["saved"] = []
+    for shard in (False, True):
+        torch.manual_seed(0)
+        net = create_model("videomae_tiny", num_classes=10).train()
+        net = shard_model(net) if shard else net
+        clip = torch.randn(2, *net.input_size)
+        found["saved"].append(saved_tensor_bytes(lambda: net(clip), net))
     if env.rank == 0:
         print("RESULT " + json.dumps(found))
     dist.barrier()
@@ -86,6 +98,7 @@ SEARCH = textwrap.dedent("""
 
 
 def test_batch_size_max_under_fsdp_searches_the_batch_per_process_and_mvit_trains_in_bf16(tmp_path):
+    """Also: FSDP's activation count equals the unsharded model's."""
     script = tmp_path / "search.py"
     script.write_text(SEARCH)
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -102,3 +115,5 @@ def test_batch_size_max_under_fsdp_searches_the_batch_per_process_and_mvit_train
     mvit = found["mvit"]
     assert mvit["strategy"] == "fsdp" and mvit["precision"] == "bf16"
     assert 0.5 <= mvit["param_mb"] / (mvit["params"] * 4 / 2**20) < 0.55  # fp32 shards, half each
+    replicated, sharded = found["saved"]
+    assert sharded == replicated > 2**20  # was 5.03 of 6.51 MB sharded (counted by address)
