@@ -243,3 +243,15 @@ def test_published_entries() -> None:
         with torch.device("meta"):
             model = create_model(w.model, **w.overrides)
         assert model.input_size == (3, w.num_frames, 288, 288) and model.num_classes == 0
+
+
+def test_rows_name_the_kernels_the_capped_calls_run() -> None:
+    """Eagerly the 4 capped calls run the reference path and the pooler SDPA; compiled they run flex
+    (inference; CPU training stays on the reference, CPU flex having no backward)."""
+    from vidbench.bench.measure import attention_kernels
+
+    model = create_model("videoprism_tiny").eval()
+    x = torch.randn(1, *model.input_size)
+    assert attention_kernels(model, x).endswith(", reference x4")
+    assert attention_kernels(model, x, compiled=True).startswith("flex (soft-capped")
+    assert attention_kernels(model, x, compiled=True, train=True).endswith(", reference x4")

@@ -72,30 +72,38 @@ class _KernelCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _capped_on_flex(model: nn.Module) -> bool:
-    """Whether `model` holds soft-capped attention that the kernel runs on flex (`softcap_backend`)."""
-    from ..layers.attention import softcap_backend
+def _capped_on_flex(model: nn.Module, compiled: bool, train: bool) -> bool:
+    """Whether `model` holds soft-capped attention that the kernel runs on flex under torch.compile
+    (`softcap_backend`: not where it trains on the CPU, where CPU flex has no backward)."""
+    from ..layers import get_attn_backend
 
-    return softcap_backend(None) == "flex" and any(getattr(m, "softcap", None) is not None for m in model.modules())
+    runs_flex = compiled and get_attn_backend() != "reference" and not (train and _on_cpu(model))
+    return runs_flex and any(getattr(m, "softcap", None) is not None for m in model.modules())
 
 
-def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32") -> str:
+def _on_cpu(model: nn.Module) -> bool:
+    return next(model.parameters()).device.type == "cpu"
+
+
+def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32", compiled: bool = False,
+                      train: bool = False) -> str:
     """Which attention kernels one forward of `model` on `x` really runs, as "flash x12" (the
     SDPA kernel names of `attn_backend`; "reference" for the explicit softmax path). Run eagerly
-    under no_grad (inference_mode would hide the SDPA dispatch)."""
+    under no_grad (inference_mode would hide the SDPA dispatch); `compiled`: the timed steps run
+    under torch.compile, where soft-capped calls take flex (`softcap_backend`)."""
     from ..layers import get_attn_backend
 
     if get_attn_backend() == "flex":  # a higher-order op that dispatch modes do not see into; it has no fallback
         return "flex"
-    if _capped_on_flex(model):  # flex's eager path compiles, which no dispatch mode can run under
-        return "flex (soft-capped attention; other calls not inspected)"
+    if _capped_on_flex(model, compiled, train):  # not seen by a dispatch mode, nor run eagerly
+        return "flex (soft-capped attention, compiled; other calls not inspected)"
     counter = _KernelCounter()
     with torch.no_grad(), autocast(x.device, precision), counter:
         model(x)
     counts = dict(counter.counts)
-    softmax = counts.pop("softmax", 0)
-    if not counts and softmax:
-        counts = {"reference": softmax}
+    softmax = counts.pop("softmax", 0)  # only the kernel's reference path takes a softmax in the zoo
+    if softmax:
+        counts["reference"] = softmax
     return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "none"
 
 
@@ -220,7 +228,8 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
     meter = PeakMemory(device, baseline_rss=baseline, fresh_process=fresh_process)
     with attn_backend_ctx(attn_backend):
         try:
-            kernels = attention_kernels(model, x[:1], precision if amp else "fp32")
+            kernels = attention_kernels(model, x[:1], precision if amp else "fp32", compiled=bool(compile),
+                                        train=mode == "train")
         except RuntimeError as exc:
             if attn_backend in ("auto", "reference"):
                 raise
