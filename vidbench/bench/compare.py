@@ -48,7 +48,7 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 from ..options import BATCH_SIZE, DEVICE, FRAMES, IMG_SIZE, PRECISION, SEED, THREADS, option
 from ..results import ResultsStore, run_lock
-from .memory import PeakMemory, current_rss_bytes, release_free_heap
+from .memory import PeakMemory, current_rss_bytes, release_free_heap, warm_runtime
 from .process import report, run_worker
 from .summary import cell, status_cell, text_table
 from .throughput import MODES, PRECISIONS, Timing, make_step, time_steps
@@ -525,18 +525,6 @@ def _logit_diff(ours: nn.Module, reference: nn.Module, family: Family, x: torch.
         return float((ours(x).float() - family.forward(reference, x).float()).abs().max())
 
 
-def _warm_runtime() -> None:
-    """Run the kinds of kernels the models use once on tiny tensors, so that the runtime's own
-    one-time allocations (thread pools, kernel libraries) are in the baseline, not the peak."""
-    with torch.no_grad():
-        x = torch.randn(1, 3, 4, 8, 8)
-        y = torch.nn.functional.conv3d(x, torch.randn(8, 3, 2, 2, 2), stride=2).flatten(2).transpose(1, 2)
-        y = torch.nn.functional.gelu(torch.nn.functional.layer_norm(y @ torch.randn(8, 8), (8,)))
-        torch.nn.functional.scaled_dot_product_attention(y[None], y[None], y[None]).softmax(-1).sum()
-    w = torch.randn(8, 8, requires_grad=True)
-    (torch.randn(4, 8) @ w).sum().backward()
-
-
 def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> Tuple[Optional[float], str]:
     """Peak memory of `memory_iters` steps of one implementation in this (fresh worker) process,
     the model built inside the measurement: peak RSS above the RSS before it existed (weights,
@@ -544,7 +532,7 @@ def measure_memory(family: Family, cfg: CompareConfig, impl: str, mode: str) -> 
     device = torch.device(cfg.device)
     baseline = None
     if device.type == "cpu":
-        _warm_runtime()
+        warm_runtime()
         importlib.import_module("vidbench.weights")  # the modules building the model: loaded before the baseline
         frames, img = _sizes(family, cfg)
         with torch.device("meta"):

@@ -18,7 +18,7 @@ from ..options import autocast, check_precision
 from ..weights import create_model
 from .flops import count_flops
 from .fsdp import saved_tensor_bytes, shard_model, state_sizes
-from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize
+from .memory import PeakMemory, current_rss_bytes, release_free_heap, synchronize, warm_runtime
 from .throughput import (
     COMPILE_MODES,
     MODES,
@@ -188,6 +188,9 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
         if gmacs is None:  # counted on the architecture: the weights do not change it
             gmacs = count_flops(model, **{k: v for k, v in overrides.items() if k not in WEIGHT_ARGS}).gmacs
         if device.type == "cpu":
+            warm_runtime()  # libraries a first step loads: in the baseline, not the peak
+            with torch.device("meta"):
+                create_model(model, **{k: v for k, v in overrides.items() if k not in WEIGHT_ARGS})  # its modules too
             release_free_heap()
             baseline = current_rss_bytes()  # before the weights exist
         model = create_model(model, **overrides).to(device)

@@ -24,6 +24,7 @@ import torch
 from ..errors import ConfigError
 
 __all__ = ["parse_size", "PeakMemory", "MemoryResult", "current_rss_bytes", "peak_rss_bytes", "release_free_heap",
+           "warm_runtime",
            "reset_peak_rss", "synchronize"]
 
 MIB = 2**20
@@ -79,6 +80,24 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def warm_runtime() -> None:
+    """Load what a first step loads once, before a CPU baseline is taken, so that the peak above it
+    is the model's and not the libraries': the kernels the models use run once on tiny tensors
+    (thread pools, kernel libraries), and torch._dynamo is imported (with inductor, sympy and
+    triton: about 80 MiB of RSS), which torch imports on the first conv under a dispatch mode, as
+    in `attention_kernels` (bench rows from f044190 until this was done counted it: vit_base
+    inference 519 against 439-441 MiB)."""
+    import torch._dynamo  # noqa: F401 (loaded for its memory, see above)
+
+    with torch.no_grad():
+        x = torch.randn(1, 3, 4, 8, 8)
+        y = torch.nn.functional.conv3d(x, torch.randn(8, 3, 2, 2, 2), stride=2).flatten(2).transpose(1, 2)
+        y = torch.nn.functional.gelu(torch.nn.functional.layer_norm(y @ torch.randn(8, 8), (8,)))
+        torch.nn.functional.scaled_dot_product_attention(y[None], y[None], y[None]).softmax(-1).sum()
+    w = torch.randn(8, 8, requires_grad=True)
+    (torch.randn(4, 8) @ w).sum().backward()
 
 
 def release_free_heap() -> bool:
