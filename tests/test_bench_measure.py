@@ -157,7 +157,7 @@ print(json.dumps({"after": sorted(set(sys.modules) - seen["modules"]), "peak": r
 
 def test_a_fresh_bench_process_loads_its_libraries_before_the_memory_baseline():
     """A CPU row's peak is RSS above a baseline taken before the weights exist. torch imports
-    torch._dynamo (inductor, sympy, triton: ~80 MiB) on the first conv under the dispatch mode
+    torch._dynamo (inductor, sympy, triton: ~145 MiB) on the first conv under the dispatch mode
     that names the attention kernels, after that baseline: vit_base inference read 519 MiB with it
     counted, 360 without. The runtime is warmed and the model's modules imported first."""
     import json

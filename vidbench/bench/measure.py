@@ -73,16 +73,13 @@ class _KernelCounter(TorchDispatchMode):
 
 
 def _capped_on_flex(model: nn.Module, compiled: bool, train: bool) -> bool:
-    """Whether `model` holds soft-capped attention that the kernel runs on flex under torch.compile
-    (`softcap_backend`: not where it trains on the CPU, where CPU flex has no backward)."""
-    from ..layers import get_attn_backend
+    """Whether `model` holds soft-capped attention that the kernel runs on flex in the timed steps
+    (`softcap_backend`'s rule, asked for those steps: compiled or not, a CPU backward or not)."""
+    from ..layers.attention import softcap_backend
 
-    runs_flex = compiled and get_attn_backend() != "reference" and not (train and _on_cpu(model))
+    cpu = next(model.parameters()).device.type == "cpu"
+    runs_flex = softcap_backend(None, compiling=compiled, cpu_backward=train and cpu) == "flex"
     return runs_flex and any(getattr(m, "softcap", None) is not None for m in model.modules())
-
-
-def _on_cpu(model: nn.Module) -> bool:
-    return next(model.parameters()).device.type == "cpu"
 
 
 def attention_kernels(model: nn.Module, x: torch.Tensor, precision: str = "fp32", compiled: bool = False,

@@ -86,9 +86,9 @@ def warm_runtime() -> None:
     """Load what a first step loads once, before a CPU baseline is taken, so that the peak above it
     is the model's and not the libraries': the kernels the models use run once on tiny tensors
     (thread pools, kernel libraries), and torch._dynamo is imported (with inductor, sympy and
-    triton: about 80 MiB of RSS), which torch imports on the first conv under a dispatch mode, as
-    in `attention_kernels` (bench rows from f044190 until this was done counted it: vit_base
-    inference 519 against 439-441 MiB)."""
+    triton: about 145 MiB of RSS), which torch imports when an optimizer is built and on the first
+    conv under a dispatch mode (`attention_kernels`). Bench rows counted both until 88288b2:
+    vit_base inference 440 MiB (519 from f044190), 360 since, its weights being 330."""
     import torch._dynamo  # noqa: F401 (loaded for its memory, see above)
 
     with torch.no_grad():

@@ -157,7 +157,8 @@ def _check_softcap(softcap: Optional[float]) -> Optional[float]:
     return softcap
 
 
-def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[torch.Tensor] = None) -> str:
+def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[torch.Tensor] = None, *,
+                    compiling: Optional[bool] = None, cpu_backward: Optional[bool] = None) -> str:
     """The backend a soft-capped call runs on (SDPA's kernels have no place for the cap): ``flex``
     (the cap as a score_mod) where the call asks for flex, or runs under `torch.compile` (where
     flex is a fused kernel), and FlexAttention can run it: no attention dropout; on the CPU, no
@@ -165,12 +166,16 @@ def softcap_backend(backend: Optional[str], dropout_p: float = 0.0, q: Optional[
     counting) nor on the meta device. Else ``reference``: eager flex materialises the scores as
     the reference path does, at more cost (VideoPrism-B 16x288 inference, batch 1, 2 CPU threads,
     `vidbench bench --attn-backend auto,flex`: 8.0 s per clip on the reference, 9.0 s on eager flex,
-    the same peak memory)."""
+    the same peak memory). `compiling` / `cpu_backward` answer for a call not running now (the
+    bench's rows: `attention_kernels`); by default they are read from torch and `q`."""
     backend = get_attn_backend(backend)
-    cpu_grad = q is not None and q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
+    if cpu_backward is None:
+        cpu_backward = q is not None and q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
+    if compiling is None:
+        compiling = torch.compiler.is_compiling()
     untraceable = torch.jit.is_tracing() or (q is not None and q.device.type == "meta")
-    wanted = backend == "flex" or (backend != "reference" and torch.compiler.is_compiling())
-    if wanted and dropout_p == 0.0 and not cpu_grad and not untraceable:
+    wanted = backend == "flex" or (backend != "reference" and compiling)
+    if wanted and dropout_p == 0.0 and not cpu_backward and not untraceable:
         return "flex"
     return "reference"
 
