@@ -182,12 +182,14 @@ def _measure(model: Union[str, nn.Module], input_shape: Optional[Sequence[int]],
     name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
     baseline = None
     if isinstance(model, str):
-        if gmacs is None:  # counted on the architecture: the weights do not change it
-            gmacs = count_flops(model, **{k: v for k, v in overrides.items() if k not in WEIGHT_ARGS}).gmacs
+        arch = {k: v for k, v in overrides.items() if k not in WEIGHT_ARGS}  # the weights do not change it
+        if gmacs is None:
+            gmacs = count_flops(model, **arch).gmacs  # built on the meta device: its modules are imported
+        elif device.type == "cpu":
+            with torch.device("meta"):
+                create_model(model, **arch)  # its modules, imported before the baseline below
         if device.type == "cpu":
             warm_runtime()  # libraries a first step loads: in the baseline, not the peak
-            with torch.device("meta"):
-                create_model(model, **{k: v for k, v in overrides.items() if k not in WEIGHT_ARGS})  # its modules too
             release_free_heap()
             baseline = current_rss_bytes()  # before the weights exist
         model = create_model(model, **overrides).to(device)
